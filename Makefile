@@ -1,0 +1,32 @@
+# lifecycle: every target creates .venv and installs the project first when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test dev lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## the main job: the new-user journey for 200 synthetic users, simulated
+	$(BIN)/lifecycle demo
+
+test: install  ## the whole suite (PostgreSQL tests skip locally if none is running)
+	$(BIN)/pytest -q
+
+dev: install  ## Temporal dev server + API + worker; Ctrl-C stops everything
+	$(BIN)/lifecycle dev
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+clean:
+	rm -rf $(VENV) .lifecycle build *.egg-info

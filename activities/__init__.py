@@ -1,0 +1,1 @@
+"""Activities: classes built with their dependencies (session factory, channels, renderer)."""

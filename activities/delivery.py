@@ -1,0 +1,182 @@
+"""``deliver``: the one way a journey sends, exactly once per step occurrence.
+
+Order of work (each numbered part is its own transaction):
+
+1. the ledger row is written, keyed by the run's first execution run id + step + occurrence;
+   a row already past ``pending`` means an earlier attempt finished: its outcome is returned;
+2. policy: holdout, consent, reachability — a skip is recorded with its reason;
+3. render, send through the channel with the ledger key as the message key;
+4. the row becomes ``sent`` with the provider's id.
+
+The window between 3 and 4 (provider accepted, worker died) leaves the row ``pending``; the
+retry sends again with the same key, which the outbox (and providers that take an
+idempotency key) de-duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from channels.base import Channel, OutboundMessage, PermanentSendError
+from store.db import SessionFactory, transaction
+from store.models import Consent, Coupon, Message, PushToken, User
+from store.upsert import insert_ignore
+from workflows.contracts import DELIVER, DeliverInput, DeliverResult
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryActivities:
+    def __init__(
+        self,
+        factory: SessionFactory,
+        *,
+        renderer: TemplateRenderer,
+        channels: Mapping[str, Channel],
+        default_locale: str = "zh-CN",
+        default_timezone: str = "Asia/Shanghai",
+        unsubscribe_base_url: str = "http://127.0.0.1:8000/u",
+    ):
+        self._factory = factory
+        self._renderer = renderer
+        self._channels = channels
+        self._default_locale = default_locale
+        self._default_timezone = default_timezone
+        self._unsubscribe_base_url = unsubscribe_base_url
+
+    @activity.defn(name=DELIVER)
+    def deliver(self, inp: DeliverInput) -> DeliverResult:
+        """Send one step's message under the delivery policy, or record why not."""
+        with transaction(self._factory) as session:
+            row = self._ledger_row(session, inp)
+            if row.status != "pending":
+                return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
+            user = session.get(User, inp.user_id)
+            reason = self._skip_reason(session, inp, user)
+            if reason is not None or user is None:
+                row.status, row.reason = "skipped", reason or "unknown_user"
+                return DeliverResult(message_id=row.id, status="skipped", reason=row.reason)
+            recipient = self._recipient(session, inp.channel, user)
+            if recipient is None:
+                row.status, row.reason = "skipped", "unreachable"
+                return DeliverResult(message_id=row.id, status="skipped", reason="unreachable")
+            context = self._context(session, inp, user, message_id=row.id)
+            locale = user.locale
+            message_id = row.id
+        try:
+            rendered = self._renderer.render(
+                inp.template, channel=inp.channel, locale=locale, context=context
+            )
+        except TemplateError as exc:
+            log.error("template %s failed for message %s: %s", inp.template, message_id, exc)
+            return self._finish(message_id, status="failed", reason="template_error")
+        channel = self._channels[inp.channel]
+        try:
+            result = channel.send(_outbound(inp.idempotency_key, recipient, rendered))
+        except PermanentSendError as exc:
+            self._finish(message_id, status="failed", reason=exc.reason, provider=channel.name)
+            raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from exc
+        with transaction(self._factory) as session:
+            row = session.get_one(Message, message_id)
+            row.status, row.sent_at = "sent", inp.now
+            row.provider, row.provider_message_id = result.provider, result.provider_message_id
+        return DeliverResult(message_id=message_id, status="sent")
+
+    def _ledger_row(self, session: Any, inp: DeliverInput) -> Message:
+        insert_ignore(
+            session,
+            Message.__table__,
+            values={
+                "idempotency_key": inp.idempotency_key,
+                "enrollment_id": inp.enrollment_id,
+                "journey_id": inp.journey_id,
+                "step_id": inp.step_id,
+                "user_id": inp.user_id,
+                "channel": inp.channel,
+                "template": inp.template,
+                "status": "pending",
+                "created_at": inp.now,
+            },
+        )
+        stmt = select(Message).where(Message.idempotency_key == inp.idempotency_key)
+        return session.scalars(stmt.with_for_update()).one()
+
+    def _skip_reason(self, session: Any, inp: DeliverInput, user: User | None) -> str | None:
+        if user is None:
+            return "unknown_user"
+        if inp.group == "holdout":
+            return "held_out"
+        consent = session.get(Consent, (user.id, inp.channel, inp.topic))
+        if consent is not None and consent.status == "unsubscribed":
+            return "unsubscribed"
+        return None
+
+    def _recipient(self, session: Any, channel: str, user: User) -> str | None:
+        if channel == "sms":
+            return user.phone
+        if channel == "email":
+            return user.email
+        stmt = (
+            select(PushToken.token)
+            .where(PushToken.user_id == user.id)
+            .order_by(PushToken.created_at.desc())
+            .limit(1)
+        )
+        return session.scalar(stmt)
+
+    def _context(
+        self, session: Any, inp: DeliverInput, user: User, *, message_id: int
+    ) -> dict[str, Any]:
+        coupon = session.get(Coupon, inp.coupon_id) if inp.coupon_id else None
+        traits = user.traits or {}
+        return {
+            "user": {
+                "id": user.id,
+                "name": str(traits.get("name") or traits.get("first_name") or ""),
+                "member_tier": user.member_tier,
+                "locale": user.locale or self._default_locale,
+                "timezone": user.timezone or self._default_timezone,
+            },
+            "coupon": None
+            if coupon is None
+            else {
+                "code": coupon.code,
+                "amount_fen": coupon.amount_fen,
+                "min_spend_fen": coupon.min_spend_fen,
+                "expires_at": coupon.expires_at,
+            },
+            "trigger": {
+                "event": inp.trigger.event,
+                "properties": inp.trigger.properties,
+                "timestamp": inp.trigger.timestamp,
+            },
+            "unsubscribe_url": f"{self._unsubscribe_base_url}/{message_id}",
+        }
+
+    def _finish(
+        self, message_id: int, *, status: str, reason: str, provider: str | None = None
+    ) -> DeliverResult:
+        with transaction(self._factory) as session:
+            row = session.get_one(Message, message_id)
+            row.status, row.reason, row.provider = status, reason, provider
+        return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def _outbound(key: str, to: str, rendered: RenderedMessage) -> OutboundMessage:
+    return OutboundMessage(
+        key=key,
+        channel=rendered.channel,
+        to=to,
+        body=rendered.body,
+        subject=rendered.subject,
+        html=rendered.html,
+        title=rendered.title,
+        data=dict(rendered.data),
+    )

@@ -1,0 +1,271 @@
+"""``lifecycle``: the command line of the lifecycle-messaging engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from config import Settings, load_settings
+
+EPILOG = """\
+quick start:
+  lifecycle demo                 the new-user journey for 200 synthetic users, in seconds
+  lifecycle dev                  Temporal dev server + API + worker; Ctrl-C stops all
+  curl -u dev-write-key: -H 'Content-Type: application/json' \\
+       -d '{"userId":"u1","event":"user_signed_up"}' http://127.0.0.1:8000/v1/track
+  lifecycle outbox               what the outbox channel "sent"
+  lifecycle users timeline u1    everything that happened to one user
+
+configuration comes from the environment (or .env): DATABASE_URL, TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, and LIFECYCLE_* for the rest (LIFECYCLE_WRITE_KEY, ...).
+"""
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    from store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from devstack.demo import run_demo
+
+    asyncio.run(run_demo(settings, users=args.users, seed=args.seed))
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from devstack.stack import run_dev
+
+    return run_dev(settings)
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from triggers.server import build_app
+
+    uvicorn.run(build_app(settings), host=settings.api_host, port=settings.api_port)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker import run_worker
+
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    upgrade(make_engine(settings.database_url))
+    print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def _load(paths: list[str]):  # type: ignore[no-untyped-def]
+    from journeys.validate import JourneyError, load_journey, shipped_journey_files
+    from message_templates.render import TemplateRenderer
+
+    files = [Path(p) for p in paths] or shipped_journey_files()
+    renderer = TemplateRenderer()
+    loaded, errors = [], []
+    for path in files:
+        try:
+            loaded.append((path, load_journey(path, renderer)))
+        except JourneyError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise CliError("\n".join(errors))
+    return loaded
+
+
+def cmd_journeys_validate(settings: Settings, args: argparse.Namespace) -> int:
+    for path, journey in _load(args.files):
+        print(f"{path}: ok ({journey.id}, {len(journey.steps)} steps)")
+    return 0
+
+
+def cmd_journeys_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from store.db import transaction
+    from store.journeys import publish
+
+    loaded = _load(args.files)
+    factory = _engine_factory(settings)
+    with transaction(factory) as session:
+        for path, journey in loaded:
+            row = publish(session, journey=journey, source=path.read_text(), now=datetime.now(UTC))
+            print(f"{journey.id}: version {row.version} published")
+    return 0
+
+
+def cmd_journeys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from store.journeys import live_journeys
+
+    with _engine_factory(settings)() as session:
+        rows = live_journeys(session)
+    if not rows:
+        print("no journeys published yet: lifecycle journeys publish")
+    for row in rows:
+        when = f"{row.published_at:%Y-%m-%d %H:%M}"
+        print(f"{row.journey_id:28} v{row.version:<4} {row.status:10} {when}")
+    return 0
+
+
+def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from store.outbox import list_outbox
+
+    with _engine_factory(settings)() as session:
+        rows = list_outbox(session, limit=args.limit)
+    if not rows:
+        print("the outbox is empty")
+    for m in reversed(rows):
+        head = f"#{m.id} {m.created_at:%Y-%m-%d %H:%M} {m.channel:5} → {m.recipient}"
+        print(head + (f"  [{m.subject}]" if m.subject else ""))
+        print("    " + m.body.replace("\n", "\n    ")[:400])
+    return 0
+
+
+def cmd_users_timeline(settings: Settings, args: argparse.Namespace) -> int:
+    from store.reports import user_timeline
+
+    with _engine_factory(settings)() as session:
+        entries = user_timeline(session, user_id=args.user_id)
+    if not entries:
+        raise CliError(f"nothing recorded for user {args.user_id!r}")
+    for e in entries:
+        print(f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {e.kind:8}  {e.text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lifecycle",
+        description="Lifecycle journeys (YAML) run durably on Temporal: coupons, reminders, "
+        "win-backs by SMS, email and push, with every send recorded.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[..., int], help: str, example: str, parent=sub):  # type: ignore[no-untyped-def]
+        p = parent.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(fn=fn)
+        return p
+
+    demo = add(
+        "demo",
+        cmd_demo,
+        "run the 7-day new-user coupon journey for synthetic users on a simulated clock",
+        "lifecycle demo --users 500 --seed 3",
+    )
+    demo.add_argument("--users", type=int, default=200, help="population size (default 200)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    add("dev", cmd_dev, "run the local stack: Temporal dev server, API, worker", "lifecycle dev")
+    add("api", cmd_api, "run the ingestion API (uvicorn)", "LIFECYCLE_API_PORT=8080 lifecycle api")
+    add(
+        "worker",
+        cmd_worker,
+        "run a Temporal worker",
+        "TEMPORAL_ADDRESS=temporal:7233 lifecycle worker",
+    )
+    add(
+        "migrate",
+        cmd_migrate,
+        "create or upgrade the database schema",
+        "DATABASE_URL=postgresql://u@db/lifecycle lifecycle migrate",
+    )
+
+    journeys = add(
+        "journeys", lambda *_: 0, "validate, publish and list journeys", "lifecycle journeys list"
+    )
+    jsub = journeys.add_subparsers(dest="journeys_command", required=True, metavar="ACTION")
+    v = add(
+        "validate",
+        cmd_journeys_validate,
+        "check journey files (default: the shipped ones)",
+        "lifecycle journeys validate journeys/new_user_coupon.yaml",
+        jsub,
+    )
+    v.add_argument("files", nargs="*")
+    p = add(
+        "publish",
+        cmd_journeys_publish,
+        "publish journey files as new versions",
+        "lifecycle journeys publish journeys/new_user_coupon.yaml",
+        jsub,
+    )
+    p.add_argument("files", nargs="*")
+    add("list", cmd_journeys_list, "list published journeys", "lifecycle journeys list", jsub)
+
+    o = add(
+        "outbox", cmd_outbox, "list what the outbox channel recorded", "lifecycle outbox --limit 5"
+    )
+    o.add_argument("--limit", type=int, default=20)
+
+    users = add("users", lambda *_: 0, "look at one user", "lifecycle users timeline u1")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    t = add(
+        "timeline",
+        cmd_users_timeline,
+        "events, journeys, coupons, sends and skips of a user",
+        "lifecycle users timeline u1",
+        usub,
+    )
+    t.add_argument("user_id")
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        return int(args.fn(settings, args))
+    except ValidationError as exc:
+        if args.debug:
+            raise
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        print(f"lifecycle: bad setting {field}: {first['msg']}", file=sys.stderr)
+    except CliError as exc:
+        print(f"lifecycle: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"lifecycle: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

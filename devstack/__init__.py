@@ -1,0 +1,1 @@
+"""Local tooling: the demo and the one-command development stack."""

@@ -1,0 +1,1 @@
+"""The journey language: pydantic models, the shipped journeys (*.yaml) and validation."""

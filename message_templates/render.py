@@ -1,0 +1,384 @@
+"""Rendering a named template for one channel, locale and context into a RenderedMessage."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.utils import missing
+
+from message_templates.environment import MissingVariableError, build_environment
+from message_templates.errors import (
+    InvalidTemplateError,
+    SandboxViolationError,
+    TemplateError,
+    UndefinedVariableError,
+    UnknownTemplateError,
+    WrongChannelError,
+)
+from message_templates.filters import DEFAULT_TIMEZONE, LOCALE_GLOBAL, TIMEZONE_GLOBAL
+from message_templates.sms import sms_segments, with_opt_out
+from message_templates.spec import (
+    CHANNEL_PARTS,
+    PartSource,
+    TemplateSpec,
+    normalize_locale,
+    read_template_file,
+)
+
+TEMPLATES_DIRECTORY = Path(__file__).parent / "templates"
+DEFAULT_SMS_OPT_OUT_TEXT = {"zh": "回T退订", "en": "Reply STOP to opt out"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One message ready for a channel to send.
+
+    Attributes:
+        template: The template name.
+        channel: ``sms``, ``email`` or ``push``.
+        locale: The locale actually rendered (after fallback), as the template file spells it.
+        body: The SMS text (opt-out included), the push body or the email's plain text.
+        subject: The email subject.
+        html: The email HTML.
+        title: The push title.
+        data: Push data; a deep link is under ``"link"``.
+        segments: How many SMS segments ``body`` is sent as; None for other channels.
+    """
+
+    template: str
+    channel: str
+    locale: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    title: str | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    segments: int | None = None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    spec: TemplateSpec
+    parts: dict[str, dict[str, Template]]  # locale as written -> part -> template
+
+
+class TemplateRenderer:
+    """Loads template files from one directory and renders them in a sandbox.
+
+    A file is read and compiled the first time its template is asked for, then kept, so a
+    broken file fails only the templates that use it (and :meth:`check` reports it).
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        default_locale: str = "zh-CN",
+        sms_opt_out_text: dict[str, str] | None = None,
+        default_timezone: str = DEFAULT_TIMEZONE,
+    ) -> None:
+        """Build a renderer; nothing is read until a template is used.
+
+        Args:
+            directory: Where ``<name>.yaml`` files live; the shipped templates by default.
+            default_locale: The locale used when neither the recipient's locale nor its
+                language has text. Every template must have it (or its language).
+            sms_opt_out_text: Opt-out text appended to every SMS, keyed by locale or
+                language (``{"zh": "回T退订", "en": "Reply STOP to opt out"}`` by default).
+                A locale without an entry gets the default locale's text; an empty mapping
+                appends nothing.
+            default_timezone: IANA zone for dates when ``user.timezone`` is missing or bad.
+        """
+        self.directory = directory if directory is not None else TEMPLATES_DIRECTORY
+        self.default_locale = default_locale
+        opt_out = DEFAULT_SMS_OPT_OUT_TEXT if sms_opt_out_text is None else sms_opt_out_text
+        self._opt_out = {normalize_locale(key): text for key, text in opt_out.items()}
+        self._default_timezone = default_timezone
+        self._text_env = build_environment(html=False)
+        self._html_env = build_environment(html=True)
+        self._loaded: dict[str, _Compiled] = {}
+
+    def names(self) -> list[str]:
+        """The names of all templates in the directory, sorted."""
+        return sorted(
+            path.stem
+            for path in self.directory.glob("*.yaml")
+            if path.is_file() and _NAME.fullmatch(path.stem)
+        )
+
+    def channel_of(self, name: str) -> str:
+        """The channel a template is written for.
+
+        Raises:
+            UnknownTemplateError: No template has this name.
+            InvalidTemplateError: The template file is malformed.
+        """
+        return self._load(name).spec.channel
+
+    def render(
+        self, name: str, *, channel: str, locale: str | None, context: Mapping[str, Any]
+    ) -> RenderedMessage:
+        """Render a template for a recipient.
+
+        Args:
+            name: The template name (its file name without ``.yaml``).
+            channel: The channel it will be sent on; must be the template's own.
+            locale: The recipient's locale (``en-US``, ``zh_CN``...); None for the default.
+                Tried as is, then its language, then the default locale.
+            context: The variables: ``user``, ``coupon``, ``trigger``, ``unsubscribe_url``.
+
+        Returns:
+            The rendered message, with the locale actually used.
+
+        Raises:
+            TemplateError: Or one of its subclasses; always permanent.
+        """
+        compiled = self._load(name)
+        _check_channel(compiled.spec, channel)
+        return self._render_locale(compiled, self._pick_locale(compiled.spec, locale), context)
+
+    def check(self, name: str, *, channel: str, context: Mapping[str, Any]) -> list[str]:
+        """Render every locale of a template with a sample context and list what fails.
+
+        Args:
+            name: The template name.
+            channel: The channel the template would be sent on.
+            context: A sample context shaped like the real one.
+
+        Returns:
+            One message per problem (unknown template, wrong channel, malformed file, a
+            locale that fails to render); empty when the template is good to use.
+        """
+        try:
+            compiled = self._load(name)
+            _check_channel(compiled.spec, channel)
+        except TemplateError as exc:
+            return [str(exc)]
+        problems = []
+        for locale in compiled.spec.locales:
+            try:
+                self._render_locale(compiled, locale, context)
+            except TemplateError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def _load(self, name: str) -> _Compiled:
+        if name in self._loaded:
+            return self._loaded[name]
+        path = self.directory / f"{name}.yaml"
+        # The name pattern keeps lookups inside the directory ("../", absolute paths).
+        if not _NAME.fullmatch(name) or not path.is_file():
+            raise UnknownTemplateError(
+                f"no template named {name!r} in {self.directory}", template=name
+            )
+        spec = read_template_file(path, name=name)
+        if self._pick_locale(spec, None, strict=False) is None:
+            raise InvalidTemplateError(
+                f"no text for the default locale {self.default_locale}",
+                template=name,
+                file=path,
+            )
+        compiled = _Compiled(spec=spec, parts=self._compile(spec))
+        self._loaded[name] = compiled
+        return compiled
+
+    def _compile(self, spec: TemplateSpec) -> dict[str, dict[str, Template]]:
+        return {
+            locale: {
+                part: self._compile_part(spec, locale, part, source)
+                for part, source in sources.items()
+            }
+            for locale, sources in spec.locales.items()
+        }
+
+    def _compile_part(
+        self, spec: TemplateSpec, locale: str, part: str, source: PartSource
+    ) -> Template:
+        env = self._html_env if (spec.channel, part) == ("email", "html") else self._text_env
+        template_globals = {LOCALE_GLOBAL: locale, TIMEZONE_GLOBAL: self._default_timezone}
+        try:
+            return env.from_string(source.source, globals=template_globals)
+        except TemplateSyntaxError as exc:
+            problem = f"template syntax error: {exc.message}"
+            if not source.exact and exc.lineno > 1:
+                problem += f" (line {exc.lineno} of the text)"
+            raise InvalidTemplateError(
+                problem,
+                template=spec.name,
+                file=spec.path,
+                locale=locale,
+                part=part,
+                line=source.file_line(exc.lineno),
+            ) from exc
+
+    def _pick_locale(
+        self, spec: TemplateSpec, wanted: str | None, *, strict: bool = True
+    ) -> str | None:
+        by_key = {normalize_locale(locale): locale for locale in spec.locales}
+        for candidate in _locale_chain(wanted, self.default_locale):
+            if candidate in by_key:
+                return by_key[candidate]
+            if "-" not in candidate:
+                # "en" wanted, only "en-US" written: still better than another language.
+                for key, locale in by_key.items():
+                    if key.split("-")[0] == candidate:
+                        return locale
+        if strict:
+            raise InvalidTemplateError(
+                f"no text for {wanted!r} or the default locale {self.default_locale}",
+                template=spec.name,
+                file=spec.path,
+            )
+        return None
+
+    def _render_locale(
+        self, compiled: _Compiled, locale: str, context: Mapping[str, Any]
+    ) -> RenderedMessage:
+        spec = compiled.spec
+        text = {
+            part: self._render_part(compiled, locale, part, context)
+            for part in compiled.parts[locale]
+        }
+        required, _ = CHANNEL_PARTS[spec.channel]
+        for part in sorted(required):
+            if not text[part]:
+                raise TemplateError(
+                    "renders empty", template=spec.name, file=spec.path, locale=locale, part=part
+                )
+        if spec.channel == "sms":
+            body = with_opt_out(text["body"], self._opt_out_text(locale))
+            return RenderedMessage(spec.name, "sms", locale, body=body, segments=sms_segments(body))
+        if spec.channel == "push":
+            link = text.get("link")
+            return RenderedMessage(
+                spec.name,
+                "push",
+                locale,
+                body=text["body"],
+                title=_one_line(text["title"]),
+                data={"link": link} if link else {},
+            )
+        return RenderedMessage(
+            spec.name,
+            "email",
+            locale,
+            body=text["text"],
+            subject=_one_line(text["subject"]),
+            html=text["html"],
+        )
+
+    def _render_part(
+        self, compiled: _Compiled, locale: str, part: str, context: Mapping[str, Any]
+    ) -> str:
+        spec = compiled.spec
+        source = spec.locales[locale][part]
+        try:
+            return compiled.parts[locale][part].render(context).strip()
+        except SecurityError as exc:
+            raise SandboxViolationError(
+                f"not allowed in a template: {exc}",
+                template=spec.name,
+                file=spec.path,
+                locale=locale,
+                part=part,
+                line=_error_line(source, exc.__traceback__),
+            ) from exc
+        except UndefinedError as exc:
+            variable = _variable_name(exc, context)
+            raise UndefinedVariableError(
+                f"undefined variable '{variable}'" if variable else str(exc),
+                variable=variable or "",
+                template=spec.name,
+                file=spec.path,
+                locale=locale,
+                part=part,
+                line=_error_line(source, exc.__traceback__),
+            ) from exc
+        except TemplateNotFound as exc:
+            raise InvalidTemplateError(
+                "templates cannot include, import or extend other templates",
+                template=spec.name,
+                file=spec.path,
+                locale=locale,
+                part=part,
+                line=_error_line(source, exc.__traceback__),
+            ) from exc
+        except Exception as exc:  # a filter refusing its input, range() too large, ...
+            raise TemplateError(
+                f"rendering failed: {type(exc).__name__}: {exc}",
+                template=spec.name,
+                file=spec.path,
+                locale=locale,
+                part=part,
+                line=_error_line(source, exc.__traceback__),
+            ) from exc
+
+    def _opt_out_text(self, locale: str) -> str | None:
+        for candidate in _locale_chain(locale, self.default_locale):
+            if candidate in self._opt_out:
+                return self._opt_out[candidate]
+        return None
+
+
+def _check_channel(spec: TemplateSpec, channel: str) -> None:
+    if channel != spec.channel:
+        raise WrongChannelError(
+            f"written for {spec.channel}, not {channel}", template=spec.name, file=spec.path
+        )
+
+
+def _locale_chain(wanted: str | None, default: str) -> list[str]:
+    """``en-US`` → ``en-us``, ``en``, then the default locale and its language."""
+    chain: list[str] = []
+    for locale in (wanted, default):
+        if locale:
+            key = normalize_locale(locale)
+            for candidate in (key, key.split("-")[0]):
+                if candidate not in chain:
+                    chain.append(candidate)
+    return chain
+
+
+def _variable_name(exc: UndefinedError, context: Mapping[str, Any]) -> str | None:
+    """The missing variable as the template spells it: ``user.nickname`` if findable."""
+    if not isinstance(exc, MissingVariableError) or exc.name is None:
+        return None
+    if exc.owner is missing:
+        return str(exc.name)
+    # Only the owning object is known; find which context value (or value inside one) it is.
+    for key, value in context.items():
+        if value is exc.owner:
+            return f"{key}.{exc.name}"
+        if isinstance(value, Mapping):
+            for inner_key, inner in value.items():
+                if inner is exc.owner:
+                    return f"{key}.{inner_key}.{exc.name}"
+    return str(exc.name)
+
+
+def _error_line(source: PartSource, tb: TracebackType | None) -> int:
+    """The file line a rendering error happened on.
+
+    Jinja rewrites tracebacks so template frames carry template line numbers under the file
+    name ``<template>``; the innermost one is where the error happened.
+    """
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return source.file_line(line)
+
+
+def _one_line(text: str) -> str:
+    # Subjects and titles are single lines; a newline from a trait must not split them.
+    return _WHITESPACE.sub(" ", text).strip()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2.0 models, the engine/session factory and Alembic migrations."""

@@ -1,0 +1,70 @@
+"""Published journey versions: publish, list, and the live set the router reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from journeys.models import Journey
+from store.models import JourneyVersion
+
+
+def publish(session: Session, *, journey: Journey, source: str, now: datetime) -> JourneyVersion:
+    """Publish ``journey`` as a new version, unless it equals the latest one.
+
+    Running enrollments keep the version they started with; new entries take this one.
+    """
+    spec = journey.model_dump(mode="json")
+    latest = latest_version(session, journey_id=journey.id)
+    if latest is not None and latest.spec == spec:
+        if latest.status != "published":
+            latest.status = "published"
+        return latest
+    version = JourneyVersion(
+        journey_id=journey.id,
+        version=(latest.version + 1) if latest else 1,
+        source=source,
+        spec=spec,
+        status="published",
+        published_at=now,
+    )
+    if latest is not None:
+        latest.status = "archived"
+    session.add(version)
+    session.flush()
+    return version
+
+
+def latest_version(session: Session, *, journey_id: str) -> JourneyVersion | None:
+    stmt = (
+        select(JourneyVersion)
+        .where(JourneyVersion.journey_id == journey_id)
+        .order_by(JourneyVersion.version.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def live_journeys(session: Session) -> list[JourneyVersion]:
+    """The latest version of every journey, published or paused."""
+    newest = (
+        select(JourneyVersion.journey_id, func.max(JourneyVersion.version).label("v"))
+        .group_by(JourneyVersion.journey_id)
+        .subquery()
+    )
+    stmt = (
+        select(JourneyVersion)
+        .join(
+            newest,
+            (JourneyVersion.journey_id == newest.c.journey_id)
+            & (JourneyVersion.version == newest.c.v),
+        )
+        .order_by(JourneyVersion.journey_id)
+    )
+    return list(session.scalars(stmt))
+
+
+def spec_of(row: JourneyVersion) -> Journey:
+    return Journey.model_validate(row.spec)

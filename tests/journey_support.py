@@ -1,0 +1,90 @@
+"""Helpers for tests that run journeys: publish, create users, store and route events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from journeys.validate import load_journey, shipped_journey_files
+from store.db import SessionFactory, transaction
+from store.journeys import publish
+from store.models import Enrollment, Event, Message, OutboxMessage, PushToken, User
+
+
+def publish_shipped(factory: SessionFactory, journey_id: str, now: datetime) -> None:
+    path = next(p for p in shipped_journey_files() if p.stem == journey_id)
+    with transaction(factory) as session:
+        publish(session, journey=load_journey(path), source=path.read_text(), now=now)
+
+
+def add_user(factory: SessionFactory, user_id: str, now: datetime, **fields: Any) -> None:
+    values = {
+        "phone": "+8613800138000",
+        "email": f"{user_id}@example.com",
+        "locale": "zh-CN",
+        "timezone": "Asia/Shanghai",
+    } | fields
+    token = values.pop("push_token", f"token-{user_id}")
+    with transaction(factory) as session:
+        session.add(User(id=user_id, created_at=now, updated_at=now, traits={}, tags=[], **values))
+        session.flush()
+        if token:
+            session.add(PushToken(user_id=user_id, token=token, platform="android", created_at=now))
+
+
+def store_event(
+    factory: SessionFactory,
+    user_id: str,
+    event: str,
+    at: datetime,
+    *,
+    message_id: str | None = None,
+    properties: dict[str, Any] | None = None,
+) -> int:
+    with transaction(factory) as session:
+        row = Event(
+            message_id=message_id or str(uuid.uuid4()),
+            type="track",
+            user_id=user_id,
+            event=event,
+            properties=properties or {},
+            context={},
+            timestamp=at,
+            received_at=at,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def ledger(factory: SessionFactory, user_id: str) -> list[Message]:
+    with factory() as session:
+        stmt = select(Message).where(Message.user_id == user_id).order_by(Message.id)
+        return list(session.scalars(stmt))
+
+
+def enrollments(factory: SessionFactory, user_id: str) -> list[Enrollment]:
+    with factory() as session:
+        stmt = select(Enrollment).where(Enrollment.user_id == user_id)
+        return list(session.scalars(stmt))
+
+
+def outbox(factory: SessionFactory) -> list[OutboxMessage]:
+    with factory() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def user_in(
+    group: str, prefix: str, journey_id: str = "new_user_coupon", percent: float = 10
+) -> str:
+    """A user id (starting with ``prefix``) that the holdout hash puts in ``group``."""
+    from triggers.router import holdout_group
+
+    return next(
+        u
+        for i in range(10_000)
+        if holdout_group(journey_id, u := f"{prefix}-{i}", percent) == group
+    )

@@ -1,0 +1,147 @@
+"""Parsing Segment calls, bodies and traits, without a database."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from triggers.api import check_write_key
+from triggers.body import gunzip_limited
+from triggers.profiles import normalize_phone, valid_timezone
+from triggers.segment import PayloadError, decode_json, event_time, parse_batch, parse_call
+
+NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+8613800138000", "+8613800138000"),
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("+1 (415) 555-2671", "+14155552671"),
+        ("+1234567", "+1234567"),
+        ("13800138000", None),  # no country code
+        ("+123456", None),  # too short
+        ("+1234567890123456", None),  # too long
+        ("+86 138.0013.8000", None),
+        ("+86abc", None),
+        (8613800138000, None),
+        (None, None),
+    ],
+)
+def test_normalize_phone(raw: object, expected: str | None) -> None:
+    assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Asia/Shanghai", "Asia/Shanghai"),
+        ("UTC", "UTC"),
+        ("Mars/Olympus", None),
+        ("../../etc/passwd", None),
+        ("", None),
+        (8, None),
+    ],
+)
+def test_valid_timezone(raw: object, expected: str | None) -> None:
+    assert valid_timezone(raw) == expected
+
+
+def test_event_time_prefers_corrected_device_time() -> None:
+    device = NOW + timedelta(hours=2)
+    assert event_time(
+        timestamp=device - timedelta(seconds=5),
+        original_timestamp=None,
+        sent_at=device,
+        received_at=NOW,
+    ) == NOW - timedelta(seconds=5)
+    # Without sentAt the given timestamp is trusted (historical imports).
+    ts = NOW - timedelta(days=3)
+    assert event_time(timestamp=ts, original_timestamp=None, sent_at=None, received_at=NOW) == ts
+    assert event_time(timestamp=None, original_timestamp=ts, sent_at=None, received_at=NOW) == ts
+    assert event_time(timestamp=None, original_timestamp=None, sent_at=ts, received_at=NOW) == NOW
+
+
+def test_timestamp_offsets_are_converted_to_utc() -> None:
+    body = {"userId": "u1", "event": "x", "timestamp": "2024-05-01T18:00:00+08:00"}
+    message = parse_call("track", body, received_at=NOW)
+    assert message.timestamp == NOW
+    assert message.timestamp.tzinfo is UTC
+
+
+def test_single_endpoint_type_comes_from_the_url() -> None:
+    body = {"type": "identify", "userId": "u1", "event": "x"}
+    assert parse_call("track", body, received_at=NOW).type == "track"
+
+
+def test_batch_type_is_case_insensitive_and_message_context_wins() -> None:
+    data = {
+        "batch": [{"type": "Track", "userId": "u1", "event": "x", "context": {"ip": "1.2.3.4"}}],
+        "context": {"ip": "0.0.0.0", "library": {"name": "lib"}},
+    }
+    [message] = parse_batch(data, received_at=NOW)
+    assert message.type == "track"
+    assert message.context == {"ip": "1.2.3.4", "library": {"name": "lib"}}
+
+
+def test_long_ids_are_refused_before_the_database_sees_them() -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_call("track", {"userId": "u" * 256, "event": "x"}, received_at=NOW)
+    assert info.value.field == "userId"
+    assert "255" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"", "line 1, column 1"),
+        (b'{"a": 1,}', "line 1, column 9"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"a": NaN}', "NaN"),
+        (b"\xff\xfe\xfa", "JSON"),
+    ],
+)
+def test_decode_json_says_where(body: bytes, fragment: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        decode_json(body)
+    assert fragment in info.value.message
+    assert info.value.status == 400
+
+
+def test_gunzip_accepts_concatenated_members() -> None:
+    data = gzip.compress(b'{"a": ') + gzip.compress(b"1}")
+    assert gunzip_limited(data, 100) == b'{"a": 1}'
+
+
+def test_gunzip_stops_at_the_limit() -> None:
+    bomb = gzip.compress(b"0" * 1_000_000)
+    with pytest.raises(PayloadError) as info:
+        gunzip_limited(bomb, 1024)
+    assert info.value.status == 413
+    assert gunzip_limited(gzip.compress(b"0" * 1024), 1024) == b"0" * 1024
+
+
+def _basic(user: str, password: str = "") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        (_basic("key"), True),
+        ("basic " + base64.b64encode(b"key:").decode(), True),
+        (_basic("key", "ignored"), True),
+        (_basic("key2"), False),
+        (_basic("ke"), False),
+        ("Basic !!!", False),
+        ("Bearer key", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_check_write_key(header: str | None, ok: bool) -> None:
+    assert (check_write_key(header, "key") is None) is ok

@@ -1,0 +1,153 @@
+"""The ingestion API: Segment's HTTP tracking API, served by FastAPI.
+
+``POST /v1/identify``, ``/v1/track``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
+``/v1/alias`` and ``/v1/batch`` take what Segment's client libraries send (HTTP Basic with the
+write key as user name, JSON, optionally gzipped) and answer ``{"success": true}``. Errors are
+``{"error": "<sentence>", "field": "<path>"}``. ``GET /healthz`` needs no key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from config import Settings
+from store.db import SessionFactory
+from triggers.body import read_body
+from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
+from triggers.segment import (
+    MESSAGE_TYPES,
+    Message,
+    MessageType,
+    PayloadError,
+    decode_json,
+    parse_batch,
+    parse_call,
+)
+
+log = logging.getLogger(__name__)
+
+_SUCCESS = {"success": True}
+# Bodies larger than this are parsed off the event loop (a full batch takes milliseconds).
+_PARSE_INLINE_BYTES = 64 * 1024
+
+
+def _unauthorized(reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": reason}, status_code=401, headers={"WWW-Authenticate": 'Basic realm="lifecycle"'}
+    )
+
+
+def _error(exc: PayloadError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def check_write_key(authorization: str | None, write_key: str) -> str | None:
+    """Why ``authorization`` does not carry ``write_key`` as its Basic user name, or None.
+
+    Segment's libraries send ``Basic base64("<write key>:")``; the password is not checked.
+    """
+    if not authorization:
+        return "Missing HTTP Basic credentials: send the write key as the user name."
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return "Authorization must be HTTP Basic with the write key as the user name."
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return "Authorization is not valid base64."
+    user, _, _password = decoded.partition(b":")
+    if not hmac.compare_digest(user, write_key.encode()):
+        return "Invalid write key."
+    return None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    session_factory: SessionFactory,
+    router: EventRouter,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the ingestion API.
+
+    Args:
+        settings: the write key and the size limits (``max_message_bytes``,
+            ``max_batch_bytes``) come from here.
+        session_factory: each request stores its calls in one transaction from this factory.
+        router: called after the commit with the ids of this request's track events that
+            still need routing.
+        clock: ``received_at`` for every call; defaults to the UTC wall clock.
+
+    Returns:
+        The FastAPI application; nothing is built before this call.
+    """
+    now: Clock = clock or utc_now
+    ingestor = Ingestor(session_factory, router=router)
+    app = FastAPI(title="lifecycle ingestion API", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    async def handle(
+        request: Request, limit: int, parse: Callable[[bytes, datetime], list[Message]]
+    ) -> JSONResponse:
+        reason = check_write_key(request.headers.get("authorization"), settings.write_key)
+        if reason:
+            return _unauthorized(reason)
+        try:
+            body = await read_body(request, limit)
+            if len(body) > _PARSE_INLINE_BYTES:
+                messages = await run_in_threadpool(parse, body, now())
+            else:
+                messages = parse(body, now())
+        except PayloadError as exc:
+            log.info("refused %s: %s (field %s)", request.url.path, exc.status, exc.field)
+            return _error(exc)
+        try:
+            await ingestor.ingest(messages)
+        except RoutingFailed:
+            return JSONResponse({"error": "stored but not routed; retry"}, status_code=503)
+        return JSONResponse(_SUCCESS)
+
+    def single(kind: MessageType) -> Callable[[Request], Awaitable[JSONResponse]]:
+        def parse(body: bytes, received_at: datetime) -> list[Message]:
+            return [parse_call(kind, decode_json(body), received_at=received_at)]
+
+        async def endpoint(request: Request) -> JSONResponse:
+            return await handle(request, settings.max_message_bytes, parse)
+
+        endpoint.__name__ = kind
+        return endpoint
+
+    for kind in MESSAGE_TYPES:
+        app.add_api_route(f"/v1/{kind}", single(kind), methods=["POST"])
+
+    def parse_many(body: bytes, received_at: datetime) -> list[Message]:
+        return parse_batch(
+            decode_json(body),
+            received_at=received_at,
+            max_message_bytes=settings.max_message_bytes,
+        )
+
+    @app.post("/v1/batch")
+    async def batch(request: Request) -> JSONResponse:
+        return await handle(request, settings.max_batch_bytes, parse_many)
+
+    return app

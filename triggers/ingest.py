@@ -1,0 +1,193 @@
+"""Storing calls: events once by ``messageId``, profiles upserted, then routing.
+
+One request is one transaction: every event of the request and every profile change commit
+together or not at all. Routing happens after the commit; an event whose routing failed keeps
+``routed_at`` empty and is routed when the client retries the same ``messageId``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from store.db import SessionFactory, transaction
+from store.models import Event
+from triggers.profiles import upsert_profile
+from triggers.segment import Message
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class EventRouter(Protocol):
+    """Acts on stored events: starts or signals journeys, then sets ``routed_at`` itself."""
+
+    async def route(self, event_ids: list[int]) -> None:
+        """Route the stored events ``event_ids`` (all with ``routed_at`` still empty)."""
+        ...
+
+
+class RoutingFailed(Exception):
+    """The events were stored but the router raised; the client should retry."""
+
+    def __init__(self, event_ids: list[int]) -> None:
+        super().__init__(f"routing failed for events {event_ids}")
+        self.event_ids = event_ids
+
+
+def mark_routed(session: Session, *, event_ids: Sequence[int], at: datetime) -> None:
+    """Set ``routed_at`` on the given events that do not have it yet."""
+    if event_ids:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(list(event_ids)), Event.routed_at.is_(None))
+            .values(routed_at=at)
+        )
+
+
+class NullRouter:
+    """Marks events routed and does nothing else: for tools that only ingest."""
+
+    def __init__(self, session_factory: SessionFactory, *, clock: Clock = utc_now) -> None:
+        self._factory = session_factory
+        self._clock = clock
+
+    async def route(self, event_ids: list[int]) -> None:
+        await run_in_threadpool(self._mark, event_ids)
+
+    def _mark(self, event_ids: list[int]) -> None:
+        with transaction(self._factory) as session:
+            mark_routed(session, event_ids=event_ids, at=self._clock())
+
+
+def needs_routing(message: Message) -> bool:
+    """Only a track call naming a user can start or advance a journey."""
+    return message.type == "track" and message.user_id is not None
+
+
+def _event_row(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "type": message.type,
+        "user_id": message.user_id,
+        "anonymous_id": message.anonymous_id,
+        "event": message.event,
+        "properties": message.properties,
+        "context": message.context,
+        "timestamp": message.timestamp,
+        "received_at": message.received_at,
+        # Nothing acts on other calls, so they are routed as they arrive.
+        "routed_at": None if needs_routing(message) else message.received_at,
+    }
+
+
+def insert_events(session: Session, *, messages: Sequence[Message]) -> set[str]:
+    """Insert events unless their ``messageId`` is stored; returns the ids actually inserted."""
+    rows = [_event_row(m) for m in messages]
+    if not rows:
+        return set()
+    table: Table = Event.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            dialect_insert(table)
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(table.c.message_id)
+        )
+        return set(session.scalars(stmt, rows))
+    inserted: set[str] = set()
+    for row in rows:  # any other dialect: one savepoint per row
+        try:
+            with session.begin_nested():
+                session.execute(insert(table), row)
+        except IntegrityError:
+            continue
+        inserted.add(row["message_id"])
+    return inserted
+
+
+def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[int]:
+    """Ids of these events that still need routing, oldest first."""
+    ids: list[int] = []
+    unique = list(dict.fromkeys(message_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        ids.extend(
+            session.scalars(
+                select(Event.id).where(
+                    Event.message_id.in_(chunk),
+                    Event.routed_at.is_(None),
+                    Event.type == "track",
+                    Event.user_id.is_not(None),
+                )
+            )
+        )
+    return sorted(ids)
+
+
+def store_messages(session: Session, *, messages: Sequence[Message]) -> set[str]:
+    """Store events and upsert the profiles they name; returns the newly stored message ids.
+
+    A duplicate (already stored ``messageId``) changes nothing: its profile effects were
+    applied with its first delivery.
+    """
+    first_of: dict[str, Message] = {}
+    for message in messages:
+        first_of.setdefault(message.message_id, message)
+    unique = list(first_of.values())
+    inserted = insert_events(session, messages=unique)
+    by_user: dict[str, list[Message]] = defaultdict(list)
+    for message in unique:
+        if message.user_id is not None and message.message_id in inserted:
+            by_user[message.user_id].append(message)
+    for user_id in sorted(by_user):
+        upsert_profile(session, user_id=user_id, messages=by_user[user_id])
+    return inserted
+
+
+class Ingestor:
+    """Stores one request's calls in one transaction, then hands them to the router."""
+
+    def __init__(self, session_factory: SessionFactory, *, router: EventRouter) -> None:
+        self._factory = session_factory
+        self._router = router
+
+    def store(self, messages: Sequence[Message]) -> list[int]:
+        """Commit the calls; returns ids of this request's events that still need routing."""
+        with transaction(self._factory) as session:
+            inserted = store_messages(session, messages=messages)
+        log.info(
+            "stored %d new event(s), %d duplicate(s)", len(inserted), len(messages) - len(inserted)
+        )
+        routable = [m.message_id for m in messages if needs_routing(m)]
+        if not routable:
+            return []
+        with transaction(self._factory) as session:
+            return unrouted_event_ids(session, message_ids=routable)
+
+    async def ingest(self, messages: Sequence[Message]) -> None:
+        """Store, then route; raises :class:`RoutingFailed` if the router raised."""
+        event_ids = await run_in_threadpool(self.store, messages)
+        if not event_ids:
+            return
+        try:
+            await self._router.route(event_ids)
+        except Exception as exc:
+            log.exception("router failed for event ids %s", event_ids)
+            raise RoutingFailed(event_ids) from exc

@@ -1,0 +1,217 @@
+"""The event router: stored events in, journeys started or signalled.
+
+For each stored event, in order:
+
+- every published journey it triggers gets an **enrollment row** first (unique journey + user
+  + key + entry number: the row, not Temporal, decides re-entry once a run has closed), then
+  a signal-with-start (USE_EXISTING) of ``journey:{journey}:{user}``;
+- every open enrollment of the user whose journey waits for the event (goal, exit) is signalled;
+- the event is marked ``routed_at``.
+
+Routing is idempotent: a stored event routed twice starts and signals nothing new, so the API
+can route any event whose ``routed_at`` is still empty, including a retried duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from sqlalchemy import select, update
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from journeys.models import Journey
+from store.db import SessionFactory, transaction
+from store.journeys import live_journeys, spec_of
+from store.models import Enrollment, Event, JourneyVersion
+from store.upsert import insert_ignore
+from workflows.contracts import EventSignal, JourneyInput
+
+log = logging.getLogger(__name__)
+
+WORKFLOW = "JourneyWorkflow"
+SIGNAL = "event"
+
+
+def workflow_id(journey_id: str, user_id: str, key: str = "", entry: int = 1) -> str:
+    """``journey:{journey}:{user}[:{key}][:{entry}]``, each part percent-encoded.
+
+    Ids may contain ``:``; encoding keeps ``journey:a:b:c`` unambiguous.
+    """
+    parts = ["journey", quote(journey_id, safe=""), quote(user_id, safe="")]
+    if key:
+        parts.append(quote(key, safe=""))
+    if entry > 1:
+        parts.append(str(entry))
+    return ":".join(parts)
+
+
+def holdout_group(journey_id: str, user_id: str, percent: float) -> str:
+    """Deterministic holdout assignment: the same (journey, user) always lands the same."""
+    digest = hashlib.sha256(f"{journey_id}\x00{user_id}".encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 10_000
+    return "holdout" if bucket < round(percent * 100) else "treatment"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    enrollment_id: int
+    workflow_id: str
+    group: str
+
+
+class JourneyRouter:
+    """Starts and signals journey workflows for stored events."""
+
+    def __init__(
+        self,
+        *,
+        factory: SessionFactory,
+        client: Client,
+        task_queue: str,
+        max_trigger_age: timedelta,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self._factory = factory
+        self._client = client
+        self._task_queue = task_queue
+        self._max_trigger_age = max_trigger_age
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def route(self, event_ids: list[int]) -> None:
+        """Route the given stored events (in id order); mark each routed when done."""
+        if not event_ids:
+            return
+        events, journeys = await asyncio.to_thread(self._load, event_ids)
+        for event in events:
+            await self._route_one(event, journeys)
+            await asyncio.to_thread(self._mark_routed, event.id)
+
+    def _load(self, event_ids: list[int]) -> tuple[list[Event], list[tuple[int, Journey]]]:
+        with transaction(self._factory) as session:
+            stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
+            events = list(session.scalars(stmt))
+            journeys = [
+                (row.version, spec_of(row))
+                for row in live_journeys(session)
+                if row.status == "published"
+            ]
+        return events, journeys
+
+    def _mark_routed(self, event_id: int) -> None:
+        with transaction(self._factory) as session:
+            session.execute(
+                update(Event)
+                .where(Event.id == event_id, Event.routed_at.is_(None))
+                .values(routed_at=self._clock())
+            )
+
+    async def _route_one(self, event: Event, journeys: list[tuple[int, Journey]]) -> None:
+        if event.type != "track" or not event.user_id or not event.event:
+            return
+        signal = EventSignal(
+            message_id=event.message_id,
+            event=event.event,
+            timestamp=event.timestamp,
+            properties=dict(event.properties or {}),
+        )
+        await self._signal_open_runs(event.user_id, signal)
+        too_old = self._clock() - event.timestamp > self._max_trigger_age
+        for version, journey in journeys:
+            if journey.trigger.event != event.event:
+                continue
+            if too_old:
+                log.info("event %s too old to enter %s", event.message_id, journey.id)
+                continue
+            entry = await asyncio.to_thread(self._enroll, journey, version, event)
+            if entry is None:
+                continue
+            await self._start(journey, version, event.user_id, entry, signal)
+
+    def _enroll(self, journey: Journey, version: int, event: Event) -> _Entry | None:
+        """Write (or find) the enrollment row; None if this event may not enter."""
+        assert event.user_id is not None
+        wid = workflow_id(journey.id, event.user_id)
+        with transaction(self._factory) as session:
+            insert_ignore(
+                session,
+                Enrollment.__table__,  # type: ignore[arg-type]
+                values={
+                    "journey_id": journey.id,
+                    "journey_version": version,
+                    "user_id": event.user_id,
+                    "entry_key": "",
+                    "entry_number": 1,
+                    "group": holdout_group(journey.id, event.user_id, journey.holdout),
+                    "workflow_id": wid,
+                    "trigger_message_id": event.message_id,
+                    "entered_at": self._clock(),
+                },
+            )
+            row = session.scalars(select(Enrollment).where(Enrollment.workflow_id == wid)).one()
+            # re_entry: never. Only the event that created the row may (re)start its run, and
+            # only while the run is open: a retried duplicate after exit starts nothing.
+            if row.trigger_message_id != event.message_id or row.exited_at is not None:
+                return None
+            return _Entry(row.id, row.workflow_id, row.group)
+
+    async def _start(
+        self, journey: Journey, version: int, user_id: str, entry: _Entry, signal: EventSignal
+    ) -> None:
+        inp = JourneyInput(
+            journey=journey,
+            journey_version=version,
+            enrollment_id=entry.enrollment_id,
+            user_id=user_id,
+            group=entry.group,
+            trigger=signal,
+        )
+        try:
+            await self._client.start_workflow(
+                WORKFLOW,
+                inp,
+                id=entry.workflow_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                start_signal=SIGNAL,
+                start_signal_args=[signal],
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # the run closed already; the enrollment row says how
+
+    async def _signal_open_runs(self, user_id: str, signal: EventSignal) -> None:
+        targets = await asyncio.to_thread(self._open_runs_for, user_id, signal)
+        for wid in targets:
+            try:
+                await self._client.get_workflow_handle(wid).signal(SIGNAL, signal)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise  # transient: the API answers 503 and the client retries
+
+    def _open_runs_for(self, user_id: str, signal: EventSignal) -> list[str]:
+        with transaction(self._factory) as session:
+            stmt = (
+                select(Enrollment.workflow_id, Enrollment.trigger_message_id, JourneyVersion.spec)
+                .join(
+                    JourneyVersion,
+                    (JourneyVersion.journey_id == Enrollment.journey_id)
+                    & (JourneyVersion.version == Enrollment.journey_version),
+                )
+                .where(Enrollment.user_id == user_id, Enrollment.exited_at.is_(None))
+            )
+            rows = session.execute(stmt).all()
+        return [
+            wid
+            for wid, trigger_id, spec in rows
+            if trigger_id != signal.message_id
+            and Journey.model_validate(spec).concerns(signal.event)
+        ]

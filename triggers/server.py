@@ -1,0 +1,50 @@
+"""The API process: builds the app from settings, connecting to Temporal on first need."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from config import Settings, load_settings
+from store.db import SessionFactory, make_engine, make_session_factory
+from triggers.api import create_app
+from triggers.router import JourneyRouter
+from triggers.temporal_client import connect
+
+
+class ConnectingRouter:
+    """A :class:`JourneyRouter` whose Temporal client is made when first needed.
+
+    The API starts (and stores events) even while Temporal is still coming up; events
+    stored meanwhile answer 503 and are routed on the client's retry.
+    """
+
+    def __init__(self, settings: Settings, factory: SessionFactory):
+        self._settings = settings
+        self._factory = factory
+        self._router: JourneyRouter | None = None
+        self._lock = asyncio.Lock()
+
+    async def route(self, event_ids: list[int]) -> None:
+        if self._router is None:
+            async with self._lock:
+                if self._router is None:
+                    self._router = JourneyRouter(
+                        factory=self._factory,
+                        client=await connect(self._settings),
+                        task_queue=self._settings.task_queue,
+                        max_trigger_age=self._settings.max_trigger_age,
+                    )
+        await self._router.route(event_ids)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The ingestion API wired to the database and Temporal named in ``settings``."""
+    factory = make_session_factory(make_engine(settings.database_url))
+    return create_app(settings, session_factory=factory, router=ConnectingRouter(settings, factory))
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory triggers.server:app_from_env``."""
+    return build_app(load_settings())

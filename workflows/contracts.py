@@ -1,0 +1,97 @@
+"""Inputs and outputs of workflows, signals and activities (one dataclass in, one out).
+
+They carry ids and business facts, never contact details or rendered bodies: Temporal
+history is stored in plain text. New fields get defaults so running workflows keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from journeys.models import Journey
+
+# Activity names, shared by the workflow (which calls by name) and the worker (which registers).
+DELIVER = "deliver"
+ISSUE_COUPON = "issue_coupon"
+FINISH_ENROLLMENT = "finish_enrollment"
+
+
+@dataclass
+class EventSignal:
+    """A platform event a running journey hears about (its trigger, goal or exit)."""
+
+    message_id: str
+    event: str
+    timestamp: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JourneyInput:
+    journey: Journey
+    journey_version: int
+    enrollment_id: int
+    user_id: str
+    group: str  # treatment | holdout
+    trigger: EventSignal
+    entry_key: str = ""
+
+
+@dataclass
+class JourneyResult:
+    exit_reason: str  # converted | exited | exit_step | completed
+    converted: bool
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CouponRef:
+    coupon_id: int
+    code: str
+    amount_fen: int
+    min_spend_fen: int
+    expires_at: datetime
+
+
+@dataclass
+class IssueCouponInput:
+    issue_key: str
+    user_id: str
+    journey_id: str
+    amount_fen: int
+    min_spend_fen: int
+    valid_for: timedelta
+    now: datetime
+
+
+@dataclass
+class DeliverInput:
+    idempotency_key: str
+    enrollment_id: int
+    journey_id: str
+    step_id: str
+    user_id: str
+    channel: str
+    template: str
+    topic: str
+    group: str
+    now: datetime
+    trigger: EventSignal
+    coupon_id: int | None = None
+
+
+@dataclass
+class DeliverResult:
+    message_id: int
+    status: str  # sent | skipped | failed
+    reason: str | None = None
+
+
+@dataclass
+class FinishEnrollmentInput:
+    enrollment_id: int
+    reason: str
+    now: datetime
+    converted_at: datetime | None = None
