@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     sms_provider: Literal["outbox"] = "outbox"
     email_provider: Literal["outbox"] = "outbox"
     push_provider: Literal["outbox"] = "outbox"
-    sms_opt_out_text: str = "回T退订"
+    # Appended to marketing SMS, by the language of the rendered template.
+    sms_opt_out_text: dict[str, str] = Field(
+        default_factory=lambda: {"zh": "回T退订", "en": "Reply STOP to opt out"}
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

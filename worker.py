@@ -54,6 +54,8 @@ def build_activities(
     """Every activity callable, bound to its dependencies."""
     renderer = TemplateRenderer(
         default_locale=settings.default_locale,
+        default_timezone=settings.default_timezone,
+        sms_opt_out_text=settings.sms_opt_out_text,
     )
     delivery = DeliveryActivities(
         factory,

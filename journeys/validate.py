@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from journeys.models import Journey, SendStep
+from message_templates.sample import sample_context
 
 SHIPPED = Path(__file__).parent
 
@@ -40,7 +42,7 @@ class JourneyError(ValueError):
 
 class TemplateCatalog(Protocol):
     def names(self) -> list[str]: ...
-    def channel_of(self, name: str) -> str: ...
+    def check(self, name: str, *, channel: str, context: Mapping[str, Any]) -> list[str]: ...
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
@@ -64,6 +66,13 @@ def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | 
 
 def parse_journey(text: str, *, file: str = "<journey>") -> Journey:
     """Parse journey YAML into a :class:`Journey`, or raise :class:`JourneyError`."""
+    return _parse(text, file=file)[0]
+
+
+Lines = dict[tuple[Any, ...], int]
+
+
+def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -73,10 +82,10 @@ def parse_journey(text: str, *, file: str = "<journey>") -> Journey:
         raise JourneyError([Problem(file, line, "", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict) or root is None:
         raise JourneyError([Problem(file, 1, "", "a journey is a YAML mapping (id, name, ...)")])
-    lines: dict[tuple[Any, ...], int] = {}
+    lines: Lines = {}
     _line_index(root, (), lines)
     try:
-        return Journey.model_validate(data)
+        return Journey.model_validate(data), lines
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -88,26 +97,23 @@ def parse_journey(text: str, *, file: str = "<journey>") -> Journey:
         raise JourneyError(problems) from None
 
 
-def check_templates(journey: Journey, templates: TemplateCatalog, *, file: str) -> list[Problem]:
-    """Every ``send`` step names a template that exists, for the step's channel."""
+def check_templates(
+    journey: Journey, templates: TemplateCatalog, *, file: str, lines: Lines | None = None
+) -> list[Problem]:
+    """Every ``send`` step names a template that exists, for its channel, and renders."""
+    lines = lines or {}
     problems = []
     known = set(templates.names())
     for i, step in enumerate(journey.steps):
         if not isinstance(step, SendStep):
             continue
         field = f"steps[{i}].template"
+        line = _line_for(lines, ("steps", i, "template"))
         if step.template not in known:
-            problems.append(Problem(file, None, field, f"unknown template {step.template!r}"))
-        elif templates.channel_of(step.template) != step.channel:
-            problems.append(
-                Problem(
-                    file,
-                    None,
-                    field,
-                    f"template {step.template!r} is for "
-                    f"{templates.channel_of(step.template)}, not {step.channel}",
-                )
-            )
+            problems.append(Problem(file, line, field, f"unknown template {step.template!r}"))
+            continue
+        found = templates.check(step.template, channel=step.channel, context=sample_context())
+        problems.extend(Problem(file, line, field, text) for text in found)
     return problems
 
 
@@ -118,9 +124,9 @@ def load_journey(path: Path | str, templates: TemplateCatalog | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise JourneyError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
-    journey = parse_journey(text, file=str(path))
+    journey, lines = _parse(text, file=str(path))
     if templates is not None:
-        problems = check_templates(journey, templates, file=str(path))
+        problems = check_templates(journey, templates, file=str(path), lines=lines)
         if problems:
             raise JourneyError(problems)
     return journey

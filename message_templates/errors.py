@@ -82,9 +82,10 @@ class UndefinedVariableError(TemplateError):
         file: Path | None = None,
         locale: str | None = None,
         part: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.variable = variable
-        super().__init__(problem, template=template, file=file, locale=locale, part=part)
+        super().__init__(problem, template=template, file=file, locale=locale, part=part, line=line)
 
 
 class SandboxViolationError(TemplateError):

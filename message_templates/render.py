@@ -144,7 +144,9 @@ class TemplateRenderer:
         """
         compiled = self._load(name)
         _check_channel(compiled.spec, channel)
-        return self._render_locale(compiled, self._pick_locale(compiled.spec, locale), context)
+        used = self._pick_locale(compiled.spec, locale)
+        assert used is not None  # _load refuses files without the default locale
+        return self._render_locale(compiled, used, context)
 
     def check(self, name: str, *, channel: str, context: Mapping[str, Any]) -> list[str]:
         """Render every locale of a template with a sample context and list what fails.
@@ -181,7 +183,7 @@ class TemplateRenderer:
                 f"no template named {name!r} in {self.directory}", template=name
             )
         spec = read_template_file(path, name=name)
-        if self._pick_locale(spec, None, strict=False) is None:
+        if self._pick_locale(spec, None) is None:
             raise InvalidTemplateError(
                 f"no text for the default locale {self.default_locale}",
                 template=name,
@@ -220,9 +222,7 @@ class TemplateRenderer:
                 line=source.file_line(exc.lineno),
             ) from exc
 
-    def _pick_locale(
-        self, spec: TemplateSpec, wanted: str | None, *, strict: bool = True
-    ) -> str | None:
+    def _pick_locale(self, spec: TemplateSpec, wanted: str | None) -> str | None:
         by_key = {normalize_locale(locale): locale for locale in spec.locales}
         for candidate in _locale_chain(wanted, self.default_locale):
             if candidate in by_key:
@@ -232,12 +232,6 @@ class TemplateRenderer:
                 for key, locale in by_key.items():
                     if key.split("-")[0] == candidate:
                         return locale
-        if strict:
-            raise InvalidTemplateError(
-                f"no text for {wanted!r} or the default locale {self.default_locale}",
-                template=spec.name,
-                file=spec.path,
-            )
         return None
 
     def _render_locale(
@@ -280,47 +274,12 @@ class TemplateRenderer:
         self, compiled: _Compiled, locale: str, part: str, context: Mapping[str, Any]
     ) -> str:
         spec = compiled.spec
-        source = spec.locales[locale][part]
         try:
             return compiled.parts[locale][part].render(context).strip()
-        except SecurityError as exc:
-            raise SandboxViolationError(
-                f"not allowed in a template: {exc}",
-                template=spec.name,
-                file=spec.path,
-                locale=locale,
-                part=part,
-                line=_error_line(source, exc.__traceback__),
-            ) from exc
-        except UndefinedError as exc:
-            variable = _variable_name(exc, context)
-            raise UndefinedVariableError(
-                f"undefined variable '{variable}'" if variable else str(exc),
-                variable=variable or "",
-                template=spec.name,
-                file=spec.path,
-                locale=locale,
-                part=part,
-                line=_error_line(source, exc.__traceback__),
-            ) from exc
-        except TemplateNotFound as exc:
-            raise InvalidTemplateError(
-                "templates cannot include, import or extend other templates",
-                template=spec.name,
-                file=spec.path,
-                locale=locale,
-                part=part,
-                line=_error_line(source, exc.__traceback__),
-            ) from exc
-        except Exception as exc:  # a filter refusing its input, range() too large, ...
-            raise TemplateError(
-                f"rendering failed: {type(exc).__name__}: {exc}",
-                template=spec.name,
-                file=spec.path,
-                locale=locale,
-                part=part,
-                line=_error_line(source, exc.__traceback__),
-            ) from exc
+        except Exception as exc:  # whatever a template does wrong is reported as its error
+            line = _error_line(spec.locales[locale][part], exc.__traceback__)
+            where = {"template": spec.name, "file": spec.path, "locale": locale, "part": part}
+            raise _render_error(exc, context, line=line, **where) from exc
 
     def _opt_out_text(self, locale: str) -> str | None:
         for candidate in _locale_chain(locale, self.default_locale):
@@ -346,6 +305,21 @@ def _locale_chain(wanted: str | None, default: str) -> list[str]:
                 if candidate not in chain:
                     chain.append(candidate)
     return chain
+
+
+def _render_error(exc: Exception, context: Mapping[str, Any], **where: Any) -> TemplateError:
+    if isinstance(exc, SecurityError):
+        return SandboxViolationError(f"not allowed in a template: {exc}", **where)
+    if isinstance(exc, UndefinedError):
+        variable = _variable_name(exc, context)
+        problem = f"undefined variable '{variable}'" if variable else str(exc)
+        return UndefinedVariableError(problem, variable=variable or "", **where)
+    if isinstance(exc, TemplateNotFound):
+        return InvalidTemplateError(
+            "templates cannot include, import or extend other templates", **where
+        )
+    # A filter refusing its input, range() past the sandbox's limit, ...
+    return TemplateError(f"rendering failed: {type(exc).__name__}: {exc}", **where)
 
 
 def _variable_name(exc: UndefinedError, context: Mapping[str, Any]) -> str | None:

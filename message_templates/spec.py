@@ -187,7 +187,7 @@ class _Reader:
         source = self.text(node, key)
         if not source.strip():
             self.fail("is empty", node, key)
-        if node.style == "|":
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
             # A literal block starts on the line after its "|" indicator, line for line.
             return PartSource(source=source, line=node.start_mark.line + 2, exact=True)
         return PartSource(source=source, line=node.start_mark.line + 1, exact="\n" not in source)

@@ -79,8 +79,10 @@ class JourneyRouter:
         task_queue: str,
         max_trigger_age: timedelta,
         clock: Callable[[], datetime] | None = None,
+        concurrency: int = 16,
     ):
         self._factory = factory
+        self._concurrency = concurrency
         self._client = client
         self._task_queue = task_queue
         self._max_trigger_age = max_trigger_age
@@ -91,9 +93,21 @@ class JourneyRouter:
         if not event_ids:
             return
         events, journeys = await asyncio.to_thread(self._load, event_ids)
+        # One user's events keep their order; different users are routed side by side.
+        by_user: dict[str | None, list[Event]] = {}
         for event in events:
-            await self._route_one(event, journeys)
-            await asyncio.to_thread(self._mark_routed, event.id)
+            by_user.setdefault(event.user_id, []).append(event)
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def route_user(user_events: list[Event]) -> None:
+            async with limit:
+                for event in user_events:
+                    await self._route_one(event, journeys)
+                    await asyncio.to_thread(self._mark_routed, event.id)
+
+        async with asyncio.TaskGroup() as group:
+            for user_events in by_user.values():
+                group.create_task(route_user(user_events))
 
     def _load(self, event_ids: list[int]) -> tuple[list[Event], list[tuple[int, Journey]]]:
         with transaction(self._factory) as session:
