@@ -19,12 +19,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from channels.base import Channel, OutboundMessage, PermanentSendError
+from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore

@@ -153,7 +153,9 @@ async def test_old_trigger_is_stored_but_starts_nothing(dev_env, sqlite_db, task
     publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
     user = f"e2e-old-{task_queue}"
     settings = settings_for(db, dev_env, task_queue)
-    old = track(user, "user_signed_up") | {"timestamp": (datetime.now(UTC) - timedelta(days=3)).isoformat()}
+    old = track(user, "user_signed_up") | {
+        "timestamp": (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    }
     async with api_server(settings) as http:
         assert (await http.post("/v1/track", json=old)).status_code == 200
     assert enrollments(db.factory, user) == []
