@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,7 +50,7 @@ def build_activities(
     factory: SessionFactory,
     *,
     channels: Mapping[str, Channel] | None = None,
-) -> list[object]:
+) -> list[Callable[..., Any]]:
     """Every activity callable, bound to its dependencies."""
     renderer = TemplateRenderer(
         default_locale=settings.default_locale,
@@ -80,7 +80,7 @@ def build_worker(
     task_queue: str | None = None,
     executor: ThreadPoolExecutor,
     channels: Mapping[str, Channel] | None = None,
-    activities: list[object] | None = None,
+    activities: list[Callable[..., Any]] | None = None,
 ) -> Worker:
     """A worker running every workflow and activity on ``task_queue``."""
     return Worker(

@@ -32,7 +32,7 @@ class CouponActivities:
             for _ in range(5):  # a fresh code on the (astronomically rare) code collision
                 insert_ignore(
                     session,
-                    Coupon.__table__,  # type: ignore[arg-type]
+                    Coupon,
                     values={
                         "issue_key": inp.issue_key,
                         "code": new_code(),

@@ -92,7 +92,7 @@ class DeliveryActivities:
     def _ledger_row(self, session: Any, inp: DeliverInput) -> Message:
         insert_ignore(
             session,
-            Message.__table__,
+            Message,
             values={
                 "idempotency_key": inp.idempotency_key,
                 "enrollment_id": inp.enrollment_id,

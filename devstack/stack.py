@@ -27,13 +27,18 @@ def _wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with code {proc.returncode}")
+            raise RuntimeError(f"{_name(proc)} exited with code {proc.returncode}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def _name(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args if isinstance(proc.args, list) else [proc.args]
+    return " ".join(str(a) for a in args[:3])
 
 
 def prepare_database(settings: Settings) -> list[str]:
@@ -106,7 +111,7 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         dead = next(c for c in children if c.poll() is not None)
-        say(f"{' '.join(map(str, dead.args[:3]))} exited with code {dead.returncode}; stopping")
+        say(f"{_name(dead)} exited with code {dead.returncode}; stopping")
         return 1
     except KeyboardInterrupt:
         say("stopping …")

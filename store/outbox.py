@@ -25,7 +25,7 @@ class SqlOutboxSink:
         with transaction(self._factory) as session:
             insert_ignore(
                 session,
-                OutboxMessage.__table__,  # type: ignore[arg-type]
+                OutboxMessage,
                 values={
                     "message_key": message.key,
                     "channel": message.channel,

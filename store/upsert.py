@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import CursorResult
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.models import Base
 
-def insert_ignore(session: Session, table: Table, *, values: dict[str, Any]) -> bool:
+
+def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]) -> bool:
     """Insert one row unless a unique constraint already holds it; True if inserted."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing()
-    return bool(session.execute(stmt).rowcount)
+    stmt = insert(model).values(**values).on_conflict_do_nothing()
+    return bool(cast(CursorResult[Any], session.execute(stmt)).rowcount)

@@ -170,7 +170,7 @@ def upsert_profile(session: Session, *, user_id: str, messages: Sequence[Message
     first = ordered[0]
     insert_ignore(
         session,
-        User.__table__,  # type: ignore[arg-type]
+        User,
         values={
             "id": user_id,
             "anonymous_id": first.anonymous_id,

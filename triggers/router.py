@@ -157,7 +157,7 @@ class JourneyRouter:
         with transaction(self._factory) as session:
             insert_ignore(
                 session,
-                Enrollment.__table__,  # type: ignore[arg-type]
+                Enrollment,
                 values={
                     "journey_id": journey.id,
                     "journey_version": version,
