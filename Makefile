@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test dev lint clean
+.PHONY: install demo test dev lint clean histories
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .lifecycle build *.egg-info
+
+histories: install  ## re-record the replay histories of the shipped journeys
+	$(BIN)/python tests/workflows/record_histories.py

@@ -33,6 +33,13 @@ WORKFLOWS = [JourneyWorkflow]
 PASSTHROUGH = ("journeys", "workflows.contracts", "pydantic", "pydantic_core", "annotated_types")
 
 
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, with the journey models passed through."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
 def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Channel]:
     """One sender per channel kind, as settings say."""
     outbox = OutboxChannel(SqlOutboxSink(factory))
@@ -92,9 +99,7 @@ def build_worker(
         else build_activities(settings, factory, channels=channels),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=sandbox_runner(),
     )
 
 
