@@ -193,7 +193,7 @@ async def run_demo(
                     if uid not in ordered and rng.random() < chance:
                         ordered.add(uid)
                         orders.append(
-                            _track(uid, "order_completed", now, total=rng.randint(50, 400))
+                            _track(uid, "order_placed", now, total=rng.randint(50, 400))
                         )
                 await _post_batch(http, settings.write_key, orders)
                 await env.sleep(timedelta(days=1) if day < 6 else timedelta(days=2))

@@ -113,7 +113,7 @@ async def test_signup_over_http_starts_journey_and_sends(dev_env, db, task_queue
         assert len(enrollments(db.factory, user)) == 1
 
         # Ordering is the goal: the run ends converted, the day-2 push never goes out.
-        resp = await http.post("/v1/track", json=track(user, "order_completed", total=88))
+        resp = await http.post("/v1/track", json=track(user, "order_placed", total=88))
         assert resp.status_code == 200
         result = await asyncio.wait_for(handle.result(), timeout=30)
 

@@ -62,7 +62,7 @@ async def record() -> None:
                 if order_day is not None:
                     await env.sleep(timedelta(days=order_day))
                     at = await env.get_current_time()
-                    await router.route([store_event(factory, user, "order_completed", at)])
+                    await router.route([store_event(factory, user, "order_placed", at)])
                 await env.sleep(timedelta(days=8 - (order_day or 0)))
                 await handle.result()
                 history = await handle.fetch_history()

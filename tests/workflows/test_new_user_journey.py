@@ -102,7 +102,7 @@ async def test_order_on_day3_converts_and_skips_day6_email(time_env, sqlite_db, 
         await wait_for_sends(db, user, 1)
         await time_env.sleep(timedelta(days=3))
         ordered_at = await time_env.get_current_time()
-        order = store_event(db.factory, user, "order_completed", ordered_at)
+        order = store_event(db.factory, user, "order_placed", ordered_at)
         await router_for(time_env, db, task_queue).route([order])
         result = await result_of(time_env, handle)
 
