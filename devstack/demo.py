@@ -192,9 +192,7 @@ async def run_demo(
                     chance = AFTER_MESSAGE_DAILY_ORDER if uid in recent else BASE_DAILY_ORDER
                     if uid not in ordered and rng.random() < chance:
                         ordered.add(uid)
-                        orders.append(
-                            _track(uid, "order_placed", now, total=rng.randint(50, 400))
-                        )
+                        orders.append(_track(uid, "order_placed", now, total=rng.randint(50, 400)))
                 await _post_batch(http, settings.write_key, orders)
                 await env.sleep(timedelta(days=1) if day < 6 else timedelta(days=2))
             await _until(lambda: _open_runs(factory) == 0, "every run to end")

@@ -1,0 +1,1 @@
+"""Audiences: a rule language over profiles and behaviour, compiled to SQL."""

@@ -1,0 +1,122 @@
+"""Audiences as marketers write them (YAML), and the three ways to ask one.
+
+- :meth:`Audience.contains` — is this user in it now? (journey entry, ``branch``)
+- :meth:`Audience.count` — how many now? (previews, before a broadcast)
+- :meth:`Audience.members` — who, a keyset page at a time (sweeps, broadcasts)
+
+None of them loads the population into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from audiences.compiler import Compiler
+from audiences.describe import describe
+from audiences.rules import All, AnyOf, AudienceError, Rule, parse_rule
+from store.models import User
+
+SHIPPED = Path(__file__).parent
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Audience:
+    id: str
+    name: str
+    rule: Rule
+    description: str = ""
+
+    def condition(
+        self, session: Session, now: datetime, *, correlated: bool
+    ) -> ColumnElement[bool]:
+        dialect = session.get_bind().dialect.name
+        return Compiler(dialect, now, correlated=correlated).compile(self.rule)
+
+    def contains(self, session: Session, *, user_id: str, now: datetime) -> bool:
+        """Whether ``user_id`` is in the audience at ``now`` (one indexed query)."""
+        cond = self.condition(session, now, correlated=True)
+        stmt = select(User.id).where(User.id == user_id, cond)
+        return session.execute(stmt).first() is not None
+
+    def count(self, session: Session, *, now: datetime) -> int:
+        """How many users are in the audience at ``now``."""
+        cond = self.condition(session, now, correlated=False)
+        return session.scalar(select(func.count()).select_from(User).where(cond)) or 0
+
+    def members(
+        self, session: Session, *, now: datetime, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """One page of member ids in id order, after the cursor ``after`` (keyset paging)."""
+        cond = self.condition(session, now, correlated=False)
+        stmt = select(User.id).where(cond)
+        if after is not None:
+            stmt = stmt.where(User.id > after)
+        return list(session.scalars(stmt.order_by(User.id).limit(limit)))
+
+    def explain(
+        self, session: Session, *, user_ids: list[str], now: datetime
+    ) -> dict[str, list[tuple[str, bool]]]:
+        """For each user, each top-level part of the rule and whether it holds."""
+        parts = self.rule.rules if isinstance(self.rule, All | AnyOf) else (self.rule,)
+        compiler = Compiler(session.get_bind().dialect.name, now, correlated=True)
+        columns = [compiler.compile(p).label(f"p{i}") for i, p in enumerate(parts)]
+        rows = session.execute(select(User.id, *columns).where(User.id.in_(user_ids)))
+        texts = [describe(p) for p in parts]
+        return {row[0]: [(t, bool(v)) for t, v in zip(texts, row[1:], strict=True)] for row in rows}
+
+
+def audience_from_data(data: Any, *, source: str = "<audience>") -> Audience:
+    """Build an :class:`Audience` from a mapping (``id``, ``name``, ``rule``, ...) or a bare
+    rule; errors name the source and the path inside the rule."""
+    if isinstance(data, dict) and "rule" in data:
+        extra = sorted(set(data) - {"id", "name", "description", "rule"})
+        if extra:
+            raise AudienceError(
+                f"{source}: {extra[0]}", "unknown field; use id, name, description, rule"
+            )
+        audience_id = data.get("id", "adhoc")
+        if not isinstance(audience_id, str) or not _ID.match(audience_id):
+            raise AudienceError(
+                f"{source}: id", "lower-case letters, digits and '_', e.g. dormant_30d"
+            )
+        rule = parse_rule(data["rule"], f"{source}: rule")
+        return Audience(
+            audience_id, str(data.get("name", audience_id)), rule, str(data.get("description", ""))
+        )
+    return Audience("adhoc", "ad-hoc rule", parse_rule(data, f"{source}: rule"))
+
+
+def load_audience(path: Path | str) -> Audience:
+    """Read one audience file (YAML or JSON)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AudienceError(str(path), f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise AudienceError(str(path), f"not valid YAML/JSON: {exc}") from None
+    return audience_from_data(data, source=str(path))
+
+
+def parse_audience_text(text: str) -> Audience:
+    """An audience or bare rule given inline (YAML or JSON text)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AudienceError("<inline>", f"not valid YAML/JSON: {exc}") from None
+    return audience_from_data(data, source="<inline>")
+
+
+def shipped_audiences() -> dict[str, Audience]:
+    """The audiences that ship with the product, by id."""
+    loaded = [load_audience(p) for p in sorted(SHIPPED.glob("*.yaml"))]
+    return {a.id: a for a in loaded}

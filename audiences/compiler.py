@@ -1,0 +1,283 @@
+"""Compile an audience rule into one SQLAlchemy boolean over the ``users`` table.
+
+The compiled SQL is the only evaluator in production. Every value from a rule is a bound
+parameter; JSON paths are built from validated names only. Two shapes for behaviour
+conditions, chosen by ``correlated``:
+
+- ``True`` (for ``contains``: one user) — correlated ``EXISTS`` / ``count(*)`` subqueries that
+  probe the events index for that user only;
+- ``False`` (for ``count`` / ``members``: the population) — ``users.id IN (SELECT user_id …
+  GROUP BY user_id HAVING …)`` semi-joins, one pass over the matching events.
+
+Comparisons are two-valued (``coalesce(…, false)``), matching the rule language's promise
+that a missing or differently typed value does not match.
+"""
+
+from __future__ import annotations
+
+import operator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
+
+from audiences.rules import (
+    All,
+    AnyOf,
+    Compare,
+    CouponExpiring,
+    EventCount,
+    Field,
+    LastSeen,
+    Not,
+    OpenCart,
+    Reachable,
+    Rule,
+    SignedUp,
+    Subscribed,
+    Tag,
+    Trait,
+)
+from store.models import Consent, Coupon, Event, PushToken, User
+
+# An ISO-8601 instant with an explicit offset: the only text read as a timestamp.
+_PG_INSTANT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
+_SQLITE_INSTANT_GLOBS = ("*Z", "*[+-][0-9][0-9]:[0-9][0-9]")
+
+
+_OPERATORS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+class Compiler:
+    """Compiles rules for one dialect (``sqlite`` or ``postgresql``) at one ``now``."""
+
+    def __init__(self, dialect: str, now: datetime, *, correlated: bool):
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.dialect = dialect
+        self.now = now.astimezone(UTC)
+        self.correlated = correlated
+
+    def compile(self, rule: Rule) -> ColumnElement[bool]:
+        match rule:
+            case All(rules):
+                return and_(true(), *(self.compile(r) for r in rules))
+            case AnyOf(rules):
+                return or_(false(), *(self.compile(r) for r in rules))
+            case Not(inner):
+                return not_(self.compile(inner))
+            case Trait(name, compare):
+                return self._compare(self._json(User.traits, name, compare.type), compare)
+            case Field(column, compare):
+                return self._compare(getattr(User, column), compare)
+            case Tag(tag):
+                return self._has_tag(tag)
+            case SignedUp(within, before):
+                if within is not None:
+                    return and_(User.created_at >= self.now - within, User.created_at <= self.now)
+                assert before is not None
+                return User.created_at < self.now - before
+            case LastSeen(within, not_within):
+                if within is not None:
+                    seen = User.last_seen_at
+                    return sa.func.coalesce(
+                        and_(seen >= self.now - within, seen <= self.now), false()
+                    )
+                assert not_within is not None
+                return or_(User.last_seen_at.is_(None), User.last_seen_at < self.now - not_within)
+            case EventCount():
+                return self._event_count(rule)
+            case CouponExpiring(within):
+                return sa.exists(
+                    select(1).where(
+                        Coupon.user_id == User.id,
+                        Coupon.redeemed_at.is_(None),
+                        Coupon.expires_at > self.now,
+                        Coupon.expires_at <= self.now + within,
+                    )
+                )
+            case OpenCart(within):
+                return self._open_cart(within)
+            case Subscribed(channel, topic):
+                return ~sa.exists(
+                    select(1).where(
+                        Consent.user_id == User.id,
+                        Consent.channel == channel,
+                        Consent.topic == topic,
+                        Consent.status == "unsubscribed",
+                    )
+                )
+            case Reachable(channel):
+                if channel == "sms":
+                    return and_(User.phone.is_not(None), User.phone != "")
+                if channel == "email":
+                    return and_(User.email.is_not(None), User.email != "")
+                return sa.exists(select(1).where(PushToken.user_id == User.id))
+        raise TypeError(f"unknown rule node {rule!r}")
+
+    # -- values ------------------------------------------------------------------------
+
+    def _json(self, column: Any, name: str, vtype: str) -> ColumnElement[Any]:
+        """The JSON member ``name`` of ``column`` as a typed SQL value, NULL if of another
+        JSON type (so comparisons never raise on PostgreSQL)."""
+        if self.dialect == "postgresql":
+            member = column[name]
+            kind = func.jsonb_typeof(member)
+            text = column[name].as_string()
+            if vtype == "string":
+                return sa.case((kind == "string", text))
+            if vtype == "number":
+                return sa.case((kind == "number", sa.cast(text, sa.Float)))
+            if vtype == "bool":
+                return sa.case((kind == "boolean", sa.cast(text, sa.Boolean)))
+            return sa.case(
+                (
+                    and_(kind == "string", text.op("~")(_PG_INSTANT)),
+                    sa.cast(text, sa.DateTime(timezone=True)),
+                )
+            )
+        path = f'$."{name}"'
+        kind = func.json_type(column, path)
+        value = func.json_extract(column, path)
+        if vtype == "string":
+            return sa.case((kind == "text", value))
+        if vtype == "number":
+            return sa.case((kind.in_(["integer", "real"]), value))
+        if vtype == "bool":
+            return sa.case((kind == "true", 1), (kind == "false", 0))
+        instant = or_(*(value.op("GLOB")(g) for g in _SQLITE_INSTANT_GLOBS))
+        return sa.case((and_(kind == "text", instant), func.julianday(value)))
+
+    def _operand(self, value: Any, vtype: str) -> Any:
+        if vtype == "timestamp" and self.dialect != "postgresql":
+            return func.julianday(value.astimezone(UTC).isoformat())
+        if vtype == "bool" and self.dialect != "postgresql":
+            return 1 if value else 0
+        return value
+
+    def _compare(self, value: ColumnElement[Any], compare: Compare) -> ColumnElement[bool]:
+        op, vtype, operand = compare.op, compare.type, compare.operand
+        if op == "exists":
+            return value.is_not(None) if operand else value.is_(None)
+        cond: ColumnElement[bool]
+        if op == "in":
+            cond = value.in_([self._operand(v, vtype) for v in operand])
+        elif op == "contains":
+            cond = self._position(value, operand) > 0
+        elif op == "starts_with":
+            cond = func.substr(value, 1, len(operand)) == operand
+        else:
+            rhs = self._operand(operand, vtype)
+            if vtype == "string" and op in ("gt", "gte", "lt", "lte"):
+                value = self._bytewise(value)
+            cond = _OPERATORS[op](value, rhs)
+        return func.coalesce(cond, false())
+
+    def _bytewise(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Order text by code point, as SQLite does, not by the database's locale."""
+        return value.collate("C") if self.dialect == "postgresql" else value
+
+    def _position(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[int]:
+        if self.dialect == "postgresql":
+            return func.strpos(haystack, needle)
+        return func.instr(haystack, needle)
+
+    def _has_tag(self, tag: str) -> ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            wanted = sa.bindparam(None, [tag], type_=JSONB)
+            return func.coalesce(User.tags.op("@>")(wanted), false())
+        each = func.json_each(User.tags).table_valued("value")
+        return sa.exists(select(1).select_from(each).where(each.c.value == tag))
+
+    # -- behaviour ---------------------------------------------------------------------
+
+    def _event_filters(self, cond: EventCount) -> list[ColumnElement[bool]]:
+        filters: list[ColumnElement[bool]] = [Event.event == cond.name, Event.timestamp <= self.now]
+        if cond.within is not None:
+            filters.append(Event.timestamp >= self.now - cond.within)
+        for prop in cond.where:
+            value = self._json(Event.properties, prop.name, prop.compare.type)
+            filters.append(self._compare(value, prop.compare))
+        return filters
+
+    def _event_total(self, cond: EventCount) -> ColumnElement[bool]:
+        assert cond.total is not None
+        filters = self._event_filters(cond)
+        amount = func.sum(self._json(Event.properties, cond.total.property, "number"))
+        op, limit = cond.total.op, cond.total.value
+        compare = {
+            "gt": lambda v: v > limit,
+            "gte": lambda v: v >= limit,
+            "lt": lambda v: v < limit,
+            "lte": lambda v: v <= limit,
+        }[op]
+        if self.correlated:
+            total = select(func.coalesce(amount, 0.0)).where(Event.user_id == User.id, *filters)
+            return compare(total.scalar_subquery())  # type: ignore[no-any-return]
+        grouped = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
+        grouped = grouped.group_by(Event.user_id)
+        if compare(0.0):  # users without such events (a sum of 0) are in
+            return User.id.not_in(grouped.having(~compare(func.coalesce(amount, 0.0))))
+        return User.id.in_(grouped.having(compare(func.coalesce(amount, 0.0))))
+
+    def _event_count(self, cond: EventCount) -> ColumnElement[bool]:
+        if cond.total is not None:
+            return self._event_total(cond)
+        filters = self._event_filters(cond)
+        op, n = cond.count_op, cond.count
+        if self.correlated:
+            if op == "at_least" and n <= 1:
+                if n == 0:
+                    return true()
+                return sa.exists(select(1).where(Event.user_id == User.id, *filters))
+            counted = (
+                select(func.count()).where(Event.user_id == User.id, *filters).scalar_subquery()
+            )
+            return {"at_least": counted >= n, "at_most": counted <= n, "exactly": counted == n}[op]
+        # Population shape: which users have (more than) so many matching events.
+        base = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
+        if op == "at_least":
+            if n == 0:
+                return true()
+            if n == 1:
+                return User.id.in_(base)
+            return User.id.in_(base.group_by(Event.user_id).having(func.count() >= n))
+        if op == "at_most":
+            return User.id.not_in(base.group_by(Event.user_id).having(func.count() > n))
+        if n == 0:
+            return User.id.not_in(base)
+        return User.id.in_(base.group_by(Event.user_id).having(func.count() == n))
+
+    def _open_cart(self, within: Any) -> ColumnElement[bool]:
+        cart = sa.orm.aliased(Event)
+        order = sa.orm.aliased(Event)
+        cart_id = self._json(cart.properties, "cart_id", "string")
+        order_cart = self._json(order.properties, "cart_id", "string")
+        ordered = sa.exists(
+            select(1).where(
+                order.user_id == cart.user_id,
+                order.event == "order_placed",
+                order.timestamp >= cart.timestamp,
+                order.timestamp <= self.now,
+                order_cart == cart_id,
+            )
+        )
+        filters = [
+            cart.user_id == User.id,
+            cart.event == "cart_updated",
+            cart.timestamp <= self.now,
+            cart_id.is_not(None),
+            ~ordered,
+        ]
+        if within is not None:
+            filters.append(cart.timestamp >= self.now - within)
+        return sa.exists(select(1).where(*filters))
