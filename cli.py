@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings, load_settings
 
@@ -239,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
+def _database_problem(exc: DBAPIError) -> str:
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return f"the database has no lifecycle tables yet ({text}); run `lifecycle migrate`"
+    return f"database error: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -254,8 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        print(f"lifecycle: bad setting {field}: {first['msg']}", file=sys.stderr)
+        message = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            variable = "LIFECYCLE_" + "_".join(str(p) for p in first["loc"]).upper()
+            message = f"bad setting {variable}: {message}"
+        print(f"lifecycle: {message}", file=sys.stderr)
+    except DBAPIError as exc:
+        if args.debug:
+            raise
+        print(f"lifecycle: {_database_problem(exc)}", file=sys.stderr)
     except CliError as exc:
         print(f"lifecycle: {exc}", file=sys.stderr)
     except Exception as exc:

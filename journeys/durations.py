@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)([wdhms])")
+_LONGEST = timedelta(days=3660)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -34,6 +35,10 @@ def parse_duration(value: object) -> timedelta:
             f"malformed duration {value!r}: write a number and a unit (w, d, h, m, s), "
             "e.g. '30m', '2d', '1h30m'"
         )
+    if seconds == 0:
+        raise ValueError(f"duration {value!r} is zero; give a positive one, e.g. '30m' or '2d'")
+    if seconds > _LONGEST.total_seconds():
+        raise ValueError(f"duration {value!r} is longer than 10 years")
     return timedelta(seconds=seconds)
 
 

@@ -49,8 +49,9 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            out[(*path, key.value)] = key.start_mark.line + 1
             _line_index(value, (*path, key.value), out)
+            # The key's own line, not the line where a block value starts.
+            out[(*path, key.value)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _line_index(item, (*path, i), out)
@@ -79,11 +80,16 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise JourneyError([Problem(file, line, "", f"not valid YAML: {exc}")]) from None
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        column = f" (column {mark.column + 1})" if mark else ""
+        raise JourneyError([Problem(file, line, "", f"not valid YAML: {what}{column}")]) from None
     if not isinstance(data, dict) or root is None:
         raise JourneyError([Problem(file, 1, "", "a journey is a YAML mapping (id, name, ...)")])
     lines: Lines = {}
     _line_index(root, (), lines)
+    duplicates = _duplicate_step_ids(data, lines, file)
+    if duplicates:
+        raise JourneyError(duplicates)
     try:
         return Journey.model_validate(data), lines
     except ValidationError as exc:
@@ -95,6 +101,25 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(Problem(file, _line_for(lines, loc), field, msg))
         raise JourneyError(problems) from None
+
+
+def _duplicate_step_ids(data: dict[str, Any], lines: Lines, file: str) -> list[Problem]:
+    """Repeated step ids, each named at the step that repeats it."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    seen: set[str] = set()
+    problems = []
+    for i, step in enumerate(steps):
+        step_id = step.get("id") if isinstance(step, dict) else None
+        if not isinstance(step_id, str):
+            continue
+        if step_id in seen:
+            message = f"step id {step_id!r} is used twice; step ids must be unique"
+            line = _line_for(lines, ("steps", i, "id"))
+            problems.append(Problem(file, line, f"steps[{i}].id", message))
+        seen.add(step_id)
+    return problems
 
 
 def check_templates(

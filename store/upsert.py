@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult
+from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,5 +15,7 @@ def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]
     """Insert one row unless a unique constraint already holds it; True if inserted."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: SQLAlchemy adds an implicit RETURNING on PostgreSQL, after
+    # which rowcount is -1. A conflict returns no row on both databases.
     stmt = insert(model).values(**values).on_conflict_do_nothing()
-    return bool(cast(CursorResult[Any], session.execute(stmt)).rowcount)
+    return session.execute(stmt.returning(literal_column("1"))).first() is not None

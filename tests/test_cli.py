@@ -157,11 +157,6 @@ def test_publish_refuses_a_bad_journey_and_publishes_nothing(
     assert out.startswith("no journeys published yet")
 
 
-@pytest.mark.xfail(
-    reason="a YAML syntax error is reported with PyYAML's multi-line text (an 'in \"<unicode "
-    "string>\", line N, column M:' line, the source line and a caret), not one file:line line",
-    strict=True,
-)
 def test_validate_reports_a_yaml_syntax_error_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,11 +181,6 @@ def test_outbox_of_a_new_database_is_empty(
     assert (code, out, err) == (0, "the outbox is empty\n", "")
 
 
-@pytest.mark.xfail(
-    reason="before `lifecycle migrate`, commands print SQLAlchemy's multi-line OperationalError "
-    "(SQL text, parameters, sqlalche.me link) instead of one line saying to migrate",
-    strict=True,
-)
 def test_commands_before_migrate_say_to_migrate(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -185,12 +185,6 @@ def test_unknown_top_level_field_with_a_scalar_value(
     assert "not permitted" in problem.message
 
 
-@pytest.mark.xfail(
-    reason="journeys.validate._line_index overwrites a key's line with its value's line, so a "
-    "key whose value is a block mapping/list (here `tigger:`) is reported on the line after "
-    "the key",
-    strict=True,
-)
 def test_typo_in_a_top_level_field_names_its_line(
     tmp_path: Path, templates: TemplateRenderer
 ) -> None:
@@ -215,11 +209,6 @@ def test_duplicate_step_ids_are_refused(tmp_path: Path, templates: TemplateRende
     assert "'wait_day2' is used twice" in problem.message
 
 
-@pytest.mark.xfail(
-    reason="the duplicate-id check is a Journey model validator, so its problem has no field "
-    "and the line of the journey's first key (`id:`), not the repeated step id",
-    strict=True,
-)
 def test_duplicate_step_id_names_the_repeated_step(
     tmp_path: Path, templates: TemplateRenderer
 ) -> None:
@@ -299,11 +288,6 @@ def test_unreadable_file_names_it(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{missing}: cannot read")
 
 
-@pytest.mark.xfail(
-    reason="parse_duration lets timedelta's OverflowError escape (not a ValueError), so "
-    "load_journey crashes instead of raising JourneyError naming the field",
-    strict=True,
-)
 def test_absurdly_long_duration_is_a_problem_not_a_crash(
     tmp_path: Path, templates: TemplateRenderer
 ) -> None:
@@ -353,11 +337,6 @@ def test_malformed_durations_are_refused_with_an_example(value: object) -> None:
     assert repr(value) in str(caught.value)
 
 
-@pytest.mark.xfail(
-    reason="parse_duration's docstring promises a positive timedelta, but '0d' parses to zero "
-    "(a 0d coupon validity or goal window is accepted)",
-    strict=True,
-)
 def test_zero_duration_is_refused() -> None:
     with pytest.raises(ValueError):
         parse_duration("0d")

@@ -164,18 +164,7 @@ def test_events_are_stored_once_by_message_id(db: Database) -> None:
     assert [tuple(r) for r in rows] == [("m-1", "user_signed_up"), ("m-2", "order_completed")]
 
 
-def test_insert_ignore_says_whether_it_inserted(
-    db: Database, request: pytest.FixtureRequest
-) -> None:
-    if db.dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="on PostgreSQL SQLAlchemy adds RETURNING events.id to the INSERT ... ON "
-                "CONFLICT DO NOTHING and rowcount is -1, so insert_ignore returns True even "
-                "when the conflict inserted nothing",
-                strict=True,
-            )
-        )
+def test_insert_ignore_says_whether_it_inserted(db: Database) -> None:
     with transaction(db.factory) as session:
         assert insert_ignore(session, Event, values=event_values("m-1", "user_signed_up"))
     with transaction(db.factory) as session:
