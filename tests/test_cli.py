@@ -10,7 +10,7 @@ import pytest
 
 from cli import main
 from store.db import make_engine, make_session_factory, transaction
-from store.models import Event
+from store.models import Event, User
 
 COMMANDS = ["demo", "dev", "api", "worker", "migrate", "journeys", "outbox", "users"]
 SUBCOMMANDS = [
@@ -257,3 +257,49 @@ def test_production_runs_once_its_secrets_are_set(
     code, out, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
     assert "up to date" in out
+
+
+# --- audiences ------------------------------------------------------------------------------
+
+
+def _seed_users(database_url: str) -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    engine = make_engine(database_url)
+    with transaction(make_session_factory(engine)) as session:
+        for i, tags in enumerate([["母婴人群"], [], ["母婴人群", "vip"]]):
+            session.add(
+                User(id=f"u{i}", created_at=at, updated_at=at, traits={}, tags=tags, phone=None)
+            )
+    engine.dispose()
+
+
+def test_audiences_count_and_preview_a_shipped_audience(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    _seed_users(database_url)
+
+    code, out, _ = run(capsys, "audiences", "count", "mother_and_baby", "--now", "2026-03-02")
+    assert (code, out) == (0, "2\n")
+
+    code, out, _ = run(capsys, "audiences", "preview", "mother_and_baby", "--now", "2026-03-02")
+    assert code == 0
+    assert "2 member(s)" in out and "u0" in out and "u2" in out and "u1" not in out
+    assert "✓ tagged 母婴人群" in out
+
+
+def test_audiences_inline_rule_and_errors(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    _seed_users(database_url)
+    assert run(capsys, "audiences", "count", "not: {tag: vip}")[1] == "2\n"
+
+    code, _, err = run(capsys, "audiences", "count", "event: {name: order_placed, within: 3x}")
+    assert code == 1
+    line = assert_one_line_error(err)
+    assert "rule.event.within" in line and "malformed duration" in line
+
+    code, _, err = run(capsys, "audiences", "validate", "trait: {name: age, between: 3}")
+    assert code == 1
+    assert "rule.trait.between: unknown operator" in assert_one_line_error(err)
