@@ -12,12 +12,15 @@ from cli import main
 from store.db import make_engine, make_session_factory, transaction
 from store.models import Event, User
 
-COMMANDS = ["demo", "dev", "api", "worker", "migrate", "journeys", "outbox", "users"]
+COMMANDS = ["demo", "dev", "api", "worker", "migrate", "journeys", "audiences", "outbox", "users"]
 SUBCOMMANDS = [
     *([c] for c in COMMANDS),
     ["journeys", "validate"],
     ["journeys", "publish"],
     ["journeys", "list"],
+    ["audiences", "validate"],
+    ["audiences", "count"],
+    ["audiences", "preview"],
     ["users", "timeline"],
 ]
 
