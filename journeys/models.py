@@ -7,12 +7,22 @@ forbid extras, so a typo is a validation error naming the field, not a silent de
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from journeys.durations import Duration
+from journeys.conditions import check_filter
+from journeys.durations import Duration, parse_duration
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ChannelName = Literal["sms", "email", "push"]
@@ -21,13 +31,48 @@ Yuan = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class EventTrigger(_Model):
-    """Enter the journey when the platform sends this event."""
+def _where(value: dict[str, Any]) -> dict[str, Any]:
+    check_filter(value)
+    return value
 
-    event: str
+
+Where = Annotated[dict[str, Any], AfterValidator(_where)]
+
+
+class Schedule(_Model):
+    """Enter the members of an audience on a schedule (run by the scheduler's sweeps)."""
+
+    cron: str
+    timezone: str = "Asia/Shanghai"
+    audience: str | dict[str, Any]
+
+
+class Trigger(_Model):
+    """What starts a run: an event (optionally filtered, optionally keyed) or a schedule.
+
+    ``key`` names an event property that makes one run per value (one cart-abandonment run
+    per ``cart_id``); ``on_repeat`` says what a repeated trigger does to a running run:
+    ``restart`` its steps (and timers) with the new trigger, or ``ignore`` it.
+    """
+
+    event: str | None = None
+    where: Where = Field(default_factory=dict)
+    key: str | None = None
+    on_repeat: Literal["restart", "ignore"] = "ignore"
+    schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.event is None) == (self.schedule is None):
+            raise ValueError("a trigger is either `event` or `schedule`")
+        return self
+
+
+# Kept for readers of older specs: an event trigger.
+EventTrigger = Trigger
 
 
 class Goal(_Model):
@@ -35,6 +80,11 @@ class Goal(_Model):
 
     event: str
     within: Duration
+    where: Where = Field(default_factory=dict)
+
+
+class ReEntryAfter(_Model):
+    after: Duration
 
 
 class _Step(_Model):
@@ -48,13 +98,38 @@ class _Step(_Model):
         return value
 
 
+class Variant(_Model):
+    id: str
+    template: str
+    weight: int = Field(default=1, ge=1)
+
+
 class SendStep(_Step):
-    """Send one message, under the delivery policy, on one channel."""
+    """Send one message, under the delivery policy, on one channel.
+
+    ``variants`` (A/B) replace ``template``: each user gets one, chosen deterministically by
+    weight. ``fallback`` is the channel to try when the user is unreachable on ``channel``.
+    """
 
     type: Literal["send"]
     channel: ChannelName
-    template: str
+    template: str | None = None
+    variants: list[Variant] | None = None
+    fallback: ChannelName | None = None
+    fallback_template: str | None = None
     topic: Topic = "marketing"
+
+    @model_validator(mode="after")
+    def _template_or_variants(self) -> SendStep:
+        if (self.template is None) == (not self.variants):
+            raise ValueError("give either `template` or `variants`")
+        if self.fallback is not None and self.fallback_template is None:
+            raise ValueError("`fallback` needs `fallback_template` (a template for that channel)")
+        return self
+
+    def templates(self) -> list[str]:
+        names = [self.template] if self.template else [v.template for v in self.variants or []]
+        return names + ([self.fallback_template] if self.fallback_template else [])
 
 
 class WaitStep(_Step):
@@ -62,6 +137,52 @@ class WaitStep(_Step):
 
     type: Literal["wait"]
     duration: Duration
+
+
+INSTANT = re.compile(
+    r"^(?P<ref>trigger\.timestamp|coupon\.expires_at|trigger\.properties\.\w+)"
+    r"\s*(?:(?P<sign>[+-])\s*(?P<offset>\w+))?$"
+)
+LOCAL_TIME = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+
+
+class WaitUntilStep(_Step):
+    """Sleep until an instant computed from the run's context.
+
+    ``at: coupon.expires_at - 48h`` | ``at: trigger.timestamp + 1d`` |
+    ``at: trigger.properties.expires_at - 6h`` | ``local_time: "10:00"`` (the next 10:00 in
+    the user's timezone). An instant already past does not wait.
+    """
+
+    type: Literal["wait_until"]
+    at: str | None = None
+    local_time: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> WaitUntilStep:
+        if (self.at is None) == (self.local_time is None):
+            raise ValueError("give either `at` (e.g. 'coupon.expires_at - 48h') or `local_time`")
+        if self.at is not None:
+            match = INSTANT.match(self.at.strip())
+            if not match:
+                raise ValueError(
+                    f"cannot read {self.at!r}: write trigger.timestamp, coupon.expires_at or "
+                    "trigger.properties.NAME, optionally + or - a duration, e.g. "
+                    "'coupon.expires_at - 48h'"
+                )
+            if match["offset"]:
+                parse_duration(match["offset"])
+        if self.local_time is not None and not LOCAL_TIME.match(self.local_time):
+            raise ValueError(f"local_time {self.local_time!r} is not HH:MM, e.g. '10:00'")
+        return self
+
+    def parts(self) -> tuple[str, timedelta]:
+        """The reference and the signed offset of ``at``."""
+        assert self.at is not None
+        match = INSTANT.match(self.at.strip())
+        assert match is not None
+        offset = parse_duration(match["offset"]) if match["offset"] else timedelta(0)
+        return match["ref"], -offset if match["sign"] == "-" else offset
 
 
 class IssueCouponStep(_Step):
@@ -79,7 +200,81 @@ class ExitStep(_Step):
     type: Literal["exit"]
 
 
-Step = Annotated[SendStep | WaitStep | IssueCouponStep | ExitStep, Field(discriminator="type")]
+class WaitForStep(_Step):
+    """Wait for an event of this user (optionally matching ``where``) up to ``timeout``.
+
+    An event that arrived earlier in the run, and was not used by an earlier ``wait_for``,
+    counts: nothing is lost between steps.
+    """
+
+    type: Literal["wait_for"]
+    event: str
+    where: Where = Field(default_factory=dict)
+    timeout: Duration
+    on_event: list[Step] = Field(default_factory=list)
+    on_timeout: list[Step] = Field(default_factory=list)
+
+
+class ContextCondition(_Model):
+    """A condition on the run's context: ``{context: trigger.properties.low_stock, eq: true}``."""
+
+    context: str
+    eq: Any = None
+    ne: Any = None
+    gt: Any = None
+    gte: Any = None
+    lt: Any = None
+    lte: Any = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_op(self) -> ContextCondition:
+        if not re.match(r"^(trigger\.(event|properties\.\w+)|coupon\.\w+)$", self.context):
+            raise ValueError(
+                f"cannot read context {self.context!r}: use trigger.properties.NAME, "
+                "trigger.event or coupon.NAME"
+            )
+        if len(self.operator()) != 1:
+            raise ValueError("give exactly one operator: eq, ne, gt, gte, lt, lte or exists")
+        return self
+
+    def operator(self) -> dict[str, Any]:
+        ops = ("eq", "ne", "gt", "gte", "lt", "lte", "exists")
+        return {op: getattr(self, op) for op in ops if op in self.model_fields_set}
+
+
+class AudienceCondition(_Model):
+    """An audience rule evaluated for this user now (see ``audiences/rules.py``)."""
+
+    audience: dict[str, Any]
+
+
+class BranchStep(_Step):
+    """``if`` the condition holds run ``then``, else ``else``; then continue after the branch."""
+
+    type: Literal["branch"]
+    if_: ContextCondition | AudienceCondition = Field(alias="if")
+    then: list[Step] = Field(default_factory=list)
+    else_: list[Step] = Field(default_factory=list, alias="else")
+
+
+Step = Annotated[
+    SendStep | WaitStep | WaitUntilStep | WaitForStep | BranchStep | IssueCouponStep | ExitStep,
+    Field(discriminator="type"),
+]
+STEP_TYPES = ("send", "wait", "wait_until", "wait_for", "branch", "issue_coupon", "exit")
+
+
+def walk(steps: list[Any]) -> Iterator[Any]:
+    """Every step, nested ones included, in document order."""
+    for step in steps:
+        yield step
+        if isinstance(step, WaitForStep):
+            yield from walk(step.on_event)
+            yield from walk(step.on_timeout)
+        elif isinstance(step, BranchStep):
+            yield from walk(step.then)
+            yield from walk(step.else_)
 
 
 class Journey(_Model):
@@ -88,11 +283,14 @@ class Journey(_Model):
     id: str
     name: str
     description: str = ""
-    trigger: EventTrigger
+    trigger: Trigger
+    entry: dict[str, Any] | None = Field(
+        default=None, description="An audience rule checked when a user would enter."
+    )
     goal: Goal | None = None
     exit_on: list[str] = Field(default_factory=list)
     holdout: float = Field(default=0, ge=0, le=50, description="Percent of entrants held out.")
-    re_entry: Literal["never"] = "never"
+    re_entry: Literal["never", "always"] | ReEntryAfter = "never"
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("id")
@@ -105,12 +303,26 @@ class Journey(_Model):
     @model_validator(mode="after")
     def _unique_step_ids(self) -> Journey:
         seen: set[str] = set()
-        for step in self.steps:
+        for step in walk(self.steps):
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice; step ids must be unique")
             seen.add(step.id)
         return self
 
+    def listens_for(self) -> set[str]:
+        """Events a running enrollment must hear about: goal, exits, waits, restarts."""
+        events = set(self.exit_on)
+        if self.goal is not None:
+            events.add(self.goal.event)
+        events.update(s.event for s in walk(self.steps) if isinstance(s, WaitForStep))
+        if self.trigger.event is not None and self.trigger.on_repeat == "restart":
+            events.add(self.trigger.event)
+        return events
+
     def concerns(self, event: str) -> bool:
-        """Whether a running enrollment must hear about ``event`` (goal or exit)."""
-        return (self.goal is not None and self.goal.event == event) or event in self.exit_on
+        """Whether a running enrollment must hear about ``event``."""
+        return event in self.listens_for()
+
+
+for _model in (WaitForStep, BranchStep, Journey):
+    _model.model_rebuild()

@@ -16,6 +16,8 @@ from journeys.models import Journey
 DELIVER = "deliver"
 ISSUE_COUPON = "issue_coupon"
 FINISH_ENROLLMENT = "finish_enrollment"
+IN_AUDIENCE = "in_audience"
+NEXT_LOCAL_TIME = "next_local_time"
 
 
 @dataclass
@@ -37,6 +39,7 @@ class JourneyInput:
     group: str  # treatment | holdout
     trigger: EventSignal
     entry_key: str = ""
+    entry_number: int = 1
 
 
 @dataclass
@@ -80,6 +83,7 @@ class DeliverInput:
     now: datetime
     trigger: EventSignal
     coupon_id: int | None = None
+    variant: str | None = None
 
 
 @dataclass
@@ -95,3 +99,21 @@ class FinishEnrollmentInput:
     reason: str
     now: datetime
     converted_at: datetime | None = None
+
+
+@dataclass
+class AudienceCheckInput:
+    """Is ``user_id`` in the audience described by ``rule`` at ``now``?"""
+
+    user_id: str
+    rule: dict[str, Any]
+    now: datetime
+
+
+@dataclass
+class LocalTimeInput:
+    """The next ``hh_mm`` (e.g. "10:00") in the user's timezone, strictly after ``now``."""
+
+    user_id: str
+    hh_mm: str
+    now: datetime

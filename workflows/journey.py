@@ -1,23 +1,40 @@
 """``JourneyWorkflow``: one durable run of one user through one journey.
 
-A bounded walk over the journey's steps. Waits race a durable timer against the user's
-events (signals): the goal converts and ends the run, an ``exit_on`` event ends it. Every
-side effect is an activity that takes ``now`` from ``workflow.now()``.
+A bounded walk over the journey's steps (``match`` on the step type). Waits race a durable
+timer against the user's events (signals): the goal converts and ends the run, an ``exit_on``
+event ends it, a repeated trigger of a ``restart`` journey starts the steps over. Every side
+effect is an activity that takes ``now`` from ``workflow.now()``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.models import ExitStep, IssueCouponStep, SendStep, Step, WaitStep
+    from journeys.conditions import compare, matches
+    from journeys.models import (
+        AudienceCondition,
+        BranchStep,
+        ExitStep,
+        IssueCouponStep,
+        SendStep,
+        Step,
+        WaitForStep,
+        WaitStep,
+        WaitUntilStep,
+    )
     from workflows.contracts import (
         DELIVER,
         FINISH_ENROLLMENT,
+        IN_AUDIENCE,
         ISSUE_COUPON,
+        NEXT_LOCAL_TIME,
+        AudienceCheckInput,
         CouponRef,
         DeliverInput,
         DeliverResult,
@@ -26,10 +43,12 @@ with workflow.unsafe.imports_passed_through():
         IssueCouponInput,
         JourneyInput,
         JourneyResult,
+        LocalTimeInput,
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+RESTART = "restart"
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -37,42 +56,76 @@ class JourneyWorkflow:
     @workflow.init
     def __init__(self, inp: JourneyInput) -> None:
         self._inp = inp
+        self._trigger = inp.trigger
         self._seen: set[str] = set()
+        self._events: list[EventSignal] = []
+        self._consumed: set[str] = {inp.trigger.message_id}
         self._goal: EventSignal | None = None
         self._exit: EventSignal | None = None
+        self._restart: EventSignal | None = None
         self._coupon: CouponRef | None = None
         self._steps_run: list[str] = []
-        self._deadline = workflow.now() + (
-            inp.journey.goal.within if inp.journey.goal else timedelta(0)
-        )
+        self._occurrences: dict[str, int] = {}
+        self._deadline = self._goal_deadline()
+
+    def _goal_deadline(self) -> datetime:
+        goal = self._inp.journey.goal
+        return workflow.now() + (goal.within if goal else timedelta(0))
 
     @workflow.signal
     def event(self, ev: EventSignal) -> None:
-        """An event of this user: goal and exit events end the run; repeats are ignored."""
+        """An event of this user; goal and exit events end the run; repeats are ignored."""
         if ev.message_id in self._seen:
             return
         self._seen.add(ev.message_id)
-        goal = self._inp.journey.goal
-        if goal and ev.event == goal.event and ev.timestamp <= self._deadline:
+        journey = self._inp.journey
+        key = journey.trigger.key
+        if key and key in ev.properties and str(ev.properties[key]) != self._inp.entry_key:
+            return  # another cart's event: not this run's business
+        goal = journey.goal
+        if (
+            goal
+            and ev.event == goal.event
+            and ev.timestamp <= self._deadline
+            and matches(goal.where, ev.properties)
+        ):
             self._goal = self._goal or ev
-        elif ev.event in self._inp.journey.exit_on:
+        elif ev.event in journey.exit_on:
             self._exit = self._exit or ev
+        elif (
+            ev.event == journey.trigger.event
+            and journey.trigger.on_repeat == "restart"
+            and ev.message_id != self._trigger.message_id
+            and matches(journey.trigger.where, ev.properties)
+        ):
+            self._restart = ev
+        self._events.append(ev)
 
     @workflow.query
     def progress(self) -> list[str]:
         """Ids of the steps run so far."""
         return list(self._steps_run)
 
-    def _stopped(self) -> bool:
+    def _ended(self) -> bool:
         return self._goal is not None or self._exit is not None
+
+    def _interrupted(self) -> bool:
+        return self._ended() or self._restart is not None
 
     @workflow.run
     async def run(self, inp: JourneyInput) -> JourneyResult:
-        reason = await self._walk(inp.journey.steps)
-        if reason is None and inp.journey.goal is not None and not self._stopped():
-            # Steps are done; the user can still convert until the goal window closes.
-            await self._sleep(self._deadline - workflow.now())
-        if reason is None:
+        while True:
+            reason = await self._walk(inp.journey.steps)
+            if reason is None and inp.journey.goal is not None and not self._interrupted():
+                # Steps are done; the user can still convert until the goal window closes.
+                await self._sleep(self._deadline - workflow.now())
+            if reason not in (None, RESTART) or self._ended() or self._restart is None:
+                break
+            # A newer trigger (e.g. the cart changed): start the steps over from it.
+            self._trigger, self._restart = self._restart, None
+            self._consumed.update(e.message_id for e in self._events)
+            self._deadline = self._goal_deadline()
+        if reason is None or reason == RESTART:
             reason = "converted" if self._goal else "exited" if self._exit else "completed"
         await workflow.execute_activity(
             FINISH_ENROLLMENT,
@@ -91,39 +144,65 @@ class JourneyWorkflow:
         )
 
     async def _walk(self, steps: list[Step]) -> str | None:
-        """Run ``steps`` in order; the exit reason if the run ended inside them."""
+        """Run ``steps`` in order; the exit reason (or RESTART) if the run left them early."""
         for step in steps:
             if self._goal:
                 return "converted"
             if self._exit:
                 return "exited"
+            if self._restart:
+                return RESTART
+            self._steps_run.append(step.id)
+            nested: list[Step] = []
             match step:
                 case SendStep():
                     await self._send(step)
                 case WaitStep():
                     await self._sleep(step.duration)
+                case WaitUntilStep():
+                    await self._wait_until(step)
+                case WaitForStep():
+                    nested = await self._wait_for(step)
+                case BranchStep():
+                    nested = step.then if await self._holds(step) else step.else_
                 case IssueCouponStep():
                     await self._issue_coupon(step)
                 case ExitStep():
-                    self._steps_run.append(step.id)
                     return "exit_step"
-            self._steps_run.append(step.id)
+            if nested:
+                reason = await self._walk(nested)
+                if reason is not None:
+                    return reason
         return None
 
-    async def _sleep(self, duration: timedelta) -> None:
+    async def _sleep(self, duration: timedelta) -> bool:
+        """Sleep up to ``duration``; True if the goal, an exit or a restart cut it short."""
         if duration <= timedelta(0):
-            return
+            return False
         try:
-            await workflow.wait_condition(self._stopped, timeout=duration)
+            await workflow.wait_condition(self._interrupted, timeout=duration)
+            return True
         except TimeoutError:
-            pass
+            return False
 
-    def _key(self, step_id: str, occurrence: int = 1) -> str:
-        # First execution run id: stable across retries, replays and continue-as-new.
+    def _key(self, step_id: str) -> str:
+        # First execution run id: stable across retries, replays and continue-as-new; the
+        # occurrence tells a restarted run's second pass from its first.
+        occurrence = self._occurrences.get(step_id, 0) + 1
+        self._occurrences[step_id] = occurrence
         return f"{workflow.info().first_execution_run_id}/{step_id}/{occurrence}"
 
+    async def _activity(self, name: str, arg: Any, result_type: Any = None) -> Any:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+        )
+
     async def _issue_coupon(self, step: IssueCouponStep) -> None:
-        self._coupon = await workflow.execute_activity(
+        self._coupon = await self._activity(
             ISSUE_COUPON,
             IssueCouponInput(
                 issue_key=self._key(step.id),
@@ -134,30 +213,136 @@ class JourneyWorkflow:
                 valid_for=step.valid_for,
                 now=workflow.now(),
             ),
-            result_type=CouponRef,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            CouponRef,
         )
 
+    def _variant(self, step: SendStep) -> tuple[str, str | None]:
+        """The template (and A/B variant id) this user gets: a stable, weighted choice."""
+        if not step.variants:
+            assert step.template is not None
+            return step.template, None
+        seed = f"{self._inp.journey.id}\x00{self._inp.user_id}\x00{step.id}".encode()
+        point = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") % sum(
+            v.weight for v in step.variants
+        )
+        for variant in step.variants:
+            if point < variant.weight:
+                return variant.template, variant.id
+            point -= variant.weight
+        raise AssertionError("unreachable")
+
     async def _send(self, step: SendStep) -> DeliverResult:
+        template, variant = self._variant(step)
+        result = await self._deliver(step, step.id, step.channel, template, variant)
+        if result.status == "skipped" and result.reason == "unreachable" and step.fallback:
+            assert step.fallback_template is not None
+            result = await self._deliver(
+                step, f"{step.id}.fallback", step.fallback, step.fallback_template, variant
+            )
+        return result
+
+    async def _deliver(
+        self, step: SendStep, path: str, channel: str, template: str, variant: str | None
+    ) -> DeliverResult:
         inp = self._inp
-        return await workflow.execute_activity(
+        result: DeliverResult = await self._activity(
             DELIVER,
             DeliverInput(
-                idempotency_key=self._key(step.id),
+                idempotency_key=self._key(path),
                 enrollment_id=inp.enrollment_id,
                 journey_id=inp.journey.id,
                 step_id=step.id,
                 user_id=inp.user_id,
-                channel=step.channel,
-                template=step.template,
+                channel=channel,
+                template=template,
                 topic=step.topic,
                 group=inp.group,
                 now=workflow.now(),
-                trigger=inp.trigger,
+                trigger=self._trigger,
                 coupon_id=self._coupon.coupon_id if self._coupon else None,
+                variant=variant,
             ),
-            result_type=DeliverResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
+            DeliverResult,
         )
+        return result
+
+    def _context_value(self, path: str) -> Any:
+        head, _, rest = path.partition(".")
+        if head == "trigger":
+            if rest == "event":
+                return self._trigger.event
+            if rest == "timestamp":
+                return self._trigger.timestamp
+            return self._trigger.properties.get(rest.removeprefix("properties."))
+        if head == "coupon":
+            if self._coupon is not None:
+                return getattr(self._coupon, rest, None)
+            # A run triggered by `coupon_issued` knows its coupon from the trigger.
+            return self._trigger.properties.get(rest)
+        return None
+
+    async def _holds(self, step: BranchStep) -> bool:
+        condition = step.if_
+        if isinstance(condition, AudienceCondition):
+            held: bool = await self._activity(
+                IN_AUDIENCE,
+                AudienceCheckInput(
+                    user_id=self._inp.user_id, rule=condition.audience, now=workflow.now()
+                ),
+                bool,
+            )
+            return held
+        ((op, operand),) = condition.operator().items()
+        return compare(self._context_value(condition.context), op, operand)
+
+    async def _wait_until(self, step: WaitUntilStep) -> None:
+        if step.local_time is not None:
+            target: datetime = await self._activity(
+                NEXT_LOCAL_TIME,
+                LocalTimeInput(
+                    user_id=self._inp.user_id, hh_mm=step.local_time, now=workflow.now()
+                ),
+                datetime,
+            )
+        else:
+            ref, offset = step.parts()
+            value = self._context_value(ref)
+            if isinstance(value, str):
+                try:
+                    value = datetime.fromisoformat(value)
+                except ValueError:
+                    value = None
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                workflow.logger.warning("step %s: %s is not an instant; not waiting", step.id, ref)
+                return
+            target = value + offset
+        await self._sleep(target - workflow.now())
+
+    def _arrived(self, step: WaitForStep) -> EventSignal | None:
+        for ev in self._events:
+            if (
+                ev.message_id not in self._consumed
+                and ev.event == step.event
+                and matches(step.where, ev.properties)
+            ):
+                return ev
+        return None
+
+    async def _wait_for(self, step: WaitForStep) -> list[Step]:
+        """Wait for the event (one that already arrived counts); the branch to take."""
+        found: list[EventSignal] = []
+
+        def arrived_or_interrupted() -> bool:
+            ev = self._arrived(step)
+            if ev is not None:
+                found.append(ev)
+            return ev is not None or self._interrupted()
+
+        try:
+            await workflow.wait_condition(arrived_or_interrupted, timeout=step.timeout)
+        except TimeoutError:
+            return step.on_timeout
+        if found:
+            self._consumed.add(found[0].message_id)
+            return step.on_event
+        return []  # interrupted: _walk sees why and leaves
