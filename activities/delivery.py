@@ -101,6 +101,7 @@ class DeliveryActivities:
                 "user_id": inp.user_id,
                 "channel": inp.channel,
                 "template": inp.template,
+                "variant": inp.variant,
                 "status": "pending",
                 "created_at": inp.now,
             },
@@ -135,6 +136,11 @@ class DeliveryActivities:
         self, session: Any, inp: DeliverInput, user: User, *, message_id: int
     ) -> dict[str, Any]:
         coupon = session.get(Coupon, inp.coupon_id) if inp.coupon_id else None
+        code = inp.trigger.properties.get("coupon_code")
+        if coupon is None and isinstance(code, str):
+            # A run triggered by `coupon_issued` names its coupon in the trigger.
+            stmt = select(Coupon).where(Coupon.code == code, Coupon.user_id == user.id)
+            coupon = session.scalar(stmt)
         traits = user.traits or {}
         return {
             "user": {

@@ -23,11 +23,15 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from audiences.audience import audience_from_data
+from audiences.rules import AudienceError
+from journeys.conditions import matches
 from journeys.models import Journey
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
@@ -66,6 +70,17 @@ class _Entry:
     enrollment_id: int
     workflow_id: str
     group: str
+    key: str = ""
+    number: int = 1
+
+
+def _may_reenter(journey: Journey, exited_at: datetime, now: datetime) -> bool:
+    policy = journey.re_entry
+    if policy == "never":
+        return False
+    if policy == "always":
+        return True
+    return now >= exited_at + policy.after
 
 
 class JourneyRouter:
@@ -83,6 +98,8 @@ class JourneyRouter:
     ):
         self._factory = factory
         self._concurrency = concurrency
+        # Published versions never change: parsed specs are cached by (journey, version).
+        self._specs: dict[tuple[str, int], Journey] = {}
         self._client = client
         self._task_queue = task_queue
         self._max_trigger_age = max_trigger_age
@@ -140,42 +157,92 @@ class JourneyRouter:
         await self._signal_open_runs(event.user_id, signal)
         too_old = self._clock() - event.timestamp > self._max_trigger_age
         for version, journey in journeys:
-            if journey.trigger.event != event.event:
+            trigger = journey.trigger
+            if trigger.event != event.event or not matches(trigger.where, signal.properties):
                 continue
             if too_old:
                 log.info("event %s too old to enter %s", event.message_id, journey.id)
                 continue
-            entry = await asyncio.to_thread(self._enroll, journey, version, event)
+            key = ""
+            if trigger.key:
+                value = signal.properties.get(trigger.key)
+                if value is None or isinstance(value, dict | list) or value == "":
+                    log.warning(
+                        "event %s lacks key %s for %s", event.message_id, trigger.key, journey.id
+                    )
+                    continue
+                key = str(value)
+            entry = await asyncio.to_thread(self._enroll, journey, version, event, key)
             if entry is None:
                 continue
             await self._start(journey, version, event.user_id, entry, signal)
 
-    def _enroll(self, journey: Journey, version: int, event: Event) -> _Entry | None:
-        """Write (or find) the enrollment row; None if this event may not enter."""
-        assert event.user_id is not None
-        wid = workflow_id(journey.id, event.user_id)
+    def _enroll(self, journey: Journey, version: int, event: Event, key: str) -> _Entry | None:
+        """Write (or find) the enrollment row; None if this event may not (re-)enter.
+
+        The newest enrollment of (journey, user, key) decides: an open one keeps its run (a
+        repeated trigger reaches it as a signal); a closed one allows a new entry as
+        ``re_entry`` says. Only the event that created a row may start its run, so a retried
+        duplicate starts nothing new.
+        """
+        user_id = event.user_id
+        assert user_id is not None
+        now = self._clock()
         with transaction(self._factory) as session:
+            latest = session.scalars(
+                select(Enrollment)
+                .where(
+                    Enrollment.journey_id == journey.id,
+                    Enrollment.user_id == user_id,
+                    Enrollment.entry_key == key,
+                )
+                .order_by(Enrollment.entry_number.desc())
+                .limit(1)
+            ).first()
+            if latest is not None:
+                if latest.trigger_message_id == event.message_id:
+                    if latest.exited_at is not None:
+                        return None
+                    return _Entry(
+                        latest.id, latest.workflow_id, latest.group, key, latest.entry_number
+                    )
+                if latest.exited_at is None or not _may_reenter(journey, latest.exited_at, now):
+                    return None
+            if journey.entry is not None and not self._in_entry_audience(
+                session, journey, user_id, event.timestamp
+            ):
+                return None
+            number = latest.entry_number + 1 if latest is not None else 1
+            wid = workflow_id(journey.id, user_id, key, number)
             insert_ignore(
                 session,
                 Enrollment,
                 values={
                     "journey_id": journey.id,
                     "journey_version": version,
-                    "user_id": event.user_id,
-                    "entry_key": "",
-                    "entry_number": 1,
-                    "group": holdout_group(journey.id, event.user_id, journey.holdout),
+                    "user_id": user_id,
+                    "entry_key": key,
+                    "entry_number": number,
+                    "group": holdout_group(journey.id, user_id, journey.holdout),
                     "workflow_id": wid,
                     "trigger_message_id": event.message_id,
-                    "entered_at": self._clock(),
+                    "entered_at": now,
                 },
             )
             row = session.scalars(select(Enrollment).where(Enrollment.workflow_id == wid)).one()
-            # re_entry: never. Only the event that created the row may (re)start its run, and
-            # only while the run is open: a retried duplicate after exit starts nothing.
-            if row.trigger_message_id != event.message_id or row.exited_at is not None:
-                return None
-            return _Entry(row.id, row.workflow_id, row.group)
+            if row.trigger_message_id != event.message_id:
+                return None  # another event entered first, concurrently
+            return _Entry(row.id, row.workflow_id, row.group, key, number)
+
+    def _in_entry_audience(
+        self, session: Session, journey: Journey, user_id: str, at: datetime
+    ) -> bool:
+        try:
+            audience = audience_from_data(journey.entry, source=f"{journey.id}.entry")
+        except AudienceError:
+            log.exception("journey %s has an unusable entry rule", journey.id)
+            return False
+        return audience.contains(session, user_id=user_id, now=at)
 
     async def _start(
         self, journey: Journey, version: int, user_id: str, entry: _Entry, signal: EventSignal
@@ -187,6 +254,8 @@ class JourneyRouter:
             user_id=user_id,
             group=entry.group,
             trigger=signal,
+            entry_key=entry.key,
+            entry_number=entry.number,
         )
         try:
             await self._client.start_workflow(
@@ -213,19 +282,33 @@ class JourneyRouter:
 
     def _open_runs_for(self, user_id: str, signal: EventSignal) -> list[str]:
         with transaction(self._factory) as session:
-            stmt = (
-                select(Enrollment.workflow_id, Enrollment.trigger_message_id, JourneyVersion.spec)
-                .join(
-                    JourneyVersion,
-                    (JourneyVersion.journey_id == Enrollment.journey_id)
-                    & (JourneyVersion.version == Enrollment.journey_version),
-                )
-                .where(Enrollment.user_id == user_id, Enrollment.exited_at.is_(None))
-            )
+            stmt = select(
+                Enrollment.workflow_id,
+                Enrollment.trigger_message_id,
+                Enrollment.entry_key,
+                Enrollment.journey_id,
+                Enrollment.journey_version,
+            ).where(Enrollment.user_id == user_id, Enrollment.exited_at.is_(None))
             rows = session.execute(stmt).all()
-        return [
-            wid
-            for wid, trigger_id, spec in rows
-            if trigger_id != signal.message_id
-            and Journey.model_validate(spec).concerns(signal.event)
-        ]
+            targets = []
+            for wid, trigger_id, key, journey_id, version in rows:
+                journey = self._spec(session, journey_id, version)
+                if trigger_id == signal.message_id or not journey.concerns(signal.event):
+                    continue
+                # A keyed run hears events of its own key, and key-less ones (account_deleted).
+                name = journey.trigger.key
+                if name and name in signal.properties and str(signal.properties[name]) != key:
+                    continue
+                targets.append(wid)
+        return targets
+
+    def _spec(self, session: Session, journey_id: str, version: int) -> Journey:
+        cached = self._specs.get((journey_id, version))
+        if cached is None:
+            row = session.scalars(
+                select(JourneyVersion).where(
+                    JourneyVersion.journey_id == journey_id, JourneyVersion.version == version
+                )
+            ).one()
+            cached = self._specs[(journey_id, version)] = spec_of(row)
+        return cached
