@@ -86,12 +86,14 @@ def _load(paths: list[str]):  # type: ignore[no-untyped-def]
 
     files = [Path(p) for p in paths] or shipped_journey_files()
     renderer = TemplateRenderer()
-    loaded, errors = [], []
+    loaded, errors, warnings = [], [], []
     for path in files:
         try:
-            loaded.append((path, load_journey(path, renderer)))
+            loaded.append((path, load_journey(path, renderer, warnings=warnings)))
         except JourneyError as exc:
             errors.append(str(exc))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if errors:
         raise CliError("\n".join(errors))
     return loaded

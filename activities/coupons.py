@@ -8,7 +8,7 @@ from sqlalchemy import select
 from temporalio import activity
 
 from store.db import SessionFactory, transaction
-from store.models import Coupon
+from store.models import Coupon, Event
 from store.upsert import insert_ignore
 from workflows.contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
 
@@ -49,6 +49,28 @@ class CouponActivities:
                     break
             if coupon is None:
                 raise RuntimeError(f"could not issue coupon {inp.issue_key}")
+            # Announce it like the platform would, so coupon journeys (expiry nudges) start;
+            # the worker's pending-event router picks it up.
+            insert_ignore(
+                session,
+                Event,
+                values={
+                    "message_id": f"coupon-issued:{coupon.id}",
+                    "type": "track",
+                    "user_id": inp.user_id,
+                    "event": "coupon_issued",
+                    "properties": {
+                        "coupon_code": coupon.code,
+                        "amount_fen": coupon.amount_fen,
+                        "min_spend_fen": coupon.min_spend_fen,
+                        "expires_at": coupon.expires_at.isoformat(),
+                        "journey_id": inp.journey_id,
+                    },
+                    "context": {},
+                    "timestamp": inp.now,
+                    "received_at": inp.now,
+                },
+            )
             return CouponRef(
                 coupon_id=coupon.id,
                 code=coupon.code,

@@ -76,11 +76,15 @@ EventTrigger = Trigger
 
 
 class Goal(_Model):
-    """Reaching ``event`` within ``within`` of entry converts the enrollment and ends the run."""
+    """Reaching ``event`` (or any of a list) within ``within`` of entry converts the
+    enrollment and ends the run."""
 
-    event: str
+    event: str | list[str]
     within: Duration
     where: Where = Field(default_factory=dict)
+
+    def events(self) -> list[str]:
+        return [self.event] if isinstance(self.event, str) else list(self.event)
 
 
 class ReEntryAfter(_Model):
@@ -121,15 +125,14 @@ class SendStep(_Step):
 
     @model_validator(mode="after")
     def _template_or_variants(self) -> SendStep:
-        if (self.template is None) == (not self.variants):
-            raise ValueError("give either `template` or `variants`")
+        # "field: message" lets validation name the field (see journeys/validate.py).
+        if self.template is None and not self.variants:
+            raise ValueError("template: Field required")
+        if self.template is not None and self.variants:
+            raise ValueError("variants: give either `template` or `variants`, not both")
         if self.fallback is not None and self.fallback_template is None:
-            raise ValueError("`fallback` needs `fallback_template` (a template for that channel)")
+            raise ValueError("fallback_template: Field required when `fallback` is given")
         return self
-
-    def templates(self) -> list[str]:
-        names = [self.template] if self.template else [v.template for v in self.variants or []]
-        return names + ([self.fallback_template] if self.fallback_template else [])
 
 
 class WaitStep(_Step):
@@ -215,32 +218,43 @@ class WaitForStep(_Step):
     on_timeout: list[Step] = Field(default_factory=list)
 
 
+ContextOp = Literal["eq", "ne", "gt", "gte", "lt", "lte", "exists"]
+CONTEXT_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "exists")
+
+
 class ContextCondition(_Model):
-    """A condition on the run's context: ``{context: trigger.properties.low_stock, eq: true}``."""
+    """A condition on the run's context: ``{context: trigger.properties.low_stock, eq: true}``.
+
+    Written with the operator as the key; held as ``op`` and ``value``.
+    """
 
     context: str
-    eq: Any = None
-    ne: Any = None
-    gt: Any = None
-    gte: Any = None
-    lt: Any = None
-    lte: Any = None
-    exists: bool | None = None
+    op: ContextOp
+    value: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _operator_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "op" not in data:
+            ops = [k for k in data if k in CONTEXT_OPS]
+            if len(ops) != 1:
+                raise ValueError("give exactly one operator: eq, ne, gt, gte, lt, lte or exists")
+            data = {k: v for k, v in data.items() if k != ops[0]} | {
+                "op": ops[0],
+                "value": data[ops[0]],
+            }
+        return data
 
     @model_validator(mode="after")
-    def _one_op(self) -> ContextCondition:
+    def _readable(self) -> ContextCondition:
         if not re.match(r"^(trigger\.(event|properties\.\w+)|coupon\.\w+)$", self.context):
             raise ValueError(
                 f"cannot read context {self.context!r}: use trigger.properties.NAME, "
                 "trigger.event or coupon.NAME"
             )
-        if len(self.operator()) != 1:
-            raise ValueError("give exactly one operator: eq, ne, gt, gte, lt, lte or exists")
+        if self.op == "exists" and not isinstance(self.value, bool):
+            raise ValueError("`exists` takes true or false")
         return self
-
-    def operator(self) -> dict[str, Any]:
-        ops = ("eq", "ne", "gt", "gte", "lt", "lte", "exists")
-        return {op: getattr(self, op) for op in ops if op in self.model_fields_set}
 
 
 class AudienceCondition(_Model):
@@ -313,7 +327,7 @@ class Journey(_Model):
         """Events a running enrollment must hear about: goal, exits, waits, restarts."""
         events = set(self.exit_on)
         if self.goal is not None:
-            events.add(self.goal.event)
+            events.update(self.goal.events())
         events.update(s.event for s in walk(self.steps) if isinstance(s, WaitForStep))
         if self.trigger.event is not None and self.trigger.on_repeat == "restart":
             events.add(self.trigger.event)

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
 
-from journeys.models import Journey, SendStep
+from journeys.catalog import CATALOG_FILE, EventSpec, load_catalog
+from journeys.durations import format_duration
+from journeys.models import (
+    STEP_TYPES,
+    AudienceCondition,
+    BranchStep,
+    ContextCondition,
+    IssueCouponStep,
+    Journey,
+    SendStep,
+    WaitForStep,
+    WaitStep,
+    WaitUntilStep,
+    walk,
+)
 from message_templates.sample import sample_context
 
 SHIPPED = Path(__file__).parent
+_FIELD_MESSAGE = re.compile(r"^([a-z_]+): (.+)$")
+_UNION_TAGS = {*STEP_TYPES, "ContextCondition", "AudienceCondition", "ReEntryAfter"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +42,7 @@ class Problem:
     line: int | None
     field: str
     message: str
+    severity: str = "error"  # error | warning
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -95,11 +114,13 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if p not in ("send", "wait", "issue_coupon", "exit"))
-            field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
-            field = field.replace(".[", "[")
+            # Drop pydantic's union tags ("send", "ContextCondition", ...) from the path.
+            loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(Problem(file, _line_for(lines, loc), field, msg))
+            named = _FIELD_MESSAGE.match(msg) if err["type"] == "value_error" else None
+            if named:  # a model validator naming its field: "template: Field required"
+                loc, msg = (*loc, named[1]), named[2]
+            problems.append(Problem(file, _line_for(lines, loc), _field(loc), msg))
         raise JourneyError(problems) from None
 
 
@@ -122,28 +143,178 @@ def _duplicate_step_ids(data: dict[str, Any], lines: Lines, file: str) -> list[P
     return problems
 
 
+def _steps_with_paths(
+    steps: list[Any], prefix: tuple[Any, ...] = ("steps",)
+) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Every step with its path in the YAML, nested ones included, in document order."""
+    found = []
+    for i, step in enumerate(steps):
+        path = (*prefix, i)
+        found.append((step, path))
+        if isinstance(step, WaitForStep):
+            found += _steps_with_paths(step.on_event, (*path, "on_event"))
+            found += _steps_with_paths(step.on_timeout, (*path, "on_timeout"))
+        elif isinstance(step, BranchStep):
+            found += _steps_with_paths(step.then, (*path, "then"))
+            found += _steps_with_paths(step.else_, (*path, "else"))
+    return found
+
+
+def _field(path: tuple[Any, ...]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+def _render_context(journey: Journey, catalog: dict[str, EventSpec]) -> dict[str, Any]:
+    """A context shaped like the one ``deliver`` builds for this journey's messages."""
+    context = sample_context()
+    trigger = journey.trigger.event
+    spec = catalog.get(trigger) if trigger else None
+    properties = spec.sample_properties() if spec else {}
+    context["trigger"] = {
+        "event": trigger or "audience_sweep",
+        "properties": properties,
+        "timestamp": context["trigger"]["timestamp"],
+    }
+    issues = any(isinstance(s, IssueCouponStep) for s in walk(journey.steps))
+    if not issues and "coupon_code" not in properties:
+        context["coupon"] = None
+    return context
+
+
 def check_templates(
-    journey: Journey, templates: TemplateCatalog, *, file: str, lines: Lines | None = None
+    journey: Journey,
+    templates: TemplateCatalog,
+    *,
+    file: str,
+    lines: Lines | None = None,
+    catalog: dict[str, EventSpec] | None = None,
 ) -> list[Problem]:
-    """Every ``send`` step names a template that exists, for its channel, and renders."""
+    """Every ``send`` step names templates that exist, for its channels, and render with a
+    context like the journey's own (its trigger's properties, a coupon if it issues one)."""
     lines = lines or {}
+    context = _render_context(journey, catalog if catalog is not None else load_catalog())
     problems = []
     known = set(templates.names())
-    for i, step in enumerate(journey.steps):
+    for step, path in _steps_with_paths(journey.steps):
         if not isinstance(step, SendStep):
             continue
-        field = f"steps[{i}].template"
-        line = _line_for(lines, ("steps", i, "template"))
-        if step.template not in known:
-            problems.append(Problem(file, line, field, f"unknown template {step.template!r}"))
-            continue
-        found = templates.check(step.template, channel=step.channel, context=sample_context())
-        problems.extend(Problem(file, line, field, text) for text in found)
+        where = _field((*path, "template"))
+        line = _line_for(lines, (*path, "template")) or _line_for(lines, path)
+        main = [step.template] if step.template else [v.template for v in step.variants or []]
+        pairs = [(name, step.channel) for name in main]
+        if step.fallback and step.fallback_template:
+            pairs.append((step.fallback_template, step.fallback))
+        for name, channel in pairs:
+            if name not in known:
+                problems.append(Problem(file, line, where, f"unknown template {name!r}"))
+                continue
+            found = templates.check(name, channel=channel, context=context)
+            problems.extend(Problem(file, line, where, text) for text in found)
     return problems
 
 
-def load_journey(path: Path | str, templates: TemplateCatalog | None = None) -> Journey:
-    """Read and validate one journey file; with ``templates``, check its templates too."""
+def check_events(
+    journey: Journey, catalog: dict[str, EventSpec], *, file: str, lines: Lines | None = None
+) -> list[Problem]:
+    """Events and event properties the journey names exist in the catalogue; audience rules
+    parse; ``wait_until`` does not land after the coupon it nudges has expired."""
+    from audiences.rules import AudienceError, parse_rule
+
+    lines = lines or {}
+    problems: list[Problem] = []
+
+    def problem(path: tuple[Any, ...], message: str, severity: str = "error") -> None:
+        line = _line_for(lines, path)
+        problems.append(Problem(file, line, _field(path), message, severity))
+
+    def known_event(name: str, path: tuple[Any, ...]) -> EventSpec | None:
+        if name not in catalog:
+            problem(
+                path,
+                f"unknown event {name!r}; the catalogue (events.yaml) lists "
+                f"{', '.join(sorted(catalog))}",
+            )
+            return None
+        return catalog[name]
+
+    def known_props(spec: EventSpec | None, names: list[str], path: tuple[Any, ...]) -> None:
+        for name in names:
+            if spec is not None and name not in spec.properties:
+                problem((*path, name), f"event {spec.name!r} has no property {name!r}")
+
+    trigger = journey.trigger
+    trigger_spec = None
+    if trigger.event is not None:
+        trigger_spec = known_event(trigger.event, ("trigger", "event"))
+        known_props(trigger_spec, list(trigger.where), ("trigger", "where"))
+        if trigger.key:
+            known_props(trigger_spec, [trigger.key], ("trigger",))
+    if journey.goal is not None:
+        goal_path = ("goal", "event")
+        specs = [known_event(e, goal_path) for e in journey.goal.events()]
+        for spec in specs:
+            known_props(spec, list(journey.goal.where), ("goal", "where"))
+    for i, name in enumerate(journey.exit_on):
+        known_event(name, ("exit_on", i))
+    rules = [(journey.entry, ("entry",))] if journey.entry is not None else []
+    for step, path in _steps_with_paths(journey.steps):
+        if isinstance(step, WaitForStep):
+            spec = known_event(step.event, (*path, "event"))
+            known_props(spec, list(step.where), (*path, "where"))
+        elif isinstance(step, BranchStep) and isinstance(step.if_, AudienceCondition):
+            rules.append((step.if_.audience, (*path, "if", "audience")))
+        elif isinstance(step, BranchStep) and isinstance(step.if_, ContextCondition):
+            ref = step.if_.context
+            if ref.startswith("trigger.properties."):
+                known_props(trigger_spec, [ref.split(".", 2)[2]], (*path, "if", "context"))
+        elif isinstance(step, WaitUntilStep) and step.at is not None:
+            ref, offset = step.parts()
+            if ref.startswith("trigger.properties."):
+                known_props(trigger_spec, [ref.split(".", 2)[2]], (*path, "at"))
+            if ref.endswith("expires_at") and offset > timedelta(0):
+                problem((*path, "at"), "lands after the coupon it nudges has expired")
+    for rule, path in rules:
+        try:
+            parse_rule(rule, _field(path))
+        except AudienceError as exc:
+            problem(path, str(exc))
+    if journey.goal is not None:
+        longest = _longest_wait(journey.steps)
+        if longest > journey.goal.within:
+            problem(
+                ("goal", "within"),
+                f"the steps can take {format_duration(longest)}, longer than the goal window "
+                f"({format_duration(journey.goal.within)}): later messages cannot convert",
+                "warning",
+            )
+    return problems
+
+
+def _longest_wait(steps: list[Any]) -> timedelta:
+    """The longest path of fixed waits through ``steps`` (wait_until counts as zero)."""
+    total = timedelta(0)
+    for step in steps:
+        match step:
+            case WaitStep():
+                total += step.duration
+            case WaitForStep():
+                total += step.timeout + max(
+                    _longest_wait(step.on_event), _longest_wait(step.on_timeout)
+                )
+            case BranchStep():
+                total += max(_longest_wait(step.then), _longest_wait(step.else_))
+    return total
+
+
+def load_journey(
+    path: Path | str,
+    templates: TemplateCatalog | None = None,
+    *,
+    warnings: list[Problem] | None = None,
+) -> Journey:
+    """Read and validate one journey file; with ``templates``, check it against the event
+    catalogue and render its templates too (warnings, if wanted, are appended to
+    ``warnings``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -151,12 +322,19 @@ def load_journey(path: Path | str, templates: TemplateCatalog | None = None) -> 
         raise JourneyError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
     journey, lines = _parse(text, file=str(path))
     if templates is not None:
-        problems = check_templates(journey, templates, file=str(path), lines=lines)
-        if problems:
-            raise JourneyError(problems)
+        catalog = load_catalog()
+        problems = check_events(journey, catalog, file=str(path), lines=lines)
+        problems += check_templates(
+            journey, templates, file=str(path), lines=lines, catalog=catalog
+        )
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise JourneyError(errors)
+        if warnings is not None:
+            warnings.extend(p for p in problems if p.severity == "warning")
     return journey
 
 
 def shipped_journey_files() -> list[Path]:
-    """The journeys that ship with the product."""
-    return sorted(SHIPPED.glob("*.yaml"))
+    """The journeys that ship with the product (every YAML here but the event catalogue)."""
+    return sorted(p for p in SHIPPED.glob("*.yaml") if p.name != CATALOG_FILE.name)

@@ -128,8 +128,10 @@ class JourneyRouter:
 
     def _load(self, event_ids: list[int]) -> tuple[list[Event], list[tuple[int, Journey]]]:
         with transaction(self._factory) as session:
-            stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
-            events = list(session.scalars(stmt))
+            events: list[Event] = []
+            if event_ids:
+                stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
+                events = list(session.scalars(stmt))
             journeys = [
                 (row.version, spec_of(row))
                 for row in live_journeys(session)
@@ -172,12 +174,51 @@ class JourneyRouter:
                     )
                     continue
                 key = str(value)
-            entry = await asyncio.to_thread(self._enroll, journey, version, event, key)
-            if entry is None:
-                continue
-            await self._start(journey, version, event.user_id, entry, signal)
+            await self._enter(journey, version, event.user_id, signal, key)
 
-    def _enroll(self, journey: Journey, version: int, event: Event, key: str) -> _Entry | None:
+    async def _enter(
+        self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str = ""
+    ) -> bool:
+        entry = await asyncio.to_thread(self._enroll, journey, version, user_id, signal, key)
+        if entry is None:
+            return False
+        await self._start(journey, version, user_id, entry, signal)
+        return True
+
+    async def enter(self, journey_id: str, user_id: str, *, trigger: EventSignal) -> bool:
+        """Enter ``user_id`` into the published ``journey_id`` without an event (sweeps,
+        broadcasts, tests), under the same re-entry rules; True if a run was started."""
+        _, journeys = await asyncio.to_thread(self._load, [])
+        for version, journey in journeys:
+            if journey.id == journey_id:
+                return await self._enter(journey, version, user_id, trigger)
+        raise LookupError(f"no published journey {journey_id!r}")
+
+    async def route_pending(
+        self, *, older_than: timedelta = timedelta(seconds=30), limit: int = 500
+    ) -> int:
+        """Route stored events that nobody routed (an API whose routing failed and a client
+        that never retried; events the engine emits itself, such as ``coupon_issued``).
+        Returns how many were routed."""
+        cutoff = self._clock() - older_than
+
+        def pending() -> list[int]:
+            with transaction(self._factory) as session:
+                stmt = (
+                    select(Event.id)
+                    .where(Event.routed_at.is_(None), Event.received_at <= cutoff)
+                    .order_by(Event.id)
+                    .limit(limit)
+                )
+                return list(session.scalars(stmt))
+
+        ids = await asyncio.to_thread(pending)
+        await self.route(ids)
+        return len(ids)
+
+    def _enroll(
+        self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str
+    ) -> _Entry | None:
         """Write (or find) the enrollment row; None if this event may not (re-)enter.
 
         The newest enrollment of (journey, user, key) decides: an open one keeps its run (a
@@ -185,8 +226,6 @@ class JourneyRouter:
         ``re_entry`` says. Only the event that created a row may start its run, so a retried
         duplicate starts nothing new.
         """
-        user_id = event.user_id
-        assert user_id is not None
         now = self._clock()
         with transaction(self._factory) as session:
             latest = session.scalars(
@@ -200,7 +239,7 @@ class JourneyRouter:
                 .limit(1)
             ).first()
             if latest is not None:
-                if latest.trigger_message_id == event.message_id:
+                if latest.trigger_message_id == signal.message_id:
                     if latest.exited_at is not None:
                         return None
                     return _Entry(
@@ -209,7 +248,7 @@ class JourneyRouter:
                 if latest.exited_at is None or not _may_reenter(journey, latest.exited_at, now):
                     return None
             if journey.entry is not None and not self._in_entry_audience(
-                session, journey, user_id, event.timestamp
+                session, journey, user_id, signal.timestamp
             ):
                 return None
             number = latest.entry_number + 1 if latest is not None else 1
@@ -225,12 +264,12 @@ class JourneyRouter:
                     "entry_number": number,
                     "group": holdout_group(journey.id, user_id, journey.holdout),
                     "workflow_id": wid,
-                    "trigger_message_id": event.message_id,
+                    "trigger_message_id": signal.message_id,
                     "entered_at": now,
                 },
             )
             row = session.scalars(select(Enrollment).where(Enrollment.workflow_id == wid)).one()
-            if row.trigger_message_id != event.message_id:
+            if row.trigger_message_id != signal.message_id:
                 return None  # another event entered first, concurrently
             return _Entry(row.id, row.workflow_id, row.group, key, number)
 

@@ -85,7 +85,7 @@ class JourneyWorkflow:
         goal = journey.goal
         if (
             goal
-            and ev.event == goal.event
+            and ev.event in goal.events()
             and ev.timestamp <= self._deadline
             and matches(goal.where, ev.properties)
         ):
@@ -292,8 +292,7 @@ class JourneyWorkflow:
                 bool,
             )
             return held
-        ((op, operand),) = condition.operator().items()
-        return compare(self._context_value(condition.context), op, operand)
+        return compare(self._context_value(condition.context), condition.op, condition.value)
 
     async def _wait_until(self, step: WaitUntilStep) -> None:
         if step.local_time is not None:

@@ -55,7 +55,7 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
         user = "dev-user-1"
         assert api.post("/v1/identify", json={"userId": user, "traits": traits}).status_code == 200
         resp = api.post("/v1/track", json={"userId": user, "event": "user_signed_up"})
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code == 200, resp.text + Path(log.name).read_text()
 
         engine = sa.create_engine(f"sqlite:///{data / 'lifecycle.db'}")
         for _ in range(300):

@@ -161,15 +161,17 @@ def test_unknown_step_type(tmp_path: Path, templates: TemplateRenderer) -> None:
     assert problem.line in (line_of(text, "id: wait_day2"), line_of(text, "type: sleep"))
     assert problem.field.startswith("steps[2]")
     assert "'sleep'" in problem.message
-    assert "'send', 'wait', 'issue_coupon', 'exit'" in problem.message
+    assert (
+        "'send', 'wait', 'wait_until', 'wait_for', 'branch', 'issue_coupon', 'exit'"
+        in problem.message
+    )
 
 
 def test_unknown_field_in_a_step(tmp_path: Path, templates: TemplateRenderer) -> None:
     text = edited("    template: reminder_push\n", "    templte: reminder_push\n")
     problems = problems_of(tmp_path, text, templates)
     assert {(p.line, p.field) for p in problems} == {
-        (line_of(text, "- id: day2_push"), "steps[3].template"),  # missing: where the step is
-        (line_of(text, "templte:"), "steps[3].templte"),
+        (line_of(text, "templte:"), "steps[3].templte")
     }
     assert "Extra inputs are not permitted" in [
         p.message for p in problems if p.field.endswith("templte")
