@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from temporalio import activity
@@ -68,7 +69,8 @@ class CouponActivities:
                     },
                     "context": {},
                     "timestamp": inp.now,
-                    "received_at": inp.now,
+                    # Bookkeeping, not business time: when the row was written.
+                    "received_at": datetime.now(UTC),
                 },
             )
             return CouponRef(

@@ -16,6 +16,7 @@ idempotency key) de-duplicate.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -150,14 +151,7 @@ class DeliveryActivities:
                 "locale": user.locale or self._default_locale,
                 "timezone": user.timezone or self._default_timezone,
             },
-            "coupon": None
-            if coupon is None
-            else {
-                "code": coupon.code,
-                "amount_fen": coupon.amount_fen,
-                "min_spend_fen": coupon.min_spend_fen,
-                "expires_at": coupon.expires_at,
-            },
+            "coupon": _coupon_context(coupon, inp.trigger.properties),
             "trigger": {
                 "event": inp.trigger.event,
                 "properties": inp.trigger.properties,
@@ -173,6 +167,33 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def _coupon_context(coupon: Coupon | None, trigger: dict[str, Any]) -> dict[str, Any] | None:
+    """The coupon a message is about: one we issued, or one the platform announced in a
+    ``coupon_issued`` trigger (code, amounts and expiry from its properties)."""
+    if coupon is not None:
+        return {
+            "code": coupon.code,
+            "amount_fen": coupon.amount_fen,
+            "min_spend_fen": coupon.min_spend_fen,
+            "expires_at": coupon.expires_at,
+        }
+    code = trigger.get("coupon_code")
+    if not isinstance(code, str):
+        return None
+    expires: Any = trigger.get("expires_at")
+    if isinstance(expires, str):
+        try:
+            expires = datetime.fromisoformat(expires)
+        except ValueError:
+            expires = None
+    return {
+        "code": code,
+        "amount_fen": trigger.get("amount_fen"),
+        "min_spend_fen": trigger.get("min_spend_fen", 0),
+        "expires_at": expires,
+    }
 
 
 def _outbound(key: str, to: str, rendered: RenderedMessage) -> OutboundMessage:

@@ -88,3 +88,11 @@ def user_in(
         for i in range(10_000)
         if holdout_group(journey_id, u := f"{prefix}-{i}", percent) == group
     )
+
+
+def publish_text(factory: SessionFactory, text: str, now: datetime) -> None:
+    """Publish a journey written in the test (validated like a file, templates included)."""
+    from journeys.validate import parse_journey
+
+    with transaction(factory) as session:
+        publish(session, journey=parse_journey(text, file="<test>"), source=text, now=now)
