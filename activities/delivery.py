@@ -16,8 +16,8 @@ idempotency key) de-duplicate.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
