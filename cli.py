@@ -131,6 +131,62 @@ def cmd_journeys_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_journey_status(settings: Settings, journey_id: str, status: str) -> int:
+    from store.db import transaction
+    from store.journeys import set_status
+
+    try:
+        with transaction(_engine_factory(settings)) as session:
+            row = set_status(session, journey_id=journey_id, status=status)
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{journey_id}: version {row.version} {status}")
+    return 0
+
+
+def cmd_journeys_pause(settings: Settings, args: argparse.Namespace) -> int:
+    return _set_journey_status(settings, args.journey_id, "paused")
+
+
+def cmd_journeys_resume(settings: Settings, args: argparse.Namespace) -> int:
+    return _set_journey_status(settings, args.journey_id, "published")
+
+
+def cmd_journeys_show(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from store.journeys import latest_version
+    from store.models import Enrollment
+
+    with _engine_factory(settings)() as session:
+        row = latest_version(session, journey_id=args.journey_id)
+        if row is None:
+            raise CliError(f"no journey {args.journey_id!r} has been published")
+        counts = dict(
+            session.execute(
+                select(Enrollment.exit_reason, func.count())
+                .where(Enrollment.journey_id == args.journey_id)
+                .group_by(Enrollment.exit_reason)
+            ).all()
+        )
+    running = counts.pop(None, 0)
+    done = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    print(f"{row.journey_id} v{row.version} ({row.status}, published {row.published_at:%Y-%m-%d})")
+    print(f"runs: {running} running; ended: {done}")
+    print()
+    print(row.source.rstrip())
+    return 0
+
+
+def cmd_journeys_schema(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from journeys.models import Journey
+
+    print(json.dumps(Journey.model_json_schema(by_alias=True), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
     from store.outbox import list_outbox
 
@@ -279,6 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="*")
     add("list", cmd_journeys_list, "list published journeys", "lifecycle journeys list", jsub)
+    for name, fn, text in (
+        ("show", cmd_journeys_show, "a journey's latest version, status, runs and YAML"),
+        ("pause", cmd_journeys_pause, "stop new entries and hold pending sends (held, not lost)"),
+        ("resume", cmd_journeys_resume, "let a paused journey enter and send again"),
+    ):
+        j = add(name, fn, text, f"lifecycle journeys {name} new_user_coupon", jsub)
+        j.add_argument("journey_id")
+    add(
+        "schema",
+        cmd_journeys_schema,
+        "print the JSON Schema of journey files (for editors)",
+        "lifecycle journeys schema > journey.schema.json",
+        jsub,
+    )
 
     audiences = add(
         "audiences",
@@ -366,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lifecycle: {_database_problem(exc)}", file=sys.stderr)
     except CliError as exc:
         print(f"lifecycle: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # e.g. `lifecycle journeys schema | head`
+        return 0
     except Exception as exc:
         if args.debug:
             raise

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -27,11 +27,15 @@ from temporalio.exceptions import ApplicationError
 from channels.base import Channel, OutboundMessage, PermanentSendError
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
+from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
 from workflows.contracts import DELIVER, DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
+
+# How often a send held by a paused journey asks again (a timer per hour of pause).
+PAUSED_RECHECK = timedelta(hours=1)
 
 
 class DeliveryActivities:
@@ -59,6 +63,17 @@ class DeliveryActivities:
             row = self._ledger_row(session, inp)
             if row.status != "pending":
                 return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
+            if inp.abandon:
+                row.status, row.reason = "skipped", inp.abandon
+                return DeliverResult(message_id=row.id, status="skipped", reason=inp.abandon)
+            if journey_paused(session, journey_id=inp.journey_id):
+                # Held, not lost: the run asks again later, with this same ledger row.
+                return DeliverResult(
+                    message_id=row.id,
+                    status="deferred",
+                    reason="journey_paused",
+                    defer_until=inp.now + PAUSED_RECHECK,
+                )
             user = session.get(User, inp.user_id)
             reason = self._skip_reason(session, inp, user)
             if reason is not None or user is None:

@@ -19,9 +19,7 @@ def publish(session: Session, *, journey: Journey, source: str, now: datetime) -
     spec = journey.model_dump(mode="json")
     latest = latest_version(session, journey_id=journey.id)
     if latest is not None and latest.spec == spec:
-        if latest.status != "published":
-            latest.status = "published"
-        return latest
+        return latest  # unchanged: keep its version and status (a paused journey stays paused)
     version = JourneyVersion(
         journey_id=journey.id,
         version=(latest.version + 1) if latest else 1,
@@ -68,3 +66,22 @@ def live_journeys(session: Session) -> list[JourneyVersion]:
 
 def spec_of(row: JourneyVersion) -> Journey:
     return Journey.model_validate(row.spec)
+
+
+def journey_paused(session: Session, *, journey_id: str) -> bool:
+    """Whether the journey's latest version is paused (its sends are held)."""
+    latest = latest_version(session, journey_id=journey_id)
+    return latest is not None and latest.status == "paused"
+
+
+def set_status(session: Session, *, journey_id: str, status: str) -> JourneyVersion:
+    """Pause (``paused``) or resume (``published``) a journey's latest version.
+
+    Raises:
+        LookupError: nothing was ever published under ``journey_id``.
+    """
+    latest = latest_version(session, journey_id=journey_id)
+    if latest is None:
+        raise LookupError(f"no journey {journey_id!r} has been published")
+    latest.status = status
+    return latest

@@ -84,13 +84,17 @@ class DeliverInput:
     trigger: EventSignal
     coupon_id: int | None = None
     variant: str | None = None
+    # Set when a deferred send is given up (goal reached, run exited or restarted meanwhile).
+    abandon: str | None = None
 
 
 @dataclass
 class DeliverResult:
     message_id: int
-    status: str  # sent | skipped | failed
+    status: str  # sent | skipped | failed | deferred
     reason: str | None = None
+    # For "deferred": ask again at this instant (journey paused, quiet hours, ...).
+    defer_until: datetime | None = None
 
 
 @dataclass

@@ -244,27 +244,35 @@ class JourneyWorkflow:
     async def _deliver(
         self, step: SendStep, path: str, channel: str, template: str, variant: str | None
     ) -> DeliverResult:
+        """One send, asked again after every deferral (a paused journey, quiet hours) until
+        it is decided; given up, with the reason recorded, if the run's reason to send passes
+        while it waits."""
         inp = self._inp
-        result: DeliverResult = await self._activity(
-            DELIVER,
-            DeliverInput(
-                idempotency_key=self._key(path),
-                enrollment_id=inp.enrollment_id,
-                journey_id=inp.journey.id,
-                step_id=step.id,
-                user_id=inp.user_id,
-                channel=channel,
-                template=template,
-                topic=step.topic,
-                group=inp.group,
-                now=workflow.now(),
-                trigger=self._trigger,
-                coupon_id=self._coupon.coupon_id if self._coupon else None,
-                variant=variant,
-            ),
-            DeliverResult,
+        request = DeliverInput(
+            idempotency_key=self._key(path),
+            enrollment_id=inp.enrollment_id,
+            journey_id=inp.journey.id,
+            step_id=step.id,
+            user_id=inp.user_id,
+            channel=channel,
+            template=template,
+            topic=step.topic,
+            group=inp.group,
+            now=workflow.now(),
+            trigger=self._trigger,
+            coupon_id=self._coupon.coupon_id if self._coupon else None,
+            variant=variant,
         )
-        return result
+        while True:
+            result: DeliverResult = await self._activity(DELIVER, request, DeliverResult)
+            if result.status != "deferred" or result.defer_until is None:
+                return result
+            await self._sleep(result.defer_until - workflow.now())
+            request.now = workflow.now()
+            if self._interrupted():
+                request.abandon = (
+                    "goal_reached" if self._goal else "exited" if self._exit else "restarted"
+                )
 
     def _context_value(self, path: str) -> Any:
         head, _, rest = path.partition(".")
