@@ -19,6 +19,7 @@ from journeys.models import (
     AudienceCondition,
     BranchStep,
     ContextCondition,
+    ExitStep,
     IssueCouponStep,
     Journey,
     SendStep,
@@ -273,6 +274,12 @@ def check_events(
                 known_props(trigger_spec, [ref.split(".", 2)[2]], (*path, "at"))
             if ref.endswith("expires_at") and offset > timedelta(0):
                 problem((*path, "at"), "lands after the coupon it nudges has expired")
+    for steps, path in _step_lists(journey.steps, ("steps",)):
+        for i, step in enumerate(steps[:-1]):
+            if isinstance(step, ExitStep):
+                problem(
+                    (*path, i + 1), f"unreachable: step {steps[i + 1].id!r} comes after an exit"
+                )
     for rule, path in rules:
         try:
             parse_rule(rule, _field(path))
@@ -288,6 +295,19 @@ def check_events(
                 "warning",
             )
     return problems
+
+
+def _step_lists(steps: list[Any], path: tuple[Any, ...]) -> list[tuple[list[Any], tuple[Any, ...]]]:
+    """Every list of steps (the journey's and each nested one) with its path."""
+    found = [(steps, path)]
+    for i, step in enumerate(steps):
+        if isinstance(step, WaitForStep):
+            found += _step_lists(step.on_event, (*path, i, "on_event"))
+            found += _step_lists(step.on_timeout, (*path, i, "on_timeout"))
+        elif isinstance(step, BranchStep):
+            found += _step_lists(step.then, (*path, i, "then"))
+            found += _step_lists(step.else_, (*path, i, "else"))
+    return found
 
 
 def _longest_wait(steps: list[Any]) -> timedelta:

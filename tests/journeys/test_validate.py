@@ -377,3 +377,18 @@ def test_json_form_keeps_money_exact_and_durations_readable() -> None:
     assert Decimal(coupon["min_spend"]) == Decimal("49.90")
     assert coupon["valid_for"] == "1h30m"
     assert pause["duration"] == "1d12h"
+
+
+def test_steps_after_an_exit_are_unreachable(tmp_path: Path, templates: TemplateRenderer) -> None:
+    text = edited("  - id: wait_day2\n", "  - id: stop_here\n    type: exit\n  - id: wait_day2\n")
+    problem = only_problem(tmp_path, text, templates)
+    assert problem.field == "steps[3]"
+    assert "unreachable" in problem.message and "wait_day2" in problem.message
+    assert problem.line == line_of(text, "- id: wait_day2")
+
+
+def test_unknown_event_and_property_are_named(tmp_path: Path, templates: TemplateRenderer) -> None:
+    text = edited("event: user_signed_up", "event: user_signedup")
+    problem = only_problem(tmp_path, text, templates)
+    assert (problem.field, problem.line) == ("trigger.event", line_of(text, "user_signedup"))
+    assert "unknown event 'user_signedup'" in problem.message
