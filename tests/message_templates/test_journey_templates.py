@@ -450,6 +450,7 @@ def test_properties_journeys_depend_on_are_required(catalogue: dict[str, Any]) -
     }
     assert required == {
         ("cart_updated", "cart_id"),
+        ("coupon_issued", "amount_fen"),
         ("coupon_issued", "coupon_code"),
         ("coupon_issued", "expires_at"),
         ("order_placed", "order_id"),

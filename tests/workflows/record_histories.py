@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,17 +21,99 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
 from journey_support import add_user, publish_shipped, store_event, user_in  # noqa: E402
-from store.db import make_engine, make_session_factory  # noqa: E402
+from store.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from triggers.router import JourneyRouter, workflow_id  # noqa: E402
 from worker import running_worker  # noqa: E402
+from workflows.contracts import EventSignal  # noqa: E402
 
-JOURNEY = "new_user_coupon"
-# scenario name -> (holdout group, day the user orders or None)
-SCENARIOS = {
-    "new_user_coupon_completed": ("treatment", None),
-    "new_user_coupon_converted_day3": ("treatment", 3),
-    "new_user_coupon_holdout": ("holdout", None),
+Scenario = Callable[[WorkflowEnvironment, SessionFactory, JourneyRouter, str], Awaitable[str]]
+
+
+async def _event(env, factory, router, user, event, **props) -> None:  # type: ignore[no-untyped-def]
+    at = await env.get_current_time()
+    await router.route([store_event(factory, user, event, at, properties=props)])
+
+
+async def _settle_then(env: WorkflowEnvironment, days: float) -> None:
+    await asyncio.sleep(1)  # let the first activities finish before skipping time
+    await env.sleep(timedelta(days=days))
+
+
+def new_user(group: str, order_day: int | None) -> Scenario:
+    async def run(env, factory, router, name):  # type: ignore[no-untyped-def]
+        user = user_in(group, name)
+        add_user(factory, user, await env.get_current_time())
+        await _event(env, factory, router, user, "user_signed_up")
+        if order_day is not None:
+            await _settle_then(env, order_day)
+            await _event(env, factory, router, user, "order_placed", order_id="o1")
+        await _settle_then(env, 8 - (order_day or 0))
+        return workflow_id("new_user_coupon", user)
+
+    return run
+
+
+async def cart_restart_then_order(env, factory, router, name):  # type: ignore[no-untyped-def]
+    user = user_in("treatment", name, "cart_abandonment")
+    add_user(factory, user, await env.get_current_time())
+    items = [{"product_id": "p1", "name": "保温杯", "price_fen": 9900, "quantity": 1}]
+    await _event(env, factory, router, user, "cart_updated", cart_id="c1", items=items)
+    await _settle_then(env, 0.02)
+    await _event(env, factory, router, user, "cart_updated", cart_id="c1", items=items)
+    await _settle_then(env, 1.5)
+    await _event(env, factory, router, user, "order_placed", order_id="o1", cart_id="c1")
+    await _settle_then(env, 1)
+    return workflow_id("cart_abandonment", user, "c1")
+
+
+async def cart_low_stock(env, factory, router, name):  # type: ignore[no-untyped-def]
+    user = user_in("treatment", name, "cart_abandonment")
+    add_user(factory, user, await env.get_current_time())
+    await _event(env, factory, router, user, "cart_updated", cart_id="c9", low_stock=True)
+    await _settle_then(env, 4)
+    return workflow_id("cart_abandonment", user, "c9")
+
+
+async def coupon_expiry(env, factory, router, name):  # type: ignore[no-untyped-def]
+    user = user_in("treatment", name, "coupon_expiry")
+    now = await env.get_current_time()
+    add_user(factory, user, now)
+    expires = (now + timedelta(days=5)).isoformat()
+    await _event(
+        env,
+        factory,
+        router,
+        user,
+        "coupon_issued",
+        coupon_code="K1",
+        amount_fen=2000,
+        expires_at=expires,
+    )
+    await _settle_then(env, 6)
+    return workflow_id("coupon_expiry", user, "K1")
+
+
+async def dormancy(env, factory, router, name):  # type: ignore[no-untyped-def]
+    user = user_in("treatment", name, "dormancy_wakeup")
+    now = await env.get_current_time()
+    add_user(factory, user, now - timedelta(days=60))
+    sweep = EventSignal(message_id=f"sweep:{user}", event="audience_sweep", timestamp=now)
+    await router.enter("dormancy_wakeup", user, trigger=sweep)
+    await _settle_then(env, 1)
+    await _event(env, factory, router, user, "session_started")
+    await _settle_then(env, 1)
+    return workflow_id("dormancy_wakeup", user)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "new_user_coupon_completed": new_user("treatment", None),
+    "new_user_coupon_converted_day3": new_user("treatment", 3),
+    "new_user_coupon_holdout": new_user("holdout", None),
+    "cart_abandonment_restart_then_order": cart_restart_then_order,
+    "cart_abandonment_low_stock": cart_low_stock,
+    "coupon_expiry_nudges": coupon_expiry,
+    "dormancy_wakeup_came_back": dormancy,
 }
 
 
@@ -51,23 +134,20 @@ async def record() -> None:
             max_trigger_age=timedelta(days=3650),
         )
         async with running_worker(env.client, settings, factory, task_queue="histories"):
-            publish_shipped(factory, JOURNEY, await env.get_current_time())
-            for name, (group, order_day) in SCENARIOS.items():
-                user = user_in(group, name)
-                now = await env.get_current_time()
-                add_user(factory, user, now)
-                await router.route([store_event(factory, user, "user_signed_up", now)])
-                handle = env.client.get_workflow_handle(workflow_id(JOURNEY, user))
-                await asyncio.sleep(1)  # let the first sends settle before skipping time
-                if order_day is not None:
-                    await env.sleep(timedelta(days=order_day))
-                    at = await env.get_current_time()
-                    await router.route([store_event(factory, user, "order_placed", at)])
-                await env.sleep(timedelta(days=8 - (order_day or 0)))
+            now = await env.get_current_time()
+            for journey in (
+                "new_user_coupon",
+                "cart_abandonment",
+                "coupon_expiry",
+                "dormancy_wakeup",
+            ):
+                publish_shipped(factory, journey, now)
+            for name, scenario in SCENARIOS.items():
+                handle = env.client.get_workflow_handle(await scenario(env, factory, router, name))
                 await handle.result()
                 history = await handle.fetch_history()
                 (HERE / "histories" / f"{name}.json").write_text(history.to_json())
-                print(f"recorded {name}")
+                print(f"recorded {name}: {len(history.events)} events")
         engine.dispose()
     await env.shutdown()
 

@@ -199,11 +199,21 @@ async def test_coupon_redeemed_converts_and_stops_nudges(time_env, sqlite_db, ta
             user,
             "coupon_issued",
             coupon_code="C-2",
+            amount_fen=1000,
             expires_at=(t0 + timedelta(days=5)).isoformat(),
         )
         await asyncio.sleep(0.5)
         await env.sleep(timedelta(days=4))
-        await send_event(env, db, router, user, "coupon_redeemed", coupon_code="C-2", order_id="o9")
+        await send_event(
+            env,
+            db,
+            router,
+            user,
+            "coupon_redeemed",
+            coupon_code="C-2",
+            amount_fen=1000,
+            order_id="o9",
+        )
         outcome = await result(env, "coupon_expiry", user, "C-2")
 
     assert outcome.converted
