@@ -14,13 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development below
 
 ChannelKind = Literal["sms", "email", "push"]
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "email", "push")
 
 
 class Settings(BaseSettings):
@@ -62,10 +63,35 @@ class Settings(BaseSettings):
 
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
-    # Which sender each channel kind uses. Only "outbox" exists in this release.
-    sms_provider: Literal["outbox"] = "outbox"
-    email_provider: Literal["outbox"] = "outbox"
-    push_provider: Literal["outbox"] = "outbox"
+    # Which sender each channel kind uses; "outbox" records instead of sending.
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    email_provider: Literal["outbox", "sendgrid"] = "outbox"
+    push_provider: Literal["outbox", "fcm"] = "outbox"
+    # Seconds to wait for a provider's answer before the send counts as a transient failure.
+    provider_timeout: float = Field(default=10.0, gt=0)
+
+    # Twilio (sms_provider=twilio): the account and a sender, a number or a Messaging Service.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_status_callback_url: str | None = None
+    twilio_validity_period: int | None = Field(default=None, ge=1, le=36000)
+    twilio_base_url: str | None = None  # None: Twilio itself
+
+    # SendGrid (email_provider=sendgrid).
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_from_name: str | None = None
+    sendgrid_reply_to: str | None = None
+    sendgrid_asm_group_id: int | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+
+    # Firebase Cloud Messaging HTTP v1 (push_provider=fcm), authorised by a service account.
+    fcm_project_id: str | None = None
+    fcm_service_account_file: Path | None = None
+    fcm_base_url: str = "https://fcm.googleapis.com"
+
     # Appended to marketing SMS, by the language of the rendered template.
     sms_opt_out_text: dict[str, str] = Field(
         default_factory=lambda: {"zh": "回T退订", "en": "Reply STOP to opt out"}
@@ -80,11 +106,45 @@ class Settings(BaseSettings):
                 raise ValueError("LIFECYCLE_ADMIN_TOKEN must be set in production")
         return self
 
+    @model_validator(mode="after")
+    def _require_provider_credentials(self) -> Settings:
+        # provider -> what it needs; each entry is satisfied by any one of its fields.
+        needs: dict[str, list[tuple[str, ...]]] = {
+            "twilio": [
+                ("twilio_account_sid",),
+                ("twilio_auth_token",),
+                ("twilio_from_number", "twilio_messaging_service_sid"),
+            ],
+            "sendgrid": [("sendgrid_api_key",), ("sendgrid_from_email",)],
+            "fcm": [("fcm_project_id",), ("fcm_service_account_file",)],
+        }
+        for kind in CHANNEL_KINDS:
+            provider = self.provider_for(kind)
+            missing = [
+                " or ".join(f"LIFECYCLE_{name.upper()}" for name in names)
+                for names in needs.get(provider, [])
+                if not any(_is_set(getattr(self, name)) for name in names)
+            ]
+            if missing:
+                raise ValueError(
+                    f"LIFECYCLE_{kind.upper()}_PROVIDER={provider} needs {', '.join(missing)}"
+                )
+        key_file = self.fcm_service_account_file
+        if self.push_provider == "fcm" and key_file is not None and not key_file.is_file():
+            raise ValueError(f"LIFECYCLE_FCM_SERVICE_ACCOUNT_FILE: no file at {key_file}")
+        return self
+
     def provider_for(self, kind: ChannelKind) -> str:
         """Name of the sender configured for a channel kind."""
         return {"sms": self.sms_provider, "email": self.email_provider, "push": self.push_provider}[
             kind
         ]
+
+
+def _is_set(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -13,15 +13,21 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.audiences import AudienceActivities
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
 from activities.enrollments import EnrollmentActivities
+from activities.profiles import ProfileActivities
 from channels.base import Channel
+from channels.fcm_push import FcmPushChannel, ServiceAccountTokenProvider
 from channels.outbox import OutboxChannel
-from config import Settings
+from channels.sendgrid_email import SendGridEmailChannel
+from channels.twilio_sms import TwilioSmsChannel
+from config import CHANNEL_KINDS, Settings
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
+from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 from workflows.journey import JourneyWorkflow
 
@@ -41,14 +47,47 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Channel]:
-    """One sender per channel kind, as settings say."""
+    """One sender per channel kind, as settings say (credentials checked by ``Settings``)."""
+    timeout = settings.provider_timeout
     outbox = OutboxChannel(SqlOutboxSink(factory))
     channels: dict[str, Channel] = {}
-    for kind in ("sms", "email", "push"):
-        provider = settings.provider_for(kind)  # type: ignore[arg-type]
-        if provider != "outbox":
-            raise ValueError(f"unknown {kind} provider {provider!r}")
-        channels[kind] = outbox
+    for kind in CHANNEL_KINDS:
+        match settings.provider_for(kind):
+            case "outbox":
+                channels[kind] = outbox
+            case "twilio":
+                assert settings.twilio_account_sid and settings.twilio_auth_token
+                channels[kind] = TwilioSmsChannel(
+                    settings.twilio_account_sid,
+                    settings.twilio_auth_token.get_secret_value(),
+                    from_number=settings.twilio_from_number,
+                    messaging_service_sid=settings.twilio_messaging_service_sid,
+                    status_callback=settings.twilio_status_callback_url,
+                    validity_period=settings.twilio_validity_period,
+                    base_url=settings.twilio_base_url,
+                    timeout=timeout,
+                )
+            case "sendgrid":
+                assert settings.sendgrid_api_key and settings.sendgrid_from_email
+                channels[kind] = SendGridEmailChannel(
+                    settings.sendgrid_api_key.get_secret_value(),
+                    from_email=settings.sendgrid_from_email,
+                    from_name=settings.sendgrid_from_name,
+                    reply_to=settings.sendgrid_reply_to,
+                    asm_group_id=settings.sendgrid_asm_group_id,
+                    host=settings.sendgrid_host,
+                    timeout=timeout,
+                )
+            case "fcm":
+                assert settings.fcm_project_id and settings.fcm_service_account_file
+                channels[kind] = FcmPushChannel(
+                    settings.fcm_project_id,
+                    token_provider=ServiceAccountTokenProvider(settings.fcm_service_account_file),
+                    base_url=settings.fcm_base_url,
+                    timeout=timeout,
+                )
+            case provider:
+                raise ValueError(f"unknown {kind} provider {provider!r}")
     return channels
 
 
@@ -76,6 +115,8 @@ def build_activities(
         delivery.deliver,
         CouponActivities(factory).issue_coupon,
         EnrollmentActivities(factory).finish_enrollment,
+        AudienceActivities(factory).in_audience,
+        ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
     ]
 
 
@@ -118,9 +159,30 @@ async def run_worker(settings: Settings) -> None:
     factory = make_session_factory(make_engine(settings.database_url))
     client = await connect(settings)
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+    router = JourneyRouter(
+        factory=factory,
+        client=client,
+        task_queue=settings.task_queue,
+        max_trigger_age=settings.max_trigger_age,
+    )
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
         worker = build_worker(client, settings, factory, executor=executor)
-        await worker.run()
+        sweeper = asyncio.create_task(route_pending_forever(router))
+        try:
+            await worker.run()
+        finally:
+            sweeper.cancel()
+
+
+async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:
+    """Route events nobody routed: engine-emitted ones (``coupon_issued``) and any whose
+    API call failed to route and was never retried. Errors wait for the next round."""
+    while True:
+        try:
+            await router.route_pending()
+        except Exception:
+            log.exception("routing pending events failed; retrying in %.0fs", every)
+        await asyncio.sleep(every)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from channels.base import Channel, OutboundMessage, PermanentSendError
+from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
@@ -94,11 +94,25 @@ class DeliveryActivities:
             log.error("template %s failed for message %s: %s", inp.template, message_id, exc)
             return self._finish(message_id, status="failed", reason="template_error")
         channel = self._channels[inp.channel]
+        outbound = _outbound(
+            inp.idempotency_key,
+            recipient,
+            rendered,
+            unsubscribe_url=str(context["unsubscribe_url"]),
+            tags=(inp.journey_id, inp.template),
+        )
         try:
-            result = channel.send(_outbound(inp.idempotency_key, recipient, rendered))
+            result = channel.send(outbound)
         except PermanentSendError as exc:
             self._finish(message_id, status="failed", reason=exc.reason, provider=channel.name)
-            raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from exc
+            self._learn(inp, recipient, exc.reason)
+            raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from None
+        except TransientSendError as exc:
+            # The row stays pending; Temporal retries, after the provider's Retry-After.
+            delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+            raise ApplicationError(
+                str(exc), type="ProviderUnavailable", next_retry_delay=delay
+            ) from None
         with transaction(self._factory) as session:
             row = session.get_one(Message, message_id)
             row.status, row.sent_at = "sent", inp.now
@@ -175,6 +189,24 @@ class DeliveryActivities:
             "unsubscribe_url": f"{self._unsubscribe_base_url}/{message_id}",
         }
 
+    def _learn(self, inp: DeliverInput, recipient: str, reason: str) -> None:
+        """What a permanent refusal teaches: an opted-out number is unsubscribed from SMS,
+        a dead push token is forgotten."""
+        with transaction(self._factory) as session:
+            if reason == "opted_out" and inp.channel == "sms":
+                for topic in ("marketing", "transactional"):
+                    consent = session.get(Consent, (inp.user_id, "sms", topic))
+                    if consent is None:
+                        consent = Consent(user_id=inp.user_id, channel="sms", topic=topic)
+                        session.add(consent)
+                    consent.status, consent.source, consent.updated_at = (
+                        "unsubscribed",
+                        "provider_opt_out",
+                        inp.now,
+                    )
+            elif reason == "unregistered_token" and inp.channel == "push":
+                session.execute(delete(PushToken).where(PushToken.token == recipient))
+
     def _finish(
         self, message_id: int, *, status: str, reason: str, provider: str | None = None
     ) -> DeliverResult:
@@ -211,7 +243,14 @@ def _coupon_context(coupon: Coupon | None, trigger: dict[str, Any]) -> dict[str,
     }
 
 
-def _outbound(key: str, to: str, rendered: RenderedMessage) -> OutboundMessage:
+def _outbound(
+    key: str,
+    to: str,
+    rendered: RenderedMessage,
+    *,
+    unsubscribe_url: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> OutboundMessage:
     return OutboundMessage(
         key=key,
         channel=rendered.channel,
@@ -221,4 +260,6 @@ def _outbound(key: str, to: str, rendered: RenderedMessage) -> OutboundMessage:
         html=rendered.html,
         title=rendered.title,
         data=dict(rendered.data),
+        unsubscribe_url=unsubscribe_url if rendered.channel == "email" else None,
+        tags=tags,
     )

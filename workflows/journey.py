@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from journeys.conditions import compare, matches
@@ -264,7 +265,15 @@ class JourneyWorkflow:
             variant=variant,
         )
         while True:
-            result: DeliverResult = await self._activity(DELIVER, request, DeliverResult)
+            try:
+                result: DeliverResult = await self._activity(DELIVER, request, DeliverResult)
+            except ActivityError as err:
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                    raise
+                # A permanent refusal (bad number, opted out, dead token) is recorded in the
+                # ledger by the activity; the journey goes on.
+                return DeliverResult(message_id=0, status="failed", reason=cause.type)
             if result.status != "deferred" or result.defer_until is None:
                 return result
             await self._sleep(result.defer_until - workflow.now())

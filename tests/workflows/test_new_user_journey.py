@@ -8,7 +8,7 @@ from datetime import timedelta
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from channels.base import OutboundMessage, SendResult
+from channels.base import OutboundMessage, PermanentSendError, SendResult
 from channels.outbox import OutboxChannel
 from config import Settings
 from journey_support import (
@@ -202,3 +202,36 @@ async def test_unreachable_user_is_skipped_with_reason(time_env, sqlite_db, task
         "unreachable",
     )
     assert [r.status for r in rows[1:]] == ["sent", "sent"]
+
+
+class RefusingSms:
+    """A provider that refuses every SMS for good (an invalid number)."""
+
+    name = "refusing"
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        raise PermanentSendError("invalid_number", "21211")
+
+
+async def test_permanent_refusal_is_recorded_and_the_journey_goes_on(
+    time_env, sqlite_db, task_queue
+):
+    db = sqlite_db
+    user = user_in("treatment", f"u-refused-{task_queue}")
+    outbox_channel = OutboxChannel(SqlOutboxSink(db.factory))
+    channels = {"sms": RefusingSms(), "email": outbox_channel, "push": outbox_channel}
+    async with running_worker(
+        time_env.client, settings(), db.factory, task_queue=task_queue, channels=channels
+    ):
+        _, handle, _ = await enter(time_env, db, task_queue, user)
+        await wait_for_sends(db, user, 1)
+        await time_env.sleep(timedelta(days=8))
+        result = await result_of(time_env, handle)
+
+    assert result.exit_reason == "completed"
+    rows = ledger(db.factory, user)
+    assert [(r.step_id, r.status, r.reason) for r in rows] == [
+        ("welcome_sms", "failed", "invalid_number"),
+        ("day2_push", "sent", None),
+        ("day6_email", "sent", None),
+    ]

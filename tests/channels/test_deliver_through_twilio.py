@@ -1,0 +1,121 @@
+"""A journey's welcome SMS through ``deliver`` and the real Twilio SDK, to the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.coupons import CouponActivities
+from activities.delivery import DeliveryActivities
+from channels.base import TransientSendError
+from journey_support import add_user, ledger
+from message_templates.render import TemplateRenderer
+from store.db import transaction
+from store.models import Enrollment
+from workflows.contracts import DeliverInput, EventSignal, IssueCouponInput
+
+NOW = datetime(2025, 5, 1, 2, 0, tzinfo=UTC)
+JOURNEY = "new_user_coupon"
+
+pytest_plugins = ["provider_fixtures"]
+
+
+def welcome_sms_input(db, user_id: str) -> DeliverInput:
+    """The input the journey's ``welcome_sms`` step gives ``deliver``, after its coupon."""
+    add_user(db.factory, user_id, NOW, phone="+8613800138000")
+    with transaction(db.factory) as session:
+        enrollment = Enrollment(
+            journey_id=JOURNEY,
+            journey_version=1,
+            user_id=user_id,
+            group="treatment",
+            workflow_id=f"journey:{JOURNEY}:{user_id}",
+            entered_at=NOW,
+        )
+        session.add(enrollment)
+        session.flush()
+        enrollment_id = enrollment.id
+    coupon = CouponActivities(db.factory).issue_coupon(
+        IssueCouponInput(
+            issue_key=f"run-{user_id}/welcome_coupon/1",
+            user_id=user_id,
+            journey_id=JOURNEY,
+            amount_fen=2000,
+            min_spend_fen=5000,
+            valid_for=timedelta(days=7),
+            now=NOW,
+        )
+    )
+    return DeliverInput(
+        idempotency_key=f"run-{user_id}/welcome_sms/1",
+        enrollment_id=enrollment_id,
+        journey_id=JOURNEY,
+        step_id="welcome_sms",
+        user_id=user_id,
+        channel="sms",
+        template="new_user_welcome_sms",
+        topic="marketing",
+        group="treatment",
+        now=NOW,
+        trigger=EventSignal(message_id="m-1", event="user_signed_up", timestamp=NOW),
+        coupon_id=coupon.coupon_id,
+    )
+
+
+def delivery(db, twilio) -> DeliveryActivities:
+    return DeliveryActivities(db.factory, renderer=TemplateRenderer(), channels={"sms": twilio})
+
+
+def test_welcome_sms_is_sent_by_twilio_and_the_ledger_keeps_its_sid(
+    sqlite_db, twilio, twilio_server
+):
+    inp = welcome_sms_input(sqlite_db, "u-twilio-1")
+
+    result = delivery(sqlite_db, twilio).deliver(inp)
+
+    assert result.status == "sent"
+    [request] = twilio_server.messages
+    assert request.body["To"] == "+8613800138000"
+    assert "新人专享券" in request.body["Body"] and request.body["Body"].endswith("回T退订")
+    [row] = ledger(sqlite_db.factory, "u-twilio-1")
+    assert (row.status, row.provider) == ("sent", "twilio")
+    assert row.provider_message_id == twilio_server.sids[0]
+
+
+def test_opted_out_recipient_fails_the_row_and_is_not_retried(sqlite_db, twilio, twilio_server):
+    inp = welcome_sms_input(sqlite_db, "u-twilio-2")
+    twilio_server.fail_next(400, code=21610)
+
+    with pytest.raises(ApplicationError) as caught:
+        delivery(sqlite_db, twilio).deliver(inp)
+
+    assert caught.value.non_retryable
+    assert caught.value.type == "opted_out"
+    assert "13800138000" not in str(caught.value)
+    [row] = ledger(sqlite_db.factory, "u-twilio-2")
+    assert (row.status, row.reason, row.provider) == ("failed", "opted_out", "twilio")
+    # A retried activity finds the settled row and does not call Twilio again.
+    assert delivery(sqlite_db, twilio).deliver(inp).status == "failed"
+    assert len(twilio_server.messages) == 1
+
+
+def test_rate_limited_send_stays_pending_and_the_retry_sends_once(sqlite_db, twilio, twilio_server):
+    inp = welcome_sms_input(sqlite_db, "u-twilio-3")
+    twilio_server.fail_next(429, code=20429, retry_after=5)
+
+    with pytest.raises((TransientSendError, ApplicationError)) as caught:
+        delivery(sqlite_db, twilio).deliver(inp)
+    # Retryable, with Twilio's delay: as the channel's error, or as Temporal's own.
+    error = caught.value
+    if isinstance(error, ApplicationError):
+        assert not error.non_retryable and error.next_retry_delay == timedelta(seconds=5)
+    else:
+        assert error.retry_after == 5
+    [row] = ledger(sqlite_db.factory, "u-twilio-3")
+    assert row.status == "pending"
+
+    assert delivery(sqlite_db, twilio).deliver(inp).status == "sent"
+    [row] = ledger(sqlite_db.factory, "u-twilio-3")
+    assert (row.status, row.provider_message_id) == ("sent", twilio_server.sids[0])
