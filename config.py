@@ -8,17 +8,19 @@ file); the three a deployer sets most often also answer to their plain names
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development below
+DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 - refused in production below
 
 ChannelKind = Literal["sms", "email", "push"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "email", "push")
@@ -92,10 +94,42 @@ class Settings(BaseSettings):
     fcm_service_account_file: Path | None = None
     fcm_base_url: str = "https://fcm.googleapis.com"
 
+    # Where the public (providers' webhooks, people following unsubscribe links) reaches the
+    # API, without a trailing slash. Twilio signs the URL it called, so this must be it.
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Signs the tokens in unsubscribe links (HMAC-SHA256), and how long a link stays valid.
+    unsubscribe_secret: SecretStr = SecretStr(DEV_UNSUBSCRIBE_SECRET)
+    unsubscribe_link_validity: timedelta = Field(default=timedelta(days=60), gt=timedelta(0))
+    # The SendGrid Event Webhook verification key (Mail Settings > Signed Event Webhook
+    # Requests), base64 as SendGrid shows it, or PEM. Unset: every event post is refused.
+    sendgrid_webhook_public_key: str | None = None
+
     # Appended to marketing SMS, by the language of the rendered template.
     sms_opt_out_text: dict[str, str] = Field(
         default_factory=lambda: {"zh": "回T退订", "en": "Reply STOP to opt out"}
     )
+
+    # Delivery policy for marketing sends (transactional ones are exempt): no sends inside
+    # quiet hours in the user's timezone ("HH:MM-HH:MM", or "off"); sends are deferred to
+    # the end of the quiet period.
+    quiet_hours: str | None = "21:00-08:00"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off", "none"):
+            return None
+        if not re.fullmatch(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError("write quiet hours as HH:MM-HH:MM, e.g. 21:00-08:00, or off")
+        return value.strip()
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"https?://[^/?#]+(?:/[^?#]*)?$", value):
+            raise ValueError("write the public base URL as http(s)://host[:port][/path]")
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
@@ -104,6 +138,8 @@ class Settings(BaseSettings):
                 raise ValueError("LIFECYCLE_WRITE_KEY must be set in production")
             if self.admin_token == DEV_ADMIN_TOKEN:
                 raise ValueError("LIFECYCLE_ADMIN_TOKEN must be set in production")
+            if self.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
+                raise ValueError("LIFECYCLE_UNSUBSCRIBE_SECRET must be set in production")
         return self
 
     @model_validator(mode="after")

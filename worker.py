@@ -17,6 +17,7 @@ from activities.audiences import AudienceActivities
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
 from activities.enrollments import EnrollmentActivities
+from activities.policy import QuietHours
 from activities.profiles import ProfileActivities
 from channels.base import Channel
 from channels.fcm_push import FcmPushChannel, ServiceAccountTokenProvider
@@ -110,6 +111,7 @@ def build_activities(
         default_locale=settings.default_locale,
         default_timezone=settings.default_timezone,
         unsubscribe_base_url=f"http://{settings.api_host}:{settings.api_port}/u",
+        quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
     )
     return [
         delivery.deliver,

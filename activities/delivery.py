@@ -19,17 +19,21 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.policy import QuietHours
 from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
+from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
+from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import DELIVER, DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,14 @@ class DeliveryActivities:
         default_locale: str = "zh-CN",
         default_timezone: str = "Asia/Shanghai",
         unsubscribe_base_url: str = "http://127.0.0.1:8000/u",
+        quiet_hours: QuietHours | None = None,
+        unsubscribe_links: UnsubscribeLinks | None = None,
     ):
+        # Signed links; the default signs with the development secret under the base URL.
+        self._unsubscribe_links = unsubscribe_links or UnsubscribeLinks(
+            DEV_UNSUBSCRIBE_SECRET, prefix=unsubscribe_base_url
+        )
+        self._quiet_hours = quiet_hours
         self._factory = factory
         self._renderer = renderer
         self._channels = channels
@@ -84,6 +95,24 @@ class DeliveryActivities:
                 row.status, row.reason = "skipped", "unreachable"
                 return DeliverResult(message_id=row.id, status="skipped", reason="unreachable")
             context = self._context(session, inp, user, message_id=row.id)
+            coupon = context["coupon"]
+            expires = coupon.get("expires_at") if coupon else None
+            if isinstance(expires, datetime) and expires <= inp.now:
+                # A nudge whose coupon is gone (e.g. held past expiry) is not sent.
+                row.status, row.reason = "skipped", "coupon_expired"
+                return DeliverResult(message_id=row.id, status="skipped", reason="coupon_expired")
+            zone = user.timezone or self._default_timezone
+            if self._quiet_hours is not None and inp.topic == "marketing":
+                later = self._quiet_hours.defer_until(
+                    inp.now, _valid_zone(zone, self._default_timezone)
+                )
+                if later is not None:
+                    return DeliverResult(
+                        message_id=row.id,
+                        status="deferred",
+                        reason="quiet_hours",
+                        defer_until=later,
+                    )
             locale = user.locale
             message_id = row.id
         try:
@@ -186,7 +215,13 @@ class DeliveryActivities:
                 "properties": inp.trigger.properties,
                 "timestamp": inp.trigger.timestamp,
             },
-            "unsubscribe_url": f"{self._unsubscribe_base_url}/{message_id}",
+            "unsubscribe_url": self._unsubscribe_links.url(
+                user_id=user.id,
+                channel=inp.channel,
+                topic=inp.topic,
+                message_id=message_id,
+                now=inp.now,
+            ),
         }
 
     def _learn(self, inp: DeliverInput, recipient: str, reason: str) -> None:
@@ -214,6 +249,16 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def _valid_zone(zone: str | None, default: str) -> str:
+    if not zone:
+        return default
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+    return zone
 
 
 def _coupon_context(coupon: Coupon | None, trigger: dict[str, Any]) -> dict[str, Any] | None:

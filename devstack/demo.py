@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.profiles import next_local_time
 from config import Settings, package_binary
 from journeys.validate import load_journey, shipped_journey_files
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
@@ -158,6 +159,10 @@ async def run_demo(
     )
     task_queue = f"demo-{uuid.uuid4().hex[:8]}"
     try:
+        # Signups at 10:00 in Shanghai: the story reads the same whenever the demo runs,
+        # and the day's first messages are not held by quiet hours.
+        start = await env.get_current_time()
+        await env.sleep(next_local_time(start, "10:00", "Asia/Shanghai") - start)
         t0 = await env.get_current_time()
         with transaction(factory) as session:
             publish(session, journey=journey, source=path.read_text(), now=t0)

@@ -19,6 +19,10 @@ from config import package_binary
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.migrate import upgrade
 
+# The suite runs at any hour of the day: quiet hours would defer sends depending on when CI
+# runs. Tests of quiet hours turn them on explicitly.
+os.environ.setdefault("LIFECYCLE_QUIET_HOURS", "off")
+
 PG_BASE = os.environ.get(
     "LIFECYCLE_TEST_POSTGRES_URL", f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test"
 )

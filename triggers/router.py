@@ -265,7 +265,7 @@ class JourneyRouter:
                     "group": holdout_group(journey.id, user_id, journey.holdout),
                     "workflow_id": wid,
                     "trigger_message_id": signal.message_id,
-                    "entered_at": now,
+                    "entered_at": signal.timestamp,  # business time: when it happened
                 },
             )
             row = session.scalars(select(Enrollment).where(Enrollment.workflow_id == wid)).one()

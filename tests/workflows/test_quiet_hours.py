@@ -1,0 +1,77 @@
+"""Quiet hours: marketing sends wait for the morning in the user's timezone, DST included."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from activities.policy import QuietHours
+from activities.profiles import next_local_time
+from config import Settings
+from journey_support import add_user, ledger, publish_shipped, store_event, user_in
+from triggers.router import JourneyRouter, workflow_id
+
+NIGHT = QuietHours.parse("21:00-08:00")
+
+
+def test_quiet_window_crosses_midnight():
+    at = datetime(2026, 6, 18, 14, 30, tzinfo=UTC)  # 22:30 in Shanghai
+    assert NIGHT.defer_until(at, "Asia/Shanghai") == datetime(2026, 6, 19, 0, 0, tzinfo=UTC)
+    assert NIGHT.defer_until(at, "Europe/London") is None  # 15:30 there
+
+
+def test_spring_forward_night_ends_at_local_eight():
+    # New York, night of 13→14 March 2027: clocks jump 02:00 → 03:00. 23:00 EST is 04:00Z;
+    # 08:00 EDT the next morning is 12:00Z (not 13:00Z, as adding 9 hours would give).
+    at = datetime(2027, 3, 14, 4, 0, tzinfo=UTC)
+    assert NIGHT.defer_until(at, "America/New_York") == datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
+
+
+def test_fall_back_night_ends_at_local_eight():
+    # 6→7 November 2027: 01:00–02:00 happens twice. 22:00 EDT is 02:00Z; 08:00 EST is 13:00Z.
+    at = datetime(2027, 11, 7, 2, 0, tzinfo=UTC)
+    assert NIGHT.defer_until(at, "America/New_York") == datetime(2027, 11, 7, 13, 0, tzinfo=UTC)
+
+
+def test_next_local_time_skips_a_wall_time_that_does_not_exist():
+    # 02:30 does not exist in New York on 14 March 2027: the next real instant after the gap.
+    at = datetime(2027, 3, 14, 5, 0, tzinfo=UTC)  # 00:00 EST
+    assert next_local_time(at, "02:30", "America/New_York") == datetime(
+        2027, 3, 14, 7, 30, tzinfo=UTC
+    )
+
+
+async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, task_queue):
+    from worker import running_worker
+
+    db, env = sqlite_db, time_env
+    user = user_in("treatment", f"night-{task_queue}")
+    settings = Settings(environment="test", quiet_hours="21:00-08:00")
+    router = JourneyRouter(
+        factory=db.factory,
+        client=env.client,
+        task_queue=task_queue,
+        max_trigger_age=timedelta(days=3650),
+    )
+    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
+        start = await env.get_current_time()
+        await env.sleep(next_local_time(start, "22:30", "Asia/Shanghai") - start)
+        t0 = await env.get_current_time()
+        publish_shipped(db.factory, "new_user_coupon", t0)
+        add_user(db.factory, user, t0, timezone="Asia/Shanghai")
+        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
+        await asyncio.sleep(1)
+        assert ledger(db.factory, user)[0].status == "pending"  # held overnight
+        await env.sleep(timedelta(hours=12))
+        for _ in range(100):
+            if ledger(db.factory, user)[0].status == "sent":
+                break
+            await asyncio.sleep(0.05)
+        # Let the run finish while its worker is up (no orphaned timers on the test server).
+        await env.sleep(timedelta(days=8))
+        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
+
+    sms = ledger(db.factory, user)[0]
+    assert sms.status == "sent"
+    morning = next_local_time(t0, "08:00", "Asia/Shanghai")
+    assert morning <= sms.sent_at < morning + timedelta(seconds=1)
