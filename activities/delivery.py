@@ -27,13 +27,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.policy import QuietHours
 from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
-from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
-from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import DELIVER, DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
@@ -53,12 +51,7 @@ class DeliveryActivities:
         default_timezone: str = "Asia/Shanghai",
         unsubscribe_base_url: str = "http://127.0.0.1:8000/u",
         quiet_hours: QuietHours | None = None,
-        unsubscribe_links: UnsubscribeLinks | None = None,
     ):
-        # Signed links; the default signs with the development secret under the base URL.
-        self._unsubscribe_links = unsubscribe_links or UnsubscribeLinks(
-            DEV_UNSUBSCRIBE_SECRET, prefix=unsubscribe_base_url
-        )
         self._quiet_hours = quiet_hours
         self._factory = factory
         self._renderer = renderer
@@ -215,13 +208,7 @@ class DeliveryActivities:
                 "properties": inp.trigger.properties,
                 "timestamp": inp.trigger.timestamp,
             },
-            "unsubscribe_url": self._unsubscribe_links.url(
-                user_id=user.id,
-                channel=inp.channel,
-                topic=inp.topic,
-                message_id=message_id,
-                now=inp.now,
-            ),
+            "unsubscribe_url": f"{self._unsubscribe_base_url}/{message_id}",
         }
 
     def _learn(self, inp: DeliverInput, recipient: str, reason: str) -> None:
