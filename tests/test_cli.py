@@ -48,6 +48,7 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "LIFECYCLE_ENVIRONMENT",
         "LIFECYCLE_WRITE_KEY",
         "LIFECYCLE_ADMIN_TOKEN",
+        "LIFECYCLE_UNSUBSCRIBE_SECRET",
         "LIFECYCLE_API_PORT",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -257,6 +258,11 @@ def test_production_runs_once_its_secrets_are_set(
     assert "LIFECYCLE_ADMIN_TOKEN" in assert_one_line_error(err)
 
     monkeypatch.setenv("LIFECYCLE_ADMIN_TOKEN", "at-91be02")
+    code, _, err = run(capsys, "migrate")
+    assert code == 1
+    assert "LIFECYCLE_UNSUBSCRIBE_SECRET" in assert_one_line_error(err)
+
+    monkeypatch.setenv("LIFECYCLE_UNSUBSCRIBE_SECRET", "us-5d20e1")
     code, out, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
     assert "up to date" in out
