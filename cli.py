@@ -81,12 +81,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _load(paths: list[str]):  # type: ignore[no-untyped-def]
-    from journeys.validate import JourneyError, load_journey, shipped_journey_files
+    from journeys.validate import JourneyError, Problem, load_journey, shipped_journey_files
     from message_templates.render import TemplateRenderer
 
     files = [Path(p) for p in paths] or shipped_journey_files()
     renderer = TemplateRenderer()
-    loaded, errors, warnings = [], [], []
+    loaded, errors = [], []
+    warnings: list[Problem] = []
     for path in files:
         try:
             loaded.append((path, load_journey(path, renderer, warnings=warnings)))
@@ -184,6 +185,35 @@ def cmd_journeys_schema(settings: Settings, args: argparse.Namespace) -> int:
     from journeys.models import Journey
 
     print(json.dumps(Journey.model_json_schema(by_alias=True), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from devstack.views import print_report
+    from store.journeys import live_journeys
+    from store.reports import journey_report
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise CliError(f"--since {args.since!r} is not an ISO-8601 date or instant") from None
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    with _engine_factory(settings)() as session:
+        ids = [args.journey] if args.journey else [r.journey_id for r in live_journeys(session)]
+        reports = [journey_report(session, journey_id=j, since=since) for j in ids]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
+        return 0
+    console = Console()
+    for report in reports:
+        print_report(report, console)
+        console.print()
     return 0
 
 
@@ -349,6 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
         "lifecycle journeys schema > journey.schema.json",
         jsub,
     )
+
+    r = add(
+        "report",
+        cmd_report,
+        "what journeys achieved: sends, skips by reason, conversions, lift over holdout",
+        "lifecycle report new_user_coupon --since 2026-06-01 --json",
+    )
+    r.add_argument("journey", nargs="?", help="one journey (default: all)")
+    r.add_argument("--since", help="only enrollments from this date or instant on")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
 
     audiences = add(
         "audiences",

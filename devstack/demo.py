@@ -11,7 +11,6 @@ import asyncio
 import random
 import sys
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -27,12 +25,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.profiles import next_local_time
 from config import Settings, package_binary
+from devstack.views import print_report
 from journeys.validate import load_journey, shipped_journey_files
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.journeys import publish
 from store.migrate import upgrade
 from store.models import Enrollment, Message
-from store.reports import journey_totals, user_timeline
+from store.reports import journey_report, user_timeline
 from triggers.api import create_app
 from triggers.router import JourneyRouter
 from worker import running_worker
@@ -230,7 +229,7 @@ def _summarise(
 ) -> DemoResult:
     sample = _pick_sample(factory, ordered)
     with factory() as session:
-        totals = journey_totals(session, journey_id=JOURNEY)
+        report = journey_report(session, journey_id=JOURNEY)
         timeline = user_timeline(session, user_id=sample) if sample else []
 
     if sample:
@@ -241,27 +240,8 @@ def _summarise(
                 f"  day {day:4.1f}  {entry.at:%m-%d %H:%M} UTC  {entry.kind:8}  {entry.text}"
             )
 
-    table = Table(title="Sends by step and channel")
-    for col in ("step", "channel", "status", "reason", "count"):
-        table.add_column(col, justify="right" if col == "count" else "left")
-    for (step, channel, status, reason), count in sorted(totals.sends.items()):
-        table.add_row(step, channel, status, reason, str(count))
     console.print()
-    console.print(table)
-
-    groups = Table(title="Conversion: order within 7 days")
-    for col in ("group", "entered", "converted", "rate"):
-        groups.add_column(col, justify="left" if col == "group" else "right")
-    for group in ("treatment", "holdout"):
-        groups.add_row(
-            group,
-            str(totals.entered[group]),
-            str(totals.converted[group]),
-            f"{totals.conversion_rate(group):.1%}",
-        )
-    console.print(groups)
-    entered = sum(totals.entered.values())
-    converted = sum(totals.converted.values())
-    exits = ", ".join(f"{k} {v}" for k, v in sorted(Counter(totals.exits).items()))
-    console.print(f"entered {entered} of {users} · converted {converted} · exits: {exits}")
+    print_report(report, console, goal="order within 7 days")
+    entered = sum(report.entered.values())
+    converted = sum(report.converted.values())
     return DemoResult(users=users, entered=entered, converted=converted, sample_user=sample)

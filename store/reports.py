@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
+from store.lift import Lift, lift
 from store.models import Coupon, Enrollment, Event, Message
 
 
@@ -53,40 +54,97 @@ def user_timeline(session: Session, *, user_id: str) -> list[TimelineEntry]:
 
 
 @dataclass
-class JourneyTotals:
+class StepOutcome:
+    """One step on one channel: how many went out, arrived, failed, and were skipped why."""
+
+    step: str
+    channel: str
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class JourneyReport:
+    """What a journey achieved: the numbers behind `lifecycle report`."""
+
     journey_id: str
-    entered: Counter[str] = field(default_factory=Counter)  # by group
-    converted: Counter[str] = field(default_factory=Counter)  # by group
-    exits: Counter[str] = field(default_factory=Counter)  # by reason
-    sends: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
-    # (step, channel, status, reason) -> count
+    since: datetime | None
+    entered: dict[str, int]  # by group
+    converted: dict[str, int]  # by group
+    exits: dict[str, int]
+    steps: list[StepOutcome]
+    lift: Lift
+    coupons_issued: int
+    coupons_redeemed: int
 
-    def conversion_rate(self, group: str) -> float:
-        return self.converted[group] / self.entered[group] if self.entered[group] else 0.0
-
-
-def journey_totals(session: Session, *, journey_id: str) -> JourneyTotals:
-    """Entered, converted (treatment vs holdout), exits, and every send outcome by step."""
-    totals = JourneyTotals(journey_id)
-    rows = session.execute(
-        select(
-            Enrollment.group,
-            Enrollment.exit_reason,
-            func.count(),
-            func.count(Enrollment.converted_at),
+    def rate(self, group: str) -> float:
+        """Conversion rate of ``group`` (treatment or holdout); 0 when nobody entered."""
+        return (
+            self.converted.get(group, 0) / self.entered[group] if self.entered.get(group) else 0.0
         )
-        .where(Enrollment.journey_id == journey_id)
-        .group_by(Enrollment.group, Enrollment.exit_reason)
-    )
-    for group, reason, count, converted in rows:
-        totals.entered[group] += count
-        totals.converted[group] += converted
-        totals.exits[reason or "running"] += count
-    sends = session.execute(
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["since"] = self.since.isoformat() if self.since else None
+        return data
+
+
+SENT = ("sending", "sent", "delivered", "opened", "clicked")
+DELIVERED = ("delivered", "opened", "clicked")
+FAILED = ("failed", "bounced", "undelivered")
+
+
+def journey_report(
+    session: Session, *, journey_id: str, since: datetime | None = None
+) -> JourneyReport:
+    """Entered, treatment vs holdout, per step and channel outcomes, conversions and lift."""
+    enrolled = select(Enrollment).where(Enrollment.journey_id == journey_id)
+    if since is not None:
+        enrolled = enrolled.where(Enrollment.entered_at >= since)
+    sub = enrolled.subquery()
+    entered: Counter[str] = Counter()
+    converted: Counter[str] = Counter()
+    exits: Counter[str] = Counter()
+    for group, reason, count, conv in session.execute(
+        select(
+            sub.c.group, sub.c.exit_reason, func.count(), func.count(sub.c.converted_at)
+        ).group_by(sub.c.group, sub.c.exit_reason)
+    ):
+        entered[group] += count
+        converted[group] += conv
+        exits[reason or "running"] += count
+    steps: dict[tuple[str, str], StepOutcome] = {}
+    for step, channel, status, reason, count in session.execute(
         select(Message.step_id, Message.channel, Message.status, Message.reason, func.count())
-        .where(Message.journey_id == journey_id)
+        .where(
+            Message.journey_id == journey_id,
+            true() if since is None else Message.enrollment_id.in_(select(sub.c.id)),
+        )
         .group_by(Message.step_id, Message.channel, Message.status, Message.reason)
+    ):
+        row = steps.setdefault((step or "", channel), StepOutcome(step or "", channel))
+        row.sent += count if status in SENT else 0
+        row.delivered += count if status in DELIVERED else 0
+        row.failed += count if status in FAILED else 0
+        if status == "skipped":
+            row.skipped[reason or "unknown"] = row.skipped.get(reason or "unknown", 0) + count
+    coupons = select(Coupon).where(Coupon.journey_id == journey_id)
+    if since is not None:
+        coupons = coupons.where(Coupon.issued_at >= since)
+    csub = coupons.subquery()
+    issued, redeemed = session.execute(select(func.count(), func.count(csub.c.redeemed_at))).one()
+    return JourneyReport(
+        journey_id=journey_id,
+        since=since,
+        entered=dict(entered),
+        converted=dict(converted),
+        exits=dict(exits),
+        steps=[steps[k] for k in sorted(steps)],
+        lift=lift(
+            converted["treatment"], entered["treatment"], converted["holdout"], entered["holdout"]
+        ),
+        coupons_issued=issued,
+        coupons_redeemed=redeemed,
     )
-    for step, channel, status, reason, count in sends:
-        totals.sends[(step or "", channel, status, reason or "")] += count
-    return totals

@@ -12,7 +12,9 @@ from cli import main
 from store.db import make_engine, make_session_factory, transaction
 from store.models import Event, User
 
-COMMANDS = ["demo", "dev", "api", "worker", "migrate", "journeys", "audiences", "outbox", "users"]
+COMMANDS = [
+    "demo", "dev", "api", "worker", "migrate", "journeys", "report", "audiences", "outbox", "users"
+]
 SUBCOMMANDS = [
     *([c] for c in COMMANDS),
     ["journeys", "validate"],
@@ -312,3 +314,42 @@ def test_audiences_inline_rule_and_errors(
     code, _, err = run(capsys, "audiences", "validate", "trait: {name: age, between: 3}")
     assert code == 1
     assert "rule.trait.between: unknown operator" in assert_one_line_error(err)
+
+
+def test_report_prints_conversions_and_lift_as_json(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from store.models import Enrollment
+
+    assert run(capsys, "migrate")[0] == 0
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    engine = make_engine(database_url)
+    with transaction(make_session_factory(engine)) as session:
+        for i in range(10):
+            group = "holdout" if i < 4 else "treatment"
+            session.add(
+                Enrollment(
+                    journey_id="new_user_coupon",
+                    journey_version=1,
+                    user_id=f"u{i}",
+                    group=group,
+                    workflow_id=f"journey:new_user_coupon:u{i}",
+                    entered_at=at,
+                    exited_at=at,
+                    exit_reason="converted" if i % 2 else "completed",
+                    converted_at=at if i % 2 else None,
+                )
+            )
+    engine.dispose()
+
+    code, out, _ = run(capsys, "report", "new_user_coupon", "--json")
+    assert code == 0
+    (report,) = json.loads(out)
+    assert report["entered"] == {"holdout": 4, "treatment": 6}
+    assert report["converted"] == {"holdout": 2, "treatment": 3}
+    assert report["lift"]["absolute"] == 0.0
+
+    code, out, _ = run(capsys, "report", "new_user_coupon", "--since", "2026-04-01", "--json")
+    assert json.loads(out)[0]["entered"] == {}

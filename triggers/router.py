@@ -35,7 +35,7 @@ from journeys.conditions import matches
 from journeys.models import Journey
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
-from store.models import Enrollment, Event, JourneyVersion
+from store.models import Coupon, Enrollment, Event, JourneyVersion
 from store.upsert import insert_ignore
 from workflows.contracts import EventSignal, JourneyInput
 
@@ -139,6 +139,15 @@ class JourneyRouter:
             ]
         return events, journeys
 
+    def _redeem(self, user_id: str, code: str, at: datetime) -> None:
+        """A coupon we issued was used: reports count it redeemed."""
+        with transaction(self._factory) as session:
+            session.execute(
+                update(Coupon)
+                .where(Coupon.user_id == user_id, Coupon.code == code, Coupon.redeemed_at.is_(None))
+                .values(redeemed_at=at)
+            )
+
     def _mark_routed(self, event_id: int) -> None:
         with transaction(self._factory) as session:
             session.execute(
@@ -156,6 +165,9 @@ class JourneyRouter:
             timestamp=event.timestamp,
             properties=dict(event.properties or {}),
         )
+        code = signal.properties.get("coupon_code")
+        if event.event in ("coupon_redeemed", "order_placed") and isinstance(code, str):
+            await asyncio.to_thread(self._redeem, event.user_id, code, event.timestamp)
         await self._signal_open_runs(event.user_id, signal)
         too_old = self._clock() - event.timestamp > self._max_trigger_age
         for version, journey in journeys:

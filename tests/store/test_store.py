@@ -20,7 +20,7 @@ from store.db import transaction
 from store.journeys import live_journeys, publish, spec_of
 from store.models import Base, Coupon, Enrollment, Event, JourneyVersion, Message, User
 from store.outbox import SqlOutboxSink, list_outbox
-from store.reports import journey_totals, user_timeline
+from store.reports import StepOutcome, journey_report, user_timeline
 from store.upsert import insert_ignore
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -418,7 +418,7 @@ def test_user_timeline_is_ordered_by_time_and_shows_skips_with_reasons(db: Datab
     assert entries[4].at == signup + timedelta(days=2)
 
 
-def test_journey_totals_count_entries_and_conversions_by_group(db: Database) -> None:
+def test_journey_report_counts_entries_and_conversions_by_group(db: Database) -> None:
     done = T0 + timedelta(days=1)
     with transaction(db.factory) as session:
         for i in range(3):
@@ -443,21 +443,22 @@ def test_journey_totals_count_entries_and_conversions_by_group(db: Database) -> 
         session.add(message("x0/win_back_sms", user_id="x0", journey_id="win_back"))
 
     with db.factory() as session:
-        totals = journey_totals(session, journey_id="new_user_coupon")
+        report = journey_report(session, journey_id="new_user_coupon")
 
-    assert dict(totals.entered) == {"treatment": 3, "holdout": 2}
-    assert dict(totals.converted) == {"treatment": 2, "holdout": 1}
-    assert totals.conversion_rate("treatment") == pytest.approx(2 / 3)
-    assert totals.conversion_rate("holdout") == pytest.approx(1 / 2)
-    assert dict(totals.exits) == {"converted": 3, "completed": 1, "running": 1}
-    assert dict(totals.sends) == {
-        ("welcome_sms", "sms", "sent", ""): 2,
-        ("welcome_sms", "sms", "skipped", "no_consent"): 1,
-    }
+    assert report.entered == {"treatment": 3, "holdout": 2}
+    assert report.converted == {"treatment": 2, "holdout": 1}
+    assert report.rate("treatment") == pytest.approx(2 / 3)
+    assert report.rate("holdout") == pytest.approx(1 / 2)
+    assert report.lift.absolute == pytest.approx(2 / 3 - 1 / 2)
+    assert report.exits == {"converted": 3, "completed": 1, "running": 1}
+    assert report.steps == [
+        StepOutcome("welcome_sms", "sms", sent=2, skipped={"no_consent": 1}),
+    ]
 
 
-def test_journey_totals_of_a_journey_nobody_entered_are_zero(db: Database) -> None:
+def test_journey_report_of_a_journey_nobody_entered_is_empty(db: Database) -> None:
     with db.factory() as session:
-        totals = journey_totals(session, journey_id="new_user_coupon")
-    assert sum(totals.entered.values()) == 0
-    assert totals.conversion_rate("treatment") == 0.0
+        report = journey_report(session, journey_id="new_user_coupon")
+    assert sum(report.entered.values()) == 0
+    assert report.rate("treatment") == 0.0
+    assert report.lift.absolute is None
