@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # quiet hours in the user's timezone ("HH:MM-HH:MM", or "off"); sends are deferred to
     # the end of the quiet period.
     quiet_hours: str | None = "21:00-08:00"
+    # Frequency caps on marketing sends per user, across all journeys (0 turns one off).
+    cap_sms_per_day: int = Field(default=1, ge=0)
+    cap_marketing_per_week: int = Field(default=3, ge=0)
 
     @field_validator("quiet_hours")
     @classmethod

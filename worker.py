@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -17,7 +18,7 @@ from activities.audiences import AudienceActivities
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
 from activities.enrollments import EnrollmentActivities
-from activities.policy import QuietHours
+from activities.policy import FrequencyCap, QuietHours
 from activities.profiles import ProfileActivities
 from channels.base import Channel
 from channels.fcm_push import FcmPushChannel, ServiceAccountTokenProvider
@@ -30,6 +31,7 @@ from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
 from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
+from triggers.unsubscribe import UnsubscribeLinks
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,8 @@ def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Cha
                     settings.twilio_auth_token.get_secret_value(),
                     from_number=settings.twilio_from_number,
                     messaging_service_sid=settings.twilio_messaging_service_sid,
-                    status_callback=settings.twilio_status_callback_url,
+                    status_callback=settings.twilio_status_callback_url
+                    or f"{settings.public_base_url}/webhooks/twilio/status",
                     validity_period=settings.twilio_validity_period,
                     base_url=settings.twilio_base_url,
                     timeout=timeout,
@@ -92,6 +95,16 @@ def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Cha
     return channels
 
 
+def frequency_caps(settings: Settings) -> list[FrequencyCap]:
+    """The caps settings ask for (a limit of 0 means no cap)."""
+    caps = []
+    if settings.cap_sms_per_day:
+        caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), "sms"))
+    if settings.cap_marketing_per_week:
+        caps.append(FrequencyCap(settings.cap_marketing_per_week, timedelta(days=7)))
+    return caps
+
+
 def build_activities(
     settings: Settings,
     factory: SessionFactory,
@@ -112,6 +125,8 @@ def build_activities(
         default_timezone=settings.default_timezone,
         unsubscribe_base_url=f"http://{settings.api_host}:{settings.api_port}/u",
         quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
+        caps=frequency_caps(settings),
+        unsubscribe_links=UnsubscribeLinks.from_settings(settings),
     )
     return [
         delivery.deliver,

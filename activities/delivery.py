@@ -16,26 +16,30 @@ idempotency key) de-duplicate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.policy import QuietHours
+from activities.policy import FrequencyCap, QuietHours
 from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
+from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
+from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import DELIVER, DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
 
+# Statuses of a message that reached (or is reaching) the user: what frequency caps count.
+COUNTED_STATUSES = ("sending", "sent", "delivered", "opened", "clicked")
 # How often a send held by a paused journey asks again (a timer per hour of pause).
 PAUSED_RECHECK = timedelta(hours=1)
 
@@ -51,8 +55,15 @@ class DeliveryActivities:
         default_timezone: str = "Asia/Shanghai",
         unsubscribe_base_url: str = "http://127.0.0.1:8000/u",
         quiet_hours: QuietHours | None = None,
+        caps: Sequence[FrequencyCap] = (),
+        unsubscribe_links: UnsubscribeLinks | None = None,
     ):
+        # Signed links; the default signs with the development secret under the base URL.
+        self._unsubscribe_links = unsubscribe_links or UnsubscribeLinks(
+            DEV_UNSUBSCRIBE_SECRET, prefix=unsubscribe_base_url
+        )
         self._quiet_hours = quiet_hours
+        self._caps = tuple(caps)
         self._factory = factory
         self._renderer = renderer
         self._channels = channels
@@ -65,47 +76,20 @@ class DeliveryActivities:
         """Send one step's message under the delivery policy, or record why not."""
         with transaction(self._factory) as session:
             row = self._ledger_row(session, inp)
-            if row.status != "pending":
+            if row.status not in ("pending", "sending"):
                 return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
-            if inp.abandon:
-                row.status, row.reason = "skipped", inp.abandon
-                return DeliverResult(message_id=row.id, status="skipped", reason=inp.abandon)
-            if journey_paused(session, journey_id=inp.journey_id):
-                # Held, not lost: the run asks again later, with this same ledger row.
-                return DeliverResult(
-                    message_id=row.id,
-                    status="deferred",
-                    reason="journey_paused",
-                    defer_until=inp.now + PAUSED_RECHECK,
-                )
             user = session.get(User, inp.user_id)
-            reason = self._skip_reason(session, inp, user)
-            if reason is not None or user is None:
-                row.status, row.reason = "skipped", reason or "unknown_user"
-                return DeliverResult(message_id=row.id, status="skipped", reason=row.reason)
-            recipient = self._recipient(session, inp.channel, user)
-            if recipient is None:
-                row.status, row.reason = "skipped", "unreachable"
-                return DeliverResult(message_id=row.id, status="skipped", reason="unreachable")
-            context = self._context(session, inp, user, message_id=row.id)
-            coupon = context["coupon"]
-            expires = coupon.get("expires_at") if coupon else None
-            if isinstance(expires, datetime) and expires <= inp.now:
-                # A nudge whose coupon is gone (e.g. held past expiry) is not sent.
-                row.status, row.reason = "skipped", "coupon_expired"
-                return DeliverResult(message_id=row.id, status="skipped", reason="coupon_expired")
-            zone = user.timezone or self._default_timezone
-            if self._quiet_hours is not None and inp.topic == "marketing":
-                later = self._quiet_hours.defer_until(
-                    inp.now, _valid_zone(zone, self._default_timezone)
-                )
-                if later is not None:
-                    return DeliverResult(
-                        message_id=row.id,
-                        status="deferred",
-                        reason="quiet_hours",
-                        defer_until=later,
-                    )
+            recipient = self._recipient(session, inp.channel, user) if user else None
+            context = self._context(session, inp, user, message_id=row.id) if user else None
+            if row.status == "pending":
+                outcome = self._policy(session, inp, row, user, recipient, context)
+                if outcome is not None:
+                    return outcome
+                # Passed: counted by frequency caps from now on, even if the provider is slow.
+                row.status, row.sent_at = "sending", inp.now
+            # "sending" on arrival: an earlier attempt passed the policy and may have reached
+            # the provider; send again with the same key (see the module docstring).
+            assert user is not None and recipient is not None and context is not None
             locale = user.locale
             message_id = row.id
         try:
@@ -137,9 +121,81 @@ class DeliveryActivities:
             ) from None
         with transaction(self._factory) as session:
             row = session.get_one(Message, message_id)
-            row.status, row.sent_at = "sent", inp.now
+            if row.status in ("pending", "sending"):  # a webhook may already have moved it on
+                row.status = "sent"
+            row.sent_at = inp.now
             row.provider, row.provider_message_id = result.provider, result.provider_message_id
         return DeliverResult(message_id=message_id, status="sent")
+
+    def _policy(
+        self,
+        session: Any,
+        inp: DeliverInput,
+        row: Message,
+        user: User | None,
+        recipient: str | None,
+        context: dict[str, Any] | None,
+    ) -> DeliverResult | None:
+        """Why this send does not go out now (skipped, or deferred), or None to send."""
+
+        def skip(reason: str) -> DeliverResult:
+            row.status, row.reason = "skipped", reason
+            return DeliverResult(message_id=row.id, status="skipped", reason=reason)
+
+        def defer(reason: str, until: datetime) -> DeliverResult:
+            return DeliverResult(
+                message_id=row.id, status="deferred", reason=reason, defer_until=until
+            )
+
+        if inp.abandon:
+            return skip(inp.abandon)
+        if journey_paused(session, journey_id=inp.journey_id):
+            # Held, not lost: the run asks again later, with this same ledger row.
+            return defer("journey_paused", inp.now + PAUSED_RECHECK)
+        reason = self._skip_reason(session, inp, user)
+        if reason is not None or user is None or context is None:
+            return skip(reason or "unknown_user")
+        if recipient is None:
+            return skip("unreachable")
+        coupon = context["coupon"]
+        expires = coupon.get("expires_at") if coupon else None
+        if isinstance(expires, datetime) and expires <= inp.now:
+            return skip("coupon_expired")  # a nudge whose coupon is gone is not sent
+        if inp.topic != "marketing":
+            return None  # transactional: no quiet hours, no caps
+        if self._quiet_hours is not None:
+            zone = _valid_zone(user.timezone, self._default_timezone)
+            later = self._quiet_hours.defer_until(inp.now, zone)
+            if later is not None:
+                return defer("quiet_hours", later)
+        if self._over_cap(session, inp, row):
+            return skip("frequency_cap")
+        return None
+
+    def _over_cap(self, session: Any, inp: DeliverInput, row: Message) -> bool:
+        """Whether one more marketing send would break a frequency cap, across journeys.
+
+        The user's row is locked first, so two journeys checking at the same moment take
+        turns: the second sees the first's ``sending`` row and stops.
+        """
+        if not self._caps:
+            return False
+        session.execute(
+            update(User).where(User.id == inp.user_id).values(updated_at=User.updated_at)
+        )
+        for cap in self._caps:
+            stmt = select(func.count()).where(
+                Message.user_id == inp.user_id,
+                Message.topic == "marketing",
+                Message.status.in_(COUNTED_STATUSES),
+                Message.sent_at > inp.now - cap.window,
+                Message.id != row.id,
+            )
+            if cap.channel is not None:
+                stmt = stmt.where(Message.channel == cap.channel)
+            if (session.scalar(stmt) or 0) >= cap.limit:
+                return True
+        return False
 
     def _ledger_row(self, session: Any, inp: DeliverInput) -> Message:
         insert_ignore(
@@ -154,6 +210,7 @@ class DeliveryActivities:
                 "channel": inp.channel,
                 "template": inp.template,
                 "variant": inp.variant,
+                "topic": inp.topic,
                 "status": "pending",
                 "created_at": inp.now,
             },
@@ -208,7 +265,13 @@ class DeliveryActivities:
                 "properties": inp.trigger.properties,
                 "timestamp": inp.trigger.timestamp,
             },
-            "unsubscribe_url": f"{self._unsubscribe_base_url}/{message_id}",
+            "unsubscribe_url": self._unsubscribe_links.url(
+                user_id=user.id,
+                channel=inp.channel,
+                topic=inp.topic,
+                message_id=message_id,
+                now=inp.now,
+            ),
         }
 
     def _learn(self, inp: DeliverInput, recipient: str, reason: str) -> None:

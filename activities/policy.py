@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from activities.profiles import next_local_time
@@ -37,3 +37,13 @@ class QuietHours:
         if not self.contains(local.time().replace(second=0, microsecond=0)):
             return None
         return next_local_time(now, self.end.strftime("%H:%M"), zone)
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    """At most ``limit`` marketing sends per user in ``window`` (on ``channel``, or on all
+    channels when it is None), counted across every journey."""
+
+    limit: int
+    window: timedelta
+    channel: str | None = None

@@ -13,7 +13,16 @@ from store.db import make_engine, make_session_factory, transaction
 from store.models import Event, User
 
 COMMANDS = [
-    "demo", "dev", "api", "worker", "migrate", "journeys", "report", "audiences", "outbox", "users"
+    "demo",
+    "dev",
+    "api",
+    "worker",
+    "migrate",
+    "journeys",
+    "report",
+    "audiences",
+    "outbox",
+    "users",
 ]
 SUBCOMMANDS = [
     *([c] for c in COMMANDS),

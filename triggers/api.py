@@ -33,6 +33,8 @@ from triggers.segment import (
     parse_batch,
     parse_call,
 )
+from triggers.unsubscribe import unsubscribe_router
+from triggers.webhooks import webhook_router
 
 log = logging.getLogger(__name__)
 
@@ -150,4 +152,6 @@ def create_app(
     async def batch(request: Request) -> JSONResponse:
         return await handle(request, settings.max_batch_bytes, parse_many)
 
+    app.include_router(webhook_router(settings, session_factory=session_factory, clock=now))
+    app.include_router(unsubscribe_router(settings, session_factory=session_factory, clock=now))
     return app

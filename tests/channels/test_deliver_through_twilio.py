@@ -101,7 +101,7 @@ def test_opted_out_recipient_fails_the_row_and_is_not_retried(sqlite_db, twilio,
     assert len(twilio_server.messages) == 1
 
 
-def test_rate_limited_send_stays_pending_and_the_retry_sends_once(sqlite_db, twilio, twilio_server):
+def test_rate_limited_send_stays_unsent_and_the_retry_sends_once(sqlite_db, twilio, twilio_server):
     inp = welcome_sms_input(sqlite_db, "u-twilio-3")
     twilio_server.fail_next(429, code=20429, retry_after=5)
 
@@ -114,7 +114,7 @@ def test_rate_limited_send_stays_pending_and_the_retry_sends_once(sqlite_db, twi
     else:
         assert error.retry_after == 5
     [row] = ledger(sqlite_db.factory, "u-twilio-3")
-    assert row.status == "pending"
+    assert row.status == "sending"  # passed the policy, not sent yet: the retry sends it
 
     assert delivery(sqlite_db, twilio).deliver(inp).status == "sent"
     [row] = ledger(sqlite_db.factory, "u-twilio-3")

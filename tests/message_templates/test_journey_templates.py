@@ -116,7 +116,7 @@ def cart_context(
 def expiry_context(*, iso_expiry: bool = False, **user_fields: Any) -> dict[str, Any]:
     # The engine fills ``coupon`` from the coupon_issued properties, expires_at as issued.
     expires_at = datetime(2025, 3, 9, 2, 15, tzinfo=UTC)
-    properties = {
+    properties: dict[str, Any] = {
         "coupon_code": "VIP50-K2P7",
         "amount_fen": 5000,
         "min_spend_fen": 29900,

@@ -56,11 +56,11 @@ def result(env, journey: str, user: str, key: str = "") -> asyncio.Future:
     return handle.result()
 
 
-def sends(db, user: str) -> list[tuple[str, str, str]]:
+def sends(db, user: str) -> list[tuple[str | None, str, str]]:
     return [(m.step_id, m.channel, m.status) for m in ledger(db.factory, user)]
 
 
-def offsets(db, user: str, origin: datetime) -> dict[str, timedelta]:
+def offsets(db, user: str, origin: datetime) -> dict[str | None, timedelta]:
     return {m.step_id: m.created_at - origin for m in ledger(db.factory, user)}
 
 

@@ -1,0 +1,201 @@
+"""Data access for delivery facts: ledger status moves, provider events, consent changes.
+
+Functions take a session and never commit; the webhook handler owns the transaction. Every
+change is a conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT``), so two callbacks for
+one message racing each other cannot move its status backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import Consent, Message, ProviderEvent, User
+from store.upsert import insert_ignore
+
+# A message's life as the providers report it; a status only ever moves to the right.
+# ``sending``: ``deliver`` passed the policy and is calling the provider.
+PROGRESS: tuple[str, ...] = ("pending", "sending", "sent", "delivered", "opened", "clicked")
+# Terminal failures a provider reports; reachable only before anything was delivered.
+FAILURES: tuple[str, ...] = ("failed", "undelivered", "bounced")
+_NOT_YET_DELIVERED = PROGRESS[: PROGRESS.index("delivered")]
+# Topics a channel-wide change ("STOP") covers, besides those a user already has rows for.
+TOPICS: tuple[str, ...] = ("marketing", "transactional")
+
+_FIRST_SEEN = {
+    "sent": "sent_at",
+    "delivered": "delivered_at",
+    "opened": "opened_at",
+    "clicked": "clicked_at",
+}
+_REASON_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class LedgerRef:
+    """The ledger row a provider fact is about."""
+
+    id: int
+    user_id: str | None
+
+
+def find_message(
+    session: Session,
+    *,
+    provider: str,
+    idempotency_key: str | None = None,
+    provider_message_id: str | None = None,
+) -> LedgerRef | None:
+    """The ledger row with ``idempotency_key``, else the one ``provider`` knows by its id."""
+    if idempotency_key:
+        row = session.execute(
+            select(Message.id, Message.user_id).where(Message.idempotency_key == idempotency_key)
+        ).first()
+        if row is not None:
+            return LedgerRef(row.id, row.user_id)
+    if provider_message_id:
+        row = session.execute(
+            select(Message.id, Message.user_id)
+            .where(
+                Message.provider_message_id == provider_message_id,
+                Message.provider == provider,
+            )
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
+        if row is not None:
+            return LedgerRef(row.id, row.user_id)
+    return None
+
+
+def advance_status(
+    session: Session,
+    *,
+    message_id: int,
+    status: str,
+    at: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Move a message to ``status`` if that is forward; True if its status changed.
+
+    A progress status (``sent`` … ``clicked``) applies to a message behind it, and its first
+    time is kept (``delivered_at`` …) even when the status is already further on. A failure
+    (``failed``, ``undelivered``, ``bounced``) applies to a pending, sending or sent message
+    only, with ``reason`` and ``failed_at``; it is terminal.
+    """
+    values: dict[str, Any] = {"status": status}
+    if status in PROGRESS[PROGRESS.index("sent") :]:
+        before = PROGRESS[: PROGRESS.index(status)]
+    elif status in FAILURES:
+        before = _NOT_YET_DELIVERED
+        values["failed_at"] = at
+        if reason:
+            values["reason"] = reason[:_REASON_LENGTH]
+    else:
+        raise ValueError(f"{status!r} is not a status a provider reports")
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(before))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    first_seen = _FIRST_SEEN.get(status)
+    if first_seen is not None:
+        column = getattr(Message, first_seen)
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, column.is_(None), Message.status.in_(PROGRESS))
+            .values({first_seen: at})
+            .execution_options(synchronize_session=False)
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_provider_event(
+    session: Session,
+    *,
+    provider: str,
+    provider_event_id: str,
+    kind: str,
+    received_at: datetime,
+    message_id: int | None = None,
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Store one provider event; False if it was stored before (a retried webhook)."""
+    return insert_ignore(
+        session,
+        ProviderEvent,
+        values={
+            "provider": provider,
+            "provider_event_id": provider_event_id[:255],
+            "kind": kind[:32],
+            "message_id": message_id,
+            "occurred_at": occurred_at,
+            "received_at": received_at,
+        },
+    )
+
+
+def users_with_phone(session: Session, *, phone: str) -> list[str]:
+    """Ids of the users whose E.164 number is ``phone``."""
+    return list(session.scalars(select(User.id).where(User.phone == phone).order_by(User.id)))
+
+
+def users_with_email(session: Session, *, email: str) -> list[str]:
+    """Ids of the users whose address is ``email`` (compared case-insensitively)."""
+    stmt = select(User.id).where(func.lower(User.email) == email.strip().lower())
+    return list(session.scalars(stmt.order_by(User.id)))
+
+
+def set_consent(
+    session: Session,
+    *,
+    user_ids: Iterable[str],
+    channel: str,
+    status: str,
+    source: str,
+    now: datetime,
+    topics: Sequence[str] | None = None,
+) -> int:
+    """Subscribe or unsubscribe users from ``channel``; the number of users changed.
+
+    ``topics`` None means every topic: the known ones and any the user already has a row
+    for. Ids of users that do not exist are passed over.
+    """
+    wanted = list(dict.fromkeys(user_ids))
+    if not wanted:
+        return 0
+    existing = list(session.scalars(select(User.id).where(User.id.in_(wanted))))
+    if not existing:
+        return 0
+    table: Table = Consent.__table__  # type: ignore[assignment]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for user_id in existing:
+        chosen = list(topics) if topics is not None else _all_topics(session, user_id, channel)
+        for topic in chosen:
+            stmt = insert(table).values(
+                user_id=user_id,
+                channel=channel,
+                topic=topic,
+                status=status,
+                source=source,
+                updated_at=now,
+            )
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["user_id", "channel", "topic"],
+                    set_={"status": status, "source": source, "updated_at": now},
+                )
+            )
+    return len(existing)
+
+
+def _all_topics(session: Session, user_id: str, channel: str) -> list[str]:
+    stmt = select(Consent.topic).where(Consent.user_id == user_id, Consent.channel == channel)
+    return list(dict.fromkeys([*TOPICS, *session.scalars(stmt)]))

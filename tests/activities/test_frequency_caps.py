@@ -1,0 +1,94 @@
+"""Frequency caps hold across journeys, even when two journeys send at the same moment."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from activities.delivery import DeliveryActivities
+from activities.policy import FrequencyCap
+from channels.outbox import OutboxChannel
+from journey_support import add_user, ledger, outbox
+from message_templates.render import TemplateRenderer
+from store.outbox import SqlOutboxSink
+from workflows.contracts import DeliverInput, EventSignal
+
+NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+CAPS = (FrequencyCap(1, timedelta(days=1), "sms"), FrequencyCap(3, timedelta(days=7)))
+
+
+def delivery(db) -> DeliveryActivities:
+    sink = OutboxChannel(SqlOutboxSink(db.factory))
+    return DeliveryActivities(
+        db.factory,
+        renderer=TemplateRenderer(),
+        channels={"sms": sink, "email": sink, "push": sink},
+        caps=CAPS,
+    )
+
+
+def request(journey: str, step: str, channel: str, at: datetime, topic="marketing") -> DeliverInput:
+    template = {"sms": "cart_low_stock_sms", "push": "cart_reminder_push"}[channel]
+    return DeliverInput(
+        idempotency_key=f"{journey}/{step}/{at.isoformat()}",
+        enrollment_id=None,  # type: ignore[arg-type]
+        journey_id=journey,
+        step_id=step,
+        user_id="capped",
+        channel=channel,
+        template=template,
+        topic=topic,
+        group="treatment",
+        now=at,
+        trigger=EventSignal(message_id="t", event="cart_updated", timestamp=at),
+    )
+
+
+def test_two_journeys_at_the_same_moment_pass_the_sms_cap_once(db):
+    add_user(db.factory, "capped", NOW)
+    activities = delivery(db)
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def send(journey: str) -> None:
+        barrier.wait()
+        results[journey] = activities.deliver(request(journey, "sms_step", "sms", NOW))
+
+    threads = [threading.Thread(target=send, args=(j,)) for j in ("cart_abandonment", "dormancy")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    outcomes = sorted((r.status, r.reason) for r in results.values())
+    assert outcomes == [("sent", None), ("skipped", "frequency_cap")]
+    assert [m.channel for m in outbox(db.factory)] == ["sms"]
+
+
+def test_weekly_cap_counts_every_channel_and_transactional_is_exempt(db):
+    add_user(db.factory, "capped", NOW)
+    activities = delivery(db)
+    days = [NOW + timedelta(days=d) for d in range(5)]
+    statuses = [
+        activities.deliver(request("j", f"push{i}", "push", at)).status for i, at in enumerate(days)
+    ]
+    assert statuses == ["sent", "sent", "sent", "skipped", "skipped"]
+    # A week after the first send, there is room again.
+    assert (
+        activities.deliver(request("j", "later", "push", NOW + timedelta(days=7, hours=1))).status
+        == "sent"
+    )
+    receipt = activities.deliver(request("j", "receipt", "push", days[4], topic="transactional"))
+    assert receipt.status == "sent"
+    assert {(m.reason) for m in ledger(db.factory, "capped") if m.status == "skipped"} == {
+        "frequency_cap"
+    }
+
+
+def test_a_retried_send_that_passed_the_cap_is_not_capped_by_itself(db):
+    add_user(db.factory, "capped", NOW)
+    activities = delivery(db)
+    first = activities.deliver(request("j", "sms_step", "sms", NOW))
+    again = activities.deliver(request("j", "sms_step", "sms", NOW))
+    assert (first.status, again.status) == ("sent", "sent")
+    assert len(outbox(db.factory)) == 1

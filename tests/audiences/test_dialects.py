@@ -1,0 +1,338 @@
+"""Stored values read the same way on SQLite and PostgreSQL as the rule language says.
+
+Each case pins one value against the reference evaluator on both dialects. Where a dialect
+is known to disagree, that (case, dialect) pair is an explicit strict ``xfail`` naming the
+disagreement, so a fix shows up as an unexpected pass. The property test keeps these values
+out of its pools.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import Database, make_database
+from reference import EventRow, Population, UserRow
+from seed import seed
+
+from audiences.audience import audience_from_data, parse_audience_text
+from audiences.compiler import Compiler
+from audiences.rules import AudienceError, parse_rule
+
+NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+DIALECTS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="module")
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_ok: bool
+) -> Iterator[Database]:
+    """The dialect named by the test's parameter, shared by the module's tests."""
+    yield from make_database(request.param, tmp_path_factory.mktemp("dialects"), postgres_ok)
+
+
+Bug = tuple[str, type[BaseException], str]  # dialect, what it raises, the disagreement
+
+
+@dataclass(frozen=True)
+class Case:
+    """Users with the given ``traits`` (one dict per user, ids ``u0``, ``u1``, ...), a rule,
+    and which dialects are known to get it wrong (and how)."""
+
+    id: str
+    traits: list[dict[str, Any]]
+    rule: dict[str, Any]
+    bugs: tuple[Bug, ...] = ()
+
+
+def params(cases: list[Case]) -> list[Any]:
+    """Every case on every dialect, known disagreements marked strict xfail."""
+    out = []
+    for case in cases:
+        for kind in DIALECTS:
+            marks = [
+                pytest.mark.xfail(strict=True, raises=raises, reason=reason)
+                for dialect, raises, reason in case.bugs
+                if dialect == kind
+            ]
+            out.append(pytest.param(kind, case, id=f"{case.id}-{kind}", marks=marks))
+    return out
+
+
+def assert_agrees_with_reference(database: Database, case: Case) -> None:
+    population = Population(
+        users=[
+            UserRow(id=f"u{i}", created_at=NOW - timedelta(days=1), traits=traits)
+            for i, traits in enumerate(case.traits)
+        ]
+    )
+    expected = population.members(case.rule, NOW)
+    audience = audience_from_data(case.rule)
+    with database.factory() as session:
+        seed(session, population, at=NOW)
+        assert set(audience.members(session, now=NOW)) == expected
+        assert audience.count(session, now=NOW) == len(expected)
+        for user in population.users:
+            assert audience.contains(session, user_id=user.id, now=NOW) is (user.id in expected)
+        session.rollback()
+
+
+def instant(case_id: str, text: str, op: str, operand: str, *bugs: Bug) -> Case:
+    """One user whose ``t`` trait holds ``text``, and a valid instant on a second user, so
+    that an error on one profile is seen to cost the whole audience."""
+    rule = {"trait": {"name": "t", "type": "timestamp", op: operand}}
+    return Case(case_id, [{"t": text}, {"t": "2026-02-01T00:00:00+08:00"}], rule, bugs)
+
+
+PG_REFUSES: Bug = (
+    "postgresql",
+    sa.exc.DataError,
+    "compiler._PG_INSTANT accepts text that is not a valid instant and casts it to "
+    "timestamptz: PostgreSQL raises, so one such trait on any profile fails the whole query",
+)
+LATER = "2027-01-01T00:00:00Z"
+
+TIMESTAMPS = [
+    # Agreed: any offset, a space for the T, no seconds, fractions; no offset or no time is text.
+    instant("offset", "2026-03-01T10:00:00+08:00", "eq", "2026-03-01T02:00:00Z"),
+    instant("negative-offset", "2026-02-28T21:00:00-05:00", "eq", "2026-03-01T02:00:00Z"),
+    instant("space", "2026-03-01 02:00:00Z", "eq", "2026-03-01T10:00:00+08:00"),
+    instant("no-seconds", "2026-03-01T02:00Z", "gte", "2026-03-01T02:00:00Z"),
+    instant("fraction", "2026-03-01T02:00:00.5Z", "gt", "2026-03-01T02:00:00Z"),
+    instant("no-offset", "2026-03-01T02:00:00", "lt", LATER),
+    instant("date-only", "2026-03-01", "lt", LATER),
+    instant("text-ending-in-z", "soon Z", "lt", LATER),
+    # Known disagreements.
+    instant(
+        "february-30",
+        "2026-02-30T00:00:00Z",
+        "lt",
+        LATER,
+        PG_REFUSES,
+        (
+            "sqlite",
+            AssertionError,
+            "julianday() rolls February 30th over to March 2nd, so it reads as an instant",
+        ),
+    ),
+    instant("month-13", "2026-13-01T00:00:00Z", "lt", LATER, PG_REFUSES),
+    instant("offset-24h", "2026-02-01T00:00:00+24:00", "lt", LATER, PG_REFUSES),
+    instant(
+        "leap-second",
+        "2026-03-01T23:59:60Z",
+        "gt",
+        "2026-03-01T12:00:00Z",
+        (
+            "postgresql",
+            AssertionError,
+            "PostgreSQL reads a leap second 23:59:60 as the next minute; SQLite (and Python) "
+            "do not read it as an instant",
+        ),
+    ),
+    instant(
+        "offset-without-colon",
+        "2026-02-01T00:00:00+0800",
+        "lt",
+        LATER,
+        (
+            "postgresql",
+            AssertionError,
+            "_PG_INSTANT accepts an offset without a colon (+0800); the SQLite globs do not, "
+            "so the same trait is an instant on PostgreSQL only",
+        ),
+    ),
+    instant(
+        "time-only",
+        "12:30+08:00",
+        "lt",
+        LATER,
+        (
+            "sqlite",
+            AssertionError,
+            "the SQLite globs only check the end of the text and julianday() reads a bare time "
+            "as 2000-01-01, so '12:30+08:00' is an instant on SQLite only",
+        ),
+    ),
+    instant(
+        "sub-millisecond",
+        "2026-03-01T00:00:00.0004Z",
+        "gt",
+        "2026-03-01T00:00:00Z",
+        (
+            "sqlite",
+            AssertionError,
+            "julianday() keeps milliseconds only: 400 µs after midnight equals midnight on SQLite",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("database", "case"), params(TIMESTAMPS), indirect=["database"], scope="module"
+)
+def test_text_is_read_as_an_instant_alike(database: Database, case: Case) -> None:
+    assert_agrees_with_reference(database, case)
+
+
+OTHER_VALUES = [
+    Case(
+        "cjk-value",
+        [{"city": "上海"}, {"city": "上海市"}],
+        {"trait": {"name": "city", "eq": "上海"}},
+    ),
+    Case(
+        "emoji-prefix", [{"n": "😀ab"}, {"n": "ab"}], {"trait": {"name": "n", "starts_with": "😀a"}}
+    ),
+    Case("astral-order", [{"n": "😀"}, {"n": "\uffff"}], {"trait": {"name": "n", "gt": "\uffff"}}),
+    Case(
+        "cjk-trait-name",
+        [{"名字": "小明"}, {"名字": "小红"}],
+        {"trait": {"name": "名字", "eq": "小明"}},
+        bugs=(
+            (
+                "sqlite",
+                AssertionError,
+                "JSON is stored with non-ASCII escaped (\\u540d\\u5b57) and SQLite 3.40's "
+                "json_type/json_extract path lookup does not unescape keys, so a trait "
+                "named 名字 is never found on SQLite",
+            ),
+        ),
+    ),
+    Case(
+        "big-integer",
+        [{"member_no": 1234567890123456789}, {"member_no": 1}],
+        {"trait": {"name": "member_no", "eq": 1234567890123456789}},
+        bugs=(
+            (
+                "sqlite",
+                AssertionError,
+                "the rule's number is bound as a float (1.2345678901234568e18) and SQLite "
+                "compares it exactly with the stored integer; PostgreSQL casts both to float",
+            ),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("database", "case"), params(OTHER_VALUES), indirect=["database"], scope="module"
+)
+def test_other_values_read_alike(database: Database, case: Case) -> None:
+    assert_agrees_with_reference(database, case)
+
+
+def event_params(bugs: dict[str, tuple[type[BaseException], str]]) -> list[Any]:
+    return [
+        pytest.param(
+            kind,
+            marks=[pytest.mark.xfail(strict=True, raises=bugs[kind][0], reason=bugs[kind][1])]
+            if kind in bugs
+            else [],
+            id=kind,
+        )
+        for kind in DIALECTS
+    ]
+
+
+def assert_event_rule_agrees(database: Database, rule: dict[str, Any], events: list[Any]) -> None:
+    population = Population(
+        users=[UserRow(id=f"u{i}", created_at=NOW - timedelta(days=1)) for i in range(2)],
+        events=[EventRow(user, "order_placed", NOW - timedelta(hours=1), p) for user, p in events],
+    )
+    expected = population.members(rule, NOW)
+    audience = audience_from_data(rule)
+    with database.factory() as session:
+        seed(session, population, at=NOW)
+        assert set(audience.members(session, now=NOW)) == expected
+        assert audience.contains(session, user_id="u0", now=NOW) is ("u0" in expected)
+        session.rollback()
+
+
+@pytest.mark.parametrize(
+    "database",
+    event_params(
+        {
+            "sqlite": (
+                AssertionError,
+                "property names outside ASCII are never found on SQLite (see cjk-trait-name)",
+            )
+        }
+    ),
+    indirect=True,
+)
+def test_a_cjk_property_name_filters_events(database: Database) -> None:
+    rule = {"event": {"name": "order_placed", "where": {"类目": {"eq": "母婴"}}}}
+    assert_event_rule_agrees(database, rule, [("u0", {"类目": "母婴"}), ("u1", {"类目": "美妆"})])
+
+
+@pytest.mark.parametrize(
+    "database",
+    event_params(
+        {
+            "sqlite": (
+                sa.exc.OperationalError,
+                "sum() over integer JSON values overflows int64 on SQLite ('integer overflow') "
+                "instead of summing as floats",
+            )
+        }
+    ),
+    indirect=True,
+)
+def test_a_sum_beyond_int64_is_a_number_not_an_error(database: Database) -> None:
+    rule = {"event": {"name": "order_placed", "sum": {"property": "total", "gte": 1}}}
+    big = 2**62
+    assert_event_rule_agrees(database, rule, [("u0", {"total": big}), ("u0", {"total": big})])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="rules.py accepts NaN as a number: PostgreSQL then matches every number for "
+    "`lt: .nan` (NaN sorts above all numbers) while SQLite binds NaN as NULL and matches none",
+)
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"trait": {"name": "age", "lt": float("nan")}},
+        {"trait": {"name": "age", "in": [1, float("nan")]}},
+        {"event": {"name": "order_placed", "sum": {"property": "total", "lt": float("nan")}}},
+    ],
+    ids=["compare", "in", "sum"],
+)
+def test_nan_is_not_a_number_to_compare_with(rule: dict[str, Any]) -> None:
+    with pytest.raises(AudienceError):
+        parse_rule(rule)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="a YAML .nan operand is accepted (see test_nan_is_not_a_number_to_compare_with)",
+)
+def test_nan_from_yaml_is_refused() -> None:
+    with pytest.raises(AudienceError):
+        parse_audience_text("trait: {name: age, lt: .nan}")
+
+
+def test_infinity_compares_alike_on_both_dialects() -> None:
+    """``.inf`` is a usable bound (unlike ``.nan``), so it stays accepted."""
+    rule = parse_rule({"trait": {"name": "age", "lt": float("inf")}})
+    assert rule.compare.operand == float("inf")  # type: ignore[union-attr]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=sa.exc.SADeprecationWarning,
+    reason="on PostgreSQL the tag test is coalesce(tags @> …) typed JSON, and `not` of it uses "
+    "an operator JSON does not declare: deprecated, 'will raise InvalidRequestError in a "
+    "future release' of SQLAlchemy",
+)
+def test_not_tagged_compiles_without_deprecated_operators() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Compiler("postgresql", NOW, correlated=False).compile(parse_rule({"not": {"tag": "vip"}}))
