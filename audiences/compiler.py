@@ -43,8 +43,12 @@ from audiences.rules import (
 from store.models import Consent, Coupon, Event, PushToken, User
 
 # An ISO-8601 instant with an explicit offset: the only text read as a timestamp.
-_PG_INSTANT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
-_SQLITE_INSTANT_GLOBS = ("*Z", "*[+-][0-9][0-9]:[0-9][0-9]")
+# Text read as an instant: ISO-8601 date and time with an explicit offset ("Z" or "+08:00").
+# PostgreSQL: the function lifecycle_timestamptz() (migration 0005) returns NULL for anything
+# else, impossible dates included, instead of failing the query. SQLite: the same shape by
+# GLOB, and a calendar check, since julianday() rolls 30 February over to 2 March.
+_SQLITE_INSTANT_START = "[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]*"
+_SQLITE_INSTANT_ENDS = ("*Z", "*[+-][0-9][0-9]:[0-9][0-9]")
 
 
 _OPERATORS = {
@@ -139,12 +143,8 @@ class Compiler:
                 return sa.case((kind == "number", sa.cast(text, sa.Float)))
             if vtype == "bool":
                 return sa.case((kind == "boolean", sa.cast(text, sa.Boolean)))
-            return sa.case(
-                (
-                    and_(kind == "string", text.op("~")(_PG_INSTANT)),
-                    sa.cast(text, sa.DateTime(timezone=True)),
-                )
-            )
+            instant = func.lifecycle_timestamptz(text, type_=sa.DateTime(timezone=True))
+            return sa.case((kind == "string", instant))
         path = f'$."{name}"'
         kind = func.json_type(column, path)
         value = func.json_extract(column, path)
@@ -154,8 +154,14 @@ class Compiler:
             return sa.case((kind.in_(["integer", "real"]), value))
         if vtype == "bool":
             return sa.case((kind == "true", 1), (kind == "false", 0))
-        instant = or_(*(value.op("GLOB")(g) for g in _SQLITE_INSTANT_GLOBS))
-        return sa.case((and_(kind == "text", instant), func.julianday(value)))
+        shaped = and_(
+            value.op("GLOB")(_SQLITE_INSTANT_START),
+            or_(*(value.op("GLOB")(g) for g in _SQLITE_INSTANT_ENDS)),
+            # A real calendar date and clock time: julianday() would roll them over.
+            func.strftime("%Y-%m-%d %H:%M", func.julianday(func.substr(value, 1, 16)))
+            == func.replace(func.substr(value, 1, 16), "T", " "),
+        )
+        return sa.case((and_(kind == "text", shaped), func.julianday(value)))
 
     def _operand(self, value: Any, vtype: str) -> Any:
         if vtype == "timestamp" and self.dialect != "postgresql":
@@ -194,7 +200,8 @@ class Compiler:
     def _has_tag(self, tag: str) -> ColumnElement[bool]:
         if self.dialect == "postgresql":
             wanted = sa.bindparam(None, [tag], type_=JSONB)
-            return func.coalesce(User.tags.op("@>")(wanted), false())
+            contains = User.tags.op("@>", return_type=sa.Boolean)(wanted)
+            return func.coalesce(contains, false())
         each = func.json_each(User.tags).table_valued("value")
         return sa.exists(select(1).select_from(each).where(each.c.value == tag))
 
@@ -212,7 +219,9 @@ class Compiler:
     def _event_total(self, cond: EventCount) -> ColumnElement[bool]:
         assert cond.total is not None
         filters = self._event_filters(cond)
-        amount = func.sum(self._json(Event.properties, cond.total.property, "number"))
+        value = self._json(Event.properties, cond.total.property, "number")
+        # SQLite's total() sums as a float (sum() raises on integer overflow).
+        amount = func.total(value) if self.dialect == "sqlite" else func.sum(value)
         op, limit = cond.total.op, cond.total.value
         compare = {
             "gt": lambda v: v > limit,

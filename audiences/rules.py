@@ -27,12 +27,16 @@ A rule is a mapping with exactly one key naming the condition::
     reachable: sms | email | push             has a phone / an email / a push token
 
 Comparisons are two-valued: a missing trait, or one of another JSON type than the operator
-needs, simply does not match (so ``not`` of it does). Relative times are evaluated against
+needs, simply does not match (so ``not`` of it does). A ``timestamp`` trait is text holding
+an ISO-8601 date and time with an explicit offset (``2026-06-18T10:00:00+08:00``, or ``Z``);
+any other text, an impossible date included, is not a timestamp. Instants compare to the
+millisecond on SQLite; integers beyond 2**53 compare as floats. Relative times are evaluated against
 the ``now`` given to the evaluator, so sweeps and tests are reproducible.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -322,7 +326,7 @@ def _total(body: Any, path: str) -> Total:
     if len(ops) != 1 or len(body) != 1:
         raise AudienceError(path, "`sum` takes `property` and one of gt, gte, lt, lte")
     value = body[ops[0]]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise AudienceError(f"{path}.{ops[0]}", f"expected a number, got {value!r}")
     return Total(prop, ops[0], float(value))  # type: ignore[arg-type]
 
@@ -378,6 +382,8 @@ def _type_of(value: Any, path: str) -> ValueType:
 def _convert(value: Any, vtype: str, path: str) -> Any:
     if vtype == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AudienceError(path, f"expected a number, got {value!r}")
+        if math.isnan(value):
             raise AudienceError(path, f"expected a number, got {value!r}")
         return float(value)
     if vtype == "bool":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SessionFactory = sessionmaker[Session]
+
+
+def _json_dumps(value: object) -> str:
+    # Unicode kept as is (not \uXXXX): SQLite's JSON paths match keys such as "名字" only
+    # when they are stored literally.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
@@ -25,7 +32,12 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         connect_args = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[call-overload]
         connect_args.setdefault("timeout", 30)
         connect_args.setdefault("check_same_thread", False)
-        engine = create_engine(url, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+        engine = create_engine(
+            url,
+            connect_args=connect_args,
+            json_serializer=_json_dumps,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -39,7 +51,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; accept the plain URL people paste.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs)  # type: ignore[arg-type]
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:
