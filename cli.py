@@ -217,6 +217,45 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause_all(settings: Settings, args: argparse.Namespace) -> int:
+    from store.control import set_sends_paused
+    from store.db import transaction
+
+    paused = args.command == "pause-all"
+    with transaction(_engine_factory(settings)) as session:
+        set_sends_paused(session, paused=paused, now=datetime.now(UTC))
+    if paused:
+        print("all sends are held (not lost) until `lifecycle resume-all`")
+    else:
+        print("sends resumed; held messages go out at their next check (within the hour)")
+    return 0
+
+
+def cmd_users_forget(settings: Settings, args: argparse.Namespace) -> int:
+    from store.db import transaction
+    from store.erasure import forget_user
+
+    with transaction(_engine_factory(settings)) as session:
+        erasure = forget_user(session, user_id=args.user_id, now=datetime.now(UTC))
+    if not erasure.found:
+        raise CliError(f"nothing recorded for user {args.user_id!r}")
+    ended = asyncio.run(_end_runs(settings, erasure.open_runs)) if erasure.open_runs else 0
+    print(f"{args.user_id}: erased; {ended} running journey(s) ended")
+    return 0
+
+
+async def _end_runs(settings: Settings, workflow_ids: list[str]) -> int:
+    from triggers.server import ConnectingRouter
+
+    router = ConnectingRouter(settings, _engine_factory(settings))
+    try:
+        await router.end_runs(workflow_ids, reason="user erased")
+    except Exception as exc:  # the profile is gone: left-over runs only skip their sends
+        print(f"lifecycle: runs not ended ({exc}); they will skip every send", file=sys.stderr)
+        return 0
+    return len(workflow_ids)
+
+
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
     from store.outbox import list_outbox
 
@@ -390,6 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--since", help="only enrollments from this date or instant on")
     r.add_argument("--json", action="store_true", help="machine-readable output")
 
+    add(
+        "pause-all",
+        cmd_pause_all,
+        "hold every send of every journey at once (held, not lost)",
+        "lifecycle pause-all",
+    )
+    add("resume-all", cmd_pause_all, "release sends held by pause-all", "lifecycle resume-all")
+
     audiences = add(
         "audiences",
         lambda *_: 0,
@@ -432,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = add("users", lambda *_: 0, "look at one user", "lifecycle users timeline u1")
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    f = add(
+        "forget",
+        cmd_users_forget,
+        "erase a user (PIPL/GDPR): profile, contacts, event properties; end their runs",
+        "lifecycle users forget u1",
+        usub,
+    )
+    f.add_argument("user_id")
     t = add(
         "timeline",
         cmd_users_timeline,

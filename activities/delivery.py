@@ -29,6 +29,7 @@ from activities.policy import FrequencyCap, QuietHours
 from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
 from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
+from store.control import sends_paused
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
@@ -149,6 +150,8 @@ class DeliveryActivities:
 
         if inp.abandon:
             return skip(inp.abandon)
+        if sends_paused(session):
+            return defer("paused_all", inp.now + PAUSED_RECHECK)  # an operator's stop-all
         if journey_paused(session, journey_id=inp.journey_id):
             # Held, not lost: the run asks again later, with this same ledger row.
             return defer("journey_paused", inp.now + PAUSED_RECHECK)

@@ -257,3 +257,13 @@ class OutboxMessage(Base):
     html: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ControlFlag(Base):
+    """Operator switches that hold for every process, e.g. ``sends_paused`` (pause-all)."""
+
+    __tablename__ = "control_flags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -20,6 +20,8 @@ COMMANDS = [
     "migrate",
     "journeys",
     "report",
+    "pause-all",
+    "resume-all",
     "audiences",
     "outbox",
     "users",
@@ -32,6 +34,7 @@ SUBCOMMANDS = [
     ["audiences", "validate"],
     ["audiences", "count"],
     ["audiences", "preview"],
+    ["users", "forget"],
     ["users", "timeline"],
 ]
 
@@ -90,7 +93,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    listed = re.findall(r"^ {4}(\w+)\s", out, flags=re.MULTILINE)
+    listed = re.findall(r"^ {4}([\w-]+)\s", out, flags=re.MULTILINE)
     assert listed == COMMANDS
 
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config import Settings
 from store.db import SessionFactory
+from triggers.admin import admin_router
 from triggers.body import read_body
 from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
 from triggers.segment import (
@@ -154,4 +155,13 @@ def create_app(
 
     app.include_router(webhook_router(settings, session_factory=session_factory, clock=now))
     app.include_router(unsubscribe_router(settings, session_factory=session_factory, clock=now))
+    app.include_router(
+        admin_router(
+            settings,
+            session_factory=session_factory,
+            runs=router if hasattr(router, "end_runs") else None,  # type: ignore[arg-type]
+            clock=now,
+            write_key_problem=lambda header: check_write_key(header, settings.write_key),
+        )
+    )
     return app

@@ -206,6 +206,15 @@ class JourneyRouter:
                 return await self._enter(journey, version, user_id, trigger)
         raise LookupError(f"no published journey {journey_id!r}")
 
+    async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None:
+        """Terminate running journeys (a forgotten user); ones already closed are fine."""
+        for wid in workflow_ids:
+            try:
+                await self._client.get_workflow_handle(wid).terminate(reason=reason)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+
     async def route_pending(
         self, *, older_than: timedelta = timedelta(seconds=30), limit: int = 500
     ) -> int:

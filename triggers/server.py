@@ -27,6 +27,12 @@ class ConnectingRouter:
         self._lock = asyncio.Lock()
 
     async def route(self, event_ids: list[int]) -> None:
+        await (await self._connected()).route(event_ids)
+
+    async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None:
+        await (await self._connected()).end_runs(workflow_ids, reason=reason)
+
+    async def _connected(self) -> JourneyRouter:
         if self._router is None:
             async with self._lock:
                 if self._router is None:
@@ -36,7 +42,7 @@ class ConnectingRouter:
                         task_queue=self._settings.task_queue,
                         max_trigger_age=self._settings.max_trigger_age,
                     )
-        await self._router.route(event_ids)
+        return self._router
 
 
 def build_app(settings: Settings) -> FastAPI:

@@ -1,0 +1,50 @@
+"""pause-all holds every send (deferred, ledger row kept) until resume-all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from activities.delivery import DeliveryActivities
+from channels.outbox import OutboxChannel
+from journey_support import add_user, ledger, outbox
+from message_templates.render import TemplateRenderer
+from store.control import set_sends_paused
+from store.db import transaction
+from store.outbox import SqlOutboxSink
+from workflows.contracts import DeliverInput, EventSignal
+
+NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
+
+
+def test_pause_all_defers_then_resume_all_sends(db):
+    add_user(db.factory, "held", NOW)
+    sink = OutboxChannel(SqlOutboxSink(db.factory))
+    activities = DeliveryActivities(
+        db.factory, renderer=TemplateRenderer(), channels={"sms": sink, "push": sink, "email": sink}
+    )
+    request = DeliverInput(
+        idempotency_key="run/s/1",
+        enrollment_id=None,  # type: ignore[arg-type]
+        journey_id="j",
+        step_id="s",
+        user_id="held",
+        channel="sms",
+        template="cart_low_stock_sms",
+        topic="transactional",
+        group="treatment",
+        now=NOW,
+        trigger=EventSignal(message_id="t", event="cart_updated", timestamp=NOW),
+    )
+    with transaction(db.factory) as session:
+        set_sends_paused(session, paused=True, now=NOW)
+    held = activities.deliver(request)
+    assert (held.status, held.reason) == ("deferred", "paused_all")
+    assert held.defer_until is not None and held.defer_until > NOW
+    assert [m.status for m in ledger(db.factory, "held")] == ["pending"] and outbox(
+        db.factory
+    ) == []
+
+    with transaction(db.factory) as session:
+        set_sends_paused(session, paused=False, now=NOW)
+    assert activities.deliver(request).status == "sent"
+    assert len(outbox(db.factory)) == 1
