@@ -256,6 +256,86 @@ async def _end_runs(settings: Settings, workflow_ids: list[str]) -> int:
     return len(workflow_ids)
 
 
+def _template_context(settings: Settings, user_id: str | None) -> dict[str, object]:
+    from message_templates.sample import sample_context
+    from store.models import User
+
+    context = sample_context()
+    if user_id is None:
+        return context
+    with _engine_factory(settings)() as session:
+        user = session.get(User, user_id)
+    if user is None:
+        raise CliError(f"no user {user_id!r}")
+    traits = user.traits or {}
+    context["user"] = {
+        "id": user.id,
+        "name": str(traits.get("name") or ""),
+        "member_tier": user.member_tier,
+        "locale": user.locale or settings.default_locale,
+        "timezone": user.timezone or settings.default_timezone,
+    }
+    return context
+
+
+def _render(settings: Settings, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from message_templates.render import TemplateError, TemplateRenderer
+
+    renderer = TemplateRenderer(
+        default_locale=settings.default_locale,
+        default_timezone=settings.default_timezone,
+        sms_opt_out_text=settings.sms_opt_out_text,
+    )
+    try:
+        channel = renderer.channel_of(args.template)
+        context = _template_context(settings, getattr(args, "user", None))
+        return renderer.render(args.template, channel=channel, locale=args.locale, context=context)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_templates_preview(settings: Settings, args: argparse.Namespace) -> int:
+    message = _render(settings, args)
+    print(f"{message.template} · {message.channel} · {message.locale}", end="")
+    print(f" · {message.segments} SMS segment(s)" if message.segments else "")
+    for label, text in (("title", message.title), ("subject", message.subject)):
+        if text:
+            print(f"{label}: {text}")
+    print(message.body)
+    if message.html and args.html:
+        print(message.html)
+    if message.data:
+        print(f"data: {message.data}")
+    return 0
+
+
+def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from channels.base import OutboundMessage, PermanentSendError, TransientSendError
+    from worker import build_channels
+
+    message = _render(settings, args)
+    channel = build_channels(settings, _engine_factory(settings))[message.channel]
+    outbound = OutboundMessage(
+        key=f"test:{uuid.uuid4().hex}",
+        channel=message.channel,
+        to=args.to,
+        body=message.body,
+        subject=message.subject,
+        html=message.html,
+        title=message.title,
+        data=dict(message.data),
+        tags=("send-test", message.template),
+    )
+    try:
+        result = channel.send(outbound)
+    except (PermanentSendError, TransientSendError) as exc:
+        raise CliError(f"{channel.name} refused: {exc}") from None
+    print(f"sent through {result.provider}: {result.provider_message_id}")
+    return 0
+
+
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
     from store.outbox import list_outbox
 
@@ -436,6 +516,35 @@ def build_parser() -> argparse.ArgumentParser:
         "lifecycle pause-all",
     )
     add("resume-all", cmd_pause_all, "release sends held by pause-all", "lifecycle resume-all")
+
+    templates = add(
+        "templates",
+        lambda *_: 0,
+        "preview templates and send test messages",
+        "lifecycle templates preview new_user_welcome_sms --locale en",
+    )
+    tsub = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    pv = add(
+        "preview",
+        cmd_templates_preview,
+        "render a template with sample data or a real user's profile",
+        "lifecycle templates preview new_user_last_chance_email --user u1 --html",
+        tsub,
+    )
+    pv.add_argument("template")
+    pv.add_argument("--user", help="render for this user (default: sample data)")
+    pv.add_argument("--locale", help="e.g. zh-CN or en (default: the user's, else zh-CN)")
+    pv.add_argument("--html", action="store_true", help="also print an email's HTML")
+    st = add(
+        "send-test",
+        cmd_send_test,
+        "send a template with sample data to one address through the configured channel",
+        "lifecycle templates send-test new_user_welcome_sms --to +8613800138000",
+        tsub,
+    )
+    st.add_argument("template")
+    st.add_argument("--to", required=True, help="phone (E.164), email address or push token")
+    st.add_argument("--locale")
 
     audiences = add(
         "audiences",

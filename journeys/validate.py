@@ -47,9 +47,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
+        text = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {'warning: ' if self.severity == 'warning' else ''}{text}"
 
 
 class JourneyError(ValueError):
@@ -60,9 +59,23 @@ class JourneyError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class Rendered(Protocol):
+    @property
+    def locale(self) -> str: ...
+    @property
+    def segments(self) -> int | None: ...
+
+
 class TemplateCatalog(Protocol):
     def names(self) -> list[str]: ...
     def check(self, name: str, *, channel: str, context: Mapping[str, Any]) -> list[str]: ...
+    def render(
+        self, name: str, *, channel: str, locale: str | None, context: Mapping[str, Any]
+    ) -> Rendered: ...
+
+
+# SMS longer than this many segments (each billed as one message) get a warning.
+MAX_SMS_SEGMENTS = 2
 
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
@@ -211,6 +224,23 @@ def check_templates(
                 continue
             found = templates.check(name, channel=channel, context=context)
             problems.extend(Problem(file, line, where, text) for text in found)
+            if channel == "sms" and not found:
+                for locale, person in (("zh-CN", "王小明"), ("en", "Alex")):
+                    sample = {**context, "user": {**context["user"], "name": person}}
+                    rendered = templates.render(
+                        name, channel=channel, locale=locale, context=sample
+                    )
+                    if (rendered.segments or 0) > MAX_SMS_SEGMENTS:
+                        problems.append(
+                            Problem(
+                                file,
+                                line,
+                                where,
+                                f"{name} ({rendered.locale}) is {rendered.segments} SMS segments "
+                                f"with sample data; more than {MAX_SMS_SEGMENTS} costs more",
+                                "warning",
+                            )
+                        )
     return problems
 
 

@@ -22,6 +22,7 @@ COMMANDS = [
     "report",
     "pause-all",
     "resume-all",
+    "templates",
     "audiences",
     "outbox",
     "users",
@@ -34,6 +35,8 @@ SUBCOMMANDS = [
     ["audiences", "validate"],
     ["audiences", "count"],
     ["audiences", "preview"],
+    ["templates", "preview"],
+    ["templates", "send-test"],
     ["users", "forget"],
     ["users", "timeline"],
 ]
@@ -365,3 +368,20 @@ def test_report_prints_conversions_and_lift_as_json(
 
     code, out, _ = run(capsys, "report", "new_user_coupon", "--since", "2026-04-01", "--json")
     assert json.loads(out)[0]["entered"] == {}
+
+
+def test_templates_preview_and_send_test_through_the_outbox(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "templates", "preview", "new_user_welcome_sms", "--locale", "en")
+    assert code == 0
+    assert "sms · en" in out and "Reply STOP to opt out" in out and "SMS segment" in out
+
+    assert run(capsys, "migrate")[0] == 0
+    code, out, _ = run(capsys, "templates", "send-test", "cart_reminder_push", "--to", "tok-1")
+    assert (code, out.split(":")[0]) == (0, "sent through outbox")
+    code, out, _ = run(capsys, "outbox")
+    assert "push  → tok-1" in out
+
+    code, _, err = run(capsys, "templates", "preview", "no_such_template")
+    assert code == 1 and "no template named 'no_such_template'" in assert_one_line_error(err)
