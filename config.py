@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # quiet hours in the user's timezone ("HH:MM-HH:MM", or "off"); sends are deferred to
     # the end of the quiet period.
     quiet_hours: str | None = "21:00-08:00"
+    # Provider calls per second, per channel, across every worker (each channel's calls run
+    # on their own task queue, "<task_queue>.sms" etc., rate-limited by Temporal).
+    sms_rate_per_second: float = Field(default=50, gt=0)
+    email_rate_per_second: float = Field(default=100, gt=0)
+    push_rate_per_second: float = Field(default=500, gt=0)
+
     # Frequency caps on marketing sends per user, across all journeys (0 turns one off).
     cap_sms_per_day: int = Field(default=1, ge=0)
     cap_marketing_per_week: int = Field(default=3, ge=0)
@@ -172,6 +178,14 @@ class Settings(BaseSettings):
         if self.push_provider == "fcm" and key_file is not None and not key_file.is_file():
             raise ValueError(f"LIFECYCLE_FCM_SERVICE_ACCOUNT_FILE: no file at {key_file}")
         return self
+
+    def rate_for(self, kind: ChannelKind) -> float:
+        """Provider calls per second allowed on a channel kind."""
+        return {
+            "sms": self.sms_rate_per_second,
+            "email": self.email_rate_per_second,
+            "push": self.push_rate_per_second,
+        }[kind]
 
     def provider_for(self, kind: ChannelKind) -> str:
         """Name of the sender configured for a channel kind."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from store.outbox import SqlOutboxSink
 from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 from triggers.unsubscribe import UnsubscribeLinks
+from workflows.contracts import channel_task_queue
 from workflows.journey import JourneyWorkflow
 
 log = logging.getLogger(__name__)
@@ -105,19 +106,19 @@ def frequency_caps(settings: Settings) -> list[FrequencyCap]:
     return caps
 
 
-def build_activities(
+def build_delivery(
     settings: Settings,
     factory: SessionFactory,
     *,
     channels: Mapping[str, Channel] | None = None,
-) -> list[Callable[..., Any]]:
-    """Every activity callable, bound to its dependencies."""
+) -> DeliveryActivities:
+    """The delivery activities (policy and provider calls), bound to their dependencies."""
     renderer = TemplateRenderer(
         default_locale=settings.default_locale,
         default_timezone=settings.default_timezone,
         sms_opt_out_text=settings.sms_opt_out_text,
     )
-    delivery = DeliveryActivities(
+    return DeliveryActivities(
         factory,
         renderer=renderer,
         channels=channels if channels is not None else build_channels(settings, factory),
@@ -128,16 +129,9 @@ def build_activities(
         caps=frequency_caps(settings),
         unsubscribe_links=UnsubscribeLinks.from_settings(settings),
     )
-    return [
-        delivery.deliver,
-        CouponActivities(factory).issue_coupon,
-        EnrollmentActivities(factory).finish_enrollment,
-        AudienceActivities(factory).in_audience,
-        ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
-    ]
 
 
-def build_worker(
+def build_workers(
     client: Client,
     settings: Settings,
     factory: SessionFactory,
@@ -145,30 +139,52 @@ def build_worker(
     task_queue: str | None = None,
     executor: ThreadPoolExecutor,
     channels: Mapping[str, Channel] | None = None,
-    activities: list[Callable[..., Any]] | None = None,
-) -> Worker:
-    """A worker running every workflow and activity on ``task_queue``."""
-    return Worker(
+) -> list[Worker]:
+    """The journey worker (workflows and every activity but provider calls) on
+    ``task_queue``, and one worker per channel on ``<task_queue>.<channel>`` whose provider
+    calls are rate-limited for the whole cluster."""
+    queue = task_queue or settings.task_queue
+    delivery = build_delivery(settings, factory, channels=channels)
+    journeys = Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=queue,
         workflows=WORKFLOWS,
-        activities=activities
-        if activities is not None
-        else build_activities(settings, factory, channels=channels),
+        activities=[
+            delivery.prepare_send,
+            CouponActivities(factory).issue_coupon,
+            EnrollmentActivities(factory).finish_enrollment,
+            AudienceActivities(factory).in_audience,
+            ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
+        ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_runner=sandbox_runner(),
     )
+    senders = [
+        Worker(
+            client,
+            task_queue=channel_task_queue(queue, kind),
+            activities=[delivery.send_message],
+            activity_executor=executor,
+            max_concurrent_activities=executor._max_workers,
+            max_task_queue_activities_per_second=settings.rate_for(kind),
+        )
+        for kind in CHANNEL_KINDS
+    ]
+    return [journeys, *senders]
 
 
 @asynccontextmanager
 async def running_worker(
     client: Client, settings: Settings, factory: SessionFactory, **kwargs: Any
-) -> AsyncIterator[Worker]:
-    """``async with running_worker(...)``: a polling worker with its own thread pool."""
+) -> AsyncIterator[list[Worker]]:
+    """``async with running_worker(...)``: polling workers with their own thread pool."""
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
-        async with build_worker(client, settings, factory, executor=executor, **kwargs) as worker:
-            yield worker
+        async with AsyncExitStack() as stack:
+            workers = build_workers(client, settings, factory, executor=executor, **kwargs)
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            yield workers
 
 
 async def run_worker(settings: Settings) -> None:
@@ -183,10 +199,10 @@ async def run_worker(settings: Settings) -> None:
         max_trigger_age=settings.max_trigger_age,
     )
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
-        worker = build_worker(client, settings, factory, executor=executor)
+        workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
         try:
-            await worker.run()
+            await asyncio.gather(*(worker.run() for worker in workers))
         finally:
             sweeper.cancel()
 

@@ -35,7 +35,7 @@ from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
 from triggers.unsubscribe import UnsubscribeLinks
-from workflows.contracts import DELIVER, DeliverInput, DeliverResult
+from workflows.contracts import PREPARE_SEND, SEND_MESSAGE, DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +72,51 @@ class DeliveryActivities:
         self._default_timezone = default_timezone
         self._unsubscribe_base_url = unsubscribe_base_url
 
-    @activity.defn(name=DELIVER)
     def deliver(self, inp: DeliverInput) -> DeliverResult:
-        """Send one step's message under the delivery policy, or record why not."""
+        """The policy and the provider call in one go (for tools and tests); journeys run
+        the two halves as separate activities."""
+        decided = self.prepare_send(inp)
+        return self.send_message(inp) if decided.status == "ready" else decided
+
+    @activity.defn(name=PREPARE_SEND)
+    def prepare_send(self, inp: DeliverInput) -> DeliverResult:
+        """Write the ledger row and apply the policy: ``ready`` to send (the row becomes
+        ``sending`` and counts for caps), or skipped / deferred with the reason."""
         with transaction(self._factory) as session:
             row = self._ledger_row(session, inp)
-            if row.status not in ("pending", "sending"):
+            if row.status == "sending":
+                return DeliverResult(message_id=row.id, status="ready")
+            if row.status != "pending":
                 return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
             user = session.get(User, inp.user_id)
             recipient = self._recipient(session, inp.channel, user) if user else None
             context = self._context(session, inp, user, message_id=row.id) if user else None
-            if row.status == "pending":
-                outcome = self._policy(session, inp, row, user, recipient, context)
-                if outcome is not None:
-                    return outcome
-                # Passed: counted by frequency caps from now on, even if the provider is slow.
-                row.status, row.sent_at = "sending", inp.now
-            # "sending" on arrival: an earlier attempt passed the policy and may have reached
-            # the provider; send again with the same key (see the module docstring).
-            assert user is not None and recipient is not None and context is not None
+            outcome = self._policy(session, inp, row, user, recipient, context)
+            if outcome is not None:
+                return outcome
+            # Passed: counted by frequency caps from now on, even if the provider is slow.
+            row.status, row.sent_at = "sending", inp.now
+            return DeliverResult(message_id=row.id, status="ready")
+
+    @activity.defn(name=SEND_MESSAGE)
+    def send_message(self, inp: DeliverInput) -> DeliverResult:
+        """Render and hand a ``sending`` message to its provider; record the outcome.
+
+        Runs on the channel's task queue, whose rate limit holds across all workers. A row
+        already past ``sending`` was sent by an earlier attempt: its outcome is returned.
+        """
+        with transaction(self._factory) as session:
+            row = session.scalars(
+                select(Message).where(Message.idempotency_key == inp.idempotency_key)
+            ).one()
+            if row.status != "sending":
+                return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
+            user = session.get(User, inp.user_id)
+            recipient = self._recipient(session, inp.channel, user) if user else None
+            if user is None or recipient is None:  # erased or unreachable since the policy
+                row.status, row.reason = "skipped", "unreachable" if user else "unknown_user"
+                return DeliverResult(message_id=row.id, status="skipped", reason=row.reason)
+            context = self._context(session, inp, user, message_id=row.id)
             locale = user.locale
             message_id = row.id
         try:
@@ -122,7 +148,7 @@ class DeliveryActivities:
             ) from None
         with transaction(self._factory) as session:
             row = session.get_one(Message, message_id)
-            if row.status in ("pending", "sending"):  # a webhook may already have moved it on
+            if row.status == "sending":  # a webhook may already have moved it on
                 row.status = "sent"
             row.sent_at = inp.now
             row.provider, row.provider_message_id = result.provider, result.provider_message_id

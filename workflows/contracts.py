@@ -13,7 +13,10 @@ from typing import Any
 from journeys.models import Journey
 
 # Activity names, shared by the workflow (which calls by name) and the worker (which registers).
-DELIVER = "deliver"
+# A send is two activities: the policy (ledger row, consent, caps, quiet hours ...) on the
+# journey's task queue, then the provider call on the channel's rate-limited task queue.
+PREPARE_SEND = "prepare_send"
+SEND_MESSAGE = "send_message"
 ISSUE_COUPON = "issue_coupon"
 FINISH_ENROLLMENT = "finish_enrollment"
 IN_AUDIENCE = "in_audience"
@@ -91,7 +94,7 @@ class DeliverInput:
 @dataclass
 class DeliverResult:
     message_id: int
-    status: str  # sent | skipped | failed | deferred
+    status: str  # ready (to send) | sent | skipped | failed | deferred
     reason: str | None = None
     # For "deferred": ask again at this instant (journey paused, quiet hours, ...).
     defer_until: datetime | None = None
@@ -121,3 +124,8 @@ class LocalTimeInput:
     user_id: str
     hh_mm: str
     now: datetime
+
+
+def channel_task_queue(task_queue: str, channel: str) -> str:
+    """The task queue of one channel's provider calls: ``lifecycle.sms``, ``lifecycle.email``."""
+    return f"{task_queue}.{channel}"

@@ -30,11 +30,12 @@ with workflow.unsafe.imports_passed_through():
         WaitUntilStep,
     )
     from workflows.contracts import (
-        DELIVER,
         FINISH_ENROLLMENT,
         IN_AUDIENCE,
         ISSUE_COUPON,
         NEXT_LOCAL_TIME,
+        PREPARE_SEND,
+        SEND_MESSAGE,
         AudienceCheckInput,
         CouponRef,
         DeliverInput,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         JourneyInput,
         JourneyResult,
         LocalTimeInput,
+        channel_task_queue,
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
@@ -193,11 +195,14 @@ class JourneyWorkflow:
         self._occurrences[step_id] = occurrence
         return f"{workflow.info().first_execution_run_id}/{step_id}/{occurrence}"
 
-    async def _activity(self, name: str, arg: Any, result_type: Any = None) -> Any:
+    async def _activity(
+        self, name: str, arg: Any, result_type: Any = None, task_queue: str | None = None
+    ) -> Any:
         return await workflow.execute_activity(
             name,
             arg,
             result_type=result_type,
+            task_queue=task_queue,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
         )
@@ -266,7 +271,10 @@ class JourneyWorkflow:
         )
         while True:
             try:
-                result: DeliverResult = await self._activity(DELIVER, request, DeliverResult)
+                result: DeliverResult = await self._activity(PREPARE_SEND, request, DeliverResult)
+                if result.status == "ready":  # the provider call, on the channel's queue
+                    queue = channel_task_queue(workflow.info().task_queue, channel)
+                    result = await self._activity(SEND_MESSAGE, request, DeliverResult, queue)
             except ActivityError as err:
                 cause = err.cause
                 if not (isinstance(cause, ApplicationError) and cause.non_retryable):
