@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from jinja2 import DictLoader, StrictUndefined
-from jinja2.exceptions import TemplateRuntimeError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateRuntimeError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
@@ -50,6 +50,27 @@ class _StrictUndefined(StrictUndefined):
         super().__init__(hint, obj, name, exc)
 
 
+# No message needs more: a template that builds a bigger value is refused, not rendered.
+MAX_VALUE_LENGTH = 100_000
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus a bound on what ``*`` and ``**`` may build
+    (``'a' * 10**9`` would otherwise exhaust the worker's memory)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > MAX_VALUE_LENGTH:
+                        raise SecurityError("the value this builds is too long for a message")
+        return super().call_binop(context, operator, left, right)
+
+
 def build_environment(*, html: bool) -> ImmutableSandboxedEnvironment:
     """A sandboxed environment with the template filters.
 
@@ -59,7 +80,7 @@ def build_environment(*, html: bool) -> ImmutableSandboxedEnvironment:
     Returns:
         The environment.
     """
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=DictLoader({}),
         undefined=_StrictUndefined,
         autoescape=html,

@@ -452,3 +452,27 @@ def test_check_reports_unknown_malformed_and_misused_templates(tmp_path: Path) -
     assert syntax.startswith("syntax.yaml, line 4 (locales.zh-CN.body): template syntax error")
     [wrong] = TemplateRenderer().check("new_user_welcome_sms", channel="push", context=ctx)
     assert "written for sms, not push" in wrong
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ '{0.__class__}'|attr('format')(user) }}",
+        "{{ '{0.__class__.__mro__}'.format(user) }}",
+        "{{ 'a' * 100000000 }}",
+        "{{ [1] * 100000000 }}",
+        "{{ 9 ** 9999999 }}",
+    ],
+)
+def test_template_injection_payloads_are_refused(tmp_path: Path, expression: str) -> None:
+    sms_template(tmp_path, expression, "payload")
+    with pytest.raises(SandboxViolationError, match=r"payload\.yaml"):
+        TemplateRenderer(tmp_path).render(
+            "payload", channel="sms", locale="zh-CN", context=context()
+        )
+
+
+def test_a_huge_range_is_refused(tmp_path: Path) -> None:
+    sms_template(tmp_path, "{% for i in range(10000000) %}x{% endfor %}", "loop")
+    with pytest.raises(TemplateError, match="Range too big"):
+        TemplateRenderer(tmp_path).render("loop", channel="sms", locale="zh-CN", context=context())
