@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
+from markupsafe import escape
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.utils import missing
 
@@ -261,13 +262,19 @@ class TemplateRenderer:
                 title=_one_line(text["title"]),
                 data={"link": link} if link else {},
             )
+        html = text["html"]
+        if text.get("preheader"):
+            # The inbox preview line: first in the body, hidden when the mail is opened.
+            hidden = "display:none;max-height:0;overflow:hidden;mso-hide:all"
+            preheader = escape(_one_line(text["preheader"]))
+            html = f'<div style="{hidden}">{preheader}</div>\n{html}'
         return RenderedMessage(
             spec.name,
             "email",
             locale,
             body=text["text"],
             subject=_one_line(text["subject"]),
-            html=text["html"],
+            html=html,
         )
 
     def _render_part(

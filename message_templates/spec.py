@@ -19,7 +19,7 @@ from message_templates.errors import InvalidTemplateError
 CHANNEL_PARTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sms": (frozenset({"body"}), frozenset()),
     "push": (frozenset({"title", "body"}), frozenset({"link"})),
-    "email": (frozenset({"subject", "html", "text"}), frozenset()),
+    "email": (frozenset({"subject", "html", "text"}), frozenset({"preheader"})),
 }
 TOP_LEVEL_KEYS = ("channel", "description", "locales")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")

@@ -476,3 +476,11 @@ def test_a_huge_range_is_refused(tmp_path: Path) -> None:
     sms_template(tmp_path, "{% for i in range(10000000) %}x{% endfor %}", "loop")
     with pytest.raises(TemplateError, match="Range too big"):
         TemplateRenderer(tmp_path).render("loop", channel="sms", locale="zh-CN", context=context())
+
+
+def test_email_preheader_leads_the_html_hidden(renderer: TemplateRenderer) -> None:
+    message = render_shipped(renderer, "new_user_last_chance_email", "zh-CN")
+    assert message.html is not None
+    first_line = message.html.splitlines()[0]
+    assert first_line.startswith('<div style="display:none;')
+    assert "满¥50减¥20" in first_line
