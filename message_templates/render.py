@@ -10,9 +10,9 @@ from types import TracebackType
 from typing import Any
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
-from markupsafe import escape
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.utils import missing
+from markupsafe import escape
 
 from message_templates.environment import MissingVariableError, build_environment
 from message_templates.errors import (
