@@ -49,7 +49,10 @@ with workflow.unsafe.imports_passed_through():
         channel_task_queue,
     )
 
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A provider call: the provider's own timeout (10 s) plus a margin. Short, so an attempt lost
+# with a killed worker is retried soon.
+SEND_TIMEOUT = timedelta(seconds=20)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 RESTART = "restart"
 
@@ -196,14 +199,19 @@ class JourneyWorkflow:
         return f"{workflow.info().first_execution_run_id}/{step_id}/{occurrence}"
 
     async def _activity(
-        self, name: str, arg: Any, result_type: Any = None, task_queue: str | None = None
+        self,
+        name: str,
+        arg: Any,
+        result_type: Any = None,
+        task_queue: str | None = None,
+        timeout: timedelta = ACTIVITY_TIMEOUT,
     ) -> Any:
         return await workflow.execute_activity(
             name,
             arg,
             result_type=result_type,
             task_queue=task_queue,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            start_to_close_timeout=timeout,
             retry_policy=RETRY,
         )
 
@@ -274,7 +282,9 @@ class JourneyWorkflow:
                 result: DeliverResult = await self._activity(PREPARE_SEND, request, DeliverResult)
                 if result.status == "ready":  # the provider call, on the channel's queue
                     queue = channel_task_queue(workflow.info().task_queue, channel)
-                    result = await self._activity(SEND_MESSAGE, request, DeliverResult, queue)
+                    result = await self._activity(
+                        SEND_MESSAGE, request, DeliverResult, queue, SEND_TIMEOUT
+                    )
             except ActivityError as err:
                 cause = err.cause
                 if not (isinstance(cause, ApplicationError) and cause.non_retryable):
