@@ -309,13 +309,27 @@ def cmd_templates_preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+TEST_TEMPLATES = {
+    "sms": "new_user_welcome_sms",
+    "email": "new_user_last_chance_email",
+    "push": "new_user_reminder_push",
+}
+
+
 def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
     import uuid
+
+    if getattr(args, "channel", None) and not args.template:
+        args.template = TEST_TEMPLATES[args.channel]
 
     from channels.base import OutboundMessage, PermanentSendError, TransientSendError
     from worker import build_channels
 
     message = _render(settings, args)
+    if getattr(args, "channel", None) and message.channel != args.channel:
+        raise CliError(
+            f"template {message.template!r} is for {message.channel}, not {args.channel}"
+        )
     channel = build_channels(settings, _engine_factory(settings))[message.channel]
     outbound = OutboundMessage(
         key=f"test:{uuid.uuid4().hex}",
@@ -535,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--user", help="render for this user (default: sample data)")
     pv.add_argument("--locale", help="e.g. zh-CN or en (default: the user's, else zh-CN)")
     pv.add_argument("--html", action="store_true", help="also print an email's HTML")
+    pv.add_argument("--sample", action="store_true", help="sample data (the default)")
     st = add(
         "send-test",
         cmd_send_test,
@@ -545,6 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("template")
     st.add_argument("--to", required=True, help="phone (E.164), email address or push token")
     st.add_argument("--locale")
+    quick = add(
+        "send-test",
+        cmd_send_test,
+        "send a test message on a channel (its sample template) through the configured provider",
+        "lifecycle send-test --channel sms --to +8613800138000",
+    )
+    quick.add_argument("--channel", choices=sorted(TEST_TEMPLATES), required=True)
+    quick.add_argument("--to", required=True, help="phone (E.164), email address or push token")
+    quick.add_argument("--template", help="default: the channel's new-user template")
+    quick.add_argument("--locale")
 
     audiences = add(
         "audiences",

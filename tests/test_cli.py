@@ -23,6 +23,7 @@ COMMANDS = [
     "pause-all",
     "resume-all",
     "templates",
+    "send-test",
     "audiences",
     "outbox",
     "users",
@@ -385,3 +386,13 @@ def test_templates_preview_and_send_test_through_the_outbox(
 
     code, _, err = run(capsys, "templates", "preview", "no_such_template")
     assert code == 1 and "no template named 'no_such_template'" in assert_one_line_error(err)
+
+
+def test_send_test_on_a_channel(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    code, out, _ = run(capsys, "send-test", "--channel", "sms", "--to", "+8613800138000")
+    assert (code, out.startswith("sent through outbox")) == (0, True)
+    code, _, err = run(
+        capsys, "send-test", "--channel", "sms", "--template", "cart_reminder_push", "--to", "x"
+    )
+    assert code == 1 and "is for push, not sms" in assert_one_line_error(err)
