@@ -76,7 +76,7 @@ class Compiler:
             case All(rules):
                 return and_(true(), *(self.compile(r) for r in rules))
             case AnyOf(rules):
-                return or_(false(), *(self.compile(r) for r in rules))
+                return self._any(rules)
             case Not(inner):
                 return not_(self.compile(inner))
             case Trait(name, compare):
@@ -216,55 +216,74 @@ class Compiler:
             filters.append(self._compare(value, prop.compare))
         return filters
 
-    def _event_total(self, cond: EventCount) -> ColumnElement[bool]:
+    def _amount(self, cond: EventCount) -> Any:
         assert cond.total is not None
-        filters = self._event_filters(cond)
         value = self._json(Event.properties, cond.total.property, "number")
         # SQLite's total() sums as a float (sum() raises on integer overflow).
         amount = func.total(value) if self.dialect == "sqlite" else func.sum(value)
-        op, limit = cond.total.op, cond.total.value
-        compare = {
-            "gt": lambda v: v > limit,
-            "gte": lambda v: v >= limit,
-            "lt": lambda v: v < limit,
-            "lte": lambda v: v <= limit,
-        }[op]
-        if self.correlated:
-            total = select(func.coalesce(amount, 0.0)).where(Event.user_id == User.id, *filters)
-            return compare(total.scalar_subquery())  # type: ignore[no-any-return]
-        grouped = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
-        grouped = grouped.group_by(Event.user_id)
-        if compare(0.0):  # users without such events (a sum of 0) are in
-            return User.id.not_in(grouped.having(~compare(func.coalesce(amount, 0.0))))
-        return User.id.in_(grouped.having(compare(func.coalesce(amount, 0.0))))
+        return func.coalesce(amount, 0.0)
+
+    def _holds(self, cond: EventCount, measure: Any) -> Any:
+        """``measure`` (a count or a sum) compared as ``cond`` says."""
+        if cond.total is not None:
+            limit = cond.total.value
+            return {
+                "gt": measure > limit,
+                "gte": measure >= limit,
+                "lt": measure < limit,
+                "lte": measure <= limit,
+            }[cond.total.op]
+        n = cond.count
+        return {"at_least": measure >= n, "at_most": measure <= n, "exactly": measure == n}[
+            cond.count_op
+        ]
+
+    def _holds_at_zero(self, cond: EventCount) -> bool:
+        """Whether a user without any matching event is in (``exactly: 0``, ``at_most``,
+        ``sum: {lt: 100}``): such conditions cannot be a list of the users who have events."""
+        if cond.total is not None:
+            return bool(self._holds(cond, 0.0))
+        return bool(self._holds(cond, 0))
+
+    def _event_ids(self, cond: EventCount) -> Any:
+        """The users for whom ``cond`` holds, as one pass over the matching events (only for
+        conditions that do not hold at zero)."""
+        filters = self._event_filters(cond)
+        base = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
+        if cond.total is None and cond.count_op in ("at_least", "exactly") and cond.count == 1:
+            if cond.count_op == "at_least":
+                return base
+        measure = self._amount(cond) if cond.total is not None else func.count()
+        return base.group_by(Event.user_id).having(self._holds(cond, measure))
 
     def _event_count(self, cond: EventCount) -> ColumnElement[bool]:
-        if cond.total is not None:
-            return self._event_total(cond)
-        filters = self._event_filters(cond)
-        op, n = cond.count_op, cond.count
-        if self.correlated:
-            if op == "at_least" and n <= 1:
-                if n == 0:
-                    return true()
-                return sa.exists(select(1).where(Event.user_id == User.id, *filters))
-            counted = (
-                select(func.count()).where(Event.user_id == User.id, *filters).scalar_subquery()
-            )
-            return {"at_least": counted >= n, "at_most": counted <= n, "exactly": counted == n}[op]
-        # Population shape: which users have (more than) so many matching events.
-        base = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
-        if op == "at_least":
-            if n == 0:
-                return true()
-            if n == 1:
-                return User.id.in_(base)
-            return User.id.in_(base.group_by(Event.user_id).having(func.count() >= n))
-        if op == "at_most":
-            return User.id.not_in(base.group_by(Event.user_id).having(func.count() > n))
-        if n == 0:
-            return User.id.not_in(base)
-        return User.id.in_(base.group_by(Event.user_id).having(func.count() == n))
+        if cond.total is None and cond.count_op == "at_least" and cond.count == 0:
+            return true()
+        if not self.correlated and not self._holds_at_zero(cond):
+            return User.id.in_(self._event_ids(cond))
+        # One user (contains), or a condition that also holds without events: probe this
+        # user's events. "exactly 0" becomes NOT EXISTS, an anti-join the planner handles.
+        filters = [Event.user_id == User.id, *self._event_filters(cond)]
+        if cond.total is None and cond.count_op == "exactly" and cond.count == 0:
+            return ~sa.exists(select(1).where(*filters))
+        if cond.total is None and cond.count_op == "at_least" and cond.count == 1:
+            return sa.exists(select(1).where(*filters))
+        measure = self._amount(cond) if cond.total is not None else func.count()
+        return self._holds(cond, select(measure).where(*filters).scalar_subquery())  # type: ignore[no-any-return]
+
+    def _any(self, rules: tuple[Rule, ...]) -> ColumnElement[bool]:
+        """``any``: in the population shape, a rule with behaviour conditions becomes one
+        ``users.id IN (… UNION …)`` (an OR of IN-lists would be re-checked per user)."""
+        events = [r for r in rules if isinstance(r, EventCount) and not self._holds_at_zero(r)]
+        if self.correlated or not events:
+            return or_(false(), *(self.compile(r) for r in rules))
+        lists = [
+            self._event_ids(r)
+            if r in events
+            else select(User.id).where(self.compile(r)).correlate(None)
+            for r in rules
+        ]
+        return User.id.in_(sa.union(*lists))
 
     def _open_cart(self, within: Any) -> ColumnElement[bool]:
         cart = sa.orm.aliased(Event)

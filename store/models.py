@@ -78,7 +78,19 @@ class Event(Base):
     """
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_user_event_ts", "user_id", "event", "timestamp"),)
+    __table_args__ = (
+        Index("ix_events_user_event_ts", "user_id", "event", "timestamp"),
+        # Audiences over the population: one event's rows in a time window (migration 0007).
+        Index("ix_events_event_ts_user", "event", "timestamp", "user_id"),
+        # "Ordered since?" probes per user (open carts, never ordered): a small index.
+        Index(
+            "ix_events_orders_user_ts",
+            "user_id",
+            "timestamp",
+            postgresql_where="event = 'order_placed'",
+            sqlite_where="event = 'order_placed'",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -97,6 +109,17 @@ class Consent(Base):
     """Subscription state per user, channel (sms/email/push) and topic (marketing/...)."""
 
     __tablename__ = "consents"
+    __table_args__ = (
+        # Who opted out of a channel and topic, read whole by audiences (migration 0007).
+        Index(
+            "ix_consents_unsubscribed",
+            "channel",
+            "topic",
+            "user_id",
+            postgresql_where="status = 'unsubscribed'",
+            sqlite_where="status = 'unsubscribed'",
+        ),
+    )
 
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
@@ -112,6 +135,16 @@ class Coupon(Base):
     """A coupon issued to a user; ``issue_key`` makes issuing idempotent."""
 
     __tablename__ = "coupons"
+    __table_args__ = (
+        # Unused coupons by expiry, with their holder: "expiring within 48h" (migration 0007).
+        Index(
+            "ix_coupons_unredeemed_expires",
+            "expires_at",
+            "user_id",
+            postgresql_where="redeemed_at IS NULL",
+            sqlite_where="redeemed_at IS NULL",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     issue_key: Mapped[str] = mapped_column(String(512), unique=True)
