@@ -96,3 +96,31 @@ def publish_text(factory: SessionFactory, text: str, now: datetime) -> None:
 
     with transaction(factory) as session:
         publish(session, journey=parse_journey(text, file="<test>"), source=text, now=now)
+
+
+def router_for(env: Any, db: Any, task_queue: str) -> Any:
+    """The real router on ``env``'s Temporal, with no trigger too old (simulated clocks)."""
+    from datetime import timedelta
+
+    from triggers.router import JourneyRouter
+
+    return JourneyRouter(
+        factory=db.factory,
+        client=env.client,
+        task_queue=task_queue,
+        max_trigger_age=timedelta(days=3650),
+    )
+
+
+async def settled(db: Any, user_id: str, count: int, timeout: float = 20) -> None:
+    """Poll in real time until ``count`` ledger rows of the user are decided (not pending or
+    sending). Time-skipping servers do not skip while nobody waits on a result."""
+    import asyncio
+
+    rows: list[Message] = []
+    for _ in range(int(timeout * 20)):
+        rows = ledger(db.factory, user_id)
+        if len(rows) >= count and all(r.status not in ("pending", "sending") for r in rows):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} settled sends expected for {user_id}, ledger has {rows}")

@@ -15,31 +15,15 @@ from journey_support import (
     ledger,
     publish_shipped,
     publish_text,
+    router_for,
+    settled,
     store_event,
     user_in,
 )
 from store.outbox import SqlOutboxSink
-from triggers.router import JourneyRouter, workflow_id
+from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import EventSignal, JourneyResult
-
-
-def router_for(env, db, task_queue: str) -> JourneyRouter:
-    return JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
-    )
-
-
-async def settled(db, user: str, count: int) -> None:
-    for _ in range(400):
-        rows = ledger(db.factory, user)
-        if len(rows) >= count and all(r.status != "pending" for r in rows):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} settled sends for {user}")
 
 
 async def test_exit_event_ends_the_run_without_conversion(time_env, sqlite_db, task_queue):

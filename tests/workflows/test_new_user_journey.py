@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio.client import WorkflowHandle
@@ -17,11 +16,13 @@ from journey_support import (
     ledger,
     outbox,
     publish_shipped,
+    router_for,
+    settled,
     store_event,
     user_in,
 )
 from store.outbox import SqlOutboxSink
-from triggers.router import JourneyRouter, workflow_id
+from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import JourneyResult
 
@@ -30,25 +31,6 @@ JOURNEY = "new_user_coupon"
 
 def settings() -> Settings:
     return Settings(environment="test")
-
-
-def router_for(env: WorkflowEnvironment, db, task_queue: str) -> JourneyRouter:
-    return JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=365),
-    )
-
-
-async def wait_for_sends(db, user_id: str, count: int, timeout: float = 20) -> None:
-    """Real-time poll until ``count`` ledger rows are settled (time does not skip meanwhile)."""
-    for _ in range(int(timeout * 20)):
-        rows = ledger(db.factory, user_id)
-        if len(rows) >= count and all(r.status != "pending" for r in rows):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{user_id}: {count} settled sends expected, ledger has {rows}")
 
 
 async def result_of(env: WorkflowEnvironment, handle: WorkflowHandle) -> JourneyResult:
@@ -71,7 +53,7 @@ async def test_sends_at_exact_simulated_times_then_completes(time_env, db, task_
     user = user_in("treatment", f"u-complete-{task_queue}")
     async with running_worker(time_env.client, settings(), db.factory, task_queue=task_queue):
         t0, handle, _ = await enter(time_env, db, task_queue, user)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         result = await result_of(time_env, handle)
 
@@ -99,7 +81,7 @@ async def test_order_on_day3_converts_and_skips_day6_email(time_env, sqlite_db, 
     user = user_in("treatment", f"u-buyer-{task_queue}")
     async with running_worker(time_env.client, settings(), db.factory, task_queue=task_queue):
         t0, handle, _ = await enter(time_env, db, task_queue, user)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=3))
         ordered_at = await time_env.get_current_time()
         order = store_event(db.factory, user, "order_placed", ordered_at)
@@ -126,7 +108,7 @@ async def test_same_signup_twice_starts_one_run(time_env, sqlite_db, task_queue)
         await router.route([first_event])
         again = store_event(db.factory, user, "user_signed_up", t0)
         await router.route([again])
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         await result_of(time_env, handle)
 
@@ -162,7 +144,7 @@ async def test_retried_deliver_sends_once(time_env, sqlite_db, task_queue):
         time_env.client, settings(), db.factory, task_queue=task_queue, channels=channels
     ):
         _, handle, _ = await enter(time_env, db, task_queue, user)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         await result_of(time_env, handle)
 
@@ -177,7 +159,7 @@ async def test_holdout_runs_but_receives_nothing(time_env, sqlite_db, task_queue
     user = user_in("holdout", f"u-held-{task_queue}")
     async with running_worker(time_env.client, settings(), db.factory, task_queue=task_queue):
         _, handle, _ = await enter(time_env, db, task_queue, user)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         await result_of(time_env, handle)
 
@@ -191,7 +173,7 @@ async def test_unreachable_user_is_skipped_with_reason(time_env, sqlite_db, task
     user = user_in("treatment", f"u-nophone-{task_queue}")
     async with running_worker(time_env.client, settings(), db.factory, task_queue=task_queue):
         _, handle, _ = await enter(time_env, db, task_queue, user, phone=None)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         await result_of(time_env, handle)
 
@@ -224,7 +206,7 @@ async def test_permanent_refusal_is_recorded_and_the_journey_goes_on(
         time_env.client, settings(), db.factory, task_queue=task_queue, channels=channels
     ):
         _, handle, _ = await enter(time_env, db, task_queue, user)
-        await wait_for_sends(db, user, 1)
+        await settled(db, user, 1)
         await time_env.sleep(timedelta(days=8))
         result = await result_of(time_env, handle)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from temporalio.testing import WorkflowEnvironment
-
 from config import Settings
 from journey_support import (
     add_user,
@@ -15,32 +13,16 @@ from journey_support import (
     outbox,
     publish_shipped,
     publish_text,
+    router_for,
+    settled,
     store_event,
     user_in,
 )
-from triggers.router import JourneyRouter, workflow_id
+from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import EventSignal, JourneyResult
 
 SECOND = timedelta(seconds=1)
-
-
-def router_for(env: WorkflowEnvironment, db, task_queue: str) -> JourneyRouter:
-    return JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
-    )
-
-
-async def settle(db, user_id: str, count: int) -> None:
-    for _ in range(400):
-        rows = ledger(db.factory, user_id)
-        if len(rows) >= count and all(r.status != "pending" for r in rows):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} settled sends expected for {user_id}: {rows}")
 
 
 async def send_event(env, db, router, user: str, event: str, **props) -> datetime:
@@ -86,7 +68,7 @@ async def test_cart_low_stock_then_order_converts(time_env, sqlite_db, task_queu
         )
         await asyncio.sleep(0.5)
         await env.sleep(timedelta(hours=30))
-        await settle(db, user, 2)
+        await settled(db, user, 2)
         await send_event(env, db, router, user, "order_placed", order_id="o1", cart_id="c1")
         outcome = await result(env, "cart_abandonment", user, "c1")
 
@@ -232,7 +214,7 @@ async def test_new_user_coupon_starts_its_expiry_nudges(time_env, sqlite_db, tas
         add_user(db.factory, user, t0)
         router = router_for(env, db, task_queue)
         await send_event(env, db, router, user, "user_signed_up")
-        await settle(db, user, 1)
+        await settled(db, user, 1)
         # The coupon the journey issued was announced as coupon_issued; route what is pending.
         assert await router.route_pending(older_than=timedelta(0)) == 1
         runs = {e.journey_id: e for e in enrollments(db.factory, user)}
@@ -261,8 +243,8 @@ async def test_dormancy_push_then_sms_unless_they_come_back(time_env, sqlite_db,
             assert await router.enter("dormancy_wakeup", user, trigger=sweep)
             await router.enter("dormancy_wakeup", user, trigger=sweep)  # a retried sweep page
             assert len(enrollments(db.factory, user)) == 1
-        await settle(db, stays_away, 1)
-        await settle(db, comes_back, 1)
+        await settled(db, stays_away, 1)
+        await settled(db, comes_back, 1)
         await env.sleep(timedelta(days=1))
         await send_event(env, db, router, comes_back, "session_started", channel="app")
         await env.sleep(timedelta(days=15))
@@ -321,7 +303,7 @@ async def test_wait_for_sees_an_event_that_came_before_it_and_fallback(
         add_user(db.factory, user, t0, phone=None, member_tier="金卡")
         router = router_for(env, db, task_queue)
         await send_event(env, db, router, user, "product_viewed", product_id="p1")
-        await settle(db, user, 2)
+        await settled(db, user, 2)
         await env.sleep(timedelta(minutes=30))
         # Arrives during the 1h pause, before wait_for starts: it still counts. A small cart
         # (under ¥50) does not match the filter.
@@ -354,7 +336,7 @@ async def test_wait_for_times_out_into_its_own_steps(time_env, sqlite_db, task_q
         add_user(db.factory, user, t0)
         router = router_for(env, db, task_queue)
         await send_event(env, db, router, user, "product_viewed", product_id="p1")
-        await settle(db, user, 1)
+        await settled(db, user, 1)
         await env.sleep(timedelta(days=3))
         outcome = await result(env, "language_check", user)
 
