@@ -133,7 +133,7 @@ class JourneyWorkflow:
             self._deadline = self._goal_deadline()
         if reason is None or reason == RESTART:
             reason = "converted" if self._goal else "exited" if self._exit else "completed"
-        await workflow.execute_activity(
+        await self._activity(
             FINISH_ENROLLMENT,
             FinishEnrollmentInput(
                 enrollment_id=inp.enrollment_id,
@@ -141,8 +141,6 @@ class JourneyWorkflow:
                 now=workflow.now(),
                 converted_at=self._goal.timestamp if self._goal else None,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return JourneyResult(
