@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -199,39 +199,51 @@ class DeliveryActivities:
             return skip("coupon_expired")  # a nudge whose coupon is gone is not sent
         if inp.topic != "marketing":
             return None  # transactional: no quiet hours, no caps
-        if self._quiet_hours is not None:
-            zone = _valid_zone(user.timezone, self._default_timezone)
-            later = self._quiet_hours.defer_until(inp.now, zone)
+        quiet = self._quiet_hours
+        if inp.quiet_hours is not None:  # the journey's own window, or "off"
+            quiet = None if inp.quiet_hours == "off" else QuietHours.parse(inp.quiet_hours)
+        if quiet is not None:
+            later = quiet.defer_until(inp.now, _valid_zone(user.timezone, self._default_timezone))
             if later is not None:
                 return defer("quiet_hours", later)
-        if self._over_cap(session, inp, row):
+        room_at = self._over_cap(session, inp, row)
+        if room_at is not None:
+            if inp.on_frequency_cap == "defer":
+                return defer("frequency_cap", room_at)
             return skip("frequency_cap")
         return None
 
-    def _over_cap(self, session: Any, inp: DeliverInput, row: Message) -> bool:
-        """Whether one more marketing send would break a frequency cap, across journeys.
+    def _over_cap(self, session: Any, inp: DeliverInput, row: Message) -> datetime | None:
+        """If one more marketing send would break a frequency cap (across journeys), when
+        there will be room again; None if there is room now.
 
         The user's row is locked first, so two journeys checking at the same moment take
         turns: the second sees the first's ``sending`` row and stops.
         """
         if not self._caps:
-            return False
+            return None
         session.execute(
             update(User).where(User.id == inp.user_id).values(updated_at=User.updated_at)
         )
         for cap in self._caps:
-            stmt = select(func.count()).where(
-                Message.user_id == inp.user_id,
-                Message.topic == "marketing",
-                Message.status.in_(COUNTED_STATUSES),
-                Message.sent_at > inp.now - cap.window,
-                Message.id != row.id,
+            stmt = (
+                select(Message.sent_at)
+                .where(
+                    Message.user_id == inp.user_id,
+                    Message.topic == "marketing",
+                    Message.status.in_(COUNTED_STATUSES),
+                    Message.sent_at > inp.now - cap.window,
+                    Message.id != row.id,
+                )
+                .order_by(Message.sent_at.desc())
             )
             if cap.channel is not None:
                 stmt = stmt.where(Message.channel == cap.channel)
-            if (session.scalar(stmt) or 0) >= cap.limit:
-                return True
-        return False
+            recent = [at for at in session.scalars(stmt) if at is not None]
+            if len(recent) >= cap.limit:
+                # Room again once the send that makes the count reach the limit ages out.
+                return recent[cap.limit - 1] + cap.window
+        return None
 
     def _ledger_row(self, session: Any, inp: DeliverInput) -> Message:
         insert_ignore(

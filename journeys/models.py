@@ -291,6 +291,24 @@ def walk(steps: list[Any]) -> Iterator[Any]:
             yield from walk(step.else_)
 
 
+class DeliveryOverrides(_Model):
+    """This journey's exceptions to the delivery policy in settings."""
+
+    quiet_hours: str | None = Field(
+        default=None, description='"HH:MM-HH:MM" in the user\'s timezone, or "off".'
+    )
+    on_frequency_cap: Literal["skip", "defer"] = "skip"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None or value == "off":
+            return value
+        if not re.fullmatch(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('write quiet hours as HH:MM-HH:MM, e.g. "22:00-07:00", or "off"')
+        return value
+
+
 class Journey(_Model):
     """One lifecycle journey."""
 
@@ -305,6 +323,7 @@ class Journey(_Model):
     exit_on: list[str] = Field(default_factory=list)
     holdout: float = Field(default=0, ge=0, le=50, description="Percent of entrants held out.")
     re_entry: Literal["never", "always"] | ReEntryAfter = "never"
+    delivery: DeliveryOverrides = Field(default_factory=DeliveryOverrides)
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("id")

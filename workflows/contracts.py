@@ -89,6 +89,10 @@ class DeliverInput:
     variant: str | None = None
     # Set when a deferred send is given up (goal reached, run exited or restarted meanwhile).
     abandon: str | None = None
+    # The journey's exceptions to the policy: quiet hours ("HH:MM-HH:MM" or "off"; None:
+    # settings), and whether a frequency cap defers the send instead of skipping it.
+    quiet_hours: str | None = None
+    on_frequency_cap: str = "skip"
 
 
 @dataclass

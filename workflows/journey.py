@@ -274,6 +274,8 @@ class JourneyWorkflow:
             trigger=self._trigger,
             coupon_id=self._coupon.coupon_id if self._coupon else None,
             variant=variant,
+            quiet_hours=inp.journey.delivery.quiet_hours,
+            on_frequency_cap=inp.journey.delivery.on_frequency_cap,
         )
         while True:
             try:

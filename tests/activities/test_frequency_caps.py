@@ -92,3 +92,38 @@ def test_a_retried_send_that_passed_the_cap_is_not_capped_by_itself(db):
     again = activities.deliver(request("j", "sms_step", "sms", NOW))
     assert (first.status, again.status) == ("sent", "sent")
     assert len(outbox(db.factory)) == 1
+
+
+def test_a_journey_can_defer_instead_of_skipping_at_the_cap(db):
+    add_user(db.factory, "capped", NOW)
+    activities = delivery(db)
+    assert activities.deliver(request("a", "first", "sms", NOW)).status == "sent"
+    later = NOW + timedelta(hours=3)
+    held = request("b", "second", "sms", later)
+    held.on_frequency_cap = "defer"
+    result = activities.deliver(held)
+    assert (result.status, result.reason) == ("deferred", "frequency_cap")
+    assert result.defer_until == NOW + timedelta(days=1)  # when the first SMS leaves the window
+    held.now = result.defer_until
+    assert activities.deliver(held).status == "sent"
+
+
+def test_a_journey_can_override_quiet_hours(db):
+    from activities.policy import QuietHours
+
+    add_user(db.factory, "capped", NOW)
+    sink = OutboxChannel(SqlOutboxSink(db.factory))
+    activities = DeliveryActivities(
+        db.factory,
+        renderer=TemplateRenderer(),
+        channels={"sms": sink, "email": sink, "push": sink},
+        quiet_hours=QuietHours.parse("21:00-08:00"),
+    )
+    night = datetime(2026, 6, 18, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    assert activities.deliver(request("a", "s1", "sms", night)).status == "deferred"
+    off = request("b", "s2", "push", night)
+    off.quiet_hours = "off"  # e.g. a flash-sale journey that may send at night
+    assert activities.deliver(off).status == "sent"
+    narrow = request("c", "s3", "push", night)
+    narrow.quiet_hours = "23:30-07:00"
+    assert activities.deliver(narrow).status == "sent"
