@@ -75,3 +75,102 @@ async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, 
     assert sms.status == "sent"
     morning = next_local_time(t0, "08:00", "Asia/Shanghai")
     assert morning <= sms.sent_at < morning + timedelta(seconds=1)
+
+
+def next_spring_forward_eve(after: datetime) -> datetime:
+    """23:00 New York time on the eve of the next US spring-forward (second Sunday of March)."""
+    from datetime import date
+
+    for year in (after.year, after.year + 1, after.year + 2):
+        first = date(year, 3, 1)
+        second_sunday = first + timedelta(days=(6 - first.weekday()) % 7 + 7)
+        eve = datetime(second_sunday.year, 3, second_sunday.day, 4, 0, tzinfo=UTC)  # 23:00 EST
+        if eve > after + timedelta(hours=1):
+            return eve
+    raise AssertionError("no spring-forward ahead")
+
+
+async def run_until_decided(env, db, user: str) -> None:
+    for _ in range(200):
+        rows = ledger(db.factory, user)
+        if rows and rows[0].status not in ("pending", "sending"):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_night_before_spring_forward_waits_for_eight_local(time_env, sqlite_db, task_queue):
+    from worker import running_worker
+
+    db, env = sqlite_db, time_env
+    user = user_in("treatment", f"dst-{task_queue}")
+    settings = Settings(environment="test", quiet_hours="21:00-08:00")
+    router = JourneyRouter(
+        factory=db.factory,
+        client=env.client,
+        task_queue=task_queue,
+        max_trigger_age=timedelta(days=3650),
+    )
+    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
+        start = await env.get_current_time()
+        eve = next_spring_forward_eve(start)
+        await env.sleep(eve - start)
+        t0 = await env.get_current_time()
+        publish_shipped(db.factory, "new_user_coupon", t0)
+        add_user(db.factory, user, t0, timezone="America/New_York")
+        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
+        await asyncio.sleep(1)
+        await env.sleep(timedelta(hours=10))
+        await run_until_decided(env, db, user)
+        await env.sleep(timedelta(days=8))
+        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
+
+    sms = ledger(db.factory, user)[0]
+    # 08:00 EDT is 12:00Z: nine hours after 23:00 EST on the wall clock, but eight of real
+    # time, because the clock jumped from 02:00 to 03:00 overnight.
+    morning = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=8)
+    assert sms.status == "sent"
+    assert morning <= sms.sent_at < morning + timedelta(seconds=1), (t0, sms.sent_at)
+
+
+async def test_stop_while_the_sms_waits_for_morning_means_no_sms(time_env, sqlite_db, task_queue):
+    from store.db import transaction
+    from store.models import Consent
+    from worker import running_worker
+
+    db, env = sqlite_db, time_env
+    user = user_in("treatment", f"stop-{task_queue}")
+    settings = Settings(environment="test", quiet_hours="21:00-08:00")
+    router = JourneyRouter(
+        factory=db.factory,
+        client=env.client,
+        task_queue=task_queue,
+        max_trigger_age=timedelta(days=3650),
+    )
+    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
+        start = await env.get_current_time()
+        await env.sleep(next_local_time(start, "22:30", "Asia/Shanghai") - start)
+        t0 = await env.get_current_time()
+        publish_shipped(db.factory, "new_user_coupon", t0)
+        add_user(db.factory, user, t0, timezone="Asia/Shanghai")
+        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
+        await asyncio.sleep(1)
+        assert ledger(db.factory, user)[0].status == "pending"
+        # The user replies STOP overnight (what the Twilio inbound webhook records).
+        with transaction(db.factory) as session:
+            session.add(
+                Consent(
+                    user_id=user,
+                    channel="sms",
+                    topic="marketing",
+                    status="unsubscribed",
+                    source="sms_keyword",
+                    updated_at=t0,
+                )
+            )
+        await env.sleep(timedelta(hours=12))
+        await run_until_decided(env, db, user)
+        await env.sleep(timedelta(days=8))
+        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
+
+    sms = ledger(db.factory, user)[0]
+    assert (sms.step_id, sms.status, sms.reason) == ("welcome_sms", "skipped", "unsubscribed")
