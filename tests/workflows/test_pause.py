@@ -6,10 +6,18 @@ import asyncio
 from datetime import timedelta
 
 from config import Settings
-from journey_support import add_user, enrollments, ledger, publish_shipped, store_event, user_in
+from journey_support import (
+    add_user,
+    enrollments,
+    ledger,
+    publish_shipped,
+    router_for,
+    store_event,
+    user_in,
+)
 from store.db import transaction
 from store.journeys import set_status
-from triggers.router import JourneyRouter, workflow_id
+from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import JourneyResult
 
@@ -18,12 +26,7 @@ async def test_paused_journey_holds_sends_and_admits_no_one(time_env, sqlite_db,
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"pause-{task_queue}")
     late = user_in("treatment", f"late-{task_queue}")
-    router = JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
-    )
+    router = router_for(env, db, task_queue)
     async with running_worker(
         env.client, Settings(environment="test"), db.factory, task_queue=task_queue
     ):

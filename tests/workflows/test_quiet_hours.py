@@ -8,8 +8,19 @@ from datetime import UTC, datetime, timedelta
 from activities.policy import QuietHours
 from activities.profiles import next_local_time
 from config import Settings
-from journey_support import add_user, ledger, publish_shipped, store_event, user_in
-from triggers.router import JourneyRouter, workflow_id
+from journey_support import (
+    add_user,
+    ledger,
+    publish_shipped,
+    router_for,
+    settled,
+    store_event,
+    user_in,
+)
+from store.db import transaction
+from store.models import Consent
+from triggers.router import workflow_id
+from worker import running_worker
 
 NIGHT = QuietHours.parse("21:00-08:00")
 
@@ -41,42 +52,6 @@ def test_next_local_time_skips_a_wall_time_that_does_not_exist():
     )
 
 
-async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, task_queue):
-    from worker import running_worker
-
-    db, env = sqlite_db, time_env
-    user = user_in("treatment", f"night-{task_queue}")
-    settings = Settings(environment="test", quiet_hours="21:00-08:00")
-    router = JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
-    )
-    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
-        start = await env.get_current_time()
-        await env.sleep(next_local_time(start, "22:30", "Asia/Shanghai") - start)
-        t0 = await env.get_current_time()
-        publish_shipped(db.factory, "new_user_coupon", t0)
-        add_user(db.factory, user, t0, timezone="Asia/Shanghai")
-        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
-        await asyncio.sleep(1)
-        assert ledger(db.factory, user)[0].status == "pending"  # held overnight
-        await env.sleep(timedelta(hours=12))
-        for _ in range(100):
-            if ledger(db.factory, user)[0].status == "sent":
-                break
-            await asyncio.sleep(0.05)
-        # Let the run finish while its worker is up (no orphaned timers on the test server).
-        await env.sleep(timedelta(days=8))
-        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
-
-    sms = ledger(db.factory, user)[0]
-    assert sms.status == "sent"
-    morning = next_local_time(t0, "08:00", "Asia/Shanghai")
-    assert morning <= sms.sent_at < morning + timedelta(seconds=1)
-
-
 def next_spring_forward_eve(after: datetime) -> datetime:
     """23:00 New York time on the eve of the next US spring-forward (second Sunday of March)."""
     from datetime import date
@@ -90,41 +65,55 @@ def next_spring_forward_eve(after: datetime) -> datetime:
     raise AssertionError("no spring-forward ahead")
 
 
-async def run_until_decided(env, db, user: str) -> None:
-    for _ in range(200):
-        rows = ledger(db.factory, user)
-        if rows and rows[0].status not in ("pending", "sending"):
-            return
-        await asyncio.sleep(0.05)
+async def signup_at_night(
+    env, db, task_queue: str, user: str, *, zone: str, at, overnight=None
+) -> datetime:
+    """Quiet hours on; the user signs up at ``at(now)`` (an instant at night in ``zone``);
+    ``overnight()`` runs while the welcome SMS is held; then morning comes and the run ends.
+    Returns the signup instant."""
+    settings = Settings(environment="test", quiet_hours="21:00-08:00")
+    router = router_for(env, db, task_queue)
+    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
+        start = await env.get_current_time()
+        await env.sleep(at(start) - start)
+        t0 = await env.get_current_time()
+        publish_shipped(db.factory, "new_user_coupon", t0)
+        add_user(db.factory, user, t0, timezone=zone)
+        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
+        await asyncio.sleep(1)
+        assert ledger(db.factory, user)[0].status == "pending"  # held overnight
+        if overnight is not None:
+            overnight(t0)
+        await env.sleep(timedelta(hours=12))
+        await settled(db, user, 1)
+        # Let the run finish while its worker is up (no orphaned timers on the test server).
+        await env.sleep(timedelta(days=8))
+        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
+    return t0
+
+
+async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, task_queue):
+    user = user_in("treatment", f"night-{task_queue}")
+    t0 = await signup_at_night(
+        time_env,
+        sqlite_db,
+        task_queue,
+        user,
+        zone="Asia/Shanghai",
+        at=lambda now: next_local_time(now, "22:30", "Asia/Shanghai"),
+    )
+    sms = ledger(sqlite_db.factory, user)[0]
+    assert sms.status == "sent"
+    morning = next_local_time(t0, "08:00", "Asia/Shanghai")
+    assert morning <= sms.sent_at < morning + timedelta(seconds=1)
 
 
 async def test_night_before_spring_forward_waits_for_eight_local(time_env, sqlite_db, task_queue):
-    from worker import running_worker
-
-    db, env = sqlite_db, time_env
     user = user_in("treatment", f"dst-{task_queue}")
-    settings = Settings(environment="test", quiet_hours="21:00-08:00")
-    router = JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
+    t0 = await signup_at_night(
+        time_env, sqlite_db, task_queue, user, zone="America/New_York", at=next_spring_forward_eve
     )
-    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
-        start = await env.get_current_time()
-        eve = next_spring_forward_eve(start)
-        await env.sleep(eve - start)
-        t0 = await env.get_current_time()
-        publish_shipped(db.factory, "new_user_coupon", t0)
-        add_user(db.factory, user, t0, timezone="America/New_York")
-        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
-        await asyncio.sleep(1)
-        await env.sleep(timedelta(hours=10))
-        await run_until_decided(env, db, user)
-        await env.sleep(timedelta(days=8))
-        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
-
-    sms = ledger(db.factory, user)[0]
+    sms = ledger(sqlite_db.factory, user)[0]
     # 08:00 EDT is 12:00Z: nine hours after 23:00 EST on the wall clock, but eight of real
     # time, because the clock jumped from 02:00 to 03:00 overnight.
     morning = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=8)
@@ -133,28 +122,10 @@ async def test_night_before_spring_forward_waits_for_eight_local(time_env, sqlit
 
 
 async def test_stop_while_the_sms_waits_for_morning_means_no_sms(time_env, sqlite_db, task_queue):
-    from store.db import transaction
-    from store.models import Consent
-    from worker import running_worker
-
-    db, env = sqlite_db, time_env
+    db = sqlite_db
     user = user_in("treatment", f"stop-{task_queue}")
-    settings = Settings(environment="test", quiet_hours="21:00-08:00")
-    router = JourneyRouter(
-        factory=db.factory,
-        client=env.client,
-        task_queue=task_queue,
-        max_trigger_age=timedelta(days=3650),
-    )
-    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
-        start = await env.get_current_time()
-        await env.sleep(next_local_time(start, "22:30", "Asia/Shanghai") - start)
-        t0 = await env.get_current_time()
-        publish_shipped(db.factory, "new_user_coupon", t0)
-        add_user(db.factory, user, t0, timezone="Asia/Shanghai")
-        await router.route([store_event(db.factory, user, "user_signed_up", t0)])
-        await asyncio.sleep(1)
-        assert ledger(db.factory, user)[0].status == "pending"
+
+    def reply_stop(t0: datetime) -> None:
         # The user replies STOP overnight (what the Twilio inbound webhook records).
         with transaction(db.factory) as session:
             session.add(
@@ -167,10 +138,15 @@ async def test_stop_while_the_sms_waits_for_morning_means_no_sms(time_env, sqlit
                     updated_at=t0,
                 )
             )
-        await env.sleep(timedelta(hours=12))
-        await run_until_decided(env, db, user)
-        await env.sleep(timedelta(days=8))
-        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
 
+    await signup_at_night(
+        time_env,
+        db,
+        task_queue,
+        user,
+        zone="Asia/Shanghai",
+        at=lambda now: next_local_time(now, "22:30", "Asia/Shanghai"),
+        overnight=reply_stop,
+    )
     sms = ledger(db.factory, user)[0]
     assert (sms.step_id, sms.status, sms.reason) == ("welcome_sms", "skipped", "unsubscribed")
