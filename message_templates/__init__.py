@@ -16,7 +16,9 @@ A template is ``templates/<name>.yaml``::
 Templates see the engine's context (``user``: id, name, member_tier, locale, timezone;
 ``coupon``: code, amount_fen, min_spend_fen, expires_at; ``trigger``: event, properties,
 timestamp; ``unsubscribe_url``), ``locale`` (the locale being rendered) and the filters
-``yuan`` (fen → ``¥20``), ``local_datetime`` and ``local_date`` (in ``user.timezone``).
+``money`` / ``yuan`` (fen → ``¥20``, ``¥20.50``, shaped for the locale by babel),
+``local_datetime`` and ``local_date`` (in ``user.timezone``; ``local_date`` as the locale writes
+a day, ``3月9日`` / ``Mar 9``).
 """
 
 from message_templates.errors import (

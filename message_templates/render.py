@@ -23,7 +23,12 @@ from message_templates.errors import (
     UnknownTemplateError,
     WrongChannelError,
 )
-from message_templates.filters import DEFAULT_TIMEZONE, LOCALE_GLOBAL, TIMEZONE_GLOBAL
+from message_templates.filters import (
+    DEFAULT_TIMEZONE,
+    HOME_LOCALE_GLOBAL,
+    LOCALE_GLOBAL,
+    TIMEZONE_GLOBAL,
+)
 from message_templates.sms import sms_segments, with_opt_out
 from message_templates.spec import (
     CHANNEL_PARTS,
@@ -207,7 +212,11 @@ class TemplateRenderer:
         self, spec: TemplateSpec, locale: str, part: str, source: PartSource
     ) -> Template:
         env = self._html_env if (spec.channel, part) == ("email", "html") else self._text_env
-        template_globals = {LOCALE_GLOBAL: locale, TIMEZONE_GLOBAL: self._default_timezone}
+        template_globals = {
+            LOCALE_GLOBAL: locale,
+            HOME_LOCALE_GLOBAL: self.default_locale,
+            TIMEZONE_GLOBAL: self._default_timezone,
+        }
         try:
             return env.from_string(source.source, globals=template_globals)
         except TemplateSyntaxError as exc:

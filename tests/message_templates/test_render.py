@@ -114,9 +114,9 @@ def test_dates_are_shown_in_the_recipients_time_zone(renderer: TemplateRenderer)
     unknown = render_shipped(renderer, "new_user_last_chance_email", "en", timezone="Mars/Base")
     missing = render_shipped(renderer, "new_user_last_chance_email", "en", timezone=None)
 
-    assert "It expires at 02:15 on 2025-03-09" in london.body
-    assert "It expires at 10:15 on 2025-03-09" in unknown.body  # falls back to Asia/Shanghai
-    assert "It expires at 10:15 on 2025-03-09" in missing.body
+    assert "It expires at 02:15 on Mar 9" in london.body
+    assert "It expires at 10:15 on Mar 9" in unknown.body  # falls back to Asia/Shanghai
+    assert "It expires at 10:15 on Mar 9" in missing.body
 
 
 @pytest.mark.parametrize(
