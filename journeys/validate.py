@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from journeys.models import (
     ExitStep,
     IssueCouponStep,
     Journey,
+    Schedule,
     SendStep,
     WaitForStep,
     WaitStep,
@@ -315,6 +316,8 @@ def check_events(
             parse_rule(rule, _field(path))
         except AudienceError as exc:
             problem(path, str(exc))
+    if trigger.schedule is not None:
+        _check_schedule(trigger.schedule, problem)
     if journey.goal is not None:
         longest = _longest_wait(journey.steps)
         if longest > journey.goal.within:
@@ -325,6 +328,23 @@ def check_events(
                 "warning",
             )
     return problems
+
+
+def _check_schedule(schedule: Schedule, problem: Callable[..., None]) -> None:
+    """The cron parses, the timezone exists, the audience is shipped or a valid rule."""
+    from audiences.rules import AudienceError
+    from journeys.schedule import ScheduleError, cron_trigger, schedule_audience
+
+    try:
+        cron_trigger(schedule)
+    except ScheduleError as exc:
+        field = "timezone" if "timezone" in str(exc) else "cron"
+        problem(("trigger", "schedule", field), str(exc))
+    try:
+        schedule_audience(schedule)
+    except AudienceError as exc:
+        inline = exc.path != "trigger.schedule.audience"
+        problem(("trigger", "schedule", "audience"), str(exc) if inline else exc.message)
 
 
 def _step_lists(steps: list[Any], path: tuple[Any, ...]) -> list[tuple[list[Any], tuple[Any, ...]]]:

@@ -35,7 +35,7 @@ from journeys.conditions import matches
 from journeys.models import Journey
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
-from store.models import Coupon, Enrollment, Event, JourneyVersion
+from store.models import Coupon, Enrollment, Event, JourneyVersion, User
 from store.upsert import insert_ignore
 from workflows.contracts import EventSignal, JourneyInput
 
@@ -67,6 +67,7 @@ def holdout_group(journey_id: str, user_id: str, percent: float) -> str:
 
 @dataclass(frozen=True)
 class _Entry:
+    user_id: str
     enrollment_id: int
     workflow_id: str
     group: str
@@ -200,11 +201,34 @@ class JourneyRouter:
     async def enter(self, journey_id: str, user_id: str, *, trigger: EventSignal) -> bool:
         """Enter ``user_id`` into the published ``journey_id`` without an event (sweeps,
         broadcasts, tests), under the same re-entry rules; True if a run was started."""
+        return await self.enter_many(journey_id, [user_id], trigger=trigger) == 1
+
+    async def enter_many(
+        self, journey_id: str, user_ids: list[str], *, trigger: EventSignal, concurrency: int = 0
+    ) -> int:
+        """Enter many users at once (a page of a sweep): one transaction writes their
+        enrollment rows, then their runs start side by side. Returns how many runs were
+        started; a retry with the same ``trigger`` (same ``message_id``) re-starts only runs
+        it created, which Temporal de-duplicates, and creates nothing new.
+
+        Raises :class:`LookupError` if the journey is not published (unknown or paused).
+        """
         _, journeys = await asyncio.to_thread(self._load, [])
-        for version, journey in journeys:
-            if journey.id == journey_id:
-                return await self._enter(journey, version, user_id, trigger)
-        raise LookupError(f"no published journey {journey_id!r}")
+        found = [(v, j) for v, j in journeys if j.id == journey_id]
+        if not found:
+            raise LookupError(f"no published journey {journey_id!r}")
+        version, journey = found[0]
+        entries = await asyncio.to_thread(self._enroll_many, journey, version, user_ids, trigger)
+        limit = asyncio.Semaphore(concurrency or self._concurrency)
+
+        async def start(entry: _Entry) -> None:
+            async with limit:
+                await self._start(journey, version, entry.user_id, entry, trigger)
+
+        async with asyncio.TaskGroup() as group:
+            for entry in entries:
+                group.create_task(start(entry))
+        return len(entries)
 
     async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None:
         """Terminate running journeys (a forgotten user); ones already closed are fine."""
@@ -240,69 +264,105 @@ class JourneyRouter:
     def _enroll(
         self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str
     ) -> _Entry | None:
-        """Write (or find) the enrollment row; None if this event may not (re-)enter.
+        """Write (or find) the enrollment row; None if this event may not (re-)enter."""
+        entries = self._enroll_many(journey, version, [user_id], signal, key)
+        return entries[0] if entries else None
 
-        The newest enrollment of (journey, user, key) decides: an open one keeps its run (a
-        repeated trigger reaches it as a signal); a closed one allows a new entry as
+    def _enroll_many(
+        self,
+        journey: Journey,
+        version: int,
+        user_ids: list[str],
+        signal: EventSignal,
+        key: str = "",
+    ) -> list[_Entry]:
+        """Write (or find) the enrollment rows of many users in one transaction; the entries
+        whose runs should be started, in ``user_ids`` order.
+
+        For each user the newest enrollment of (journey, user, key) decides: an open one keeps
+        its run (a repeated trigger reaches it as a signal); a closed one allows a new entry as
         ``re_entry`` says. Only the event that created a row may start its run, so a retried
-        duplicate starts nothing new.
+        duplicate (or a retried sweep page) starts nothing new.
         """
         now = self._clock()
+        entries: dict[str, _Entry] = {}
         with transaction(self._factory) as session:
-            latest = session.scalars(
-                select(Enrollment)
-                .where(
+            latest: dict[str, Enrollment] = {}
+            rows = session.scalars(
+                select(Enrollment).where(
                     Enrollment.journey_id == journey.id,
-                    Enrollment.user_id == user_id,
+                    Enrollment.user_id.in_(user_ids),
                     Enrollment.entry_key == key,
                 )
-                .order_by(Enrollment.entry_number.desc())
-                .limit(1)
-            ).first()
-            if latest is not None:
-                if latest.trigger_message_id == signal.message_id:
-                    if latest.exited_at is not None:
-                        return None
-                    return _Entry(
-                        latest.id, latest.workflow_id, latest.group, key, latest.entry_number
-                    )
-                if latest.exited_at is None or not _may_reenter(journey, latest.exited_at, now):
-                    return None
-            if journey.entry is not None and not self._in_entry_audience(
-                session, journey, user_id, signal.timestamp
-            ):
-                return None
-            number = latest.entry_number + 1 if latest is not None else 1
-            wid = workflow_id(journey.id, user_id, key, number)
-            insert_ignore(
-                session,
-                Enrollment,
-                values={
-                    "journey_id": journey.id,
-                    "journey_version": version,
-                    "user_id": user_id,
-                    "entry_key": key,
-                    "entry_number": number,
-                    "group": holdout_group(journey.id, user_id, journey.holdout),
-                    "workflow_id": wid,
-                    "trigger_message_id": signal.message_id,
-                    "entered_at": signal.timestamp,  # business time: when it happened
-                },
             )
-            row = session.scalars(select(Enrollment).where(Enrollment.workflow_id == wid)).one()
-            if row.trigger_message_id != signal.message_id:
-                return None  # another event entered first, concurrently
-            return _Entry(row.id, row.workflow_id, row.group, key, number)
+            for row in rows:
+                seen = latest.get(row.user_id)
+                if seen is None or row.entry_number > seen.entry_number:
+                    latest[row.user_id] = row
+            candidates: list[str] = []
+            for user_id in dict.fromkeys(user_ids):
+                last = latest.get(user_id)
+                if last is not None:
+                    if last.trigger_message_id == signal.message_id:
+                        if last.exited_at is None:
+                            entries[user_id] = _Entry(
+                                user_id,
+                                last.id,
+                                last.workflow_id,
+                                last.group,
+                                key,
+                                last.entry_number,
+                            )
+                        continue
+                    if last.exited_at is None or not _may_reenter(journey, last.exited_at, now):
+                        continue
+                candidates.append(user_id)
+            if journey.entry is not None and candidates:
+                allowed = self._in_entry_audience(session, journey, candidates, signal.timestamp)
+                candidates = [u for u in candidates if u in allowed]
+            wanted: dict[str, str] = {}
+            for user_id in candidates:
+                last = latest.get(user_id)
+                number = last.entry_number + 1 if last is not None else 1
+                wid = workflow_id(journey.id, user_id, key, number)
+                wanted[wid] = user_id
+                insert_ignore(
+                    session,
+                    Enrollment,
+                    values={
+                        "journey_id": journey.id,
+                        "journey_version": version,
+                        "user_id": user_id,
+                        "entry_key": key,
+                        "entry_number": number,
+                        "group": holdout_group(journey.id, user_id, journey.holdout),
+                        "workflow_id": wid,
+                        "trigger_message_id": signal.message_id,
+                        "entered_at": signal.timestamp,  # business time: when it happened
+                    },
+                )
+            if wanted:
+                created = session.scalars(
+                    select(Enrollment).where(Enrollment.workflow_id.in_(list(wanted)))
+                )
+                for row in created:
+                    if row.trigger_message_id == signal.message_id:  # not a concurrent entry
+                        entries[row.user_id] = _Entry(
+                            row.user_id, row.id, row.workflow_id, row.group, key, row.entry_number
+                        )
+        return [entries[u] for u in dict.fromkeys(user_ids) if u in entries]
 
     def _in_entry_audience(
-        self, session: Session, journey: Journey, user_id: str, at: datetime
-    ) -> bool:
+        self, session: Session, journey: Journey, user_ids: list[str], at: datetime
+    ) -> set[str]:
+        """The users among ``user_ids`` in the journey's entry audience at ``at``."""
         try:
             audience = audience_from_data(journey.entry, source=f"{journey.id}.entry")
         except AudienceError:
             log.exception("journey %s has an unusable entry rule", journey.id)
-            return False
-        return audience.contains(session, user_id=user_id, now=at)
+            return set()
+        cond = audience.condition(session, at, correlated=True)
+        return set(session.scalars(select(User.id).where(User.id.in_(user_ids), cond)))
 
     async def _start(
         self, journey: Journey, version: int, user_id: str, entry: _Entry, signal: EventSignal

@@ -392,3 +392,41 @@ def test_unknown_event_and_property_are_named(tmp_path: Path, templates: Templat
     problem = only_problem(tmp_path, text, templates)
     assert (problem.field, problem.line) == ("trigger.event", line_of(text, "user_signedup"))
     assert "unknown event 'user_signedup'" in problem.message
+
+
+# --- schedule triggers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field", "message"),
+    [
+        (
+            '  schedule: {cron: "0 25 * * *", audience: dormant_30d}',
+            "trigger.schedule.cron",
+            "higher than the maximum",
+        ),
+        (
+            '  schedule: {cron: "0 10 * * *", timezone: Asia/Shanghia, audience: dormant_30d}',
+            "trigger.schedule.timezone",
+            "unknown timezone 'Asia/Shanghia'",
+        ),
+        (
+            '  schedule: {cron: "0 10 * * *", audience: dormant_31d}',
+            "trigger.schedule.audience",
+            "unknown audience 'dormant_31d'; shipped: cart_abandoners",
+        ),
+        (
+            '  schedule: {cron: "0 10 * * *", audience: {trait: tier, op: eq}}',
+            "trigger.schedule.audience",
+            "trigger.schedule.audience: rule",
+        ),
+    ],
+)
+def test_schedule_problems_name_the_field_and_line(
+    tmp_path: Path, templates: TemplateRenderer, schedule: str, field: str, message: str
+) -> None:
+    text = edited("  event: user_signed_up", schedule)
+    problem = only_problem(tmp_path, text, templates)
+    assert problem.field == field
+    assert problem.line == line_of(text, "schedule:")
+    assert message in problem.message
