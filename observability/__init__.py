@@ -1,0 +1,1 @@
+"""Running it in production: metrics, health checks and structured logs."""
