@@ -1,0 +1,1 @@
+"""The web console: journeys, audiences, the message ledger, users and reports in a browser."""

@@ -1,0 +1,242 @@
+"""What each console page shows, read from the store; the routes in ``console.app`` render it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from audiences.audience import Audience, shipped_audiences
+from audiences.describe import describe
+from console.queries import (
+    conversions_over_time,
+    filter_choices,
+    journey_totals,
+    messages_page,
+    step_counts,
+    user_view,
+)
+from console.svg import conversion_chart, journey_diagram
+from journeys.catalog import load_catalog
+from journeys.models import Journey
+from journeys.validate import (
+    JourneyError,
+    check_events,
+    check_templates,
+    parse_journey,
+    shipped_journey_files,
+)
+from message_templates.render import TemplateRenderer
+from store.db import SessionFactory, transaction
+from store.journeys import latest_version, live_journeys, publish, set_status, spec_of
+from store.reports import journey_report, user_timeline
+
+SAMPLE_SIZE = 20
+PASTED = "<pasted YAML>"
+NOTICES = {
+    "published": "Published: new entries take this version; running ones keep theirs.",
+    "unchanged": "Nothing to publish: the YAML equals the latest version.",
+    "paused": "Paused: sends are held until the journey is resumed.",
+    "resumed": "Resumed: held sends go out on their next check.",
+}
+LABELS = {"published": "live", "paused": "paused", "": "not published"}
+
+
+@dataclass
+class PublishOutcome:
+    journey_id: str | None
+    version: int | None = None
+    did: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+class ConsolePages:
+    """Read models of the console pages, and its two actions (publish, pause/resume)."""
+
+    def __init__(self, factory: SessionFactory, *, now: Callable[[], datetime]):
+        self._factory = factory
+        self._now = now
+
+    @cached_property
+    def _renderer(self) -> TemplateRenderer:
+        return TemplateRenderer()
+
+    @staticmethod
+    def _shipped_files() -> dict[str, Path]:
+        return {p.stem: p for p in shipped_journey_files()}
+
+    def _shipped(self, journey_id: str) -> tuple[Journey, str] | None:
+        path = self._shipped_files().get(journey_id)
+        if path is None:
+            return None
+        text = path.read_text(encoding="utf-8")
+        return parse_journey(text, file=str(path)), text
+
+    @staticmethod
+    def notice(did: str) -> str:
+        return NOTICES.get(did, "")
+
+    def journeys(self) -> list[dict[str, Any]]:
+        shipped = self._shipped_files()
+        rows: list[dict[str, Any]] = []
+        with self._factory() as session:
+            for row in live_journeys(session):
+                rows.append(
+                    {
+                        "id": row.journey_id,
+                        "name": spec_of(row).name,
+                        "status": row.status,
+                        "label": LABELS.get(row.status, row.status),
+                        "version": row.version,
+                        "published_at": row.published_at,
+                        "totals": journey_totals(session, journey_id=row.journey_id),
+                        "shipped": row.journey_id in shipped,
+                    }
+                )
+            published = {r["id"] for r in rows}
+            for journey_id in sorted(set(shipped) - published):
+                found = self._shipped(journey_id)
+                rows.append(
+                    {
+                        "id": journey_id,
+                        "name": found[0].name if found else journey_id,
+                        "status": "",
+                        "label": LABELS[""],
+                        "version": None,
+                        "published_at": None,
+                        "totals": journey_totals(session, journey_id=journey_id),
+                        "shipped": True,
+                    }
+                )
+        return rows
+
+    def journey(self, journey_id: str) -> dict[str, Any] | None:
+        with self._factory() as session:
+            row = latest_version(session, journey_id=journey_id)
+            if row is not None:
+                spec, source, status, version = spec_of(row), row.source, row.status, row.version
+            else:
+                found = self._shipped(journey_id)
+                if found is None:
+                    return None
+                (spec, source), status, version = found, "", None
+            counts = step_counts(session, journey_id=journey_id)
+            totals = journey_totals(session, journey_id=journey_id)
+        return {
+            "title": spec.name,
+            "journey": spec,
+            "source": source,
+            "status": status,
+            "label": LABELS.get(status, status),
+            "version": version,
+            "totals": totals,
+            "shipped": journey_id in self._shipped_files(),
+            "diagram": journey_diagram(spec, counts, totals),
+        }
+
+    def set_status(self, journey_id: str, status: str) -> None:
+        with transaction(self._factory) as session:
+            set_status(session, journey_id=journey_id, status=status)
+
+    def publish(self, *, shipped: str, text: str) -> PublishOutcome:
+        """Publish a shipped journey by id, or pasted YAML after full validation."""
+        if shipped:
+            path = self._shipped_files().get(shipped)
+            if path is None:
+                return PublishOutcome(None, errors=[f"no shipped journey {shipped!r}"])
+            text, file = path.read_text(encoding="utf-8"), str(path)
+        elif text.strip():
+            file = PASTED
+        else:
+            return PublishOutcome(None, errors=[f"{PASTED}: the journey YAML is empty"])
+        try:
+            journey = parse_journey(text, file=file)
+        except JourneyError as exc:
+            return PublishOutcome(None, errors=[str(p) for p in exc.problems])
+        catalog = load_catalog()
+        problems = check_events(journey, catalog, file=file)
+        problems += check_templates(journey, self._renderer, file=file, catalog=catalog)
+        errors = [str(p) for p in problems if p.severity == "error"]
+        if errors:
+            return PublishOutcome(journey.id, errors=errors)
+        with transaction(self._factory) as session:
+            before = latest_version(session, journey_id=journey.id)
+            row = publish(session, journey=journey, source=text, now=self._now())
+            did = "unchanged" if before is not None and before.id == row.id else "published"
+            return PublishOutcome(journey.id, row.version, did)
+
+    def audiences(self) -> list[dict[str, Any]]:
+        with self._factory() as session:
+            return [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "description": a.description,
+                    "rule": describe(a.rule),
+                    "count": a.count(session, now=self._now()),
+                }
+                for a in shipped_audiences().values()
+            ]
+
+    def audience(self, audience_id: str) -> dict[str, Any] | None:
+        found: Audience | None = shipped_audiences().get(audience_id)
+        if found is None:
+            return None
+        now = self._now()
+        with self._factory() as session:
+            count = found.count(session, now=now)
+            members = found.members(session, now=now, limit=SAMPLE_SIZE)
+            why = found.explain(session, user_ids=members, now=now) if members else {}
+        return {
+            "title": found.name,
+            "audience": found,
+            "rule": describe(found.rule),
+            "count": count,
+            "sample": [{"id": m, "why": why.get(m, [])} for m in members],
+        }
+
+    def messages(self, filters: dict[str, str], before: int | None) -> dict[str, Any]:
+        with self._factory() as session:
+            page = messages_page(session, filters=filters, before=before)
+            choices = filter_choices(session)
+        kept = {k: v for k, v in filters.items() if v}
+        return {
+            "title": "Messages",
+            "page": page,
+            "choices": choices,
+            "filters": filters,
+            "next_query": urlencode({**kept, "before": page.next_before or ""}),
+        }
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        with self._factory() as session:
+            view = user_view(session, user_id=user_id)
+            if view is None:
+                return None
+            return {
+                "title": f"User {user_id}",
+                "view": view,
+                "timeline": user_timeline(session, user_id=user_id),
+            }
+
+    def reports(self) -> list[Any]:
+        with self._factory() as session:
+            return [
+                journey_report(session, journey_id=row.journey_id) for row in live_journeys(session)
+            ]
+
+    def report(self, journey_id: str) -> dict[str, Any] | None:
+        with self._factory() as session:
+            if latest_version(session, journey_id=journey_id) is None:
+                return None
+            report = journey_report(session, journey_id=journey_id)
+            points = conversions_over_time(session, journey_id=journey_id)
+        return {
+            "title": f"Report {journey_id}",
+            "report": report,
+            "chart": conversion_chart(points),
+        }

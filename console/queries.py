@@ -1,0 +1,178 @@
+"""Read models behind the console pages; each takes a session and never commits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from store.models import Consent, Enrollment, Message, PushToken, User
+from store.reports import FAILED, SENT
+
+PAGE_SIZE = 50
+# The ledger columns the messages page filters on, by query parameter.
+MESSAGE_FILTERS: dict[str, InstrumentedAttribute[str | None]] = {
+    "journey": Message.journey_id,
+    "step": Message.step_id,
+    "channel": Message.channel,  # type: ignore[dict-item]
+    "status": Message.status,  # type: ignore[dict-item]
+    "reason": Message.reason,
+    "user": Message.user_id,
+}
+
+
+@dataclass
+class StepCounts:
+    """What one step's sends became: sent, skipped, deferred (held, not decided), failed."""
+
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+
+@dataclass
+class JourneyTotals:
+    entered: int = 0
+    converted: int = 0
+    running: int = 0
+
+
+def step_counts(session: Session, *, journey_id: str) -> dict[str, StepCounts]:
+    """Ledger counts of every send step of a journey (all versions), by step id."""
+    counts: dict[str, StepCounts] = {}
+    rows = session.execute(
+        select(Message.step_id, Message.status, func.count())
+        .where(Message.journey_id == journey_id)
+        .group_by(Message.step_id, Message.status)
+    )
+    for step, status, n in rows:
+        c = counts.setdefault(step or "", StepCounts())
+        if status in SENT:
+            c.sent += n
+        elif status == "skipped":
+            c.skipped += n
+        elif status in FAILED:
+            c.failed += n
+        else:  # pending: waiting for quiet hours, a cap or a pause to end
+            c.deferred += n
+    return counts
+
+
+def journey_totals(session: Session, *, journey_id: str) -> JourneyTotals:
+    """Entered, converted and still running enrollments of a journey."""
+    entered, converted, running = session.execute(
+        select(
+            func.count(),
+            func.count(Enrollment.converted_at),
+            func.count().filter(Enrollment.exited_at.is_(None)),
+        ).where(Enrollment.journey_id == journey_id)
+    ).one()
+    return JourneyTotals(entered, converted, running)
+
+
+@dataclass
+class MessagePage:
+    rows: list[Message]
+    next_before: int | None  # the cursor of the next (older) page, if any
+
+
+def messages_page(
+    session: Session, *, filters: dict[str, str], before: int | None, limit: int = PAGE_SIZE
+) -> MessagePage:
+    """Newest ledger rows first, filtered by exact values, one keyset page before ``before``."""
+    stmt = select(Message)
+    for name, value in filters.items():
+        if value:
+            stmt = stmt.where(MESSAGE_FILTERS[name] == value)
+    if before is not None:
+        stmt = stmt.where(Message.id < before)
+    rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MessagePage(rows, rows[-1].id if more and rows else None)
+
+
+def filter_choices(session: Session) -> dict[str, list[str]]:
+    """Values the ledger holds for the small filters (journey, channel, status, reason)."""
+    choices = {}
+    for name in ("journey", "channel", "status", "reason"):
+        column = MESSAGE_FILTERS[name]
+        values = session.scalars(select(column).where(column.is_not(None)).distinct().limit(200))
+        choices[name] = sorted(v for v in values if v)
+    return choices
+
+
+@dataclass
+class UserView:
+    user: User
+    consents: list[Consent]
+    enrollments: list[Enrollment]
+    push_tokens: int
+
+
+def user_view(session: Session, *, user_id: str) -> UserView | None:
+    """A user's profile, consent, enrollments and how many push tokens they have."""
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    consents = session.scalars(
+        select(Consent).where(Consent.user_id == user_id).order_by(Consent.channel, Consent.topic)
+    )
+    enrollments = session.scalars(
+        select(Enrollment).where(Enrollment.user_id == user_id).order_by(Enrollment.entered_at)
+    )
+    tokens = session.scalar(
+        select(func.count()).select_from(PushToken).where(PushToken.user_id == user_id)
+    )
+    return UserView(user, list(consents), list(enrollments), tokens or 0)
+
+
+@dataclass
+class ConversionPoint:
+    """Cumulative entries and conversions of each group up to the end of ``day`` (UTC)."""
+
+    day: date
+    entered: dict[str, int] = field(default_factory=dict)
+    converted: dict[str, int] = field(default_factory=dict)
+
+    def rate(self, group: str) -> float | None:
+        n = self.entered.get(group, 0)
+        return self.converted.get(group, 0) / n if n else None
+
+
+def _day(session: Session, column: Any) -> ColumnElement[str]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.date(column)  # SQLite stores naive UTC text
+
+
+def conversions_over_time(session: Session, *, journey_id: str) -> list[ConversionPoint]:
+    """Day by day, how many of each group had entered and converted so far."""
+    entered: Counter[tuple[str, str]] = Counter()
+    converted: Counter[tuple[str, str]] = Counter()
+    for target, column in ((entered, Enrollment.entered_at), (converted, Enrollment.converted_at)):
+        day = _day(session, column)
+        rows = session.execute(
+            select(Enrollment.group, day, func.count())
+            .where(Enrollment.journey_id == journey_id, column.is_not(None))
+            .group_by(Enrollment.group, day)
+        )
+        for group, when, n in rows:
+            target[(group, str(when))] += n
+    days = sorted({d for _, d in entered} | {d for _, d in converted})
+    points: list[ConversionPoint] = []
+    running_entered: Counter[str] = Counter()
+    running_converted: Counter[str] = Counter()
+    for d in days:
+        for group in ("treatment", "holdout"):
+            running_entered[group] += entered[(group, d)]
+            running_converted[group] += converted[(group, d)]
+        points.append(
+            ConversionPoint(date.fromisoformat(d), dict(running_entered), dict(running_converted))
+        )
+    return points
