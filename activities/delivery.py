@@ -41,6 +41,7 @@ from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
+from store.webhooks import apply_held_statuses
 from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import PREPARE_SEND, SEND_MESSAGE, DeliverInput, DeliverResult
 
@@ -159,6 +160,14 @@ class DeliveryActivities:
                 row.status = "sent"
             row.sent_at = inp.now
             row.provider, row.provider_message_id = result.provider, result.provider_message_id
+        if result.provider_message_id:
+            # Status callbacks that came before the id was stored were held: apply them now.
+            with transaction(self._factory) as session:
+                apply_held_statuses(
+                    session,
+                    provider=result.provider,
+                    provider_message_id=result.provider_message_id,
+                )
         return DeliverResult(message_id=message_id, status="sent")
 
     def _policy(

@@ -142,6 +142,99 @@ def record_provider_event(
     )
 
 
+def hold_status(
+    session: Session,
+    *,
+    provider: str,
+    provider_message_id: str,
+    provider_event_id: str,
+    status: str,
+    received_at: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Keep a status report for a message the ledger does not know by its provider id yet.
+
+    A provider can report on a message before the send's own ledger update has stored the
+    id it answered with (Twilio calls back within a second). The report is stored as a
+    provider event with no message, ``kind`` being the ledger status (and ``:reason``), and
+    :func:`apply_held_statuses` applies it once the id is known. False if it was stored before.
+    """
+    if not provider_event_id.startswith(f"{provider_message_id}:"):
+        raise ValueError("a held status's event id starts with its provider message id")
+    kind = f"{status}:{reason}" if reason else status
+    return record_provider_event(
+        session,
+        provider=provider,
+        provider_event_id=provider_event_id,
+        kind=kind,
+        received_at=received_at,
+    )
+
+
+@dataclass(frozen=True)
+class HeldStatus:
+    """A status report applied after the fact (see :func:`hold_status`)."""
+
+    status: str
+    reason: str | None
+    received_at: datetime
+    moved: bool
+
+
+def apply_held_statuses(
+    session: Session, *, provider: str, provider_message_id: str
+) -> list[HeldStatus]:
+    """Apply the status reports held for ``provider_message_id``, if the ledger knows it now.
+
+    Each held report is claimed by a conditional update (its ``message_id`` set), so the
+    webhook and the send racing to apply it apply it once. Applied in the order received,
+    at the time received; a status still moves forward only. Both sides call this after
+    committing their own write, so whichever commits second finds the other's.
+
+    Returns:
+        The reports applied (empty when there were none, or the id is still unknown).
+    """
+    ref = find_message(session, provider=provider, provider_message_id=provider_message_id)
+    if ref is None:
+        return []
+    held = session.execute(
+        select(ProviderEvent.id, ProviderEvent.kind, ProviderEvent.received_at)
+        .where(
+            ProviderEvent.provider == provider,
+            ProviderEvent.message_id.is_(None),
+            ProviderEvent.provider_event_id.startswith(f"{provider_message_id}:", autoescape=True),
+        )
+        .order_by(ProviderEvent.received_at, ProviderEvent.id)
+    ).all()
+    applied = []
+    for event_id, kind, received_at in held:
+        claimed = session.execute(
+            update(ProviderEvent)
+            .where(ProviderEvent.id == event_id, ProviderEvent.message_id.is_(None))
+            .values(message_id=ref.id)
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            continue
+        status, _, reason = kind.partition(":")
+        moved = advance_status(
+            session, message_id=ref.id, status=status, at=received_at, reason=reason or None
+        )
+        applied.append(HeldStatus(status, reason or None, received_at, moved))
+        if reason == "opted_out" and ref.user_id:
+            # The provider says the recipient opted out: nothing more on this channel.
+            channel = session.scalar(select(Message.channel).where(Message.id == ref.id))
+            set_consent(
+                session,
+                user_ids=[ref.user_id],
+                channel=channel or "sms",
+                status="unsubscribed",
+                source="provider_opt_out",
+                now=received_at,
+            )
+    return applied
+
+
 def users_with_phone(session: Session, *, phone: str) -> list[str]:
     """Ids of the users whose E.164 number is ``phone``."""
     return list(session.scalars(select(User.id).where(User.phone == phone).order_by(User.id)))

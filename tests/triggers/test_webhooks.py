@@ -17,6 +17,8 @@ from twilio.request_validator import RequestValidator
 
 from activities.delivery import DeliveryActivities
 from activities.policy import QuietHours
+from channels.base import OutboundMessage, SendResult
+from channels.twilio_sms import TwilioSmsChannel
 from config import Settings
 from journey_support import add_user
 from message_templates.render import TemplateRenderer
@@ -26,6 +28,8 @@ from triggers.api import create_app
 from triggers.ingest import NullRouter
 from triggers.webhooks.twilio_sms import keyword
 from workflows.contracts import DeliverInput, EventSignal
+
+pytest_plugins = ["provider_fixtures"]
 
 PUBLIC = "http://127.0.0.1:8000"
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
@@ -172,6 +176,21 @@ def add_message(db: Any, user_id: str, key: str, **fields: Any) -> int:
         return row.id
 
 
+def enroll(db: Any, user_id: str) -> int:
+    with transaction(db.factory) as session:
+        enrollment = Enrollment(
+            journey_id="new_user_coupon",
+            journey_version=1,
+            user_id=user_id,
+            group="treatment",
+            workflow_id=f"journey:new_user_coupon:{user_id}",
+            entered_at=NOW,
+        )
+        session.add(enrollment)
+        session.flush()
+        return enrollment.id
+
+
 def message(db: Any, message_id: int) -> Message:
     with db.factory() as session:
         return session.get_one(Message, message_id)
@@ -301,6 +320,120 @@ def test_a_repeated_status_callback_is_recorded_once(db, client):
 # --- Twilio: inbound keywords ----------------------------------------------------------------
 
 
+class CallbackBeforeLedger:
+    """Twilio, reached through the real SDK, calling back before ``deliver`` stores the sid.
+
+    Twilio posts status callbacks as soon as the carrier reports, often within a second of
+    accepting the message: the worker may not have recorded the sid yet.
+    """
+
+    name = "twilio"
+
+    def __init__(self, db: Any, twilio: TwilioSmsChannel, client: TestClient, clock: Clock):
+        self.db, self.twilio, self.client, self.clock = db, twilio, client, clock
+        self.callbacks: list[tuple[str, dict[str, str]]] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        result = self.twilio.send(message)
+        sid = str(result.provider_message_id)
+        for status, extra in self.callbacks:
+            self.clock.now += timedelta(seconds=1)
+            assert status_callback(self.client, sid, status, **extra).status_code == 200
+        with self.db.factory() as session:
+            row = session.scalars(
+                select(Message).where(Message.idempotency_key == message.key)
+            ).one()
+            assert (row.status, row.provider_message_id) == ("sending", None)
+        return result
+
+
+def hello_sms(db: Any, tmp_path: Any, user_id: str = "u1") -> DeliverInput:
+    """A welcome SMS for ``user_id`` through ``channel``, ready for ``deliver``."""
+    (tmp_path / "hello_sms.yaml").write_text(
+        "channel: sms\nlocales:\n  zh-CN: {body: '欢迎'}\n", encoding="utf-8"
+    )
+    add_user(db.factory, user_id, NOW)
+    return DeliverInput(
+        idempotency_key=f"run-{user_id}/hello_sms/1",
+        enrollment_id=enroll(db, user_id),
+        journey_id="new_user_coupon",
+        step_id="hello_sms",
+        user_id=user_id,
+        channel="sms",
+        template="hello_sms",
+        topic="marketing",
+        group="treatment",
+        now=NOW,
+        trigger=EventSignal(message_id="m-1", event="user_signed_up", timestamp=NOW),
+    )
+
+
+def test_a_callback_before_the_sid_is_stored_applies_when_it_is(
+    db, client, clock, tmp_path, twilio, twilio_server
+):
+    inp = hello_sms(db, tmp_path)
+    twilio_sms = CallbackBeforeLedger(db, twilio, client, clock)
+    twilio_sms.callbacks = [("sent", {}), ("delivered", {})]
+    delivery = DeliveryActivities(
+        db.factory, renderer=TemplateRenderer(tmp_path), channels={"sms": twilio_sms}
+    )
+
+    assert delivery.deliver(inp).status == "sent"
+
+    [sid] = twilio_server.sids
+    [row] = ledger_rows(db, "u1")
+    assert (row.status, row.provider_message_id) == ("delivered", sid)
+    assert row.delivered_at == NOW + timedelta(seconds=2)  # when Twilio reported it
+    # Twilio retries a callback it got no answer to; a late "sent" moves nothing back.
+    status_callback(client, sid, "delivered")
+    status_callback(client, sid, "sent")
+    [row] = ledger_rows(db, "u1")
+    assert (row.status, row.delivered_at) == ("delivered", NOW + timedelta(seconds=2))
+    with db.factory() as session:
+        events = session.execute(select(ProviderEvent.message_id, ProviderEvent.provider_event_id))
+        assert sorted(events) == [(row.id, f"{sid}:delivered"), (row.id, f"{sid}:sent")]
+
+
+def test_an_early_opt_out_failure_fails_the_message_and_unsubscribes(
+    db, client, clock, tmp_path, twilio, twilio_server
+):
+    inp = hello_sms(db, tmp_path)
+    twilio_sms = CallbackBeforeLedger(db, twilio, client, clock)
+    twilio_sms.callbacks = [("failed", {"ErrorCode": "21610"})]
+    delivery = DeliveryActivities(
+        db.factory, renderer=TemplateRenderer(tmp_path), channels={"sms": twilio_sms}
+    )
+
+    delivery.deliver(inp)
+
+    [row] = ledger_rows(db, "u1")
+    assert (row.status, row.reason) == ("failed", "opted_out")
+    assert row.failed_at == NOW + timedelta(seconds=1)
+    assert consents(db, "u1")[("sms", "marketing")] == ("unsubscribed", "provider_opt_out")
+
+
+def test_a_held_callback_applies_when_twilio_retries_it_after_the_sid_is_stored(db, client):
+    """The other order of the race: the sid was stored after the callback was held, by a
+    send that had already looked for held callbacks; Twilio's retry applies it, once."""
+    add_user(db.factory, "u1", NOW)
+    assert status_callback(client, "SMk1", "delivered").status_code == 200
+    row = add_message(db, "u1", "k1")  # provider_message_id SMk1, status sent
+    assert message(db, row).status == "sent"
+
+    status_callback(client, "SMk1", "delivered")
+    status_callback(client, "SMk1", "delivered")
+
+    assert (message(db, row).status, message(db, row).delivered_at) == ("delivered", NOW)
+    with db.factory() as session:
+        count = session.scalar(select(func.count()).select_from(ProviderEvent))
+        assert count == 1
+
+
+def ledger_rows(db: Any, user_id: str) -> list[Message]:
+    with db.factory() as session:
+        return list(session.scalars(select(Message).where(Message.user_id == user_id)))
+
+
 def test_stop_unsubscribes_every_user_of_that_number_from_all_sms(db, client):
     add_user(db.factory, "u1", NOW)
     add_user(db.factory, "u2", NOW, push_token=None)  # the same phone, a second account
@@ -380,18 +513,7 @@ def test_an_ordinary_reply_changes_nothing(db, client):
 def test_stop_takes_effect_for_a_send_already_waiting(db, client):
     """A send deferred by quiet hours, then the user replies STOP: it is never sent."""
     add_user(db.factory, "u1", NOW)
-    with transaction(db.factory) as session:
-        enrollment = Enrollment(
-            journey_id="new_user_coupon",
-            journey_version=1,
-            user_id="u1",
-            group="treatment",
-            workflow_id="journey:new_user_coupon:u1",
-            entered_at=NOW,
-        )
-        session.add(enrollment)
-        session.flush()
-        enrollment_id = enrollment.id
+    enrollment_id = enroll(db, "u1")
     sent: list[Any] = []
 
     class RecordingChannel:

@@ -24,7 +24,9 @@ from config import Settings
 from store.db import SessionFactory, transaction
 from store.webhooks import (
     advance_status,
+    apply_held_statuses,
     find_message,
+    hold_status,
     record_provider_event,
     set_consent,
     users_with_phone,
@@ -154,37 +156,56 @@ def twilio_router(
         if not sid or status is None:
             return _Outcome("ignored")
         code = (params.get("ErrorCode") or "").strip()
+        reason = None
+        if status in ("failed", "undelivered"):
+            reason = ERROR_REASONS.get(code, f"twilio_{code}" if code else reported)
+        event_id = f"{sid}:{reported}"
         with transaction(session_factory) as session:
             ref = find_message(session, provider=PROVIDER, provider_message_id=sid)
             if ref is None:
-                # Not ours, or the send's own ledger update has not committed yet; not
-                # recorded, so a retried callback can still apply.
-                return _Outcome("unknown_message")
-            if not record_provider_event(
-                session,
-                provider=PROVIDER,
-                provider_event_id=f"{sid}:{reported}",
-                kind=reported,
-                message_id=ref.id,
-                received_at=at,
-            ):
-                return _Outcome("duplicate")
-            reason = None
-            if status in ("failed", "undelivered"):
-                reason = ERROR_REASONS.get(code, f"twilio_{code}" if code else reported)
-            moved = advance_status(session, message_id=ref.id, status=status, at=at, reason=reason)
-            users = 0
-            if code == "21610" and ref.user_id:
-                # The carrier says the number replied STOP: no SMS of any kind.
-                users = set_consent(
+                # Twilio can call back before the send's own ledger update has stored the
+                # sid (or about a message that is not ours): held, not dropped.
+                hold_status(
                     session,
-                    user_ids=[ref.user_id],
-                    channel="sms",
-                    status="unsubscribed",
-                    source="provider_opt_out",
-                    now=at,
+                    provider=PROVIDER,
+                    provider_message_id=sid,
+                    provider_event_id=event_id,
+                    status=status,
+                    reason=reason,
+                    received_at=at,
                 )
-        return _Outcome(status if moved else "unchanged", users)
+            else:
+                # Reports held before the sid was known apply first (this may be a retry of one).
+                apply_held_statuses(session, provider=PROVIDER, provider_message_id=sid)
+                if not record_provider_event(
+                    session,
+                    provider=PROVIDER,
+                    provider_event_id=event_id,
+                    kind=reported,
+                    message_id=ref.id,
+                    received_at=at,
+                ):
+                    return _Outcome("duplicate")
+                moved = advance_status(
+                    session, message_id=ref.id, status=status, at=at, reason=reason
+                )
+                users = 0
+                if code == "21610" and ref.user_id:
+                    # The carrier says the number replied STOP: no SMS of any kind.
+                    users = set_consent(
+                        session,
+                        user_ids=[ref.user_id],
+                        channel="sms",
+                        status="unsubscribed",
+                        source="provider_opt_out",
+                        now=at,
+                    )
+                return _Outcome(status if moved else "unchanged", users)
+        # Held and committed; if the sid was stored meanwhile, apply it now (the send's
+        # update does the same after it commits, so one of the two sees the other).
+        with transaction(session_factory) as session:
+            applied = apply_held_statuses(session, provider=PROVIDER, provider_message_id=sid)
+        return _Outcome("applied_late" if applied else "held")
 
     def apply_inbound(params: FormParams, at: datetime) -> _Outcome:
         word = keyword(params.get("Body", ""))
