@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings, load_settings
+from observability.logs import configure_logging
 
 EPILOG = """\
 quick start:
@@ -57,7 +58,10 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
     from triggers.server import build_app
 
-    uvicorn.run(build_app(settings), host=settings.api_host, port=settings.api_port)
+    # log_config=None: uvicorn's loggers use the handler (and format) set up in main().
+    uvicorn.run(
+        build_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
+    )
     return 0
 
 
@@ -643,12 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet = args.command not in ("api", "worker", "dev")
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.debug else logging.WARNING if quiet else logging.INFO
+    configure_logging("text", level=level)
     try:
         settings = load_settings()
+        configure_logging(settings.log_format, level=level)
         return int(args.fn(settings, args))
     except ValidationError as exc:
         if args.debug:

@@ -8,6 +8,7 @@ file); the three a deployer sets most often also answer to their plain names
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import sys
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LIFECYCLE_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE"),
     )
     task_queue: str = "lifecycle"
+    # Operations: where each worker serves Prometheus metrics ("IP:port"; empty turns it
+    # off; one address per process on a host), and how every process writes its logs.
+    worker_metrics_address: str = "127.0.0.1:9464"
+    log_format: Literal["text", "json"] = "text"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -131,6 +136,22 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d", value.strip()):
             raise ValueError("write quiet hours as HH:MM-HH:MM, e.g. 21:00-08:00, or off")
         return value.strip()
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        # The Temporal runtime binds it as a socket address: an IP, not a host name.
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+            bare_v6 = ":" in host and not host.startswith("[")
+            valid = port.isdigit() and 0 < int(port) < 65536 and not bare_v6
+        except ValueError:
+            valid = False
+        if value and not valid:
+            raise ValueError("write the metrics address as IP:port, e.g. 0.0.0.0:9464, or empty")
+        return value
 
     @field_validator("public_base_url")
     @classmethod

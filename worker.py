@@ -27,6 +27,8 @@ from channels.sendgrid_email import SendGridEmailChannel
 from channels.twilio_sms import TwilioSmsChannel
 from config import CHANNEL_KINDS, Settings
 from message_templates.render import TemplateRenderer
+from observability.health import log_when_polling
+from observability.metrics import start_metrics_endpoint
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
 from triggers.router import JourneyRouter
@@ -190,8 +192,9 @@ async def running_worker(
 async def run_worker(settings: Settings) -> None:
     """Connect, build everything from settings, and run until cancelled."""
     factory = make_session_factory(make_engine(settings.database_url))
-    client = await connect(settings)
-    log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+    runtime = start_metrics_endpoint(settings.worker_metrics_address)  # None: no endpoint
+    client = await connect(settings, runtime=runtime)
+    log.info("worker starting: task queue %s on %s", settings.task_queue, settings.temporal_address)
     router = JourneyRouter(
         factory=factory,
         client=client,
@@ -201,10 +204,12 @@ async def run_worker(settings: Settings) -> None:
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
         workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
+        ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))
         try:
             await asyncio.gather(*(worker.run() for worker in workers))
         finally:
             sweeper.cancel()
+            ready.cancel()
 
 
 async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:
@@ -220,6 +225,8 @@ async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> N
 
 if __name__ == "__main__":
     from config import load_settings
+    from observability.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker(load_settings()))
+    worker_settings = load_settings()
+    configure_logging(worker_settings.log_format)
+    asyncio.run(run_worker(worker_settings))

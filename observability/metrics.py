@@ -34,7 +34,13 @@ from prometheus_client import (
     generate_latest,
 )
 from temporalio.common import MetricMeter
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,16 +264,23 @@ def installed(recorder: Metrics) -> Iterator[Metrics]:
 def metrics_runtime(address: str) -> Runtime:
     """A Temporal runtime serving Prometheus metrics on ``address`` (``host:port``).
 
+    The SDK core's own warnings go through Python logging (logger ``temporalio.core``), so
+    they come out in the process's log format like every other line.
+
     Raises:
         ValueError: The address is malformed or already taken.
     """
     return Runtime(
         telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=LoggingConfig.default.filter,
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            ),
             metrics=PrometheusConfig(
                 bind_address=address,
                 counters_total_suffix=True,
                 histogram_bucket_overrides={PROVIDER_LATENCY.name: LATENCY_BUCKETS},
-            )
+            ),
         )
     )
 

@@ -3,7 +3,8 @@
 ``POST /v1/identify``, ``/v1/track``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
 ``/v1/alias`` and ``/v1/batch`` take what Segment's client libraries send (HTTP Basic with the
 write key as user name, JSON, optionally gzipped) and answer ``{"success": true}``. Errors are
-``{"error": "<sentence>", "field": "<path>"}``. ``GET /healthz`` needs no key.
+``{"error": "<sentence>", "field": "<path>"}``. ``GET /healthz`` (alive), ``GET /readyz``
+(database and Temporal answer) and ``GET /metrics`` (Prometheus) need no key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import base64
 import binascii
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config import Settings
+from observability.health import Check, database_check
+from observability.http import ops_router
+from observability.metrics import PrometheusMetrics
 from store.db import SessionFactory
 from triggers.admin import admin_router
 from triggers.body import read_body
@@ -80,6 +84,8 @@ def create_app(
     session_factory: SessionFactory,
     router: EventRouter,
     clock: Clock | None = None,
+    metrics: PrometheusMetrics | None = None,
+    readiness: Mapping[str, Check] | None = None,
 ) -> FastAPI:
     """Build the ingestion API.
 
@@ -90,6 +96,9 @@ def create_app(
         router: called after the commit with the ids of this request's track events that
             still need routing.
         clock: ``received_at`` for every call; defaults to the UTC wall clock.
+        metrics: served at ``GET /metrics`` and recorded into while the app is served;
+            defaults to a fresh registry.
+        readiness: checks ``GET /readyz`` runs besides the database's (e.g. Temporal).
 
     Returns:
         The FastAPI application; nothing is built before this call.
@@ -153,6 +162,12 @@ def create_app(
     async def batch(request: Request) -> JSONResponse:
         return await handle(request, settings.max_batch_bytes, parse_many)
 
+    app.include_router(
+        ops_router(
+            metrics=metrics or PrometheusMetrics(),
+            checks={"database": database_check(session_factory), **(readiness or {})},
+        )
+    )
     app.include_router(webhook_router(settings, session_factory=session_factory, clock=now))
     app.include_router(unsubscribe_router(settings, session_factory=session_factory, clock=now))
     app.include_router(

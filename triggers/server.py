@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
+from temporalio.client import Client
 
 from config import Settings, load_settings
+from observability.health import temporal_check
 from store.db import SessionFactory, make_engine, make_session_factory
 from triggers.api import create_app
 from triggers.router import JourneyRouter
@@ -24,6 +26,7 @@ class ConnectingRouter:
         self._settings = settings
         self._factory = factory
         self._router: JourneyRouter | None = None
+        self._client: Client | None = None
         self._lock = asyncio.Lock()
 
     async def route(self, event_ids: list[int]) -> None:
@@ -32,13 +35,20 @@ class ConnectingRouter:
     async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None:
         await (await self._connected()).end_runs(workflow_ids, reason=reason)
 
+    async def client(self) -> Client:
+        """The Temporal client, connecting first if nothing has yet."""
+        await self._connected()
+        assert self._client is not None
+        return self._client
+
     async def _connected(self) -> JourneyRouter:
         if self._router is None:
             async with self._lock:
                 if self._router is None:
+                    self._client = await connect(self._settings)
                     self._router = JourneyRouter(
                         factory=self._factory,
-                        client=await connect(self._settings),
+                        client=self._client,
                         task_queue=self._settings.task_queue,
                         max_trigger_age=self._settings.max_trigger_age,
                     )
@@ -48,7 +58,13 @@ class ConnectingRouter:
 def build_app(settings: Settings) -> FastAPI:
     """The ingestion API wired to the database and Temporal named in ``settings``."""
     factory = make_session_factory(make_engine(settings.database_url))
-    return create_app(settings, session_factory=factory, router=ConnectingRouter(settings, factory))
+    router = ConnectingRouter(settings, factory)
+    return create_app(
+        settings,
+        session_factory=factory,
+        router=router,
+        readiness={"temporal": temporal_check(router.client)},
+    )
 
 
 def app_from_env() -> FastAPI:

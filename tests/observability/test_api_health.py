@@ -1,0 +1,86 @@
+"""/healthz and /readyz of the production app, over HTTP: up, and with a dependency down."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from test_end_to_end import api_server, free_port, settings_for
+
+from config import package_binary
+
+
+def dead_postgres() -> str:
+    """A PostgreSQL URL nothing listens on."""
+    return f"postgresql+psycopg://lifecycle@127.0.0.1:{free_port()}/test"
+
+
+async def test_ready_when_the_database_and_temporal_answer(dev_env, db, task_queue):
+    async with (
+        api_server(settings_for(db, dev_env, task_queue)) as api,
+        httpx.AsyncClient(base_url=api.base_url) as http,  # no write key: probes have none
+    ):
+        alive = await http.get("/healthz")
+        ready = await http.get("/readyz")
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}
+
+
+async def test_temporal_unreachable_is_503_naming_temporal(sqlite_db, task_queue, dev_env):
+    settings = settings_for(
+        sqlite_db, dev_env, task_queue, temporal_address=f"127.0.0.1:{free_port()}"
+    )
+    async with api_server(settings) as http:
+        alive = await http.get("/healthz")
+        ready = await http.get("/readyz")
+    assert alive.status_code == 200  # alive: the process answers without its dependencies
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["down"] == ["temporal"] and body["error"] == "not ready: temporal unreachable"
+    assert body["checks"]["database"] == "ok"
+    assert "ConnectionRefused" in body["checks"]["temporal"]
+
+
+async def test_database_unreachable_is_503_naming_the_database(dev_env, sqlite_db, task_queue):
+    settings = settings_for(sqlite_db, dev_env, task_queue, database_url=dead_postgres())
+    async with api_server(settings) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["down"] == ["database"] and body["checks"]["temporal"] == "ok"
+    assert body["checks"]["database"].startswith("OperationalError")
+
+
+async def test_readiness_follows_temporal_going_away(sqlite_db, task_queue):
+    own = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(package_binary("temporal")),
+    )
+    stopped = False
+    try:
+        async with api_server(settings_for(sqlite_db, own, task_queue)) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            await own.shutdown()
+            stopped = True
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["down"] == ["temporal"]
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        if not stopped:
+            await own.shutdown()
+
+
+async def test_both_down_names_both(task_queue, dev_env, sqlite_db):
+    settings = settings_for(
+        sqlite_db,
+        dev_env,
+        task_queue,
+        database_url=dead_postgres(),
+        temporal_address=f"127.0.0.1:{free_port()}",
+    )
+    async with api_server(settings) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["error"] == "not ready: database, temporal unreachable"
