@@ -75,6 +75,84 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from triggers.scheduler import run_scheduler
+
+    try:
+        asyncio.run(run_scheduler(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_sweeps_list(settings: Settings, args: argparse.Namespace) -> int:
+    from store.sweeps import recent_ticks
+
+    with _engine_factory(settings)() as session:
+        ticks = recent_ticks(session, journey_id=args.journey, limit=args.limit)
+    if not ticks:
+        print("no sweeps yet")
+        return 0
+    print(f"{'sweep':<48} {'members':>8} {'entered':>8}  state")
+    for t in ticks:
+        state = (
+            "finished"
+            if t.finished_at
+            else "running"
+            if t.started_at
+            else "claimed, not started"
+        )
+        print(f"{t.workflow_id:<48} {t.members:>8} {t.entered:>8}  {state}")
+    return 0
+
+
+def cmd_sweeps_run(settings: Settings, args: argparse.Namespace) -> int:
+    from journeys.schedule import ScheduleError, cron_trigger, last_tick, tick_label
+    from store.journeys import latest_version, spec_of
+    from triggers.scheduler import SweepScheduler, sweep_id
+    from triggers.temporal_client import connect
+
+    at = _instant(args.at, "--at") if args.at else datetime.now(UTC)
+    factory = _engine_factory(settings)
+    with factory() as session:
+        row = latest_version(session, journey_id=args.journey)
+        if row is None or row.status != "published":
+            raise CliError(f"journey {args.journey!r} is not published (lifecycle journeys list)")
+        schedule = spec_of(row).trigger.schedule
+    if schedule is None:
+        raise CliError(f"journey {args.journey!r} starts from events, not a schedule")
+    try:
+        tick = last_tick(cron_trigger(schedule), at)
+    except ScheduleError as exc:
+        raise CliError(f"journey {args.journey!r}: {exc}") from None
+    if tick is None:
+        raise CliError(f"{schedule.cron!r} had no tick before {at.isoformat()}")
+
+    async def start() -> bool:
+        client = await connect(settings)
+        scheduler = SweepScheduler(
+            factory=factory,
+            client=client,
+            task_queue=settings.task_queue,
+            page_size=settings.sweep_page_size,
+        )
+        return await scheduler.start_sweep(args.journey, tick)
+
+    started = asyncio.run(start())
+    wid = sweep_id(args.journey, tick)
+    print(f"{wid}: {'started' if started else 'already started'} (tick {tick_label(tick)})")
+    return 0
+
+
+def _instant(text: str, flag: str) -> datetime:
+    """An ISO-8601 date or instant from a flag; no offset means UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{flag} {text!r} is not an ISO-8601 date or instant") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from store.db import make_engine
     from store.migrate import upgrade
@@ -575,6 +653,39 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--template", help="default: the channel's new-user template")
     quick.add_argument("--locale")
 
+    add(
+        "scheduler",
+        cmd_scheduler,
+        "run the sweep scheduler: one sweep per tick of each schedule-triggered journey",
+        "lifecycle scheduler   # as many replicas as you like; each tick sweeps once",
+    )
+    sweeps = add(
+        "sweeps",
+        lambda *_: 0,
+        "list scheduled sweeps, or start one by hand",
+        "lifecycle sweeps list --journey dormancy_wakeup",
+    )
+    ssub = sweeps.add_subparsers(dest="sweeps_command", required=True, metavar="ACTION")
+    sl = add(
+        "list",
+        cmd_sweeps_list,
+        "the newest sweeps: members found, runs entered, state",
+        "lifecycle sweeps list --journey dormancy_wakeup --limit 5",
+        ssub,
+    )
+    sl.add_argument("--journey", help="one journey only")
+    sl.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    sr = add(
+        "run",
+        cmd_sweeps_run,
+        "start the sweep of a journey's latest tick at or before --at (default now), "
+        "unless it already ran; a worker does the sweeping",
+        "lifecycle sweeps run dormancy_wakeup --at 2026-11-11T10:00:00+08:00",
+        ssub,
+    )
+    sr.add_argument("journey")
+    sr.add_argument("--at", help="ISO-8601 instant (default: now)")
+
     audiences = add(
         "audiences",
         lambda *_: 0,
@@ -646,7 +757,7 @@ def _database_problem(exc: DBAPIError) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command not in ("api", "worker", "dev")
+    quiet = args.command not in ("api", "worker", "dev", "scheduler")
     level = logging.DEBUG if args.debug else logging.WARNING if quiet else logging.INFO
     configure_logging("text", level=level)
     try:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # A trigger older than this (by its own timestamp) is stored but starts no journey:
     # a replayed backlog must not greet users who signed up last month.
     max_trigger_age: timedelta = timedelta(hours=24)
+    # Scheduled sweeps (`lifecycle scheduler`): a tick nobody started on time is started late
+    # if at most this old (only the latest; older ones are skipped); published journeys are
+    # re-read this often; audiences are paged this many users at a time.
+    sweep_misfire_grace: timedelta = timedelta(hours=6)
+    scheduler_refresh_seconds: float = Field(default=30, gt=0)
+    sweep_page_size: int = Field(default=1000, ge=1, le=10_000)
 
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"

@@ -20,6 +20,7 @@ from activities.delivery import DeliveryActivities
 from activities.enrollments import EnrollmentActivities
 from activities.policy import FrequencyCap, QuietHours
 from activities.profiles import ProfileActivities
+from activities.sweeps import SweepActivities
 from channels.base import Channel
 from channels.fcm_push import FcmPushChannel, ServiceAccountTokenProvider
 from channels.outbox import OutboxChannel
@@ -36,10 +37,11 @@ from triggers.temporal_client import connect
 from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import channel_task_queue
 from workflows.journey import JourneyWorkflow
+from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [JourneyWorkflow]
+WORKFLOWS = [JourneyWorkflow, SweepWorkflow]
 
 # Imported once, outside the sandbox: re-importing pydantic models per run halves throughput.
 PASSTHROUGH = ("journeys", "workflows.contracts", "pydantic", "pydantic_core", "annotated_types")
@@ -147,6 +149,13 @@ def build_workers(
     calls are rate-limited for the whole cluster."""
     queue = task_queue or settings.task_queue
     delivery = build_delivery(settings, factory, channels=channels)
+    router = JourneyRouter(
+        factory=factory,
+        client=client,
+        task_queue=queue,
+        max_trigger_age=settings.max_trigger_age,
+    )
+    sweeps = SweepActivities(factory, router)
     journeys = Worker(
         client,
         task_queue=queue,
@@ -157,6 +166,7 @@ def build_workers(
             EnrollmentActivities(factory).finish_enrollment,
             AudienceActivities(factory).in_audience,
             ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
+            sweeps.sweep_page,
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,

@@ -33,6 +33,7 @@ from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
 from journeys.conditions import matches
 from journeys.models import Journey
+from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
@@ -218,7 +219,10 @@ class JourneyRouter:
         if not found:
             raise LookupError(f"no published journey {journey_id!r}")
         version, journey = found[0]
-        entries = await asyncio.to_thread(self._enroll_many, journey, version, user_ids, trigger)
+        # No event arrived: the trigger's own instant (a sweep's tick) is the business time.
+        entries = await asyncio.to_thread(
+            self._enroll_many, journey, version, user_ids, trigger, now=trigger.timestamp
+        )
         limit = asyncio.Semaphore(concurrency or self._concurrency)
 
         async def start(entry: _Entry) -> None:
@@ -275,6 +279,8 @@ class JourneyRouter:
         user_ids: list[str],
         signal: EventSignal,
         key: str = "",
+        *,
+        now: datetime | None = None,
     ) -> list[_Entry]:
         """Write (or find) the enrollment rows of many users in one transaction; the entries
         whose runs should be started, in ``user_ids`` order.
@@ -282,9 +288,10 @@ class JourneyRouter:
         For each user the newest enrollment of (journey, user, key) decides: an open one keeps
         its run (a repeated trigger reaches it as a signal); a closed one allows a new entry as
         ``re_entry`` says. Only the event that created a row may start its run, so a retried
-        duplicate (or a retried sweep page) starts nothing new.
+        duplicate (or a retried sweep page) starts nothing new. Re-entry windows are judged
+        at ``now`` (default: the clock).
         """
-        now = self._clock()
+        now = now or self._clock()
         entries: dict[str, _Entry] = {}
         with transaction(self._factory) as session:
             latest: dict[str, Enrollment] = {}
@@ -347,6 +354,7 @@ class JourneyRouter:
                 )
                 for row in created:
                     if row.trigger_message_id == signal.message_id:  # not a concurrent entry
+                        metrics().enrollment_started(journey.id, row.group)
                         entries[row.user_id] = _Entry(
                             row.user_id, row.id, row.workflow_id, row.group, key, row.entry_number
                         )
