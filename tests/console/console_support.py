@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -66,8 +67,7 @@ def enroll(
         return row.id
 
 
-def record_send(
-    db,
+def message_row(
     user_id: str,
     step: str,
     status: str,
@@ -77,24 +77,26 @@ def record_send(
     reason: str | None = None,
     at: datetime = NOW - timedelta(days=2),
     enrollment_id: int | None = None,
-) -> int:
+) -> Message:
+    """A ledger row as delivery writes it (the key unique per user, step and instant)."""
+    return Message(
+        idempotency_key=f"{journey_id}:{user_id}:{step}:{at.isoformat()}",
+        enrollment_id=enrollment_id,
+        journey_id=journey_id,
+        step_id=step,
+        user_id=user_id,
+        channel=channel,
+        template=f"{step}_template",
+        status=status,
+        reason=reason,
+        created_at=at,
+        sent_at=at if status == "sent" else None,
+    )
+
+
+def record_send(db, user_id: str, step: str, status: str, **fields: Any) -> None:
     with transaction(db.factory) as session:
-        row = Message(
-            idempotency_key=f"{journey_id}:{user_id}:{step}:{status}:{reason}:{at.isoformat()}",
-            enrollment_id=enrollment_id,
-            journey_id=journey_id,
-            step_id=step,
-            user_id=user_id,
-            channel=channel,
-            template=f"{step}_template",
-            status=status,
-            reason=reason,
-            created_at=at,
-            sent_at=at if status == "sent" else None,
-        )
-        session.add(row)
-        session.flush()
-        return row.id
+        session.add(message_row(user_id, step, status, **fields))
 
 
 def seed_journey(db) -> None:
