@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from config import Settings, load_settings
+from console.app import console_app
 from observability.health import temporal_check
 from store.db import SessionFactory, make_engine, make_session_factory
 from triggers.api import create_app
@@ -56,15 +57,18 @@ class ConnectingRouter:
 
 
 def build_app(settings: Settings) -> FastAPI:
-    """The ingestion API wired to the database and Temporal named in ``settings``."""
+    """The ingestion API wired to the database and Temporal named in ``settings``, with the
+    web console at ``/console``."""
     factory = make_session_factory(make_engine(settings.database_url))
     router = ConnectingRouter(settings, factory)
-    return create_app(
+    app = create_app(
         settings,
         session_factory=factory,
         router=router,
         readiness={"temporal": temporal_check(router.client)},
     )
+    app.mount("/console", console_app(settings, session_factory=factory))
+    return app
 
 
 def app_from_env() -> FastAPI:
