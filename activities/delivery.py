@@ -33,9 +33,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.policy import FrequencyCap, QuietHours
-from channels.base import Channel, OutboundMessage, PermanentSendError, TransientSendError
+from channels.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    TransientSendError,
+    scrub,
+)
 from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
+from observability.metrics import metrics
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
@@ -101,6 +108,7 @@ class DeliveryActivities:
             context = self._context(session, inp, user, message_id=row.id) if user else None
             outcome = self._policy(session, inp, row, user, recipient, context)
             if outcome is not None:
+                metrics().policy_outcome(inp.channel, outcome.status, outcome.reason)
                 return outcome
             # Passed: counted by frequency caps from now on, even if the provider is slow.
             row.status, row.sent_at = "sending", inp.now
@@ -132,7 +140,10 @@ class DeliveryActivities:
                 inp.template, channel=inp.channel, locale=locale, context=context
             )
         except TemplateError as exc:
-            log.error("template %s failed for message %s: %s", inp.template, message_id, exc)
+            # Scrubbed: a filter's error may quote the value it refused.
+            problem = scrub(str(exc))
+            log.error("template %s failed for message %s: %s", inp.template, message_id, problem)
+            metrics().failed(inp.channel, "template_error")
             return self._finish(message_id, status="failed", reason="template_error")
         channel = self._channels[inp.channel]
         outbound = _outbound(
@@ -143,13 +154,16 @@ class DeliveryActivities:
             tags=(inp.journey_id, inp.template),
         )
         try:
-            result = channel.send(outbound)
+            with metrics().provider_call(inp.channel, channel.name):
+                result = channel.send(outbound)
         except PermanentSendError as exc:
+            metrics().failed(inp.channel, exc.reason)
             self._finish(message_id, status="failed", reason=exc.reason, provider=channel.name)
             self._learn(inp, recipient, exc.reason)
             raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from None
         except TransientSendError as exc:
             # The row stays pending; Temporal retries, after the provider's Retry-After.
+            metrics().failed(inp.channel, "transient")
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
             raise ApplicationError(
                 str(exc), type="ProviderUnavailable", next_retry_delay=delay
@@ -160,6 +174,7 @@ class DeliveryActivities:
                 row.status = "sent"
             row.sent_at = inp.now
             row.provider, row.provider_message_id = result.provider, result.provider_message_id
+        metrics().sent(inp.channel, result.provider)
         if result.provider_message_id:
             # Status callbacks that came before the id was stored were held: apply them now.
             with transaction(self._factory) as session:

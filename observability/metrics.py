@@ -100,9 +100,16 @@ OTHER_EVENT = "other"
 
 
 class _Named(Protocol):
-    type: str
-    message_id: str
-    event: str | None
+    """What counting a stored call needs of it (a ``triggers.segment.Message``)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def event(self) -> str | None: ...
 
 
 @functools.cache
@@ -153,6 +160,14 @@ class Metrics:
     def deferred(self, channel: str, reason: str) -> None:
         """The policy put a send off for ``reason`` (``quiet_hours``, ...)."""
         self._add(DEFERRALS, {"channel": channel, "reason": reason})
+
+    def policy_outcome(self, channel: str, status: str, reason: str | None) -> None:
+        """What the delivery policy decided instead of sending: ``skipped`` or
+        ``deferred``, with its reason."""
+        if status == "deferred":
+            self.deferred(channel, reason or "")
+        elif status == "skipped":
+            self.skipped(channel, reason or "")
 
     def failed(self, channel: str, reason: str) -> None:
         """A send failed for ``reason`` (a provider refusal, ``template_error``, ...)."""

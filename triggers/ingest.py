@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.models import Event
 from triggers.profiles import upsert_profile
@@ -175,6 +176,7 @@ class Ingestor:
         log.info(
             "stored %d new event(s), %d duplicate(s)", len(inserted), len(messages) - len(inserted)
         )
+        metrics().events_stored(messages, inserted)
         routable = [m.message_id for m in messages if needs_routing(m)]
         if not routable:
             return []
