@@ -1,4 +1,18 @@
-"""Read models: one user's timeline, a journey's totals."""
+"""Read models: one user's timeline, a journey's totals, and who gets a conversion's credit.
+
+Attribution is first touch: a goal event (an order) can end several of a user's journeys at
+once, since every open enrollment whose goal it is converts and stops sending. The credit
+goes to one of them: among the treatment enrollments that one goal event converted, the one
+whose first message (sent before the event) reached the user earliest; an enrollment that
+sent nothing before the event loses to any that did, and between those the first entered
+wins. Holdout enrollments always keep their conversion: they are the control, and sent
+nothing to be credited for.
+
+The lift compares treatment with holdout on the goal itself (every conversion, credited
+here or not), so a journey that shares its users with others is not made to look worse
+than its control; the credited count is the journey's share of the orders, which adds up
+across journeys without counting an order twice.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from store.lift import Lift, lift
@@ -26,6 +40,13 @@ def user_timeline(session: Session, *, user_id: str) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
     for ev in session.scalars(select(Event).where(Event.user_id == user_id, Event.type == "track")):
         entries.append(TimelineEntry(ev.timestamp, "event", f"{ev.event}"))
+    attributed = _credit(Enrollment.user_id == user_id).subquery()
+    credit = {
+        enrollment_id: credited_to
+        for enrollment_id, credited_to in session.execute(
+            select(attributed.c.id, attributed.c.credited_to)
+        )
+    }
     for en in session.scalars(select(Enrollment).where(Enrollment.user_id == user_id)):
         entries.append(
             TimelineEntry(
@@ -36,6 +57,9 @@ def user_timeline(session: Session, *, user_id: str) -> list[TimelineEntry]:
         )
         if en.exited_at is not None:
             what = f"exited {en.journey_id}: {en.exit_reason}"
+            credited_to = credit.get(en.id)
+            if credited_to is not None and credited_to != en.journey_id:
+                what += f" (credited to {credited_to}: it reached the user first)"
             entries.append(TimelineEntry(en.exited_at, "exit", what))
     for c in session.scalars(select(Coupon).where(Coupon.user_id == user_id)):
         text = (
@@ -72,12 +96,16 @@ class JourneyReport:
     journey_id: str
     since: datetime | None
     entered: dict[str, int]  # by group
-    converted: dict[str, int]  # by group
+    converted: dict[str, int]  # by group: reached the goal in the window (the lift's numbers)
     exits: dict[str, int]
     steps: list[StepOutcome]
     lift: Lift
     coupons_issued: int
     coupons_redeemed: int
+    # Treatment conversions credited to this journey by first touch, and those credited to
+    # another journey that reached the user earlier (see the module docstring).
+    credited: int = 0
+    credited_elsewhere: int = 0
 
     def rate(self, group: str) -> float:
         """Conversion rate of ``group`` (treatment or holdout); 0 when nobody entered."""
@@ -135,6 +163,17 @@ def journey_report(
         coupons = coupons.where(Coupon.issued_at >= since)
     csub = coupons.subquery()
     issued, redeemed = session.execute(select(func.count(), func.count(csub.c.redeemed_at))).one()
+    ours = and_(
+        Enrollment.journey_id == journey_id,
+        true() if since is None else Enrollment.entered_at >= since,
+    )
+    credit = _credit(ours).subquery()
+    credited, converted_treatment = session.execute(
+        select(
+            func.count(case((credit.c.credited_to == journey_id, 1))),
+            func.count(),
+        ).where(credit.c.journey_id == journey_id)
+    ).one()
     return JourneyReport(
         journey_id=journey_id,
         since=since,
@@ -147,4 +186,52 @@ def journey_report(
         ),
         coupons_issued=issued,
         coupons_redeemed=redeemed,
+        credited=credited,
+        credited_elsewhere=converted_treatment - credited,
+    )
+
+
+def _credit(concerning: ColumnElement[bool]) -> Select[tuple[int, str, str]]:
+    """Converted treatment enrollments with the journey credited for their goal event.
+
+    Rows (enrollment id, its journey, the journey credited) for every converted treatment
+    enrollment that shares a goal event with one ``concerning`` selects. One goal event is
+    one user's conversions at one instant: the run records the event's own timestamp.
+    """
+    converted = and_(Enrollment.group == "treatment", Enrollment.converted_at.is_not(None))
+    events = select(Enrollment.user_id, Enrollment.converted_at).where(converted, concerning)
+    shared = events.distinct().subquery()
+    same_event = and_(
+        Enrollment.user_id == shared.c.user_id, Enrollment.converted_at == shared.c.converted_at
+    )
+    first_touch = (
+        select(
+            Message.enrollment_id.label("enrollment_id"),
+            func.min(Message.sent_at).label("touched_at"),
+        )
+        .join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .join(shared, same_event)
+        .where(Message.status.in_(SENT), Message.sent_at <= Enrollment.converted_at)
+        .group_by(Message.enrollment_id)
+        .subquery()
+    )
+    return (
+        select(
+            Enrollment.id,
+            Enrollment.journey_id,
+            func.first_value(Enrollment.journey_id)
+            .over(
+                partition_by=(Enrollment.user_id, Enrollment.converted_at),
+                order_by=(
+                    case((first_touch.c.touched_at.is_(None), 1), else_=0),
+                    first_touch.c.touched_at,
+                    Enrollment.entered_at,
+                    Enrollment.id,
+                ),
+            )
+            .label("credited_to"),
+        )
+        .join(shared, same_event)
+        .outerjoin(first_touch, first_touch.c.enrollment_id == Enrollment.id)
+        .where(converted)
     )
