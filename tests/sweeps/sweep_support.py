@@ -20,7 +20,7 @@ from workflows.sweep import SweepWorkflow
 # Sweeps whoever has not been seen for 30 days; the run itself only waits, so the tests
 # measure entering, not sending.
 WINBACK = """\
-id: winback_probe
+id: {journey_id}
 name: Win-back probe
 trigger:
   schedule:
@@ -34,8 +34,13 @@ steps:
 """
 
 
-def publish_winback(factory: SessionFactory, now: datetime, cron: str = "0 10 * * *") -> None:
-    publish_text(factory, WINBACK.format(cron=cron), now)
+def publish_winback(
+    factory: SessionFactory,
+    now: datetime,
+    cron: str = "0 10 * * *",
+    journey_id: str = "winback_probe",
+) -> None:
+    publish_text(factory, WINBACK.format(cron=cron, journey_id=journey_id), now)
 
 
 def add_population(

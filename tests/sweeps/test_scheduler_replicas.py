@@ -1,0 +1,90 @@
+"""Three ``lifecycle scheduler`` processes on a per-second cron: one sweep per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sweep_support import publish_winback, sweep_worker
+
+from store.db import transaction
+from store.models import SweepTick
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FOR = 10.0  # seconds
+
+
+def scheduler_env(db, address: str, task_queue: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        DATABASE_URL=db.url,
+        TEMPORAL_ADDRESS=address,
+        LIFECYCLE_TASK_QUEUE=task_queue,
+        LIFECYCLE_ENVIRONMENT="test",
+        LIFECYCLE_SCHEDULER_REFRESH_SECONDS="1",
+    )
+    return env
+
+
+async def test_three_replicas_start_exactly_one_sweep_per_tick(dev_env, db, task_queue, tmp_path):
+    t0 = await dev_env.get_current_time()
+    journey = f"winback_{task_queue[3:]}"
+    publish_winback(db.factory, t0 - timedelta(days=1), cron="* * * * * *", journey_id=journey)
+    address = dev_env.client.service_client.config.target_host
+    env = scheduler_env(db, address, task_queue)
+    logs = [tmp_path / f"scheduler-{i}.log" for i in range(3)]
+    async with sweep_worker(dev_env, db, task_queue):
+        procs = [
+            subprocess.Popen(  # noqa: S603 - our own CLI
+                [sys.executable, "-m", "cli", "scheduler"],
+                env=env,
+                cwd=tmp_path,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
+        try:
+            deadline = time.monotonic() + 60
+            while not all("scheduler ready" in log.read_text() for log in logs):
+                assert time.monotonic() < deadline, [log.read_text() for log in logs]
+                assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+                await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await asyncio.sleep(RUN_FOR)
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGINT)
+            for p in procs:
+                p.wait(timeout=30)
+        elapsed = time.monotonic() - started
+        # Let the last sweeps (of an empty audience) finish.
+        await asyncio.sleep(2)
+
+    with transaction(db.factory) as session:
+        rows = session.query(SweepTick).filter_by(journey_id=journey).order_by(SweepTick.tick).all()
+    ticks = [r.tick for r in rows]
+    texts = [log.read_text() for log in logs]
+    # Every tick on the cron's grid, each once, and (almost) every second covered.
+    assert all(t.microsecond == 0 for t in ticks), ticks
+    assert len(set(ticks)) == len(ticks)
+    assert 0.8 * elapsed <= len(ticks) <= elapsed + 4, (elapsed, ticks)
+    assert all(r.started_at is not None for r in rows)
+    # Exactly one workflow per tick, whichever replica got there first ...
+    ids = [
+        w.id
+        async for w in dev_env.client.list_workflows(
+            f'WorkflowType="SweepWorkflow" AND TaskQueue="{task_queue}"'
+        )
+    ]
+    assert sorted(ids) == sorted(r.workflow_id for r in rows)
+    # ... and exactly one replica believes it started each one.
+    claims = sum(text.count("sweep started:") for text in texts)
+    assert claims == len(rows), texts
