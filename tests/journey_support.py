@@ -66,6 +66,24 @@ def ledger(factory: SessionFactory, user_id: str) -> list[Message]:
         return list(session.scalars(stmt))
 
 
+def add_enrollment(
+    factory: SessionFactory, user_id: str, now: datetime, journey_id: str = "new_user_coupon"
+) -> int:
+    """An open treatment-group enrollment of ``user_id`` in ``journey_id``; its id."""
+    with transaction(factory) as session:
+        enrollment = Enrollment(
+            journey_id=journey_id,
+            journey_version=1,
+            user_id=user_id,
+            group="treatment",
+            workflow_id=f"journey:{journey_id}:{user_id}",
+            entered_at=now,
+        )
+        session.add(enrollment)
+        session.flush()
+        return enrollment.id
+
+
 def enrollments(factory: SessionFactory, user_id: str) -> list[Enrollment]:
     with factory() as session:
         stmt = select(Enrollment).where(Enrollment.user_id == user_id)

@@ -11,11 +11,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import DeliveryActivities
 from activities.policy import QuietHours
-from journey_support import add_user
+from journey_support import add_enrollment, add_user
 from message_templates.render import TemplateRenderer
 from observability.metrics import PrometheusMetrics, installed
 from store.db import transaction
-from store.models import Consent, Enrollment
+from store.models import Consent
 from workflows.contracts import DeliverInput, EventSignal
 
 pytest_plugins = ["provider_fixtures"]
@@ -38,21 +38,9 @@ def recorded() -> Iterator[PrometheusMetrics]:
 def welcome_sms(db, user_id: str) -> DeliverInput:
     """The welcome SMS of a new user (with a phone), its coupon named by the trigger."""
     add_user(db.factory, user_id, NOW)
-    with transaction(db.factory) as session:
-        enrollment = Enrollment(
-            journey_id="new_user_coupon",
-            journey_version=1,
-            user_id=user_id,
-            group="treatment",
-            workflow_id=f"journey:new_user_coupon:{user_id}",
-            entered_at=NOW,
-        )
-        session.add(enrollment)
-        session.flush()
-        enrollment_id = enrollment.id
     return DeliverInput(
         idempotency_key=f"run-{user_id}/welcome_sms/1",
-        enrollment_id=enrollment_id,
+        enrollment_id=add_enrollment(db.factory, user_id, NOW),
         journey_id="new_user_coupon",
         step_id="welcome_sms",
         user_id=user_id,
