@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config import Settings, package_binary
+from config import DEV_ADMIN_TOKEN, Settings, package_binary
 from journeys.validate import load_journey, shipped_journey_files
 from store.db import make_engine, make_session_factory, transaction
 from store.journeys import publish
@@ -107,6 +107,9 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
         say(f"ingestion API         http://{settings.api_host}:{settings.api_port}")
         say(f"Temporal Web UI       http://{host or '127.0.0.1'}:{settings.temporal_ui_port}")
         say(f"write key             {settings.write_key}")
+        say(f"web console           http://{settings.api_host}:{settings.api_port}/console")
+        token = settings.admin_token
+        say(f"admin token           {token if token == DEV_ADMIN_TOKEN else '(as configured)'}")
         say("Ctrl-C stops everything.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
