@@ -20,7 +20,10 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def value(page: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
-    return page.get((name, frozenset(labels.items())), 0.0)
+    """The sum of ``name``'s samples that carry ``labels`` (and maybe others, such as the
+    ``service_name`` the Temporal runtime adds)."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in page.items() if n == name and wanted <= have)
 
 
 async def test_ingested_events_and_started_enrollments_show_on_metrics(dev_env, db, task_queue):
