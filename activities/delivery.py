@@ -13,11 +13,11 @@ Two activities, each its own transactions:
 
 The window that remains: the provider accepted, the worker died before the row became
 ``sent``. The row stays ``sending`` and the retry sends again with the same key. The outbox
-de-duplicates by that key; Twilio's Messages API takes no idempotency key, so an SMS can go
-out twice (measured by ``bench/chaos_kill_worker.py``: 16 of 900 sends under 20 SIGKILLs).
-Reconciliation: SendGrid events carry the key in ``custom_args`` and Twilio status callbacks
-the message sid, so a duplicate is visible afterwards; closing the window for Twilio means
-looking the message up at Twilio before re-sending (not done yet).
+de-duplicates by that key; Twilio's Messages API takes no idempotency key, so a retried
+attempt first asks the channel for the message an earlier attempt created (Twilio: the
+recent messages to that number, matched by sender and body) and records that one instead of
+sending again. Reconciliation otherwise: SendGrid events carry the key in ``custom_args``
+and Twilio status callbacks the message sid, so a duplicate is visible afterwards.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from channels.base import (
     Channel,
     OutboundMessage,
     PermanentSendError,
+    SendResult,
     TransientSendError,
     scrub,
 )
@@ -155,7 +156,7 @@ class DeliveryActivities:
         )
         try:
             with metrics().provider_call(inp.channel, channel.name):
-                result = channel.send(outbound)
+                result = _sent_before(channel, outbound, inp.now) or channel.send(outbound)
         except PermanentSendError as exc:
             metrics().failed(inp.channel, exc.reason)
             self._finish(message_id, status="failed", reason=exc.reason, provider=channel.name)
@@ -371,6 +372,22 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def _sent_before(channel: Channel, outbound: OutboundMessage, since: datetime) -> SendResult | None:
+    """On a retried attempt, the message the provider already took from an earlier one.
+
+    A worker can die between the provider's answer and the ledger update; where the provider
+    takes no idempotency key (Twilio), a channel that can look its recent messages up
+    (``find_sent``) is asked before sending again.
+    """
+    find = getattr(channel, "find_sent", None)
+    if find is None or not activity.in_activity() or activity.info().attempt < 2:
+        return None
+    found: SendResult | None = find(outbound, since=since)
+    if found is not None:
+        log.warning("%s: the provider already has it (%s); not sent again", outbound.key, found)
+    return found
 
 
 def _valid_zone(zone: str | None, default: str) -> str:

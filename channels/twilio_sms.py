@@ -4,15 +4,27 @@ Twilio answers ``POST /2010-04-01/Accounts/{sid}/Messages.json`` with the messag
 (its ``sid`` is the provider id) or an error ``{"code", "message", "more_info", "status"}``.
 The error codes that say something about the recipient are permanent; rate limits, server
 errors and network failures are transient.
+
+Twilio takes no idempotency key. When a worker dies after Twilio accepted a message but
+before the ledger recorded it, the retried attempt first looks at the messages recently
+created for the same number (:meth:`TwilioSmsChannel.find_sent`) and adopts the one that is
+this message (same sender and body, created since the attempt began) instead of sending again.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -60,6 +72,15 @@ class _HeaderKeepingHttpClient(TwilioHttpClient):
             return None
         value = response.headers.get(name)  # requests' headers: case-insensitive
         return None if value is None else str(value)
+
+
+T = TypeVar("T")
+
+# How far back of the attempt's start a message Twilio created still counts as this one:
+# Twilio's clock and ours may disagree by a little, and its dates have whole seconds.
+CLOCK_SLACK = timedelta(minutes=5)
+# Messages to one number looked at (newest first): one page of Twilio's list.
+RECENT_PAGE = 20
 
 
 class TwilioSmsChannel:
@@ -110,6 +131,8 @@ class TwilioSmsChannel:
             self._options["status_callback"] = status_callback
         if validity_period is not None:
             self._options["validity_period"] = validity_period
+        self._from_number = from_number
+        self._messaging_service_sid = messaging_service_sid
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Create the message at Twilio.
@@ -119,10 +142,49 @@ class TwilioSmsChannel:
             TransientSendError: Rate limited (with ``Retry-After``), Twilio failed, or the
                 network did.
         """
+        created = self._call(
+            lambda: self._client.messages.create(to=message.to, body=message.body, **self._options)
+        )
+        if not created.sid:
+            raise TransientSendError("twilio answered without a message sid")
+        return SendResult(provider=self.name, provider_message_id=created.sid)
+
+    def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
+        """The message an earlier attempt of this send created at Twilio, if there is one.
+
+        Lists the newest messages to ``message.to`` (Twilio's ``GET .../Messages.json`` with
+        ``To``; not ``DateSent>``, which skips messages still queued) and picks the oldest
+        outbound one created since ``since`` with this body and sender.
+
+        Args:
+            message: The message about to be sent again.
+            since: When the first attempt began (the ledger row became ``sending``).
+
+        Returns:
+            The earlier message's sid, or None when Twilio has no such message.
+
+        Raises:
+            TransientSendError: Twilio could not answer now; sending blind could double it.
+            PermanentSendError: Twilio refused the request (credentials, for instance).
+        """
+        recent = self._call(lambda: self._client.messages.list(to=message.to, limit=RECENT_PAGE))
+        earliest = since - CLOCK_SLACK
+        for sent in reversed(recent):  # Twilio lists newest first; the first one sent wins
+            if (
+                sent.sid
+                and sent.direction == "outbound-api"
+                and sent.date_created is not None
+                and sent.date_created >= earliest
+                and sent.body == message.body
+                and self._same_sender(sent.from_, sent.messaging_service_sid)
+            ):
+                return SendResult(provider=self.name, provider_message_id=sent.sid)
+        return None
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """Run one SDK request; Twilio's and the network's failures become ours."""
         try:
-            created = self._client.messages.create(
-                to=message.to, body=message.body, **self._options
-            )
+            return request()
         except (TwilioRestException, TwilioServiceException) as exc:
             detail = exc.msg if isinstance(exc, TwilioRestException) else exc.title
             # ``from None``: the SDK's exception text may quote the phone number.
@@ -132,11 +194,21 @@ class TwilioSmsChannel:
                 scrub(str(detail)),
                 retry_after=parse_retry_after(self._http.last_header("Retry-After")),
             ) from None
+        except TwilioException as exc:  # a page of a list the SDK could not read
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = response.status_code if isinstance(response, Response) else 500
+            raise twilio_error(
+                status,
+                _error_code(response),
+                retry_after=parse_retry_after(self._http.last_header("Retry-After")),
+            ) from None
         except requests.RequestException as exc:
             raise TransientSendError(f"twilio unreachable: {type(exc).__name__}") from None
-        if not created.sid:
-            raise TransientSendError("twilio answered without a message sid")
-        return SendResult(provider=self.name, provider_message_id=created.sid)
+
+    def _same_sender(self, from_number: str | None, messaging_service_sid: str | None) -> bool:
+        if self._messaging_service_sid:
+            return messaging_service_sid == self._messaging_service_sid
+        return from_number == self._from_number
 
 
 def twilio_error(
@@ -153,3 +225,12 @@ def twilio_error(
     if status in (401, 403):
         return PermanentSendError("provider_auth", described)
     return PermanentSendError("rejected", described)
+
+
+def _error_code(response: object) -> int | None:
+    """Twilio's error code from an error answer's JSON body, if it has one."""
+    try:
+        code = json.loads(response.text).get("code") if isinstance(response, Response) else None
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None

@@ -17,10 +17,11 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 JSON = "application/json"
 
@@ -44,6 +45,7 @@ class Recorded:
     body: Any  # parsed: form fields (first values), JSON, or the raw bytes
     raw: bytes
     form: dict[str, list[str]] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)  # first values
 
 
 @dataclass
@@ -172,9 +174,10 @@ class ProviderServer:
             self._stalls.clear()
 
     def _answer(self, method: str, target: str, headers: Any, raw: bytes) -> Answer | None:
-        path = target.split("?", 1)[0]
+        path, _, query = target.partition("?")
         lowered = {k.lower(): v for k, v in headers.items()}
         recorded = self._record(method, path, lowered, raw)
+        recorded.query = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append(recorded)
             stall = self._stalls.popleft() if self._stalls else None
@@ -257,9 +260,16 @@ class TwilioServer(ProviderServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.sids: list[str] = []  # of the messages created, in order
+        self.created: list[dict[str, Any]] = []  # their resources, as the list shows them
 
     def on_reset(self) -> None:
         self.sids.clear()
+        self.created.clear()
+
+    @property
+    def lists(self) -> list[Recorded]:
+        """The requests that listed messages."""
+        return [r for r in self.requests if TWILIO_MESSAGES.match(r.path) and r.method == "GET"]
 
     @property
     def messages(self) -> list[Recorded]:
@@ -286,10 +296,12 @@ class TwilioServer(ProviderServer):
 
     def handle(self, request: Recorded) -> Answer:
         match = TWILIO_MESSAGES.match(request.path)
-        if match is None or request.method != "POST":
+        if match is None or request.method not in ("GET", "POST"):
             return self.error(404, 20404, "", request)
         if match["sid"] != self.account_sid:
             return self.error(401, 20003, "", request)
+        if request.method == "GET":
+            return self.list_messages(request)
         fields = request.body if isinstance(request.body, dict) else {}
         if not fields.get("To"):
             return self.error(400, 21604, "", request)
@@ -298,35 +310,96 @@ class TwilioServer(ProviderServer):
         if not fields.get("Body"):
             return self.error(400, 21602, "", request)
         sid = "SM" + uuid.uuid4().hex
-        self.sids.append(sid)
         now = formatdate(usegmt=False).replace("-0000", "+0000")
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        resource = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": fields["Body"],
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": fields.get("From"),
+            "messaging_service_sid": fields.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            # A Messaging Service picks the sender later: such messages start "accepted".
+            "status": "queued" if fields.get("From") else "accepted",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": fields["To"],
+            "uri": uri,
+        }
+        with self._lock:
+            self.sids.append(sid)
+            # Listed later as Twilio shows it a moment on: sent, with its date_sent.
+            self.created.append(resource | {"status": "sent", "date_sent": now})
+        return Answer.json(201, resource)
+
+    def list_messages(self, request: Recorded) -> Answer:
+        """``GET .../Messages.json``: newest first, filtered by ``To``, ``From`` and
+        ``DateSent`` / ``DateSent<`` / ``DateSent>`` (messages not sent yet have no date_sent
+        and match no date filter), one page of ``PageSize`` (default 50, at most 1000)."""
+        query = request.query
+        try:
+            page_size = min(int(query.get("PageSize", "50")), 1000)
+            page = int(query.get("Page", "0"))
+            bounds = {
+                name: _twilio_instant(query[name])
+                for name in ("DateSent", "DateSent<", "DateSent>")
+                if name in query
+            }
+        except ValueError:
+            return self.error(400, 20001, "Invalid query parameter", request)
+        with self._lock:
+            found = list(reversed(self.created))
+        for name, field_name in (("To", "to"), ("From", "from")):
+            if name in query:
+                found = [m for m in found if m[field_name] == query[name]]
+        for name, bound in bounds.items():
+            kept = []
+            for resource in found:
+                if resource["date_sent"] is None:
+                    continue
+                sent = parsedate_to_datetime(resource["date_sent"])
+                if (
+                    (name == "DateSent" and sent.date() == bound.date())
+                    or (name == "DateSent<" and sent <= bound)
+                    or (name == "DateSent>" and sent >= bound)
+                ):
+                    kept.append(resource)
+            found = kept
+        start = page * page_size
+        uri = request.path + "?" + urlencode(query)
         return Answer.json(
-            201,
+            200,
             {
-                "account_sid": self.account_sid,
-                "api_version": "2010-04-01",
-                "body": fields["Body"],
-                "date_created": now,
-                "date_sent": None,
-                "date_updated": now,
-                "direction": "outbound-api",
-                "error_code": None,
-                "error_message": None,
-                "from": fields.get("From"),
-                "messaging_service_sid": fields.get("MessagingServiceSid"),
-                "num_media": "0",
-                "num_segments": "1",
-                "price": None,
-                "price_unit": "USD",
-                "sid": sid,
-                # A Messaging Service picks the sender later: such messages start "accepted".
-                "status": "queued" if fields.get("From") else "accepted",
-                "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
-                "to": fields["To"],
+                "messages": found[start : start + page_size],
+                "start": start,
+                "end": max(start, min(start + page_size, len(found)) - 1),
+                "page": page,
+                "page_size": page_size,
                 "uri": uri,
+                "first_page_uri": uri,
+                "next_page_uri": (
+                    request.path + "?" + urlencode(query | {"Page": str(page + 1)})
+                    if start + page_size < len(found)
+                    else None
+                ),
+                "previous_page_uri": None,
             },
         )
+
+
+def _twilio_instant(text: str) -> datetime:
+    """A ``DateSent`` filter value: ISO 8601, a date alone meaning its midnight UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- SendGrid -------------------------------------------------------------------------------

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
-from channels.base import TransientSendError
+from channels.base import OutboundMessage, SendResult, TransientSendError
+from channels.twilio_sms import TwilioSmsChannel
 from journey_support import add_user, ledger
 from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.models import Enrollment
-from workflows.contracts import DeliverInput, EventSignal, IssueCouponInput
+from workflows.contracts import DeliverInput, DeliverResult, EventSignal, IssueCouponInput
 
 NOW = datetime(2025, 5, 1, 2, 0, tzinfo=UTC)
 JOURNEY = "new_user_coupon"
@@ -119,3 +122,61 @@ def test_rate_limited_send_stays_unsent_and_the_retry_sends_once(sqlite_db, twil
     assert delivery(sqlite_db, twilio).deliver(inp).status == "sent"
     [row] = ledger(sqlite_db.factory, "u-twilio-3")
     assert (row.status, row.provider_message_id) == ("sent", twilio_server.sids[0])
+
+
+class WorkerKilled(Exception):
+    """Stands for a SIGKILL: the attempt ends with nothing recorded after this point."""
+
+
+class DiesAround:
+    """Twilio, with the worker dying just after (or just before) the provider call."""
+
+    name = "twilio"
+
+    def __init__(self, twilio: TwilioSmsChannel, *, reached_twilio: bool):
+        self.twilio = twilio
+        self.reached_twilio = reached_twilio
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if self.reached_twilio:
+            self.twilio.send(message)
+        raise WorkerKilled
+
+
+def retried(db, twilio: TwilioSmsChannel, inp: DeliverInput) -> DeliverResult:
+    """``send_message`` as Temporal runs it again after the first attempt was lost."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2)
+    result: DeliverResult = env.run(delivery(db, twilio).send_message, inp)
+    return result
+
+
+def test_a_retry_after_the_worker_died_adopts_the_sms_twilio_already_has(
+    sqlite_db, twilio, twilio_server
+):
+    inp = welcome_sms_input(sqlite_db, "u-twilio-4")
+    with pytest.raises(WorkerKilled):
+        delivery(sqlite_db, DiesAround(twilio, reached_twilio=True)).deliver(inp)
+    [row] = ledger(sqlite_db.factory, "u-twilio-4")
+    assert (row.status, row.provider_message_id) == ("sending", None)
+    assert twilio_server.lists == []  # a first attempt does not look
+
+    result = retried(sqlite_db, twilio, inp)
+
+    assert result.status == "sent"
+    assert len(twilio_server.messages) == 1  # the user got one SMS, not two
+    [row] = ledger(sqlite_db.factory, "u-twilio-4")
+    assert (row.status, row.provider_message_id) == ("sent", twilio_server.sids[0])
+
+
+def test_a_retry_sends_when_the_lost_attempt_never_reached_twilio(sqlite_db, twilio, twilio_server):
+    inp = welcome_sms_input(sqlite_db, "u-twilio-5")
+    with pytest.raises(WorkerKilled):
+        delivery(sqlite_db, DiesAround(twilio, reached_twilio=False)).deliver(inp)
+
+    result = retried(sqlite_db, twilio, inp)
+
+    assert result.status == "sent"
+    assert len(twilio_server.lists) == 1 and len(twilio_server.messages) == 1
+    [row] = ledger(sqlite_db.factory, "u-twilio-5")
+    assert row.provider_message_id == twilio_server.sids[0]

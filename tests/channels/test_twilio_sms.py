@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from channel_support import sms
@@ -152,3 +153,45 @@ def test_connection_refused_is_transient():
 
     with pytest.raises(TransientSendError):
         channel.send(sms())
+
+
+# --- finding the message an earlier attempt created ------------------------------------------
+
+
+def test_find_sent_adopts_the_message_an_earlier_attempt_created(twilio, twilio_server):
+    attempt_began = datetime.now(UTC)
+    first = twilio.send(sms(to="+8613800138000", body="新人券已到账，回T退订"))
+    twilio.send(sms(to="+8613800138000", body="另一条消息"))  # newer, another text
+    twilio.send(sms(to="+8613900139000", body="新人券已到账，回T退订"))  # another number
+
+    found = twilio.find_sent(
+        sms(to="+8613800138000", body="新人券已到账，回T退订"), since=attempt_began
+    )
+
+    assert found == first
+    [listed] = twilio_server.lists
+    assert listed.query == {"To": "+8613800138000", "PageSize": "20"}
+    assert len(twilio_server.messages) == 3  # looking sent nothing
+
+
+def test_find_sent_ignores_older_messages_and_other_senders(twilio, twilio_server):
+    twilio.send(sms(to="+8613800138000", body="新人券已到账，回T退订"))
+    other_sender = TwilioSmsChannel(
+        TWILIO_SID,
+        TWILIO_TOKEN,
+        messaging_service_sid=MESSAGING_SERVICE_SID,
+        base_url=twilio_server.url,
+    )
+    message = sms(to="+8613800138000", body="新人券已到账，回T退订")
+
+    # Sent by this sender, but long before this attempt began: another send of the text.
+    assert twilio.find_sent(message, since=datetime.now(UTC) + timedelta(hours=1)) is None
+    # Sent just now, but by another sender (a Messaging Service).
+    assert other_sender.find_sent(message, since=datetime.now(UTC)) is None
+
+
+def test_find_sent_is_transient_when_twilio_cannot_answer(twilio, twilio_server):
+    twilio_server.fail_next(503, code=20500)
+
+    with pytest.raises(TransientSendError):
+        twilio.find_sent(sms(), since=datetime.now(UTC))
