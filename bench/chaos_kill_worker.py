@@ -185,7 +185,7 @@ class CountingTwilio(TwilioServer):  # type: ignore[misc]
                 self.created.append(
                     Created(arrived, str(payload["to"]), str(payload["body"]), payload["sid"])
                 )
-            else:
+            elif answer.status >= 400:
                 self.refused[answer.status] += 1
         return answer
 
@@ -391,6 +391,7 @@ class ChaosReport:
     per_step: dict[str, dict[str, int]]
     timings: dict[str, float]
     seed: int
+    lookups: int = 0  # retried sends asking Twilio for the message an earlier attempt made
 
     @property
     def duplicate_requests(self) -> int:
@@ -896,6 +897,7 @@ def run_chaos(opts: ChaosOptions, say: Callable[[str], None] = print) -> ChaosRe
                 per_step=per_step,
                 timings=timings,
                 seed=seed,
+                lookups=len(twilio.lists),
             )
     finally:
         twilio.stop()
@@ -939,6 +941,7 @@ def print_report(report: ChaosReport, say: Callable[[str], None] = print) -> Non
         f"{report.window_hits} of them had already reached the provider (provider accepted, "
         "ledger not yet updated)"
     )
+    say(f"retried sends that first asked Twilio for an earlier attempt's message: {report.lookups}")
     for d in report.duplicates:
         o = d.outcome
         how = (

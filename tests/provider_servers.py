@@ -260,11 +260,11 @@ class TwilioServer(ProviderServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.sids: list[str] = []  # of the messages created, in order
-        self.created: list[dict[str, Any]] = []  # their resources, as the list shows them
+        self.resources: list[dict[str, Any]] = []  # theirs, as the list shows them
 
     def on_reset(self) -> None:
         self.sids.clear()
-        self.created.clear()
+        self.resources.clear()
 
     @property
     def lists(self) -> list[Recorded]:
@@ -338,7 +338,7 @@ class TwilioServer(ProviderServer):
         with self._lock:
             self.sids.append(sid)
             # Listed later as Twilio shows it a moment on: sent, with its date_sent.
-            self.created.append(resource | {"status": "sent", "date_sent": now})
+            self.resources.append(resource | {"status": "sent", "date_sent": now})
         return Answer.json(201, resource)
 
     def list_messages(self, request: Recorded) -> Answer:
@@ -357,7 +357,7 @@ class TwilioServer(ProviderServer):
         except ValueError:
             return self.error(400, 20001, "Invalid query parameter", request)
         with self._lock:
-            found = list(reversed(self.created))
+            found = list(reversed(self.resources))
         for name, field_name in (("To", "to"), ("From", "from")):
             if name in query:
                 found = [m for m in found if m[field_name] == query[name]]
