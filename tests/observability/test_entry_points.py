@@ -1,0 +1,73 @@
+"""``lifecycle api`` as its own process with JSON logs; a worker whose metrics address is
+taken keeps working and says why it has no endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from test_end_to_end import free_port
+
+from observability.metrics import NullMetrics, metrics, start_metrics_endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_api_process_writes_json_lines_including_uvicorn_access_lines(sqlite_db, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
+        "LIFECYCLE_ENVIRONMENT": "test",
+        "LIFECYCLE_DATABASE_URL": sqlite_db.url,
+        "LIFECYCLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing there
+        "LIFECYCLE_API_PORT": str(port),
+        "LIFECYCLE_LOG_FORMAT": "json",
+    }
+    log_file = tmp_path / "api.log"
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):  # until uvicorn listens
+                try:
+                    healthz = httpx.get(f"{base}/healthz", timeout=10)
+                    break
+                except httpx.ConnectError:
+                    assert process.poll() is None, log_file.read_text()
+                    time.sleep(0.1)
+            readyz = httpx.get(f"{base}/readyz", timeout=10)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert healthz.status_code == 200
+    assert readyz.status_code == 503 and readyz.json()["down"] == ["temporal"]
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert any("GET /healthz" in line["message"] for line in access), lines
+
+
+def test_a_taken_metrics_address_leaves_the_worker_without_endpoint_and_says_so(caplog):
+    caplog.set_level(logging.INFO)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert start_metrics_endpoint(address) is None
+    assert isinstance(metrics(), NullMetrics)  # nothing recorded into a dead endpoint
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.getMessage().startswith(f"metrics endpoint not started on {address}")
+    assert "Address already in use" in error.getMessage()
+
+
+def test_an_empty_metrics_address_turns_the_endpoint_off(caplog):
+    caplog.set_level(logging.INFO)
+    assert start_metrics_endpoint("") is None
+    assert isinstance(metrics(), NullMetrics) and not caplog.records
