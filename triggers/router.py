@@ -34,7 +34,6 @@ from audiences.rules import AudienceError
 from journeys.conditions import matches
 from journeys.models import Journey
 from observability.metrics import metrics
-from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
@@ -355,7 +354,6 @@ class JourneyRouter:
                 )
                 for row in created:
                     if row.trigger_message_id == signal.message_id:  # not a concurrent entry
-                        metrics().enrollment_started(journey.id, row.group)
                         metrics().enrollment_started(journey.id, row.group)
                         entries[row.user_id] = _Entry(
                             row.user_id, row.id, row.workflow_id, row.group, key, row.entry_number
