@@ -177,7 +177,8 @@ def console_app(
             path=base(request) or "/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            # Behind a TLS-terminating proxy the request is plain HTTP; the public URL is not.
+            secure=request.url.scheme == "https" or settings.public_base_url.startswith("https://"),
         )
         return response
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from store.models import Consent, Enrollment, Message, PushToken, User
+from config import CHANNEL_KINDS
+from store.models import Consent, Enrollment, JourneyVersion, Message, PushToken, User
 from store.reports import FAILED, SENT
 
 PAGE_SIZE = 50
@@ -97,14 +98,19 @@ def messages_page(
     return MessagePage(rows, rows[-1].id if more and rows else None)
 
 
+# Every status a ledger row can have, in the order a send moves through them.
+STATUSES = ("pending", *SENT, "skipped", *FAILED)
+
+
 def filter_choices(session: Session) -> dict[str, list[str]]:
-    """Values the ledger holds for the small filters (journey, channel, status, reason)."""
-    choices = {}
-    for name in ("journey", "channel", "status", "reason"):
-        column = MESSAGE_FILTERS[name]
-        values = session.scalars(select(column).where(column.is_not(None)).distinct().limit(200))
-        choices[name] = sorted(v for v in values if v)
-    return choices
+    """The values offered by the filters that are lists: journeys, channels and statuses
+    (known sets, so the page never scans the ledger for them)."""
+    journeys = session.scalars(select(JourneyVersion.journey_id).distinct())
+    return {
+        "journey": sorted(journeys),
+        "channel": list(CHANNEL_KINDS),
+        "status": list(STATUSES),
+    }
 
 
 @dataclass

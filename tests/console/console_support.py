@@ -20,9 +20,9 @@ NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
 TOKEN = "console-test-token"  # noqa: S105
 
 
-def console_client(db, *, token: str = TOKEN) -> TestClient:
+def console_client(db, *, token: str = TOKEN, **settings_fields: Any) -> TestClient:
     app = FastAPI()
-    settings = Settings(environment="test", admin_token=token)
+    settings = Settings(environment="test", admin_token=token, **settings_fields)
     app.mount("/console", console_app(settings, session_factory=db.factory, clock=lambda: NOW))
     return TestClient(app, follow_redirects=False)
 

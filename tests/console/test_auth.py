@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from console_support import NOW, TOKEN, console_client, log_in
 
 from console.auth import SessionSigner
@@ -30,11 +29,11 @@ def status_of(db, journey_id: str = "new_user_coupon") -> str:
         return row.status
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_every_page_sends_a_stranger_to_the_login(http, path):
-    answer = http.get(path)
-    assert answer.status_code == 303
-    assert answer.headers["location"] == "/console/login"
+def test_every_page_sends_a_stranger_to_the_login(http):
+    for path in PAGES:
+        answer = http.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/console/login"
 
 
 def test_a_wrong_token_is_refused_and_sets_no_cookie(http):
@@ -85,24 +84,26 @@ def test_a_post_without_a_session_changes_nothing(db, http):
     assert status_of(db) == "published"
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/console/journeys/new_user_coupon/pause",
-        "/console/journeys/new_user_coupon/resume",
-        "/console/journeys/publish",
-        "/console/logout",
-    ],
-)
-@pytest.mark.parametrize("csrf", [None, "wrong-token"])
-def test_every_form_refuses_a_missing_or_wrong_csrf_token(db, admin, path, csrf):
+FORMS = [
+    "/console/journeys/new_user_coupon/pause",
+    "/console/journeys/new_user_coupon/resume",
+    "/console/journeys/publish",
+    "/console/logout",
+]
+
+
+def test_every_form_refuses_a_missing_or_wrong_csrf_token(db, admin):
     http, _ = admin
     publish_shipped(db.factory, "new_user_coupon", NOW)
-    data = {"shipped": "new_user_coupon"} | ({} if csrf is None else {"csrf": csrf})
-    answer = http.post(path, data=data)
-    assert answer.status_code == 403
-    assert "reload and retry" in answer.text
+    for path in FORMS:
+        for csrf in (None, "wrong-token"):
+            data = {"shipped": "dormancy_wakeup"} | ({} if csrf is None else {"csrf": csrf})
+            answer = http.post(path, data=data)
+            assert answer.status_code == 403, (path, csrf)
+            assert "reload and retry" in answer.text
     assert status_of(db) == "published"
+    with db.factory() as session:
+        assert latest_version(session, journey_id="dormancy_wakeup") is None
     assert http.get("/console/journeys").status_code == 200  # still logged in
 
 
@@ -121,3 +122,9 @@ def test_logging_out_ends_the_session(admin):
     answer = http.post("/console/logout", data={"csrf": csrf})
     assert answer.headers["location"] == "/console/login"
     assert http.get("/console/journeys").status_code == 303
+
+
+def test_the_cookie_is_secure_when_the_console_is_public_over_https(sqlite_db):
+    http = console_client(sqlite_db, public_base_url="https://crm.example.com")
+    answer = http.post("/console/login", data={"token": TOKEN})
+    assert "secure" in answer.headers["set-cookie"].lower()

@@ -123,7 +123,8 @@ def test_messages_filter_by_each_column_and_keep_filters_across_pages(db, admin)
     assert list(journey) == [str(expected_ids(db)[0])]
     assert " other " in journey[str(expected_ids(db)[0])]
     page = http.get("/console/messages").text
-    assert '<option value="quiet_hours">quiet_hours</option>' in page  # choices from the ledger
+    assert '<option value="undelivered">undelivered</option>' in page
+    assert '<option value="cart_abandonment">cart_abandonment</option>' not in page  # unpublished
 
 
 def test_a_bad_cursor_is_a_clear_error(admin):

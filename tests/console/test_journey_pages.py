@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from console_support import NOW, seed_journey
 
-from journey_support import publish_shipped
+from journey_support import publish_shipped, publish_text
 from journeys.validate import shipped_journey_files
 from store.journeys import latest_version
 
@@ -188,3 +188,43 @@ def test_invalid_yaml_is_refused_with_the_field_and_nothing_is_published(db, adm
     )
     assert broken.status_code == 400
     assert "&lt;pasted YAML&gt;:" in broken.text and "not valid YAML" in broken.text
+
+
+WAIT_FOR = """
+id: browse_nudge
+name: Browse nudge
+trigger: {event: user_signed_up}
+steps:
+  - id: wait_order
+    type: wait_for
+    event: order_placed
+    timeout: 1d
+    on_event:
+      - id: done
+        type: exit
+    on_timeout:
+      - id: nudge
+        type: send
+        channel: push
+        template: new_user_reminder_push
+  - id: last_call
+    type: send
+    channel: email
+    template: new_user_last_chance_email
+"""
+
+
+def test_a_wait_for_forks_on_event_and_timeout_and_an_exit_ends_its_path(db, admin):
+    http, _ = admin
+    publish_text(db.factory, WAIT_FOR, NOW)
+    svg = diagram(http.get("/console/journeys/browse_nudge").text)
+    assert node_text(svg, data_step="wait_order") == [
+        "wait for order_placed",
+        "wait_order · timeout 1d",
+    ]
+    assert node_text(svg, data_step="done", **{"class": "node node-exit"}) == ["exit", "done"]
+    labels = [t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "edge-label"]
+    assert labels == ["event", "timeout"]
+    # Arrows: start → wait_order → done | nudge → last_call → end. Nothing leaves the exit.
+    edges = [p for p in svg.iter(f"{SVG}path") if p.get("class") == "edge"]
+    assert len(edges) == 5
