@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install  ## the main job: the new-user journey for 200 synthetic users, simulated
+demo: install  ## the main job: the four shipped journeys simulated for 150 synthetic users
 	$(BIN)/lifecycle demo
 
 test: install  ## the whole suite (PostgreSQL tests skip locally if none is running)

@@ -18,7 +18,7 @@ from observability.logs import configure_logging
 
 EPILOG = """\
 quick start:
-  lifecycle demo                 the new-user journey for 200 synthetic users, in seconds
+  lifecycle demo                 the four shipped journeys simulated for 150 synthetic users
   lifecycle dev                  Temporal dev server + API + worker; Ctrl-C stops all
   curl -u dev-write-key: -H 'Content-Type: application/json' \\
        -d '{"userId":"u1","event":"user_signed_up"}' http://127.0.0.1:8000/v1/track
@@ -43,7 +43,7 @@ def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from devstack.demo import run_demo
 
-    asyncio.run(run_demo(settings, users=args.users, seed=args.seed))
+    asyncio.run(run_demo(settings, users=args.users, days=args.days, seed=args.seed))
     return 0
 
 
@@ -577,10 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add(
         "demo",
         cmd_demo,
-        "run the 7-day new-user coupon journey for synthetic users on a simulated clock",
-        "lifecycle demo --users 500 --seed 3",
+        "simulate the four shipped journeys for synthetic users (lifecycle simulate)",
+        "lifecycle demo --users 300 --seed 3",
     )
-    demo.add_argument("--users", type=int, default=200, help="population size (default 200)")
+    demo.add_argument("--users", type=int, default=150, help="population size (default 150)")
+    demo.add_argument("--days", type=int, default=14, help="days users enter for (default 14)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     sim = add(
         "simulate",

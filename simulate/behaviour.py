@@ -16,7 +16,7 @@ the holdout group never gets. A behaviour file overrides any part of the default
     population:
       new: 0.4            # share who sign up during the simulation
       dormant: 0.25       # share of existing users not seen for 20-60 days
-      dormant_visit: 0.1  # a dormant user's visit chance, as a share of ``daily.visit``
+      dormant_visit: 0.1  # a dormant user's chances, as a share of an active one's
 """
 
 from __future__ import annotations

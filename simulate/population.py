@@ -201,10 +201,15 @@ def act(
     only visits and orders, which let the runs still open reach their goals.
     """
     person, at, daily = plan.person, plan.at, behaviour.daily
-    base_visit = daily.visit * (behaviour.population.dormant_visit if person.dormant else 1)
-    carts = entering and plan.cart < behaviour.chance(daily.add_to_cart, lifted=lifted)
-    orders = plan.order < behaviour.chance(daily.order, lifted=lifted)
-    visits = carts or orders or plan.visit < behaviour.chance(base_visit, lifted=lifted)
+    # A dormant user is mostly away: every chance shrinks until they come back.
+    away = behaviour.population.dormant_visit if person.dormant else 1.0
+
+    def happens(dice: float, base: float) -> bool:
+        return dice < behaviour.chance(base * away, lifted=lifted)
+
+    carts = entering and happens(plan.cart, daily.add_to_cart)
+    orders = happens(plan.order, daily.order)
+    visits = carts or orders or happens(plan.visit, daily.visit)
     calls: list[dict[str, Any]] = []
     if visits:
         person.dormant = False

@@ -239,29 +239,31 @@ def _send_hours(session: Session, journeys: list[Journey], settings: Settings) -
 def _sample(
     session: Session, journey: Journey, settings: Settings, start: datetime
 ) -> Sample | None:
-    """The treatment user with the fullest story in ``journey``: most messages sent, then a
-    conversion; ties go to the smallest user id (so a seed picks the same one)."""
+    """The run of ``journey`` with the fullest story, from its entry to its exit: a
+    treatment run with the most messages sent, then a converted one; ties go to the smallest
+    user id (so a seed picks the same one)."""
     sent = func.count(Message.id)
     stmt = (
-        select(Enrollment.user_id, Enrollment.group)
+        select(Enrollment.user_id, Enrollment.group, Enrollment.entered_at, Enrollment.exited_at)
         .outerjoin(
             Message,
             (Message.enrollment_id == Enrollment.id) & Message.status.in_(SENT),
         )
         .where(Enrollment.journey_id == journey.id)
-        .group_by(Enrollment.user_id, Enrollment.group)
+        .group_by(Enrollment.id)
         .order_by(
             (Enrollment.group == "treatment").desc(),
             sent.desc(),
-            func.max(Enrollment.converted_at).is_(None),
+            Enrollment.converted_at.is_(None),
             Enrollment.user_id,
+            Enrollment.entered_at,
         )
         .limit(1)
     )
     found = session.execute(stmt).first()
     if found is None:
         return None
-    user_id, group = found
+    user_id, group, entered_at, exited_at = found
     user = session.get(User, user_id)
     assert user is not None
     zone = ZoneInfo(_valid_zone(user.timezone, settings.default_timezone))
@@ -271,6 +273,8 @@ def _sample(
     ]
     lines = []
     for entry in user_timeline(session, user_id=user_id):
+        if entry.at < entered_at or (exited_at is not None and entry.at > exited_at):
+            continue
         day = (entry.at - start) // timedelta(days=1)
         local = entry.at.astimezone(zone)
         text = _COUPON_CODE.sub("coupon issued", entry.text)  # codes differ run to run

@@ -32,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+from audiences.audience import Audience
 from config import Settings, package_binary
 from journeys.models import Journey
 from journeys.schedule import cron_trigger, next_tick, schedule_audience, tick_label
@@ -78,10 +79,11 @@ class Clock:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A schedule-triggered journey: its cron and audience."""
+    """A schedule-triggered journey: its cron, its audience and when it fires next."""
 
     journey: Journey
     trigger: Any  # an APScheduler CronTrigger
+    audience: Audience
     next_fire: datetime | None
 
 
@@ -196,7 +198,12 @@ class _Simulation:
         app = create_app(self.settings, session_factory=self.factory, router=router, clock=clock)
         people = make_population(self.seed, self.users, self.behaviour, start=t0, days=self.days)
         sweeps = [
-            Sweep(j, trig := cron_trigger(j.trigger.schedule), next_tick(trig, t0 - HOUR))
+            Sweep(
+                j,
+                trig := cron_trigger(j.trigger.schedule),
+                schedule_audience(j.trigger.schedule),
+                next_tick(trig, t0 - HOUR),
+            )
             for j, _ in self.journeys
             if j.trigger.schedule is not None
         ]
@@ -319,10 +326,7 @@ class _Simulation:
     async def _sweep(self, router: JourneyRouter, sweep: Sweep, tick: datetime) -> Sweep:
         """Enter the audience's members at every cron time up to ``tick``, a page at a time,
         as the scheduler's sweep would; the sweep with its next fire time."""
-        fire = sweep.next_fire
-        journey = sweep.journey
-        assert journey.trigger.schedule is not None
-        audience = schedule_audience(journey.trigger.schedule)
+        fire, journey = sweep.next_fire, sweep.journey
         while fire is not None and fire <= tick:
             signal = EventSignal(
                 message_id=f"sweep:{journey.id}:{tick_label(fire)}",
@@ -332,13 +336,13 @@ class _Simulation:
             after: str | None = None
             while True:
                 with self.factory() as session:
-                    page = audience.members(session, now=fire, after=after)
+                    page = sweep.audience.members(session, now=fire, after=after)
                 if not page:
                     break
                 await router.enter_many(journey.id, page, trigger=signal)
                 after = page[-1]
             fire = next_tick(sweep.trigger, fire)
-        return Sweep(journey, sweep.trigger, fire)
+        return Sweep(journey, sweep.trigger, sweep.audience, fire)
 
     async def _post(self, http: httpx.AsyncClient, calls: list[dict[str, Any]]) -> None:
         for call in calls:

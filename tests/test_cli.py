@@ -14,6 +14,7 @@ from store.models import Event, User
 
 COMMANDS = [
     "demo",
+    "simulate",
     "dev",
     "api",
     "worker",

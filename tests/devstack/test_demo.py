@@ -1,4 +1,4 @@
-"""``lifecycle demo`` tells the new-user journey's story for a synthetic population."""
+"""``lifecycle demo``: the four shipped journeys simulated for a synthetic population."""
 
 from __future__ import annotations
 
@@ -10,24 +10,28 @@ from config import Settings
 from devstack.demo import run_demo
 
 
-async def test_demo_runs_every_user_through_the_journey(tmp_path):
+async def test_demo_simulates_the_shipped_journeys(tmp_path):
     out = io.StringIO()
-    settings = Settings(environment="test", data_dir=tmp_path)
-    result = await run_demo(settings, users=60, seed=3, console=Console(file=out, width=140))
+    settings = Settings(environment="test", data_dir=tmp_path, quiet_hours="21:00-08:00")
+    result = await run_demo(
+        settings, users=30, days=2, seed=3, console=Console(file=out, width=140)
+    )
     text = out.getvalue()
 
-    assert result.entered == 60
-    assert 0 < result.converted < 60
+    funnels = {j.journey_id: j for j in result.simulation.journeys}
+    assert list(funnels) == [
+        "new_user_coupon",
+        "cart_abandonment",
+        "coupon_expiry",
+        "dormancy_wakeup",
+    ]
+    # Newcomers sign up, dormant users are swept in, carts are left, coupons are issued.
+    for journey_id, funnel in funnels.items():
+        assert sum(funnel.entered.values()) > 0, journey_id
+    assert result.entered == sum(sum(f.entered.values()) for f in funnels.values())
     assert result.sample_user is not None
-    # The sample user's timeline: coupon, SMS at signup, push on day 2, email on day 6, exit.
-    for line in (
-        "coupon",
-        "sms welcome_sms",
-        "push day2_push",
-        "email day6_email",
-        "converted",
-    ):
-        assert line in text, text
-    assert "day  2.0" in text and "day  6.0" in text
-    assert "treatment" in text and "holdout" in text
+    assert f"Timeline of {result.sample_user} (treatment in new_user_coupon" in text
+    for title in ("7-day new-user coupon", "Cart abandonment", "Coupon-expiry nudges"):
+        assert title in text
+    assert "marketing sends inside quiet hours: 0" in text
     assert (tmp_path / "demo.db").exists()

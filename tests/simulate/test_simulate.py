@@ -1,0 +1,143 @@
+"""`lifecycle simulate`: the real journeys over a synthetic population on the time-skipping
+server. Each simulation starts its own server, as the command does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from config import Settings
+from journeys.validate import load_journey, shipped_journey_files
+from simulate.behaviour import parse_behaviour
+from simulate.results import SimulationResult
+from simulate.runner import run_simulation
+
+QUIET = "21:00-08:00"
+# Everyone signs up during the run; orders are rare unless a message arrived in the last
+# week, when they are twenty times likelier: the lift must show in treatment vs holdout.
+STRONG_LIFT = """
+daily: {visit: 0.3, add_to_cart: 0.05, order: 0.01, coupon: 0}
+lift: {factor: 20, days: 7}
+population: {new: 1.0, dormant: 0}
+"""
+
+
+def shipped(*ids: str) -> list[tuple]:
+    paths = {p.stem: p for p in shipped_journey_files()}
+    return [(load_journey(paths[i]), paths[i].read_text()) for i in ids]
+
+
+def settings() -> Settings:
+    # Production's quiet hours, whatever the test environment says.
+    return Settings(environment="test", quiet_hours=QUIET)
+
+
+@pytest.fixture(scope="module")
+async def new_users() -> SimulationResult:
+    return await run_simulation(
+        settings(),
+        shipped("new_user_coupon"),
+        users=80,
+        days=4,
+        seed=11,
+        behaviour=parse_behaviour(STRONG_LIFT),
+    )
+
+
+def test_every_entrant_is_treatment_or_holdout_and_every_step_adds_up(new_users):
+    (funnel,) = new_users.journeys
+    entered = funnel.entered["treatment"] + funnel.entered["holdout"]
+
+    assert entered == new_users.events["user_signed_up"] == 80
+    assert funnel.entered["holdout"] > 0
+    assert sum(funnel.exits.values()) == entered and "running" not in funnel.exits
+    assert [s.step for s in funnel.steps] == ["welcome_sms", "day2_push", "day6_email"]
+    for step in funnel.steps:
+        for counts in (step.treatment, step.holdout):
+            assert counts.sent + sum(counts.skipped.values()) + counts.failed == counts.reached
+            assert counts.pending == 0
+    # Everyone who entered reached the first send (its coupon comes first, no one waits).
+    welcome = funnel.steps[0]
+    assert welcome.treatment.reached == funnel.entered["treatment"]
+    assert welcome.holdout.reached == funnel.entered["holdout"]
+
+
+def test_the_holdout_group_is_sent_nothing(new_users):
+    (funnel,) = new_users.journeys
+
+    for step in funnel.steps:
+        assert step.holdout.sent == 0
+        assert step.holdout.skipped == {"held_out": step.holdout.reached}
+        assert step.treatment.sent > 0
+
+
+def test_no_marketing_send_falls_inside_quiet_hours(new_users):
+    hours = new_users.send_hours
+
+    assert hours.quiet_hours == QUIET
+    assert hours.marketing_in_quiet_hours == 0
+    assert sum(hours.by_hour[21:]) == sum(hours.by_hour[:8]) == 0
+    # Signups late in the evening wait for the morning: the first hour after quiet hours
+    # collects the deferred ones.
+    assert hours.by_hour[8] == max(hours.by_hour)
+    assert sum(hours.by_hour) == sum(s.treatment.sent for s in new_users.journeys[0].steps)
+
+
+def test_a_strong_lift_shows_as_treatment_converting_more(new_users):
+    (funnel,) = new_users.journeys
+
+    assert funnel.rate["treatment"] > funnel.rate["holdout"] + 0.3, funnel.rate
+    assert funnel.lift.absolute is not None and funnel.lift.absolute > 0.3
+
+
+def test_the_sample_timeline_tells_one_run_from_entry_to_exit(new_users):
+    sample = new_users.sample
+
+    assert sample is not None and sample.group == "treatment"
+    kinds = [line.kind for line in sample.timeline]
+    assert kinds[0] == "event" and sample.timeline[0].text == "user_signed_up"
+    assert kinds[-1] == "exit"
+    sent = [line for line in sample.timeline if line.kind == "message" and "sent" in line.text]
+    assert len(sent) >= 2
+    assert all(not ("21:00" <= line.local_time or line.local_time < "08:00") for line in sent)
+
+
+def test_the_command_prints_json_and_a_seed_replays_the_same_story(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_QUIET_HOURS", QUIET)
+    args = ["--users", "20", "--days", "3", "--seed", "5"]
+    journeys = ["journeys/new_user_coupon.yaml", "journeys/cart_abandonment.yaml"]
+
+    assert main(["simulate", *journeys, *args, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["simulate", *journeys, *args, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+
+    for run in (first, second):
+        run.pop("seconds")
+    assert first == second
+    assert [j["journey_id"] for j in first["journeys"]] == ["new_user_coupon", "cart_abandonment"]
+    assert first["users"] == 20 and first["seed"] == 5
+    assert len(first["send_hours"]["by_hour"]) == 24
+    assert first["sample"]["journey_id"] == "new_user_coupon"
+
+
+def test_the_command_prints_the_funnel_histogram_and_timeline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_QUIET_HOURS", QUIET)
+    keep = tmp_path / "sim.db"
+
+    code = main(
+        ["simulate", "journeys/dormancy_wakeup.yaml", "--users", "40", "--days", "2"]
+        + ["--keep-db", str(keep)]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "30-day dormancy wake-up (dormancy_wakeup)" in out
+    assert "offer_push · push: sent / reached" in out
+    assert "Sends by the user's local hour (quiet hours 21:00-08:00 marked ·)" in out
+    assert "marketing sends inside quiet hours: 0" in out
+    assert "Timeline of sim-" in out and "entered dormancy_wakeup v1 (treatment)" in out
+    assert Path(keep).exists()
