@@ -94,7 +94,7 @@ from triggers.temporal_client import connect  # noqa: E402
 JOURNEY_ID = "chaos_sms"
 SMS_STEPS = ("sms_1", "sms_2", "sms_3")
 FROM_NUMBER = "+15005550006"
-READY_LINE = "worker polling"
+READY_LINE = "worker ready"  # observability.health logs it once Temporal lists the pollers
 SENT_STATUSES = {"sent", "delivered", "opened", "clicked"}
 OPEN_STATUSES = {"pending", "sending"}
 # A request a worker wrote before it died may be handled by the stand-in's thread a moment
