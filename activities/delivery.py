@@ -99,21 +99,36 @@ class DeliveryActivities:
         """Write the ledger row and apply the policy: ``ready`` to send (the row becomes
         ``sending`` and counts for caps), or skipped / deferred with the reason."""
         with transaction(self._factory) as session:
-            row = self._ledger_row(session, inp)
-            if row.status == "sending":
-                return DeliverResult(message_id=row.id, status="ready")
-            if row.status != "pending":
-                return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
-            user = session.get(User, inp.user_id)
-            recipient = self._recipient(session, inp.channel, user) if user else None
-            context = self._context(session, inp, user, message_id=row.id) if user else None
-            outcome = self._policy(session, inp, row, user, recipient, context)
-            if outcome is not None:
-                metrics().policy_outcome(inp.channel, outcome.status, outcome.reason)
-                return outcome
-            # Passed: counted by frequency caps from now on, even if the provider is slow.
-            row.status, row.sent_at = "sending", inp.now
+            return self.decide(session, inp, self.ledger_row(session, inp))
+
+    def decide(
+        self, session: Any, inp: DeliverInput, row: Message, *, held_checked: bool = False
+    ) -> DeliverResult:
+        """The policy for one ledger row, in the caller's transaction: ``ready`` (the row
+        becomes ``sending``), or skipped / deferred with the reason. A row an earlier
+        attempt decided keeps its outcome.
+
+        ``held_checked``: the caller has already checked the operator's and the journey's
+        pause (a broadcast checks once per page, not once per recipient).
+        """
+        if row.status == "sending":
             return DeliverResult(message_id=row.id, status="ready")
+        if row.status != "pending":
+            return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
+        user = session.get(User, inp.user_id)
+        recipient = self._recipient(session, inp.channel, user) if user else None
+        context = self._context(session, inp, user, message_id=row.id) if user else None
+        outcome = (
+            self._recipient_policy(session, inp, row, user, recipient, context)
+            if held_checked
+            else self._policy(session, inp, row, user, recipient, context)
+        )
+        if outcome is not None:
+            metrics().policy_outcome(inp.channel, outcome.status, outcome.reason)
+            return outcome
+        # Passed: counted by frequency caps from now on, even if the provider is slow.
+        row.status, row.sent_at = "sending", inp.now
+        return DeliverResult(message_id=row.id, status="ready")
 
     @activity.defn(name=SEND_MESSAGE)
     def send_message(self, inp: DeliverInput) -> DeliverResult:
@@ -196,32 +211,35 @@ class DeliveryActivities:
         context: dict[str, Any] | None,
     ) -> DeliverResult | None:
         """Why this send does not go out now (skipped, or deferred), or None to send."""
-
-        def skip(reason: str) -> DeliverResult:
-            row.status, row.reason = "skipped", reason
-            return DeliverResult(message_id=row.id, status="skipped", reason=reason)
-
-        def defer(reason: str, until: datetime) -> DeliverResult:
-            return DeliverResult(
-                message_id=row.id, status="deferred", reason=reason, defer_until=until
-            )
-
         if inp.abandon:
-            return skip(inp.abandon)
+            return _skip(row, inp.abandon)
         if sends_paused(session):
-            return defer("paused_all", inp.now + PAUSED_RECHECK)  # an operator's stop-all
+            return _defer(row, "paused_all", inp.now + PAUSED_RECHECK)  # an operator's stop-all
         if journey_paused(session, journey_id=inp.journey_id):
             # Held, not lost: the run asks again later, with this same ledger row.
-            return defer("journey_paused", inp.now + PAUSED_RECHECK)
+            return _defer(row, "journey_paused", inp.now + PAUSED_RECHECK)
+        return self._recipient_policy(session, inp, row, user, recipient, context)
+
+    def _recipient_policy(
+        self,
+        session: Any,
+        inp: DeliverInput,
+        row: Message,
+        user: User | None,
+        recipient: str | None,
+        context: dict[str, Any] | None,
+    ) -> DeliverResult | None:
+        """The recipient's part of the policy: holdout, consent, reachability, coupon
+        expiry, quiet hours, frequency caps."""
         reason = self._skip_reason(session, inp, user)
         if reason is not None or user is None or context is None:
-            return skip(reason or "unknown_user")
+            return _skip(row, reason or "unknown_user")
         if recipient is None:
-            return skip("unreachable")
+            return _skip(row, "unreachable")
         coupon = context["coupon"]
         expires = coupon.get("expires_at") if coupon else None
         if isinstance(expires, datetime) and expires <= inp.now:
-            return skip("coupon_expired")  # a nudge whose coupon is gone is not sent
+            return _skip(row, "coupon_expired")  # a nudge whose coupon is gone is not sent
         if inp.topic != "marketing":
             return None  # transactional: no quiet hours, no caps
         quiet = self._quiet_hours
@@ -230,12 +248,12 @@ class DeliveryActivities:
         if quiet is not None:
             later = quiet.defer_until(inp.now, _valid_zone(user.timezone, self._default_timezone))
             if later is not None:
-                return defer("quiet_hours", later)
+                return _defer(row, "quiet_hours", later)
         room_at = self._over_cap(session, inp, row)
         if room_at is not None:
             if inp.on_frequency_cap == "defer":
-                return defer("frequency_cap", room_at)
-            return skip("frequency_cap")
+                return _defer(row, "frequency_cap", room_at)
+            return _skip(row, "frequency_cap")
         return None
 
     def _over_cap(self, session: Any, inp: DeliverInput, row: Message) -> datetime | None:
@@ -270,7 +288,10 @@ class DeliveryActivities:
                 return recent[cap.limit - 1] + cap.window
         return None
 
-    def _ledger_row(self, session: Any, inp: DeliverInput) -> Message:
+    def ledger_row(self, session: Any, inp: DeliverInput, **columns: Any) -> Message:
+        """The ledger row of ``inp.idempotency_key``, created ``pending`` if new and locked;
+        ``columns`` override the values taken from ``inp`` (a broadcast's row has no
+        enrollment or journey, but a ``broadcast_id``)."""
         insert_ignore(
             session,
             Message,
@@ -286,7 +307,8 @@ class DeliveryActivities:
                 "topic": inp.topic,
                 "status": "pending",
                 "created_at": inp.now,
-            },
+            }
+            | columns,
         )
         stmt = select(Message).where(Message.idempotency_key == inp.idempotency_key)
         return session.scalars(stmt.with_for_update()).one()
@@ -372,6 +394,15 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def _skip(row: Message, reason: str) -> DeliverResult:
+    row.status, row.reason = "skipped", reason
+    return DeliverResult(message_id=row.id, status="skipped", reason=reason)
+
+
+def _defer(row: Message, reason: str, until: datetime) -> DeliverResult:
+    return DeliverResult(message_id=row.id, status="deferred", reason=reason, defer_until=until)
 
 
 def _sent_before(channel: Channel, outbound: OutboundMessage, since: datetime) -> SendResult | None:
