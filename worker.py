@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audiences import AudienceActivities
+from activities.broadcast import BroadcastActivities
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
 from activities.enrollments import EnrollmentActivities
@@ -35,13 +36,14 @@ from store.outbox import SqlOutboxSink
 from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 from triggers.unsubscribe import UnsubscribeLinks
+from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import channel_task_queue
 from workflows.journey import JourneyWorkflow
 from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [JourneyWorkflow, SweepWorkflow]
+WORKFLOWS = [JourneyWorkflow, BroadcastWorkflow, SweepWorkflow]
 
 # Imported once, outside the sandbox: re-importing pydantic models per run halves throughput.
 PASSTHROUGH = ("journeys", "workflows.contracts", "pydantic", "pydantic_core", "annotated_types")
@@ -156,6 +158,7 @@ def build_workers(
         max_trigger_age=settings.max_trigger_age,
     )
     sweeps = SweepActivities(factory, router)
+    broadcasts = BroadcastActivities(factory, delivery)
     journeys = Worker(
         client,
         task_queue=queue,
@@ -167,6 +170,9 @@ def build_workers(
             AudienceActivities(factory).in_audience,
             ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
             sweeps.sweep_page,
+            broadcasts.broadcast_page,
+            broadcasts.broadcast_deferred,
+            broadcasts.record_broadcast,
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,

@@ -133,3 +133,114 @@ class LocalTimeInput:
 def channel_task_queue(task_queue: str, channel: str) -> str:
     """The task queue of one channel's provider calls: ``lifecycle.sms``, ``lifecycle.email``."""
     return f"{task_queue}.{channel}"
+
+
+# Broadcasts: one template on one channel to every member of an audience.
+BROADCAST_PAGE = "broadcast_page"
+BROADCAST_DEFERRED = "broadcast_deferred"
+RECORD_BROADCAST = "record_broadcast"
+
+
+@dataclass
+class BroadcastProgress:
+    """What a broadcast has done so far (the ``progress`` query, and the state carried
+    across continue-as-new)."""
+
+    status: str = "scheduled"  # scheduled | running | paused | completed | cancelled
+    paged: int = 0  # audience members read so far
+    sent: int = 0
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # by reason
+    deferred: int = 0  # held (quiet hours) and asked again later
+    cursor: str | None = None  # the last member id paged
+    audience_done: bool = False
+    next_deferred_at: datetime | None = None
+    pages: int = 0
+
+
+@dataclass
+class BroadcastInput:
+    broadcast_id: int
+    channel: str
+    template: str
+    send_at: datetime
+    topic: str = "marketing"
+    rate_per_second: float | None = None
+    page_size: int = 1000
+    progress: BroadcastProgress = field(default_factory=BroadcastProgress)
+    paused: bool = False
+    cancelled: bool = False
+
+
+@dataclass
+class BroadcastPageInput:
+    """Decide one page of recipients: the next audience members after ``cursor``
+    (``BROADCAST_PAGE``) or the held sends due at ``now`` (``BROADCAST_DEFERRED``)."""
+
+    broadcast_id: int
+    key_prefix: str  # the broadcast's first execution run id
+    channel: str
+    template: str
+    topic: str
+    now: datetime
+    cursor: str | None = None
+    limit: int = 1000
+
+
+@dataclass
+class BroadcastPage:
+    """The page's outcome: ids only (the workflow sends the ready ones)."""
+
+    ready: list[str] = field(default_factory=list)  # user ids whose rows are ``sending``
+    skipped: dict[str, int] = field(default_factory=dict)
+    paged: int = 0
+    next_cursor: str | None = None
+    last_page: bool = False
+    held: int = 0  # sends of this broadcast deferred (quiet hours), all pages
+    next_deferred_at: datetime | None = None  # the earliest of them
+    retry_at: datetime | None = None  # every send is paused: nothing decided, ask then
+
+
+@dataclass
+class BroadcastRecord:
+    """The ``broadcasts`` row as the workflow last saw it."""
+
+    broadcast_id: int
+    status: str
+    recipients: int
+    now: datetime
+    cursor: str | None = None
+    finished: bool = False
+
+
+def broadcast_workflow_id(broadcast_id: int) -> str:
+    """``broadcast:{id}``: one workflow per ``broadcasts`` row."""
+    return f"broadcast:{broadcast_id}"
+
+
+def broadcast_delivery(
+    *,
+    broadcast_id: int,
+    key_prefix: str,
+    user_id: str,
+    channel: str,
+    template: str,
+    topic: str,
+    now: datetime,
+) -> DeliverInput:
+    """One broadcast recipient's send, as the delivery policy and ``send_message`` take it:
+    ledger key = the broadcast's first execution run id + the recipient."""
+    workflow_id = broadcast_workflow_id(broadcast_id)
+    return DeliverInput(
+        idempotency_key=f"{key_prefix}/{user_id}",
+        enrollment_id=0,  # none: the ledger row is written with no enrollment
+        journey_id=workflow_id,  # a tag for the provider, not a journey
+        step_id="broadcast",
+        user_id=user_id,
+        channel=channel,
+        template=template,
+        topic=topic,
+        group="treatment",
+        now=now,
+        trigger=EventSignal(message_id=workflow_id, event="broadcast", timestamp=now),
+    )

@@ -1,0 +1,153 @@
+"""Helpers for broadcast tests: an audience of users, a broadcast started as the CLI does,
+the workflow's histories across continue-as-new."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from config import Settings
+from message_templates.render import TemplateRenderer
+from store.db import SessionFactory
+from store.models import Broadcast, Message, OutboxMessage, User
+from triggers.broadcasts import plan_broadcast, start_broadcast
+from workflows.contracts import broadcast_workflow_id
+
+TEMPLATE = "sale_preheat_sms"
+
+
+def add_members(
+    factory: SessionFactory, tier: str, count: int, now: datetime, **fields: Any
+) -> list[str]:
+    """``count`` users in tier ``tier`` (reachable by SMS, email and push unless ``fields``
+    say otherwise, or with ``id=...``); their ids, in id order."""
+    one_id = fields.pop("id", None)  # one user of a given id
+    ids = [one_id] if one_id else [f"{tier}-{i:06d}" for i in range(count)]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": user_id,
+            "phone": "+8613800138000",
+            "email": f"{user_id}@example.com",
+            "locale": "zh-CN",
+            "timezone": "Asia/Shanghai",
+            "member_tier": tier,
+            "traits": {},
+            "tags": [],
+            "created_at": now,
+            "updated_at": now,
+        }
+        | fields
+        for user_id in ids
+    ]
+    with factory.begin() as session:
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(User), rows[start : start + 5000])
+    return ids
+
+
+def audience_file(tmp_path: Path, tier: str) -> Path:
+    path = tmp_path / f"{tier}.yaml"
+    path.write_text(f"id: members\nname: Tier {tier}\nrule:\n  tier: {tier}\n")
+    return path
+
+
+def worker_settings(**overrides: Any) -> Settings:
+    """Test settings: quiet hours off unless asked, SMS fast enough not to wait on."""
+    values: dict[str, Any] = {"environment": "test", "sms_rate_per_second": 10_000}
+    return Settings(**(values | overrides))
+
+
+def fresh_ids(factory: SessionFactory, now: datetime) -> None:
+    """Make the next broadcast ids unlike any other test's: workflow ids are
+    ``broadcast:{id}`` on a Temporal server every test shares, but each test's database
+    counts from 1."""
+    base = uuid.uuid4().int % 10**12
+    with factory.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT setval(pg_get_serial_sequence('broadcasts', 'id'), :n)"), {"n": base}
+            )
+            return
+        session.add(
+            Broadcast(
+                id=base,
+                name="id spacer",
+                audience={},
+                template=TEMPLATE,
+                channel="sms",
+                send_at=now,
+                status="cancelled",
+                workflow_id=f"spacer:{base}",
+                created_at=now,
+            )
+        )
+
+
+async def start(
+    client: Client,
+    factory: SessionFactory,
+    task_queue: str,
+    audience: Path,
+    now: datetime,
+    *,
+    at: str | None = None,
+    rate: str | None = None,
+    template: str = TEMPLATE,
+    channel: str = "sms",
+) -> int:
+    """Check and start a broadcast exactly as ``lifecycle broadcast start`` does."""
+    fresh_ids(factory, now)
+    plan = plan_broadcast(
+        TemplateRenderer(),
+        audience=str(audience),
+        template=template,
+        channel=channel,
+        at=at,
+        rate=rate,
+        name=None,
+        topic="marketing",
+        now=now,
+    )
+    return await start_broadcast(client, factory, plan, task_queue=task_queue, now=now)
+
+
+def broadcast_row(factory: SessionFactory, broadcast_id: int) -> Broadcast:
+    with factory() as session:
+        row = session.get(Broadcast, broadcast_id)
+    assert row is not None
+    return row
+
+
+def sends(factory: SessionFactory, broadcast_id: int) -> dict[str, Message]:
+    """The broadcast's ledger rows by user id."""
+    with factory() as session:
+        rows = session.scalars(select(Message).where(Message.broadcast_id == broadcast_id))
+        return {row.user_id or "": row for row in rows}
+
+
+def outbox_keys(factory: SessionFactory) -> list[str]:
+    with factory() as session:
+        return list(session.scalars(select(OutboxMessage.message_key)))
+
+
+async def history_lengths(client: Client, broadcast_id: int, first_run_id: str) -> list[int]:
+    """The number of events of every run of the broadcast's workflow, from its first run
+    (the prefix of its ledger keys) along continue-as-new."""
+    workflow_id = broadcast_workflow_id(broadcast_id)
+    lengths = []
+    run_id: str | None = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        lengths.append(len(history.events))
+        last = history.events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            attributes = last.workflow_execution_continued_as_new_event_attributes
+            run_id = attributes.new_execution_run_id
+    return lengths

@@ -1,0 +1,129 @@
+"""BroadcastWorkflow on the time-skipping server: one send per member through the delivery
+policy, quiet hours held until morning, ``--at``, pause / resume / cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from broadcast_support import (
+    add_members,
+    audience_file,
+    broadcast_row,
+    outbox_keys,
+    sends,
+    start,
+    worker_settings,
+)
+from sqlalchemy import select
+
+from activities.profiles import next_local_time
+from store.db import transaction
+from store.models import Consent, Message, OutboxMessage
+from worker import running_worker
+from workflows.broadcast import BroadcastWorkflow
+from workflows.contracts import broadcast_workflow_id
+
+
+async def test_each_member_gets_one_sms_and_the_rest_are_skipped_with_reasons(
+    time_env, sqlite_db, task_queue, tmp_path
+):
+    db = sqlite_db
+    now = await time_env.get_current_time()
+    ok = add_members(db.factory, "gold", 5, now)
+    (no_phone,) = add_members(db.factory, "gold", 1, now, id="gold-nophone", phone=None)
+    with transaction(db.factory) as session:
+        session.add(
+            Consent(
+                user_id=ok[0],
+                channel="sms",
+                topic="marketing",
+                status="unsubscribed",
+                source="test",
+                updated_at=now,
+            )
+        )
+        # ok[1] had its one marketing SMS of the day already (cap_sms_per_day=1).
+        session.add(
+            Message(
+                idempotency_key="earlier",
+                user_id=ok[1],
+                channel="sms",
+                template="x",
+                topic="marketing",
+                status="sent",
+                created_at=now,
+                sent_at=now - timedelta(hours=1),
+            )
+        )
+    add_members(db.factory, "silver", 3, now)  # not in the audience
+    async with running_worker(
+        time_env.client, worker_settings(), db.factory, task_queue=task_queue
+    ):
+        broadcast_id = await start(
+            time_env.client, db.factory, task_queue, audience_file(tmp_path, "gold"), now
+        )
+        handle = time_env.client.get_workflow_handle_for(
+            BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
+        )
+        result = await handle.result()
+
+    ledger = sends(db.factory, broadcast_id)
+    assert {u: (m.status, m.reason) for u, m in ledger.items()} == {
+        ok[0]: ("skipped", "unsubscribed"),
+        ok[1]: ("skipped", "frequency_cap"),
+        ok[2]: ("sent", None),
+        ok[3]: ("sent", None),
+        ok[4]: ("sent", None),
+        no_phone: ("skipped", "unreachable"),
+    }
+    keys = {ledger[u].idempotency_key for u in ok[2:]}
+    assert sorted(outbox_keys(db.factory)) == sorted(keys)  # once each, nobody else
+    with db.factory() as session:
+        bodies = list(session.scalars(select(OutboxMessage.body)))
+    assert all("年中大促" in body for body in bodies)
+    assert result.status == "completed"
+    assert (result.paged, result.sent) == (6, 3)
+    assert result.skipped == {"unsubscribed": 1, "frequency_cap": 1, "unreachable": 1}
+    row = broadcast_row(db.factory, broadcast_id)
+    assert (row.status, row.recipients, row.cursor) == ("completed", 6, "gold-nophone")
+    assert row.finished_at is not None
+
+
+async def test_quiet_hours_hold_sends_until_morning_in_each_timezone(
+    time_env, sqlite_db, task_queue, tmp_path
+):
+    db = sqlite_db
+    settings = worker_settings(quiet_hours="21:00-08:00")
+    async with running_worker(time_env.client, settings, db.factory, task_queue=task_queue):
+        start_time = await time_env.get_current_time()
+        await time_env.sleep(next_local_time(start_time, "22:30", "Asia/Shanghai") - start_time)
+        now = await time_env.get_current_time()
+        (shanghai,) = add_members(db.factory, "night", 1, now)
+        (london,) = add_members(
+            db.factory, "night", 1, now, id="night-london", timezone="Europe/London"
+        )
+        broadcast_id = await start(
+            time_env.client, db.factory, task_queue, audience_file(tmp_path, "night"), now
+        )
+        handle = time_env.client.get_workflow_handle_for(
+            BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
+        )
+        morning = next_local_time(now, "08:00", "Asia/Shanghai")
+        for _ in range(200):  # real time: the London send goes out, Shanghai's is held
+            progress = await handle.query(BroadcastWorkflow.progress)
+            if progress.sent:
+                break
+            await asyncio.sleep(0.05)
+        assert (progress.sent, progress.deferred) == (1, 1)
+        held = sends(db.factory, broadcast_id)[shanghai]
+        assert (held.status, held.deferred_until) == ("pending", morning)
+        await time_env.sleep(timedelta(hours=12))
+        result = await handle.result()
+
+    ledger = sends(db.factory, broadcast_id)
+    assert ledger[london].sent_at < morning - timedelta(hours=9)
+    assert ledger[shanghai].status == "sent"
+    assert morning <= ledger[shanghai].sent_at < morning + timedelta(seconds=1)
+    assert (result.sent, result.deferred, result.status) == (2, 0, "completed")
+    assert len(outbox_keys(db.factory)) == 2
