@@ -28,6 +28,7 @@ COMMANDS = [
     "audiences",
     "outbox",
     "users",
+    "broadcast",
 ]
 SUBCOMMANDS = [
     *([c] for c in COMMANDS),
@@ -41,6 +42,9 @@ SUBCOMMANDS = [
     ["templates", "send-test"],
     ["users", "forget"],
     ["users", "timeline"],
+    ["broadcast", "start"],
+    ["broadcast", "status"],
+    ["broadcast", "list"],
 ]
 
 BAD_JOURNEY = """\
