@@ -1,10 +1,9 @@
 """The sweep's page activity: one page of an audience entered into a journey.
 
 Async (the router's enrollment work runs in threads, its workflow starts on the event loop)
-and heartbeating: the heartbeat carries the cursor inside the page, so a retried attempt
-after a worker crash carries on from the last user it entered. Entering is idempotent (the
-trigger's ``message_id`` is the sweep's id), so the overlap of a crashed attempt enters no
-one twice.
+and heartbeating, so an attempt lost with its worker is retried within the heartbeat
+timeout. Entering is idempotent (the trigger's ``message_id`` is the sweep's id), so the
+page a crashed attempt was working on is entered again without entering anyone twice.
 """
 
 from __future__ import annotations
@@ -29,7 +28,12 @@ from workflows.sweep import SWEEP_PAGE, SweepPageInput, SweepPageResult
 log = logging.getLogger(__name__)
 
 SWEEP_EVENT = "audience_sweep"  # the trigger event a swept run sees (templates: trigger.event)
-CHUNK = 200  # users per enrollment transaction and heartbeat
+
+
+async def _heartbeat_every(seconds: float) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(seconds)
 
 
 class SweepActivities:
@@ -48,36 +52,39 @@ class SweepActivities:
 
     @activity.defn(name=SWEEP_PAGE)
     async def sweep_page(self, inp: SweepPageInput) -> SweepPageResult:
-        """Enter one page of the journey's audience (as of the tick) after ``inp.cursor``."""
-        cursor, members, entered = inp.cursor, 0, 0
-        details = activity.info().heartbeat_details
-        if details:  # a retried attempt: carry on after the last chunk entered
-            cursor, members, entered = details[0], int(details[1]), int(details[2])
-        wanted = inp.limit - members
-        page = await asyncio.to_thread(self._page, inp, cursor, wanted)
+        """Enter one page of the journey's audience (as of the tick) after ``inp.cursor``.
+
+        The page's enrollment rows are written in one transaction, then its runs start side
+        by side while a heartbeat keeps the attempt alive. A retried attempt (its worker
+        died) does the page again: rows that exist are found, not written twice, and runs
+        that exist are not started twice.
+        """
+        page = await asyncio.to_thread(self._page, inp)
         if page is None:
             log.info("sweep %s stops: %s is not published", inp.sweep_id, inp.journey_id)
-            await asyncio.to_thread(self._record, inp, cursor, members, entered, done=True)
-            return SweepPageResult(cursor, members, entered, True, "journey_not_published")
+            await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
+            return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published")
+        if not page:
+            await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
+            return SweepPageResult(inp.cursor, 0, 0, True)
         signal = EventSignal(message_id=inp.sweep_id, event=SWEEP_EVENT, timestamp=inp.tick)
-        for start in range(0, len(page), CHUNK):
-            chunk = page[start : start + CHUNK]
-            try:
-                await self._router.enter_many(
-                    inp.journey_id, chunk, trigger=signal, concurrency=self._concurrency
-                )
-            except LookupError:  # paused or archived meanwhile: stop, keep what was entered
-                await asyncio.to_thread(self._record, inp, cursor, members, entered, done=True)
-                return SweepPageResult(cursor, members, entered, True, "journey_not_published")
-            # Counted from the rows, not from this attempt's starts: exact across retries.
-            entered += await asyncio.to_thread(self._entered, inp, cursor, chunk[-1])
-            cursor, members = chunk[-1], members + len(chunk)
-            activity.heartbeat(cursor, members, entered)
-        done = len(page) < wanted
-        await asyncio.to_thread(self._record, inp, cursor, members, entered, done=done)
-        return SweepPageResult(cursor, members, entered, done)
+        beating = asyncio.create_task(_heartbeat_every(1.0))
+        try:
+            await self._router.enter_many(
+                inp.journey_id, page, trigger=signal, concurrency=self._concurrency
+            )
+        except LookupError:  # paused or archived meanwhile: stop where the last page ended
+            await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
+            return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published")
+        finally:
+            beating.cancel()
+        # Counted from the rows, not from this attempt's starts: exact across retries.
+        entered = await asyncio.to_thread(self._entered, inp, inp.cursor, page[-1])
+        done = len(page) < inp.limit
+        await asyncio.to_thread(self._record, inp, page[-1], len(page), entered, done=done)
+        return SweepPageResult(page[-1], len(page), entered, done)
 
-    def _page(self, inp: SweepPageInput, cursor: str | None, limit: int) -> list[str] | None:
+    def _page(self, inp: SweepPageInput) -> list[str] | None:
         """The next member ids, or None if the journey is not published (or has no schedule)."""
         with transaction(self._factory) as session:
             row = latest_version(session, journey_id=inp.journey_id)
@@ -92,9 +99,7 @@ class SweepActivities:
                 raise ApplicationError(
                     str(exc), type="BadAudienceRule", non_retryable=True
                 ) from exc
-            if limit <= 0:
-                return []
-            return audience.members(session, now=inp.tick, after=cursor, limit=limit)
+            return audience.members(session, now=inp.tick, after=inp.cursor, limit=inp.limit)
 
     def _entered(self, inp: SweepPageInput, after: str | None, upto: str) -> int:
         """Enrollments this sweep created for users in (after, upto]."""

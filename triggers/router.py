@@ -393,8 +393,10 @@ class JourneyRouter:
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                start_signal=SIGNAL,
-                start_signal_args=[signal],
+                # A schedule-triggered run has its trigger in its input; an event-triggered one
+                # also gets it as a signal, so a run already going (a restart) hears it.
+                start_signal=SIGNAL if journey.trigger.event is not None else None,
+                start_signal_args=[signal] if journey.trigger.event is not None else [],
             )
         except WorkflowAlreadyStartedError:
             pass  # the run closed already; the enrollment row says how
