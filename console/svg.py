@@ -184,7 +184,9 @@ def _draw(
 def _trigger_line(journey: Journey) -> str:
     trigger = journey.trigger
     if trigger.schedule is not None:
-        return f"schedule {trigger.schedule.cron}"
+        audience = trigger.schedule.audience
+        named = f" · {audience}" if isinstance(audience, str) else ""
+        return f"schedule {trigger.schedule.cron}{named}"
     return f"on {trigger.event}" + (f" (per {trigger.key})" if trigger.key else "")
 
 

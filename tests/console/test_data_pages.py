@@ -199,11 +199,10 @@ def test_every_page_escapes_what_users_and_marketers_wrote(db, admin):
     enroll(db, nasty)
     record_send(db, nasty, "welcome_sms", "skipped", reason="frequency_cap")
     text = next(p for p in shipped_journey_files() if p.stem == "new_user_coupon").read_text()
-    publish_text(
-        db.factory,
-        text.replace("name: 7-day new-user coupon", 'name: "<img src=x onerror=alert(1)>"'),
-        NOW,
-    )
+    text = text.replace("name: 7-day new-user coupon", 'name: "<img src=x onerror=alert(1)>"')
+    # Drawn into the diagram's SVG: a template name is text there too.
+    text = text.replace("template: new_user_welcome_sms", 'template: "<img src=y>"')
+    publish_text(db.factory, text, NOW)
     pages = [
         http.get("/console/messages").text,
         http.get("/console/users/" + nasty.replace("/", "%2F")).text,
@@ -218,5 +217,6 @@ def test_every_page_escapes_what_users_and_marketers_wrote(db, admin):
     assert "&lt;b&gt;gold&lt;/b&gt;" in pages[1]
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[2]
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[3]
+    assert "&lt;img src=y&gt;</text>" in pages[3]
     # Links to the user carry the id percent-encoded.
     assert 'href="/console/users/%3Cscript%3Ealert%281%29%3C%2Fscript%3E"' in pages[0]

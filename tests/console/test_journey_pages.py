@@ -228,3 +228,13 @@ def test_a_wait_for_forks_on_event_and_timeout_and_an_exit_ends_its_path(db, adm
     # Arrows: start → wait_order → done | nudge → last_call → end. Nothing leaves the exit.
     edges = [p for p in svg.iter(f"{SVG}path") if p.get("class") == "edge"]
     assert len(edges) == 5
+
+
+def test_a_shipped_journey_not_yet_published_is_shown_with_its_schedule(admin):
+    http, _ = admin
+    page = http.get("/console/journeys/dormancy_wakeup").text
+    assert '<span class="pill ">not published</span>' in page
+    assert 'name="shipped" value="dormancy_wakeup"' in page
+    start = node_text(diagram(page), **{"class": "node node-start"})
+    assert start == ["schedule 0 10 * * * · dormant_30d", "entered 0"]
+    assert http.get("/console/journeys/not_a_journey").status_code == 404
