@@ -4,9 +4,10 @@ server. Each simulation starts its own server, as the command does."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from cli import main
 from config import Settings
@@ -14,6 +15,8 @@ from journeys.validate import load_journey, shipped_journey_files
 from simulate.behaviour import parse_behaviour
 from simulate.results import SimulationResult
 from simulate.runner import run_simulation
+from store.db import make_engine, make_session_factory
+from store.models import Enrollment, Event
 
 QUIET = "21:00-08:00"
 # Everyone signs up during the run; orders are rare unless a message arrived in the last
@@ -140,4 +143,23 @@ def test_the_command_prints_the_funnel_histogram_and_timeline(tmp_path, capsys, 
     assert "Sends by the user's local hour (quiet hours 21:00-08:00 marked ·)" in out
     assert "marketing sends inside quiet hours: 0" in out
     assert "Timeline of sim-" in out and "entered dormancy_wakeup v1 (treatment)" in out
-    assert Path(keep).exists()
+    # The daily sweep (10:00 in Shanghai) entered users not seen for 30 days, and only them.
+    engine = make_engine(f"sqlite:///{keep}")
+    with make_session_factory(engine)() as session:
+        entries = session.execute(
+            select(Enrollment.user_id, Enrollment.entered_at).where(
+                Enrollment.journey_id == "dormancy_wakeup"
+            )
+        ).all()
+        assert entries
+        for user_id, entered_at in entries:
+            assert (entered_at.hour, entered_at.minute) == (2, 0)
+            seen = session.scalar(
+                select(func.count()).where(
+                    Event.user_id == user_id,
+                    Event.timestamp > entered_at - timedelta(days=30),
+                    Event.timestamp < entered_at,
+                )
+            )
+            assert seen == 0, user_id
+    engine.dispose()
