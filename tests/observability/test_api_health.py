@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -84,3 +87,21 @@ async def test_both_down_names_both(task_queue, dev_env, sqlite_db):
         ready = await http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["error"] == "not ready: database, temporal unreachable"
+
+
+async def test_a_temporal_that_never_answers_is_503_within_the_check_timeout(
+    sqlite_db, task_queue, dev_env
+):
+    with socket.socket() as silent:  # accepts connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        async with api_server(
+            settings_for(sqlite_db, dev_env, task_queue, temporal_address=address)
+        ) as http:
+            started = time.monotonic()
+            ready = await http.get("/readyz")
+            took = time.monotonic() - started
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["temporal"] == "no answer within 3s"
+    assert 2.5 < took < 6  # a probe with a 10 s timeout gets its answer
