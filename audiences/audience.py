@@ -49,7 +49,12 @@ class Audience:
 
     def count(self, session: Session, *, now: datetime) -> int:
         """How many users are in the audience at ``now``."""
-        cond = self.condition(session, now, correlated=False)
+        compiler = Compiler(session.get_bind().dialect.name, now, correlated=False)
+        ids = compiler.member_ids(self.rule)
+        if ids is not None:  # e.g. coupon holders: counted from the coupons alone
+            listed = ids.subquery()
+            return session.scalar(select(func.count(listed.c[0].distinct()))) or 0
+        cond = compiler.compile(self.rule)
         return session.scalar(select(func.count()).select_from(User).where(cond)) or 0
 
     def members(

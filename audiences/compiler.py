@@ -9,6 +9,10 @@ conditions, chosen by ``correlated``:
 - ``False`` (for ``count`` / ``members``: the population) — ``users.id IN (SELECT user_id …
   GROUP BY user_id HAVING …)`` semi-joins, one pass over the matching events.
 
+Event conditions side by side under one ``any``/``all`` that read the same rows (same event,
+window and property filters) are asked together: one ``GROUP BY user_id HAVING c1 OR c2``
+over those rows, or one correlated aggregate, instead of one subquery each.
+
 Comparisons are two-valued (``coalesce(…, false)``), matching the rule language's promise
 that a missing or differently typed value does not match.
 """
@@ -16,7 +20,9 @@ that a missing or differently typed value does not match.
 from __future__ import annotations
 
 import operator
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,7 +80,7 @@ class Compiler:
     def compile(self, rule: Rule) -> ColumnElement[bool]:
         match rule:
             case All(rules):
-                return and_(true(), *(self.compile(r) for r in rules))
+                return and_(true(), *(self._part(p, any_=False) for p in self._together(rules)))
             case AnyOf(rules):
                 return self._any(rules)
             case Not(inner):
@@ -99,15 +105,10 @@ class Compiler:
                 assert not_within is not None
                 return or_(User.last_seen_at.is_(None), User.last_seen_at < self.now - not_within)
             case EventCount():
-                return self._event_count(rule)
+                return self._event_count((rule,))
             case CouponExpiring(within):
                 return sa.exists(
-                    select(1).where(
-                        Coupon.user_id == User.id,
-                        Coupon.redeemed_at.is_(None),
-                        Coupon.expires_at > self.now,
-                        Coupon.expires_at <= self.now + within,
-                    )
+                    select(1).where(Coupon.user_id == User.id, *self._expiring(within))
                 )
             case OpenCart(within):
                 return self._open_cart(within)
@@ -127,6 +128,29 @@ class Compiler:
                     return and_(User.email.is_not(None), User.email != "")
                 return sa.exists(select(1).where(PushToken.user_id == User.id))
         raise TypeError(f"unknown rule node {rule!r}")
+
+    def member_ids(self, rule: Rule) -> Any:
+        """The members as a list of ids read without the ``users`` table, or ``None`` when
+        the rule needs it. Possible for conditions on rows that always belong to an existing
+        user (a foreign key, deleted with the user): coupons and push tokens. Ids may repeat."""
+        match rule:
+            case CouponExpiring(within):
+                return select(Coupon.user_id).where(*self._expiring(within))
+            case Reachable("push"):
+                return select(PushToken.user_id)
+            case AnyOf(rules) if rules:
+                lists = [self.member_ids(r) for r in rules]
+                if all(ids is not None for ids in lists):
+                    return sa.union_all(*lists) if len(lists) > 1 else lists[0]
+        return None
+
+    def _expiring(self, within: timedelta) -> list[ColumnElement[bool]]:
+        """Coupons unused and expiring within ``within`` from now."""
+        return [
+            Coupon.redeemed_at.is_(None),
+            Coupon.expires_at > self.now,
+            Coupon.expires_at <= self.now + within,
+        ]
 
     # -- values ------------------------------------------------------------------------
 
@@ -245,45 +269,108 @@ class Compiler:
             return bool(self._holds(cond, 0.0))
         return bool(self._holds(cond, 0))
 
-    def _event_ids(self, cond: EventCount) -> Any:
-        """The users for whom ``cond`` holds, as one pass over the matching events (only for
-        conditions that do not hold at zero)."""
-        filters = self._event_filters(cond)
-        base = select(Event.user_id).where(Event.user_id.is_not(None), *filters)
-        if cond.total is None and cond.count_op in ("at_least", "exactly") and cond.count == 1:
-            if cond.count_op == "at_least":
-                return base
-        measure = self._amount(cond) if cond.total is not None else func.count()
-        return base.group_by(Event.user_id).having(self._holds(cond, measure))
+    def _together(self, rules: Sequence[Rule]) -> list[Rule | Together]:
+        """``rules`` with the event conditions that read the same rows collected into one
+        :class:`Together` (at the place of the first). In the population shape only those
+        that do not hold at zero are collected: the others stay per-user probes (anti-joins)."""
+        groups: dict[tuple[Any, ...], list[EventCount]] = {}
+        for rule in rules:
+            if isinstance(rule, EventCount) and not self._always(rule):
+                if self.correlated or not self._holds_at_zero(rule):
+                    groups.setdefault(_rows_key(rule), []).append(rule)
+        parts: list[Rule | Together] = []
+        placed: set[tuple[Any, ...]] = set()
+        for rule in rules:
+            key = _rows_key(rule) if isinstance(rule, EventCount) else ()
+            group = groups.get(key, [])
+            if len(group) < 2 or rule not in group:
+                parts.append(rule)
+            elif key not in placed:
+                placed.add(key)
+                parts.append(Together(tuple(group)))
+        return parts
 
-    def _event_count(self, cond: EventCount) -> ColumnElement[bool]:
-        if cond.total is None and cond.count_op == "at_least" and cond.count == 0:
+    def _part(self, part: Rule | Together, *, any_: bool) -> ColumnElement[bool]:
+        if not isinstance(part, Together):
+            return self.compile(part)
+        return self._event_count(part.conds, any_=any_)
+
+    @staticmethod
+    def _always(cond: EventCount) -> bool:
+        return cond.total is None and cond.count_op == "at_least" and cond.count == 0
+
+    @staticmethod
+    def _exists(cond: EventCount) -> bool:
+        """``at least once``: a matching row is enough, nothing to count."""
+        return cond.total is None and cond.count_op == "at_least" and cond.count == 1
+
+    def _measured(self, cond: EventCount) -> Any:
+        measure = self._amount(cond) if cond.total is not None else func.count()
+        return self._holds(cond, measure)
+
+    def _event_ids(self, conds: Sequence[EventCount], *, any_: bool = True) -> Any:
+        """The users for whom ``conds`` hold (any of them, or all with ``any_=False``), as one
+        pass over the rows they share. Only for conditions that do not hold at zero: a user
+        without rows is in none of them, so grouping the rows that exist is exact."""
+        base = select(Event.user_id).where(
+            Event.user_id.is_not(None), *self._event_filters(conds[0])
+        )
+        if any_ and any(self._exists(c) for c in conds):
+            return base  # anyone with a row is in
+        # Under `all`, "at least once" adds nothing to conditions that need rows anyway.
+        held = [self._measured(c) for c in conds if not self._exists(c)]
+        if not held:
+            return base
+        return base.group_by(Event.user_id).having(or_(*held) if any_ else and_(*held))
+
+    def _event_count(
+        self, conds: Sequence[EventCount], *, any_: bool = True
+    ) -> ColumnElement[bool]:
+        """``conds`` (one, or several over the same rows) for the user of the outer query."""
+        if len(conds) == 1 and self._always(conds[0]):
             return true()
-        if not self.correlated and not self._holds_at_zero(cond):
-            return User.id.in_(self._event_ids(cond))
+        if not self.correlated and not any(self._holds_at_zero(c) for c in conds):
+            return User.id.in_(self._event_ids(conds, any_=any_))
         # One user (contains), or a condition that also holds without events: probe this
         # user's events. "exactly 0" becomes NOT EXISTS, an anti-join the planner handles.
-        filters = [Event.user_id == User.id, *self._event_filters(cond)]
-        if cond.total is None and cond.count_op == "exactly" and cond.count == 0:
-            return ~sa.exists(select(1).where(*filters))
-        if cond.total is None and cond.count_op == "at_least" and cond.count == 1:
-            return sa.exists(select(1).where(*filters))
-        measure = self._amount(cond) if cond.total is not None else func.count()
-        return self._holds(cond, select(measure).where(*filters).scalar_subquery())  # type: ignore[no-any-return]
+        filters = [Event.user_id == User.id, *self._event_filters(conds[0])]
+        if len(conds) == 1:
+            cond = conds[0]
+            if cond.total is None and cond.count_op == "exactly" and cond.count == 0:
+                return ~sa.exists(select(1).where(*filters))
+            if self._exists(cond):
+                return sa.exists(select(1).where(*filters))
+            measure = self._amount(cond) if cond.total is not None else func.count()
+            return self._holds(cond, select(measure).where(*filters).scalar_subquery())  # type: ignore[no-any-return]
+        # An aggregate without GROUP BY is one row even without events (count 0, sum 0),
+        # so conditions that hold at zero are exact here too.
+        held = [self._measured(c) for c in conds]
+        combined = or_(*held) if any_ else and_(*held)
+        return select(combined).where(*filters).scalar_subquery()  # type: ignore[return-value]
 
     def _any(self, rules: tuple[Rule, ...]) -> ColumnElement[bool]:
         """``any``: in the population shape, a rule with behaviour conditions becomes one
         ``users.id IN (… UNION …)`` (an OR of IN-lists would be re-checked per user)."""
-        events = [r for r in rules if isinstance(r, EventCount) and not self._holds_at_zero(r)]
-        if self.correlated or not events:
-            return or_(false(), *(self.compile(r) for r in rules))
+        parts = self._together(rules)
+        if self.correlated or not any(self._is_id_list(p) for p in parts):
+            return or_(false(), *(self._part(p, any_=True) for p in parts))
         lists = [
-            self._event_ids(r)
-            if r in events
-            else select(User.id).where(self.compile(r)).correlate(None)
-            for r in rules
+            self._event_ids(_conds(p))
+            if self._is_id_list(p)
+            else select(User.id).where(self._part(p, any_=True)).correlate(None)
+            for p in parts
         ]
-        return User.id.in_(sa.union(*lists))
+        return User.id.in_(sa.union(*lists)) if len(lists) > 1 else User.id.in_(lists[0])
+
+    def _is_id_list(self, part: Rule | Together) -> bool:
+        """Event conditions answered by the list of users who have matching rows."""
+        if isinstance(part, Together):
+            return True
+        return (
+            isinstance(part, EventCount)
+            and not self._always(part)
+            and not self._holds_at_zero(part)
+        )
 
     def _open_cart(self, within: Any) -> ColumnElement[bool]:
         cart = sa.orm.aliased(Event)
@@ -309,3 +396,22 @@ class Compiler:
         if within is not None:
             filters.append(cart.timestamp >= self.now - within)
         return sa.exists(select(1).where(*filters))
+
+
+@dataclass(frozen=True)
+class Together:
+    """Event conditions side by side under one ``any`` / ``all`` that read the same rows."""
+
+    conds: tuple[EventCount, ...]
+
+
+def _rows_key(cond: EventCount) -> tuple[Any, ...]:
+    """Conditions with equal keys count or sum over exactly the same event rows."""
+    return (cond.name, cond.within, cond.where)
+
+
+def _conds(part: Rule | Together) -> tuple[EventCount, ...]:
+    if isinstance(part, Together):
+        return part.conds
+    assert isinstance(part, EventCount)
+    return (part,)

@@ -1,4 +1,5 @@
-"""Writing a reference :class:`~reference.Population` into the real schema."""
+"""Writing a reference :class:`~reference.Population` into the real schema, and checking an
+audience against the members expected there."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from reference import Population
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from audiences.audience import Audience
 from store.models import Consent, Coupon, Event, PushToken, User
 
 
@@ -71,3 +73,18 @@ def clear(session: Session) -> None:
     """Empty the tables :func:`seed` writes."""
     for model in (PushToken, Consent, Coupon, Event, User):
         session.execute(delete(model))
+
+
+def picks(
+    session: Session,
+    audience: Audience,
+    population: Population,
+    expected: set[str],
+    *,
+    now: datetime,
+) -> None:
+    """``members``, ``count`` and ``contains`` (for every user) all give ``expected``."""
+    assert set(audience.members(session, now=now)) == expected
+    assert audience.count(session, now=now) == len(expected)
+    for user in population.users:
+        assert audience.contains(session, user_id=user.id, now=now) is (user.id in expected), user
