@@ -49,6 +49,10 @@ HAS = {"phone": 0.9, "email": 0.7, "push": 0.75}
 UNSUBSCRIBED = {"sms": 0.05, "email": 0.08, "push": 0.1}
 
 
+# A coupon a user holds: code, amount and minimum spend in fen, expiry.
+HeldCoupon = tuple[str, int, int, datetime]
+
+
 def _pick(rng: random.Random, weighted: list[tuple[Any, float]]) -> Any:
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
 
@@ -67,8 +71,8 @@ class Person:
     open_cart: str | None = None
     carts: int = 0
     orders: int = 0
-    # Coupons platform campaigns gave them: (code, amount_fen, min_spend_fen, expires_at).
-    coupons: list[tuple[str, int, int, datetime]] = field(default_factory=list)
+    # Coupons platform campaigns gave them (journeys' coupons are in the database).
+    coupons: list[HeldCoupon] = field(default_factory=list)
 
     def signed_up_by(self, at: datetime) -> bool:
         return self.signup_at is None or self.signup_at < at
@@ -191,11 +195,11 @@ def act(
     behaviour: Behaviour,
     *,
     lifted: bool,
-    journey_coupons: list[tuple[str, int, int]],
+    journey_coupons: list[HeldCoupon],
     entering: bool = True,
 ) -> list[dict[str, Any]]:
     """The calls a user makes at their moment of the day, given whether a recent message is
-    working on them and the unused coupons journeys gave them (code, amount, min spend).
+    working on them and the unused coupons journeys gave them.
 
     ``entering`` False (after the simulated period) means no new carts or campaign coupons:
     only visits and orders, which let the runs still open reach their goals.
@@ -256,31 +260,25 @@ def act(
     return calls
 
 
-def _order(plan: DayPlan, at: datetime, journey_coupons: list[tuple[str, int, int]]) -> list[Any]:
-    """An order (of the open cart, if any), with the most valuable coupon it qualifies for."""
+def _order(plan: DayPlan, at: datetime, journey_coupons: list[HeldCoupon]) -> list[Any]:
+    """An order (of the open cart, if any) using the most valuable coupon it qualifies for,
+    the one expiring first among equals."""
     person = plan.person
     person.orders += 1
     total_fen = plan.order_total * 100
-    usable = [
-        (amount, code) for code, amount, min_spend in journey_coupons if min_spend <= total_fen
-    ]
-    usable += [
-        (amount, code)
-        for code, amount, min_spend, expires in person.coupons
-        if expires > at and min_spend <= total_fen
-    ]
+    usable = [c for c in [*journey_coupons, *person.coupons] if c[3] > at and c[2] <= total_fen]
     order_id = f"{person.user_id}-order{person.orders}"
     props: dict[str, Any] = {"order_id": order_id, "total": plan.order_total}
     props["total_fen"] = total_fen
     props["category"] = PRODUCTS[plan.product][3]
     if person.open_cart is not None:
         props["cart_id"], person.open_cart = person.open_cart, None
-    calls = []
-    if usable:
-        _, code = max(usable)
-        props["coupon_code"] = code
-        person.coupons = [c for c in person.coupons if c[0] != code]
-    calls.append(track(person, "order_placed", at, 2, **props))
-    if usable:
-        calls.append(track(person, "coupon_redeemed", at, 3, coupon_code=code, order_id=order_id))
-    return calls
+    if not usable:
+        return [track(person, "order_placed", at, 2, **props)]
+    code = min(usable, key=lambda c: (-c[1], c[3]))[0]
+    props["coupon_code"] = code
+    person.coupons = [c for c in person.coupons if c[0] != code]
+    return [
+        track(person, "order_placed", at, 2, **props),
+        track(person, "coupon_redeemed", at, 3, coupon_code=code, order_id=order_id),
+    ]

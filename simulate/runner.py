@@ -37,7 +37,16 @@ from config import Settings, package_binary
 from journeys.models import Journey
 from journeys.schedule import cron_trigger, next_tick, schedule_audience, tick_label
 from simulate.behaviour import Behaviour
-from simulate.population import DayPlan, Person, act, identify, make_population, plan_day, track
+from simulate.population import (
+    DayPlan,
+    HeldCoupon,
+    Person,
+    act,
+    identify,
+    make_population,
+    plan_day,
+    track,
+)
 from simulate.results import SimulationResult, collect
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.journeys import publish
@@ -197,16 +206,6 @@ class _Simulation:
         )
         app = create_app(self.settings, session_factory=self.factory, router=router, clock=clock)
         people = make_population(self.seed, self.users, self.behaviour, start=t0, days=self.days)
-        sweeps = [
-            Sweep(
-                j,
-                trig := cron_trigger(j.trigger.schedule),
-                schedule_audience(j.trigger.schedule),
-                next_tick(trig, t0 - HOUR),
-            )
-            for j, _ in self.journeys
-            if j.trigger.schedule is not None
-        ]
         transport = httpx.ASGITransport(app=app)
         async with (
             running_worker(
@@ -218,31 +217,7 @@ class _Simulation:
             await self._post(
                 http, [identify(p, p.last_seen) for p in people if p.last_seen is not None]
             )
-            end = t0 + timedelta(days=self.days)
-            tick = t0
-            plans: dict[datetime, list[DayPlan]] = {}
-            while True:
-                await self._advance_to(tick)
-                clock.at = tick
-                entering = tick < end
-                if tick.hour == 0:
-                    day = (tick - t0).days
-                    plans = self._plan(people, day, tick)
-                if entering:
-                    sweeps = [await self._sweep(router, s, tick) for s in sweeps]
-                    await self._post(http, self._signups(people, tick))
-                await self._post(http, self._act(plans.pop(tick, []), tick, entering))
-                await router.route_pending(older_than=timedelta(0))
-                tick += HOUR
-                if tick.hour == 0 or not entering:
-                    running = self._open_runs()
-                    if tick.hour == 0 and self.progress is not None:
-                        day = (tick - t0).days
-                        self.progress(
-                            day, self.days, "entering" if entering else "finishing", running
-                        )
-                    if not entering and (running == 0 or tick >= end + MAX_DRAIN):
-                        break
+            await self._hours(http, router, people, clock)
         return collect(
             self.factory,
             [j for j, _ in self.journeys],
@@ -254,6 +229,44 @@ class _Simulation:
             events=dict(sorted(self.events_posted.items())),
             seconds=time.monotonic() - began,
         )
+
+    async def _hours(
+        self, http: httpx.AsyncClient, router: JourneyRouter, people: list[Person], clock: Clock
+    ) -> None:
+        """Hour by hour from ``clock.at``: sweeps, signups and the users' moments, until the
+        simulated period is over and every run has ended."""
+        t0 = tick = clock.at
+        end = t0 + timedelta(days=self.days)
+        sweeps = [
+            Sweep(
+                j,
+                trig := cron_trigger(j.trigger.schedule),
+                schedule_audience(j.trigger.schedule),
+                next_tick(trig, t0 - HOUR),
+            )
+            for j, _ in self.journeys
+            if j.trigger.schedule is not None
+        ]
+        plans: dict[datetime, list[DayPlan]] = {}
+        while True:
+            await self._advance_to(tick)
+            clock.at = tick
+            entering = tick < end
+            if tick.hour == 0:
+                plans = self._plan(people, (tick - t0).days, tick)
+            if entering:
+                sweeps = [await self._sweep(router, s, tick) for s in sweeps]
+                await self._post(http, self._signups(people, tick))
+            await self._post(http, self._act(plans.pop(tick, []), tick, entering))
+            await router.route_pending(older_than=timedelta(0))
+            tick += HOUR
+            if tick.hour == 0 or not entering:
+                running = self._open_runs()
+                if tick.hour == 0 and self.progress is not None:
+                    phase = "entering" if entering else "finishing"
+                    self.progress((tick - t0).days, self.days, phase, running)
+                if not entering and (running == 0 or tick >= end + MAX_DRAIN):
+                    return
 
     async def _advance_to(self, at: datetime) -> None:
         gap = at - await self.env.get_current_time()
@@ -295,7 +308,7 @@ class _Simulation:
 
     def _lift_and_coupons(
         self, user_ids: list[str], tick: datetime
-    ) -> tuple[set[str], dict[str, list[tuple[str, int, int]]]]:
+    ) -> tuple[set[str], dict[str, list[HeldCoupon]]]:
         """Who a message reached within the lift window before ``tick``; and the unused,
         unexpired coupons journeys gave each user."""
         window = timedelta(days=self.behaviour.lift.days)
@@ -310,16 +323,18 @@ class _Simulation:
                     )
                 )
             )
-            coupons: dict[str, list[tuple[str, int, int]]] = {}
+            coupons: dict[str, list[HeldCoupon]] = {}
             for row in session.scalars(
-                select(Coupon).where(
+                select(Coupon)
+                .where(
                     Coupon.user_id.in_(user_ids),
                     Coupon.redeemed_at.is_(None),
                     Coupon.expires_at > tick,
                 )
+                .order_by(Coupon.expires_at, Coupon.id)
             ):
                 coupons.setdefault(row.user_id, []).append(
-                    (row.code, row.amount_fen, row.min_spend_fen)
+                    (row.code, row.amount_fen, row.min_spend_fen, row.expires_at)
                 )
         return {u for u in lifted if u}, coupons
 
