@@ -63,8 +63,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     except BehaviourError as exc:
         raise CliError(str(exc)) from None
     journeys = [(journey, path.read_text()) for path, journey in _load(args.files)]
-    console = Console()
     live = sys.stdout.isatty() and not args.json
+    console = Console(width=None if live else 120)  # piped: wide enough for the funnels
     with progress_bar(console, args.days, enabled=live) as progress:
         result = asyncio.run(
             run_simulation(
