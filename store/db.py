@@ -36,6 +36,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             url,
             connect_args=connect_args,
             json_serializer=_json_dumps,
+            hide_parameters=True,  # errors and logs must not carry phone numbers or emails
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -51,7 +52,13 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; accept the plain URL people paste.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs)  # type: ignore[arg-type]
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        hide_parameters=True,  # errors and logs must not carry phone numbers or emails
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:

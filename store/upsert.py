@@ -19,3 +19,12 @@ def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]
     # which rowcount is -1. A conflict returns no row on both databases.
     stmt = insert(model).values(**values).on_conflict_do_nothing()
     return session.execute(stmt.returning(literal_column("1"))).first() is not None
+
+
+def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in one statement, skipping those a unique constraint already holds."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(rows).on_conflict_do_nothing())

@@ -142,3 +142,40 @@ async def settled(db: Any, user_id: str, count: int, timeout: float = 20) -> Non
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{count} settled sends expected for {user_id}, ledger has {rows}")
+
+
+async def at_rest(env: Any, factory: SessionFactory, user_id: str, timeout: float = 30) -> None:
+    """Poll in real time until every open run of the user waits on a timer with nothing else
+    in flight (no activity, no workflow task), so skipping time cannot overtake it. A fixed
+    real-time pause is not enough on a busy machine."""
+    import asyncio
+
+    from temporalio.api.enums.v1 import EventType
+
+    done = {EventType.EVENT_TYPE_TIMER_FIRED, EventType.EVENT_TYPE_TIMER_CANCELED}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        runs = [e.workflow_id for e in enrollments(factory, user_id) if e.exited_at is None]
+        resting = 0
+        for wid in runs:
+            handle = env.client.get_workflow_handle(wid)
+            described = (await handle.describe()).raw_description
+            if described.pending_activities or described.HasField("pending_workflow_task"):
+                continue
+            events = [e async for e in handle.fetch_history_events()]
+            started = {
+                e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+            }
+            ended = {
+                e.timer_fired_event_attributes.started_event_id
+                or e.timer_canceled_event_attributes.started_event_id
+                for e in events
+                if e.event_type in done
+            }
+            if started - ended:
+                resting += 1
+        if runs and resting == len(runs):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"runs of {user_id} not waiting on a timer: {runs}")
+        await asyncio.sleep(0.05)

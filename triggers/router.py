@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select, update
@@ -37,7 +38,7 @@ from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
-from store.upsert import insert_ignore
+from store.upsert import insert_ignore_many
 from workflows.contracts import EventSignal, JourneyInput
 
 log = logging.getLogger(__name__)
@@ -328,15 +329,14 @@ class JourneyRouter:
                 allowed = self._in_entry_audience(session, journey, candidates, signal.timestamp)
                 candidates = [u for u in candidates if u in allowed]
             wanted: dict[str, str] = {}
+            new_rows: list[dict[str, Any]] = []
             for user_id in candidates:
                 last = latest.get(user_id)
                 number = last.entry_number + 1 if last is not None else 1
                 wid = workflow_id(journey.id, user_id, key, number)
                 wanted[wid] = user_id
-                insert_ignore(
-                    session,
-                    Enrollment,
-                    values={
+                new_rows.append(
+                    {
                         "journey_id": journey.id,
                         "journey_version": version,
                         "user_id": user_id,
@@ -346,8 +346,10 @@ class JourneyRouter:
                         "workflow_id": wid,
                         "trigger_message_id": signal.message_id,
                         "entered_at": signal.timestamp,  # business time: when it happened
-                    },
+                    }
                 )
+            for start in range(0, len(new_rows), 500):  # within every database's parameter limit
+                insert_ignore_many(session, Enrollment, rows=new_rows[start : start + 500])
             if wanted:
                 created = session.scalars(
                     select(Enrollment).where(Enrollment.workflow_id.in_(list(wanted)))

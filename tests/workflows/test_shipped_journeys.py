@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from config import Settings
 from journey_support import (
     add_user,
+    at_rest,
     enrollments,
     ledger,
     outbox,
@@ -66,7 +67,7 @@ async def test_cart_low_stock_then_order_converts(time_env, sqlite_db, task_queu
         await send_event(
             env, db, router, user, "cart_updated", cart_id="c1", items=CART_ITEMS, low_stock=True
         )
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(hours=30))
         await settled(db, user, 2)
         await send_event(env, db, router, user, "order_placed", order_id="o1", cart_id="c1")
@@ -95,12 +96,12 @@ async def test_cart_update_restarts_the_clock_and_carts_are_separate(
         router = router_for(env, db, task_queue)
         await send_event(env, db, router, user, "cart_updated", cart_id="c1", items=CART_ITEMS)
         await send_event(env, db, router, user, "cart_updated", cart_id="c2", items=CART_ITEMS)
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(minutes=30))
         t_restart = await send_event(
             env, db, router, user, "cart_updated", cart_id="c1", items=CART_ITEMS
         )
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(hours=2))
         # The order of cart c2 ends c2's run only.
         await send_event(env, db, router, user, "order_placed", order_id="o2", cart_id="c2")
@@ -148,7 +149,7 @@ async def test_coupon_expiry_nudges_before_expiry_then_ends(time_env, sqlite_db,
             min_spend_fen=5000,
             expires_at=expires.isoformat(),
         )
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(days=6))
         outcome = await result(env, "coupon_expiry", user, "C-1")
 
@@ -184,7 +185,7 @@ async def test_coupon_redeemed_converts_and_stops_nudges(time_env, sqlite_db, ta
             amount_fen=1000,
             expires_at=(t0 + timedelta(days=5)).isoformat(),
         )
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(days=4))
         await send_event(
             env,
@@ -309,7 +310,7 @@ async def test_wait_for_sees_an_event_that_came_before_it_and_fallback(
         # (under ¥50) does not match the filter.
         await send_event(env, db, router, user, "cart_updated", cart_id="k", total_fen=1000)
         await send_event(env, db, router, user, "cart_updated", cart_id="k", total_fen=8000)
-        await asyncio.sleep(0.5)
+        await at_rest(env, db.factory, user)
         await env.sleep(timedelta(days=4))
         outcome = await result(env, "language_check", user)
 
