@@ -51,6 +51,7 @@ class StepFunnel:
 class JourneyFunnel:
     journey_id: str
     name: str
+    trigger_event: str | None  # the event that enters users (None: a schedule's sweeps)
     goal: str | None
     entered: dict[str, int]
     converted: dict[str, int]
@@ -194,6 +195,7 @@ def _funnel(session: Session, journey: Journey) -> JourneyFunnel:
     return JourneyFunnel(
         journey_id=journey.id,
         name=journey.name,
+        trigger_event=journey.trigger.event,
         goal=goal,
         entered=dict(entered),
         converted=dict(converted),

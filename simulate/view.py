@@ -84,6 +84,13 @@ def print_result(result: SimulationResult, console: Console) -> None:
     for funnel in result.journeys:
         console.print()
         print_funnel(funnel, console)
+        trigger = funnel.trigger_event
+        if not sum(funnel.entered.values()) and trigger and trigger not in result.events:
+            console.print(
+                f"nobody entered: it starts on {trigger}, which the simulated users "
+                f"never send (they send {', '.join(sorted(result.events))})",
+                highlight=False,
+            )
     console.print()
     print_send_hours(result.send_hours, console)
     sample = result.sample

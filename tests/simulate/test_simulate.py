@@ -163,3 +163,32 @@ def test_the_command_prints_the_funnel_histogram_and_timeline(tmp_path, capsys, 
             )
             assert seen == 0, user_id
     engine.dispose()
+
+
+BROWSE_JOURNEY = """\
+id: browse_nudge
+name: Browse nudge
+trigger:
+  event: product_viewed
+goal:
+  event: order_placed
+  within: 1d
+steps:
+  - id: nudge
+    type: send
+    channel: push
+    template: cart_reminder_push
+"""
+
+
+def test_a_journey_the_population_never_triggers_says_why(tmp_path, capsys):
+    path = tmp_path / "browse_nudge.yaml"
+    path.write_text(BROWSE_JOURNEY)
+
+    code = main(["simulate", str(path), "--users", "5", "--days", "1"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (
+        "nobody entered: it starts on product_viewed, which the simulated users never send" in out
+    )
