@@ -19,6 +19,7 @@ from observability.logs import configure_logging
 EPILOG = """\
 quick start:
   lifecycle demo                 the four shipped journeys simulated for 150 synthetic users
+  lifecycle simulate journeys/new_user_coupon.yaml --users 500   try one before it goes live
   lifecycle dev                  Temporal dev server + API + worker; Ctrl-C stops all
   curl -u dev-write-key: -H 'Content-Type: application/json' \\
        -d '{"userId":"u1","event":"user_signed_up"}' http://127.0.0.1:8000/v1/track
