@@ -4,22 +4,24 @@
 - :meth:`Audience.count` — how many now? (previews, before a broadcast)
 - :meth:`Audience.members` — who, a keyset page at a time (sweeps, broadcasts)
 
-None of them loads the population into Python.
+None of them loads the population into Python. Each rule is compiled once per dialect (the
+statements are cached, with ``now`` as parameters), so asking again costs only the query.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from audiences.compiler import Compiler
+from audiences.compiler import Compiler, instants
 from audiences.describe import describe
 from audiences.rules import All, AnyOf, AudienceError, Rule, parse_rule
 from store.models import User
@@ -43,29 +45,24 @@ class Audience:
 
     def contains(self, session: Session, *, user_id: str, now: datetime) -> bool:
         """Whether ``user_id`` is in the audience at ``now`` (one indexed query)."""
-        cond = self.condition(session, now, correlated=True)
-        stmt = select(User.id).where(User.id == user_id, cond)
-        return session.execute(stmt).first() is not None
+        asked = _statements(self.rule, session.get_bind().dialect.name)
+        params = {"user_id": user_id, **instants(asked.offsets, now)}
+        return session.execute(asked.contains, params).first() is not None
 
     def count(self, session: Session, *, now: datetime) -> int:
         """How many users are in the audience at ``now``."""
-        compiler = Compiler(session.get_bind().dialect.name, now, correlated=False)
-        ids = compiler.member_ids(self.rule)
-        if ids is not None:  # e.g. coupon holders: counted from the coupons alone
-            listed = ids.subquery()
-            return session.scalar(select(func.count(listed.c[0].distinct()))) or 0
-        cond = compiler.compile(self.rule)
-        return session.scalar(select(func.count()).select_from(User).where(cond)) or 0
+        asked = _statements(self.rule, session.get_bind().dialect.name)
+        return session.scalar(asked.count, instants(asked.offsets, now)) or 0
 
     def members(
         self, session: Session, *, now: datetime, after: str | None = None, limit: int = 1000
     ) -> list[str]:
         """One page of member ids in id order, after the cursor ``after`` (keyset paging)."""
-        cond = self.condition(session, now, correlated=False)
-        stmt = select(User.id).where(cond)
-        if after is not None:
-            stmt = stmt.where(User.id > after)
-        return list(session.scalars(stmt.order_by(User.id).limit(limit)))
+        asked = _statements(self.rule, session.get_bind().dialect.name)
+        params: dict[str, Any] = {"limit": limit, **instants(asked.offsets, now)}
+        if after is None:
+            return list(session.scalars(asked.first_page, params))
+        return list(session.scalars(asked.next_page, params | {"after": after}))
 
     def explain(
         self, session: Session, *, user_ids: list[str], now: datetime
@@ -77,6 +74,43 @@ class Audience:
         rows = session.execute(select(User.id, *columns).where(User.id.in_(user_ids)))
         texts = [describe(p) for p in parts]
         return {row[0]: [(t, bool(v)) for t, v in zip(texts, row[1:], strict=True)] for row in rows}
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """One rule's statements for one dialect; ``offsets`` name their instants."""
+
+    contains: Select[Any]
+    count: Select[Any]
+    first_page: Select[Any]
+    next_page: Select[Any]
+    offsets: dict[str, timedelta]
+
+
+# Any instant will do: every one is given again, as a parameter, when a statement runs.
+_COMPILED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=512)
+def _statements(rule: Rule, dialect: str) -> _Statements:
+    one = Compiler(dialect, _COMPILED_AT, correlated=True)
+    contains = select(User.id).where(User.id == bindparam("user_id"), one.compile(rule))
+    population = Compiler(dialect, _COMPILED_AT, correlated=False)
+    ids = population.member_ids(rule)
+    if ids is not None:  # e.g. coupon holders: counted from the coupons alone
+        listed = ids.subquery()
+        count = select(func.count(listed.c[0].distinct()))
+    cond = population.compile(rule)
+    if ids is None:
+        count = select(func.count()).select_from(User).where(cond)
+    page = select(User.id).where(cond).order_by(User.id).limit(bindparam("limit"))
+    return _Statements(
+        contains,
+        count,
+        page,
+        page.where(User.id > bindparam("after")),
+        one.offsets | population.offsets,
+    )
 
 
 def audience_from_data(data: Any, *, source: str = "<audience>") -> Audience:

@@ -47,6 +47,7 @@ from audiences.rules import (
     Trait,
 )
 from store.models import Consent, Coupon, Event, PushToken, User
+from store.types import UTCDateTime
 
 # An ISO-8601 instant with an explicit offset: the only text read as a timestamp.
 # Text read as an instant: ISO-8601 date and time with an explicit offset ("Z" or "+08:00").
@@ -76,6 +77,9 @@ class Compiler:
         self.dialect = dialect
         self.now = now.astimezone(UTC)
         self.correlated = correlated
+        # The parameters holding instants relative to now, by name: a compiled statement
+        # serves any other now when given :func:`instants` for it.
+        self.offsets: dict[str, timedelta] = {}
 
     def compile(self, rule: Rule) -> ColumnElement[bool]:
         match rule:
@@ -93,17 +97,17 @@ class Compiler:
                 return self._has_tag(tag)
             case SignedUp(within, before):
                 if within is not None:
-                    return and_(User.created_at >= self.now - within, User.created_at <= self.now)
+                    return and_(User.created_at >= self._at(-within), User.created_at <= self._at())
                 assert before is not None
-                return User.created_at < self.now - before
+                return User.created_at < self._at(-before)
             case LastSeen(within, not_within):
                 if within is not None:
                     seen = User.last_seen_at
                     return sa.func.coalesce(
-                        and_(seen >= self.now - within, seen <= self.now), false()
+                        and_(seen >= self._at(-within), seen <= self._at()), false()
                     )
                 assert not_within is not None
-                return or_(User.last_seen_at.is_(None), User.last_seen_at < self.now - not_within)
+                return or_(User.last_seen_at.is_(None), User.last_seen_at < self._at(-not_within))
             case EventCount():
                 return self._event_count((rule,))
             case CouponExpiring(within):
@@ -144,12 +148,19 @@ class Compiler:
                     return sa.union_all(*lists) if len(lists) > 1 else lists[0]
         return None
 
+    def _at(self, offset: timedelta = timedelta(0)) -> Any:
+        """``now + offset`` as a named parameter."""
+        micros = offset // timedelta(microseconds=1)
+        key = f"now_{'m' if micros < 0 else 'p'}{abs(micros)}"
+        self.offsets[key] = offset
+        return sa.bindparam(key, self.now + offset, type_=UTCDateTime())
+
     def _expiring(self, within: timedelta) -> list[ColumnElement[bool]]:
         """Coupons unused and expiring within ``within`` from now."""
         return [
             Coupon.redeemed_at.is_(None),
-            Coupon.expires_at > self.now,
-            Coupon.expires_at <= self.now + within,
+            Coupon.expires_at > self._at(),
+            Coupon.expires_at <= self._at(within),
         ]
 
     # -- values ------------------------------------------------------------------------
@@ -232,9 +243,12 @@ class Compiler:
     # -- behaviour ---------------------------------------------------------------------
 
     def _event_filters(self, cond: EventCount) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = [Event.event == cond.name, Event.timestamp <= self.now]
+        filters: list[ColumnElement[bool]] = [
+            Event.event == cond.name,
+            Event.timestamp <= self._at(),
+        ]
         if cond.within is not None:
-            filters.append(Event.timestamp >= self.now - cond.within)
+            filters.append(Event.timestamp >= self._at(-cond.within))
         for prop in cond.where:
             value = self._json(Event.properties, prop.name, prop.compare.type)
             filters.append(self._compare(value, prop.compare))
@@ -382,20 +396,27 @@ class Compiler:
                 order.user_id == cart.user_id,
                 order.event == "order_placed",
                 order.timestamp >= cart.timestamp,
-                order.timestamp <= self.now,
+                order.timestamp <= self._at(),
                 order_cart == cart_id,
             )
         )
         filters = [
             cart.user_id == User.id,
             cart.event == "cart_updated",
-            cart.timestamp <= self.now,
+            cart.timestamp <= self._at(),
             cart_id.is_not(None),
             ~ordered,
         ]
         if within is not None:
-            filters.append(cart.timestamp >= self.now - within)
+            filters.append(cart.timestamp >= self._at(-within))
         return sa.exists(select(1).where(*filters))
+
+
+def instants(offsets: dict[str, timedelta], now: datetime) -> dict[str, datetime]:
+    """The values of a compiler's ``offsets`` parameters at ``now``."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return {key: now + offset for key, offset in offsets.items()}
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,32 @@ def test_coupon_holders_are_counted_from_the_coupons(db: Database) -> None:
         assert set(expiring.members(session, now=NOW)) == {"a", "b"}
         assert either.count(session, now=NOW) == 3
         session.rollback()
+
+
+def test_a_rule_compiled_once_answers_at_every_now(db: Database) -> None:
+    """Statements are kept per rule with ``now`` as parameters: asked again later, the same
+    audience moves its windows with the clock."""
+    pop = Population(
+        users=[UserRow("a", created_at=NOW - 2 * D), UserRow("b", created_at=NOW - 20 * D)],
+        events=[
+            *orders("a", 50, 5),
+            *orders("b", 50, 1),
+            EventRow("a", "cart_updated", NOW - 2 * D, {"cart_id": "c1"}),
+        ],
+        coupons=[CouponRow("a", NOW + 24 * H), CouponRow("b", NOW + 60 * H)],
+    )
+    rules: list[dict[str, Any]] = [
+        {"coupon": {"expiring_within": "48h"}},
+        {"all": [{"signed_up": {"within": "7d"}},
+                 {"event": {"name": "order_placed", "within": "7d"}}]},
+        {"open_cart": {"within": "7d"}},
+        {"any": [ORDERS_3, {"last_seen": {"not_within": "1d"}}]},
+    ]  # fmt: skip
+    audiences = [Audience("a", "a", parse_rule(rule)) for rule in rules]
+    with db.factory() as session:
+        seed(session, pop, at=NOW)
+        for now in (NOW, NOW + 36 * H, NOW + 3 * D, NOW - 10 * D):
+            for rule, audience in zip(rules, audiences, strict=True):
+                picks(session, audience, pop, pop.members(rule, now), now=now)
+        assert [a.count(session, now=NOW + 36 * H) for a in audiences[:2]] == [1, 1]
+        session.rollback()
