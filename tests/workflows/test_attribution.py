@@ -3,7 +3,7 @@ credit, and the holdout still converts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from config import Settings
 from journey_support import (
@@ -15,6 +15,8 @@ from journey_support import (
     store_event,
     user_in,
 )
+from store.db import transaction
+from store.models import Enrollment, Message
 from store.reports import journey_report, user_timeline
 from triggers.router import workflow_id
 from worker import running_worker
@@ -118,3 +120,72 @@ async def test_one_order_is_credited_to_the_journey_that_touched_the_user_first(
         "exited browse_nudge: converted (credited to cart_rescue: it reached the user first)",
         "exited cart_rescue: converted",
     ]
+
+
+def test_first_touch_rules_on_both_databases(db):
+    """Touches after the order do not count; untouched journeys lose to a touched one, and
+    among untouched ones the first entered wins; a journey alone keeps its conversion."""
+    t0 = datetime(2025, 6, 1, 2, 0, tzinfo=UTC)
+    order = t0 + timedelta(days=2)
+    add_user(db.factory, "u1", t0)
+    with transaction(db.factory) as session:
+
+        def enrolled(journey: str, entered: timedelta, converted_at: datetime | None) -> int:
+            row = Enrollment(
+                journey_id=journey,
+                journey_version=1,
+                user_id="u1",
+                group="treatment",
+                workflow_id=f"journey:{journey}:u1",
+                entered_at=t0 + entered,
+                converted_at=converted_at,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+        def touched(enrollment_id: int, journey: str, at: datetime, status: str = "sent") -> None:
+            session.add(
+                Message(
+                    idempotency_key=f"{journey}/{at.isoformat()}",
+                    enrollment_id=enrollment_id,
+                    journey_id=journey,
+                    step_id="s",
+                    user_id="u1",
+                    channel="push",
+                    template="t",
+                    status=status,
+                    created_at=at,
+                    sent_at=at,
+                )
+            )
+
+        # One order: "late" touched the user after it, "failed" never reached them, so
+        # "touched" (entered last) is credited.
+        early = enrolled("early", timedelta(0), order)
+        touched(enrolled("late", timedelta(hours=1), order), "late", order + timedelta(hours=1))
+        touched(enrolled("failed", timedelta(hours=2), order), "failed", t0, status="failed")
+        touched(enrolled("touched", timedelta(hours=3), order), "touched", t0 + timedelta(days=1))
+        touched(early, "early", order + timedelta(minutes=5))
+        # Another order, a week on: two untouched journeys, the first entered is credited.
+        later = order + timedelta(days=7)
+        enrolled("first_in", timedelta(days=6), later)
+        enrolled("second_in", timedelta(days=6, hours=1), later)
+        # A journey alone with its conversion keeps it, touched or not.
+        enrolled("alone", timedelta(days=20), order + timedelta(days=21))
+
+    with db.factory() as session:
+        credit = {
+            j: (r.credited, r.credited_elsewhere)
+            for j in ("early", "late", "failed", "touched", "first_in", "second_in", "alone")
+            for r in [journey_report(session, journey_id=j)]
+        }
+    assert credit == {
+        "early": (0, 1),
+        "late": (0, 1),
+        "failed": (0, 1),
+        "touched": (1, 0),
+        "first_in": (1, 0),
+        "second_in": (0, 1),
+        "alone": (1, 0),
+    }
