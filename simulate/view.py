@@ -64,7 +64,7 @@ def print_funnel(funnel: JourneyFunnel, console: Console) -> None:
 def print_send_hours(hours: SendHours, console: Console) -> None:
     """A text histogram of sends by the user's local hour; quiet hours marked."""
     quiet = QuietHours.parse(hours.quiet_hours) if hours.quiet_hours else None
-    note = f" (quiet hours {hours.quiet_hours} marked ·)" if quiet else ""
+    note = f" (quiet hours {hours.quiet_hours} marked ·)" if quiet else " (quiet hours off)"
     console.print(f"[bold]Sends by the user's local hour[/]{note}")
     top = max(hours.by_hour) or 1
     for hour, count in enumerate(hours.by_hour):
