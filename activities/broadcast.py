@@ -12,17 +12,20 @@ again by :meth:`BroadcastActivities.broadcast_deferred` when due.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery import PAUSED_RECHECK, DeliveryActivities
+from activities.delivery import PAUSED_RECHECK, DeliveryActivities, ledger_values
 from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
 from store.broadcasts import due_sends, held_sends, record_progress
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
-from store.models import Broadcast
+from store.models import Broadcast, Message, User
+from store.upsert import insert_ignore_many
 from workflows.contracts import (
     BROADCAST_DEFERRED,
     BROADCAST_PAGE,
@@ -30,6 +33,7 @@ from workflows.contracts import (
     BroadcastPage,
     BroadcastPageInput,
     BroadcastRecord,
+    DeliverInput,
     broadcast_delivery,
 )
 
@@ -95,35 +99,27 @@ class BroadcastActivities:
     def _decide(
         self, inp: BroadcastPageInput, recipients: Iterable[tuple[str, str | None]]
     ) -> BroadcastPage:
-        """The policy for each (user id, ledger key or None for a new row)."""
+        """The policy for each (user id, ledger key or None for a new row).
+
+        Per chunk, the ledger rows are written in one statement and read (locked) in one,
+        and the users are loaded in one, so the policy's own look-ups of them find them in
+        the session; the policy itself is the journeys' (:meth:`DeliveryActivities.decide`).
+        """
         page = BroadcastPage()
         todo = list(recipients)
         for start in range(0, len(todo), CHUNK):
             activity.heartbeat(start)
+            chunk = todo[start : start + CHUNK]
+            requests = [self._request(inp, user_id, key) for user_id, key in chunk]
             with transaction(self._factory) as session:
-                for user_id, key in todo[start : start + CHUNK]:
-                    request = broadcast_delivery(
-                        broadcast_id=inp.broadcast_id,
-                        key_prefix=inp.key_prefix,
-                        user_id=user_id,
-                        channel=inp.channel,
-                        template=inp.template,
-                        topic=inp.topic,
-                        now=inp.now,
-                    )
-                    if key is not None:
-                        request.idempotency_key = key
-                    row = self._delivery.ledger_row(
-                        session,
-                        request,
-                        enrollment_id=None,
-                        journey_id=None,
-                        step_id=None,
-                        broadcast_id=inp.broadcast_id,
-                    )
+                rows = self._ledger_rows(session, inp, requests)
+                ids = [r.user_id for r in requests]
+                list(session.scalars(select(User).where(User.id.in_(ids))))  # into the session
+                for request in requests:
+                    row = rows[request.idempotency_key]
                     result = self._delivery.decide(session, request, row, held_checked=True)
                     if result.status == "ready":
-                        page.ready.append(user_id)
+                        page.ready.append(request.user_id)
                     elif result.status == "skipped" and result.reason:
                         page.skipped[result.reason] = page.skipped.get(result.reason, 0) + 1
                     elif result.status == "deferred":
@@ -131,3 +127,28 @@ class BroadcastActivities:
         with self._factory() as session:
             page.held, page.next_deferred_at = held_sends(session, broadcast_id=inp.broadcast_id)
         return page
+
+    def _request(self, inp: BroadcastPageInput, user_id: str, key: str | None) -> DeliverInput:
+        request = broadcast_delivery(
+            broadcast_id=inp.broadcast_id,
+            key_prefix=inp.key_prefix,
+            user_id=user_id,
+            channel=inp.channel,
+            template=inp.template,
+            topic=inp.topic,
+            now=inp.now,
+        )
+        if key is not None:  # a held send: its own row
+            request.idempotency_key = key
+        return request
+
+    def _ledger_rows(
+        self, session: Any, inp: BroadcastPageInput, requests: list[DeliverInput]
+    ) -> dict[str, Message]:
+        """The chunk's ledger rows by key, written if new (a retried page finds its own)."""
+        no_journey = {"enrollment_id": None, "journey_id": None, "step_id": None}
+        values = [ledger_values(r, broadcast_id=inp.broadcast_id, **no_journey) for r in requests]
+        insert_ignore_many(session, Message, rows=values)
+        keys = [r.idempotency_key for r in requests]
+        stmt = select(Message).where(Message.idempotency_key.in_(keys)).with_for_update()
+        return {row.idempotency_key: row for row in session.scalars(stmt)}

@@ -292,24 +292,7 @@ class DeliveryActivities:
         """The ledger row of ``inp.idempotency_key``, created ``pending`` if new and locked;
         ``columns`` override the values taken from ``inp`` (a broadcast's row has no
         enrollment or journey, but a ``broadcast_id``)."""
-        insert_ignore(
-            session,
-            Message,
-            values={
-                "idempotency_key": inp.idempotency_key,
-                "enrollment_id": inp.enrollment_id,
-                "journey_id": inp.journey_id,
-                "step_id": inp.step_id,
-                "user_id": inp.user_id,
-                "channel": inp.channel,
-                "template": inp.template,
-                "variant": inp.variant,
-                "topic": inp.topic,
-                "status": "pending",
-                "created_at": inp.now,
-            }
-            | columns,
-        )
+        insert_ignore(session, Message, values=ledger_values(inp, **columns))
         stmt = select(Message).where(Message.idempotency_key == inp.idempotency_key)
         return session.scalars(stmt.with_for_update()).one()
 
@@ -394,6 +377,23 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+def ledger_values(inp: DeliverInput, **columns: Any) -> dict[str, Any]:
+    """A new ``pending`` ledger row for ``inp`` (``columns`` override)."""
+    return {
+        "idempotency_key": inp.idempotency_key,
+        "enrollment_id": inp.enrollment_id,
+        "journey_id": inp.journey_id,
+        "step_id": inp.step_id,
+        "user_id": inp.user_id,
+        "channel": inp.channel,
+        "template": inp.template,
+        "variant": inp.variant,
+        "topic": inp.topic,
+        "status": "pending",
+        "created_at": inp.now,
+    } | columns
 
 
 def _skip(row: Message, reason: str) -> DeliverResult:
