@@ -3,6 +3,7 @@ the workflow's histories across continue-as-new."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
 from message_templates.render import TemplateRenderer
@@ -151,3 +152,13 @@ async def history_lengths(client: Client, broadcast_id: int, first_run_id: str) 
             attributes = last.workflow_execution_continued_as_new_event_attributes
             run_id = attributes.new_execution_run_id
     return lengths
+
+
+async def closed_result(handle: Any, timeout: float = 600) -> Any:
+    """The workflow's result once its last run has closed, polling in real time (a long
+    wait on ``result()`` can come back empty from the time-skipping server)."""
+    for _ in range(int(timeout * 2)):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return await handle.result()
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{handle.id} still running after {timeout:.0f}s")
