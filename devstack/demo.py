@@ -1,7 +1,7 @@
 """``lifecycle demo``: the four shipped journeys, simulated for a synthetic population.
 
 It is ``lifecycle simulate`` with the shipped journeys (the new-user journey first, so the
-sample timeline is a newcomer's) and a population small enough to finish in about a minute:
+sample timeline is a newcomer's) and a population small enough to finish in a minute or two:
 events go in through the HTTP API (in process), the router starts one ``JourneyWorkflow`` per
 entry on the Temporal time-skipping server, the worker sends through the outbox into
 ``<data_dir>/demo.db``. Weeks of simulated time take seconds a day.
