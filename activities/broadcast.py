@@ -102,8 +102,10 @@ class BroadcastActivities:
         """The policy for each (user id, ledger key or None for a new row).
 
         Per chunk, the ledger rows are written in one statement and read (locked) in one,
-        and the users are loaded in one, so the policy's own look-ups of them find them in
-        the session; the policy itself is the journeys' (:meth:`DeliveryActivities.decide`).
+        the users are loaded in one (the policy's own look-ups find them in the session),
+        and locked and checked for recent sends in one (only those with recent sends are
+        counted against each cap one by one); the policy itself is the journeys'
+        (:meth:`DeliveryActivities.decide`).
         """
         page = BroadcastPage()
         todo = list(recipients)
@@ -115,9 +117,16 @@ class BroadcastActivities:
                 rows = self._ledger_rows(session, inp, requests)
                 ids = [r.user_id for r in requests]
                 list(session.scalars(select(User).where(User.id.in_(ids))))  # into the session
+                fresh = self._delivery.without_recent_sends(session, user_ids=ids, now=inp.now)
                 for request in requests:
                     row = rows[request.idempotency_key]
-                    result = self._delivery.decide(session, request, row, held_checked=True)
+                    result = self._delivery.decide(
+                        session,
+                        request,
+                        row,
+                        held_checked=True,
+                        under_caps=request.user_id in fresh,
+                    )
                     if result.status == "ready":
                         page.ready.append(request.user_id)
                     elif result.status == "skipped" and result.reason:

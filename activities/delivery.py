@@ -102,14 +102,22 @@ class DeliveryActivities:
             return self.decide(session, inp, self.ledger_row(session, inp))
 
     def decide(
-        self, session: Any, inp: DeliverInput, row: Message, *, held_checked: bool = False
+        self,
+        session: Any,
+        inp: DeliverInput,
+        row: Message,
+        *,
+        held_checked: bool = False,
+        under_caps: bool = False,
     ) -> DeliverResult:
         """The policy for one ledger row, in the caller's transaction: ``ready`` (the row
         becomes ``sending``), or skipped / deferred with the reason. A row an earlier
         attempt decided keeps its outcome.
 
         ``held_checked``: the caller has already checked the operator's and the journey's
-        pause (a broadcast checks once per page, not once per recipient).
+        pause (a broadcast checks once per page, not once per recipient). ``under_caps``:
+        the caller holds the user's lock and knows (:meth:`without_recent_sends`) that no
+        frequency cap can be reached.
         """
         if row.status == "sending":
             return DeliverResult(message_id=row.id, status="ready")
@@ -119,7 +127,7 @@ class DeliveryActivities:
         recipient = self._recipient(session, inp.channel, user) if user else None
         context = self._context(session, inp, user, message_id=row.id) if user else None
         outcome = (
-            self._recipient_policy(session, inp, row, user, recipient, context)
+            self._recipient_policy(session, inp, row, user, recipient, context, under_caps)
             if held_checked
             else self._policy(session, inp, row, user, recipient, context)
         )
@@ -228,6 +236,7 @@ class DeliveryActivities:
         user: User | None,
         recipient: str | None,
         context: dict[str, Any] | None,
+        under_caps: bool = False,
     ) -> DeliverResult | None:
         """The recipient's part of the policy: holdout, consent, reachability, coupon
         expiry, quiet hours, frequency caps."""
@@ -249,12 +258,32 @@ class DeliveryActivities:
             later = quiet.defer_until(inp.now, _valid_zone(user.timezone, self._default_timezone))
             if later is not None:
                 return _defer(row, "quiet_hours", later)
-        room_at = self._over_cap(session, inp, row)
+        room_at = None if under_caps else self._over_cap(session, inp, row)
         if room_at is not None:
             if inp.on_frequency_cap == "defer":
                 return _defer(row, "frequency_cap", room_at)
             return _skip(row, "frequency_cap")
         return None
+
+    def without_recent_sends(
+        self, session: Any, *, user_ids: Sequence[str], now: datetime
+    ) -> set[str]:
+        """Lock the users (as :meth:`_over_cap` does, all at once) and return those with
+        no counted marketing send within any cap's window: no cap can stop their next one.
+        """
+        if not self._caps or not user_ids:
+            return set(user_ids)
+        session.execute(
+            update(User).where(User.id.in_(user_ids)).values(updated_at=User.updated_at)
+        )
+        since = now - max(cap.window for cap in self._caps)
+        recent = select(Message.user_id).where(
+            Message.user_id.in_(user_ids),
+            Message.topic == "marketing",
+            Message.status.in_(COUNTED_STATUSES),
+            Message.sent_at > since,
+        )
+        return set(user_ids) - set(session.scalars(recent))
 
     def _over_cap(self, session: Any, inp: DeliverInput, row: Message) -> datetime | None:
         """If one more marketing send would break a frequency cap (across journeys), when
