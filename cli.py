@@ -17,15 +17,25 @@ from config import Settings, load_settings
 from observability.logs import configure_logging
 
 EPILOG = """\
+the map:
+  try it     demo, simulate                  journeys on a simulated clock, before they go live
+  run it     dev                             everything local in one command; Ctrl-C stops all
+             api, worker, scheduler, migrate the processes of a real deployment
+  build      journeys, audiences, templates, send-test
+  send       broadcast (one-off campaigns), sweeps (scheduled entries)
+  watch      report, users timeline, outbox; the web console at http://127.0.0.1:8000/console
+  stop       pause-all / resume-all; users forget (erasure)
+
 quick start:
-  lifecycle demo                 the four shipped journeys simulated for 150 synthetic users
+  lifecycle demo                 the four shipped journeys simulated for synthetic users
   lifecycle simulate journeys/new_user_coupon.yaml --users 500   try one before it goes live
-  lifecycle dev                  Temporal dev server + API + worker; Ctrl-C stops all
+  lifecycle dev                  Temporal dev server + API + worker + scheduler
   curl -u dev-write-key: -H 'Content-Type: application/json' \\
        -d '{"userId":"u1","event":"user_signed_up"}' http://127.0.0.1:8000/v1/track
   lifecycle outbox               what the outbox channel "sent"
   lifecycle users timeline u1    everything that happened to one user
 
+every command has examples in its own help: lifecycle COMMAND --help (--debug shows tracebacks).
 configuration comes from the environment (or .env): DATABASE_URL, TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, and LIFECYCLE_* for the rest (LIFECYCLE_WRITE_KEY, ...).
 """
@@ -735,7 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--behaviour", metavar="FILE", help="YAML overriding the behaviour model")
     sim.add_argument("--json", action="store_true", help="machine-readable output")
     sim.add_argument("--keep-db", metavar="PATH", help="keep the simulation's SQLite file")
-    add("dev", cmd_dev, "run the local stack: Temporal dev server, API, worker", "lifecycle dev")
+    add(
+        "dev",
+        cmd_dev,
+        "run the local stack: Temporal dev server, API, worker, sweep scheduler",
+        "lifecycle dev",
+    )
     add("api", cmd_api, "run the ingestion API (uvicorn)", "LIFECYCLE_API_PORT=8080 lifecycle api")
     add(
         "worker",

@@ -25,6 +25,8 @@ COMMANDS = [
     "resume-all",
     "templates",
     "send-test",
+    "scheduler",
+    "sweeps",
     "audiences",
     "outbox",
     "users",
@@ -45,6 +47,8 @@ SUBCOMMANDS = [
     ["broadcast", "start"],
     ["broadcast", "status"],
     ["broadcast", "list"],
+    ["sweeps", "list"],
+    ["sweeps", "run"],
 ]
 
 BAD_JOURNEY = """\
@@ -401,3 +405,32 @@ def test_send_test_on_a_channel(database_url: str, capsys: pytest.CaptureFixture
         capsys, "send-test", "--channel", "sms", "--template", "cart_reminder_push", "--to", "x"
     )
     assert code == 1 and "is for push, not sms" in assert_one_line_error(err)
+
+
+# --- sweeps ---------------------------------------------------------------------------------
+
+
+def test_sweeps_run_names_what_is_wrong(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    code, _, err = run(capsys, "sweeps", "run", "dormancy_wakeup", "--at", "yesterday")
+    assert code == 1
+    assert assert_one_line_error(err) == (
+        "lifecycle: --at 'yesterday' is not an ISO-8601 date or instant"
+    )
+    code, _, err = run(capsys, "sweeps", "run", "no_such_journey")
+    assert code == 1
+    assert "journey 'no_such_journey' is not published" in assert_one_line_error(err)
+    shipped = Path(__file__).parents[1] / "journeys" / "new_user_coupon.yaml"
+    assert run(capsys, "journeys", "publish", str(shipped))[0] == 0
+    code, _, err = run(capsys, "sweeps", "run", "new_user_coupon")
+    assert "starts from events, not a schedule" in assert_one_line_error(err)
+
+
+def test_sweeps_list_says_when_there_are_none(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    code, out, _ = run(capsys, "sweeps", "list")
+    assert code == 0 and out.strip().endswith("no sweeps yet")
