@@ -145,11 +145,7 @@ def cmd_sweeps_list(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{'sweep':<48} {'members':>8} {'entered':>8}  state")
     for t in ticks:
         state = (
-            "finished"
-            if t.finished_at
-            else "running"
-            if t.started_at
-            else "claimed, not started"
+            "finished" if t.finished_at else "running" if t.started_at else "claimed, not started"
         )
         print(f"{t.workflow_id:<48} {t.members:>8} {t.entered:>8}  {state}")
     return 0

