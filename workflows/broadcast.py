@@ -99,7 +99,8 @@ class BroadcastWorkflow:
             await self._send_all(page.ready)
             progress.pages += 1
             await self._record()
-            if not self._cancelled:
+            more = not progress.audience_done or progress.next_deferred_at is not None
+            if more and not self._cancelled:
                 # One page per run: every run's history stays a few thousand events.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
