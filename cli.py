@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,7 +203,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from store.db import make_engine
     from store.migrate import upgrade
 
-    upgrade(make_engine(settings.database_url))
+    began = time.monotonic()
+
+    def applied(revision: str, description: str) -> None:
+        # One line per migration as it lands: on a large table one may take minutes.
+        print(f"  {revision} {description}  ({time.monotonic() - began:.1f} s)", flush=True)
+
+    upgrade(make_engine(settings.database_url), on_step=applied)
     print(f"database at {settings.database_url} is up to date")
     return 0
 

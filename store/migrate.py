@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -17,11 +18,18 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind ``engine`` to ``revision`` (default: the latest)."""
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    on_step: Callable[[str, str], None] | None = None,
+) -> None:
+    """Bring the database behind ``engine`` to ``revision`` (default: the latest);
+    ``on_step(revision, description)`` is called after each migration is applied."""
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["on_step"] = on_step
         command.upgrade(cfg, revision)
 
 
