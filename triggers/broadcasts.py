@@ -112,7 +112,8 @@ def check_template(renderer: TemplateRenderer, template: str, channel: str) -> N
     with no coupon (every locale)."""
     problems = renderer.check(template, channel=channel, context=broadcast_context())
     if problems:
-        raise BroadcastError(f"--template {template}: {problems[0]}")
+        problem = problems[0].removeprefix(f"{template}: ")  # named once
+        raise BroadcastError(f"--template {template}: {problem}")
 
 
 def plan_broadcast(
