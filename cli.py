@@ -153,7 +153,13 @@ def cmd_sweeps_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sweeps_run(settings: Settings, args: argparse.Namespace) -> int:
-    from journeys.schedule import ScheduleError, cron_trigger, last_tick, tick_label
+    from journeys.schedule import (
+        ScheduleError,
+        cron_trigger,
+        last_tick,
+        schedule_audience,
+        tick_label,
+    )
     from store.journeys import latest_version, spec_of
     from triggers.scheduler import SweepScheduler, sweep_id
     from triggers.temporal_client import connect
@@ -174,7 +180,9 @@ def cmd_sweeps_run(settings: Settings, args: argparse.Namespace) -> int:
     if tick is None:
         raise CliError(f"{schedule.cron!r} had no tick before {at.isoformat()}")
 
-    async def start() -> bool:
+    wid = sweep_id(args.journey, tick)
+
+    async def start() -> None:
         client = await connect(settings)
         scheduler = SweepScheduler(
             factory=factory,
@@ -182,12 +190,39 @@ def cmd_sweeps_run(settings: Settings, args: argparse.Namespace) -> int:
             task_queue=settings.task_queue,
             page_size=settings.sweep_page_size,
         )
-        return await scheduler.start_sweep(args.journey, tick)
+        started = await scheduler.start_sweep(args.journey, tick)
+        print(f"{wid}: {'started' if started else 'already started'} (tick {tick_label(tick)})")
+        if args.wait:
+            with factory() as session:
+                total = schedule_audience(schedule).count(session, now=tick)
+            await _follow_sweep(client, wid, total)
 
-    started = asyncio.run(start())
-    wid = sweep_id(args.journey, tick)
-    print(f"{wid}: {'started' if started else 'already started'} (tick {tick_label(tick)})")
+    asyncio.run(start())
     return 0
+
+
+async def _follow_sweep(client, wid: str, total: int) -> None:  # type: ignore[no-untyped-def]
+    """A progress bar over the sweep's ``progress`` query until it finishes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from workflows.sweep import SweepProgress, SweepResult
+
+    handle = client.get_workflow_handle(wid, result_type=SweepResult)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, disable=not sys.stdout.isatty()) as bar:
+        task = bar.add_task("entering", total=total)
+        result = asyncio.ensure_future(handle.result())
+        while not result.done():
+            try:
+                now = await handle.query("progress", result_type=SweepProgress)
+                bar.update(task, completed=now.members)
+            except Exception:  # noqa: S110 - between runs of continue-as-new; ask again
+                pass
+            await asyncio.wait([result], timeout=0.5)
+        done = result.result()
+        bar.update(task, completed=done.members)
+    stopped = f", stopped: {done.stopped}" if done.stopped else ""
+    print(f"{done.members} members, {done.entered} entered{stopped}")
 
 
 def _instant(text: str, flag: str) -> datetime:
@@ -889,11 +924,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_sweeps_run,
         "start the sweep of a journey's latest tick at or before --at (default now), "
         "unless it already ran; a worker does the sweeping",
-        "lifecycle sweeps run dormancy_wakeup --at 2026-11-11T10:00:00+08:00",
+        "lifecycle sweeps run dormancy_wakeup --at 2026-11-11T10:00:00+08:00 --wait",
         ssub,
     )
     sr.add_argument("journey")
     sr.add_argument("--at", help="ISO-8601 instant (default: now)")
+    sr.add_argument("--wait", action="store_true", help="show progress until the sweep ends")
 
     audiences = add(
         "audiences",
