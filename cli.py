@@ -663,6 +663,7 @@ def cmd_broadcast_start(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_broadcast_status(settings: Settings, args: argparse.Namespace) -> int:
+    from audiences.audience import audience_from_data
     from store.broadcasts import message_counts
     from triggers.broadcasts import BroadcastError, follow, get_broadcast, live_progress, summary
 
@@ -680,7 +681,10 @@ def cmd_broadcast_status(settings: Settings, args: argparse.Namespace) -> int:
         client = await _broadcast_client(settings)
         progress = await live_progress(client, broadcast_id)
         if progress is not None and args.follow:
-            await follow(client, broadcast_id, total=max(row.recipients, progress.paged))
+            with factory() as session:  # the bar's total: the audience as it is now
+                audience = audience_from_data(row.audience, source=f"broadcast {row.id}")
+                total = audience.count(session, now=datetime.now(UTC))
+            await follow(client, broadcast_id, total=total)
         elif progress is not None:
             print(summary(progress))
 

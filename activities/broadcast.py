@@ -35,6 +35,7 @@ from workflows.contracts import (
     BroadcastRecord,
     DeliverInput,
     broadcast_delivery,
+    broadcast_workflow_id,
 )
 
 # Recipients decided per transaction: short transactions, so sends of the previous page
@@ -155,8 +156,14 @@ class BroadcastActivities:
         self, session: Any, inp: BroadcastPageInput, requests: list[DeliverInput]
     ) -> dict[str, Message]:
         """The chunk's ledger rows by key, written if new (a retried page finds its own)."""
-        no_journey = {"enrollment_id": None, "journey_id": None, "step_id": None}
-        values = [ledger_values(r, broadcast_id=inp.broadcast_id, **no_journey) for r in requests]
+        # No enrollment or journey; the step names the broadcast (in a user's timeline).
+        columns = {
+            "enrollment_id": None,
+            "journey_id": None,
+            "step_id": broadcast_workflow_id(inp.broadcast_id),
+            "broadcast_id": inp.broadcast_id,
+        }
+        values = [ledger_values(r, **columns) for r in requests]
         insert_ignore_many(session, Message, rows=values)
         keys = [r.idempotency_key for r in requests]
         stmt = select(Message).where(Message.idempotency_key.in_(keys)).with_for_update()
