@@ -11,6 +11,7 @@ from broadcast_support import (
     add_members,
     audience_file,
     broadcast_row,
+    closed_result,
     fresh_ids,
     outbox_keys,
     sends,
@@ -24,6 +25,7 @@ from channels.base import OutboundMessage, SendResult, TransientSendError
 from channels.outbox import OutboxChannel
 from message_templates.render import TemplateRenderer
 from store.broadcasts import create_broadcast
+from store.control import set_sends_paused
 from store.db import transaction
 from store.outbox import SqlOutboxSink
 from triggers.broadcasts import plan_broadcast
@@ -214,3 +216,37 @@ async def test_a_retried_page_decides_each_member_once(db, tmp_path):
     )
     assert rest.ready == members[20:] and rest.last_page
     assert len(sends(db.factory, row.id)) == 30
+
+
+async def test_pause_all_holds_a_broadcast_until_resume_all(
+    time_env, sqlite_db, task_queue, tmp_path
+):
+    db = sqlite_db
+    async with running_worker(
+        time_env.client, worker_settings(), db.factory, task_queue=task_queue
+    ):
+        now = await time_env.get_current_time()
+        add_members(db.factory, "held", 3, now)
+        with transaction(db.factory) as session:
+            set_sends_paused(session, paused=True, now=now)
+        broadcast_id = await start(
+            time_env.client, db.factory, task_queue, audience_file(tmp_path, "held"), now
+        )
+        handle = time_env.client.get_workflow_handle_for(
+            BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
+        )
+
+        async def running() -> bool:
+            return broadcast_row(db.factory, broadcast_id).status == "running"
+
+        await poll(running, "the broadcast to start")
+        await asyncio.sleep(1)
+        assert sends(db.factory, broadcast_id) == {}  # held: nobody decided, nothing sent
+        assert (await handle.query(BroadcastWorkflow.progress)).paged == 0
+
+        with transaction(db.factory) as session:
+            set_sends_paused(session, paused=False, now=now)
+        await time_env.sleep(timedelta(hours=1))  # the broadcast asks again within the hour
+        result = await closed_result(handle)
+    assert (result.status, result.sent) == ("completed", 3)
+    assert len(outbox_keys(db.factory)) == 3
