@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -146,24 +147,29 @@ def plan_broadcast(
     )
 
 
+def store_plan(session: Session, plan: BroadcastPlan, *, now: datetime) -> Broadcast:
+    """The ``broadcasts`` row of a checked plan (``scheduled``; the caller commits)."""
+    return create_broadcast(
+        session,
+        name=plan.name,
+        audience=plan.audience_data,
+        audience_source=plan.audience_source,
+        template=plan.template,
+        channel=plan.channel,
+        topic=plan.topic,
+        send_at=plan.send_at,
+        rate_per_second=plan.rate_per_second,
+        now=now,
+    )
+
+
 async def start_broadcast(
     client: Client, factory: SessionFactory, plan: BroadcastPlan, *, task_queue: str, now: datetime
 ) -> int:
     """Store the broadcast and start its workflow (the row is not kept if Temporal refuses).
     Returns the broadcast's id."""
     with transaction(factory) as session:
-        row = create_broadcast(
-            session,
-            name=plan.name,
-            audience=plan.audience_data,
-            audience_source=plan.audience_source,
-            template=plan.template,
-            channel=plan.channel,
-            topic=plan.topic,
-            send_at=plan.send_at,
-            rate_per_second=plan.rate_per_second,
-            now=now,
-        )
+        row = store_plan(session, plan, now=now)
         await client.start_workflow(
             BroadcastWorkflow.run,
             BroadcastInput(

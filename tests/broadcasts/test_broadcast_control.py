@@ -24,11 +24,10 @@ from activities.broadcast import BroadcastActivities
 from channels.base import OutboundMessage, SendResult, TransientSendError
 from channels.outbox import OutboxChannel
 from message_templates.render import TemplateRenderer
-from store.broadcasts import create_broadcast
 from store.control import set_sends_paused
 from store.db import transaction
 from store.outbox import SqlOutboxSink
-from triggers.broadcasts import plan_broadcast
+from triggers.broadcasts import plan_broadcast, store_plan
 from worker import build_delivery, running_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import BroadcastPageInput, broadcast_workflow_id
@@ -177,18 +176,7 @@ async def test_a_retried_page_decides_each_member_once(db, tmp_path):
         now=now,
     )
     with transaction(db.factory) as session:
-        row = create_broadcast(
-            session,
-            name=plan.name,
-            audience=plan.audience_data,
-            audience_source=plan.audience_source,
-            template=plan.template,
-            channel=plan.channel,
-            topic=plan.topic,
-            send_at=now,
-            rate_per_second=None,
-            now=now,
-        )
+        row = store_plan(session, plan, now=now)
     settings = worker_settings(quiet_hours=None)
     delivery = build_delivery(settings, db.factory)
     activities = BroadcastActivities(db.factory, delivery)
