@@ -96,13 +96,13 @@ def _statements(rule: Rule, dialect: str) -> _Statements:
     one = Compiler(dialect, _COMPILED_AT, correlated=True)
     contains = select(User.id).where(User.id == bindparam("user_id"), one.compile(rule))
     population = Compiler(dialect, _COMPILED_AT, correlated=False)
-    ids = population.member_ids(rule)
-    if ids is not None:  # e.g. coupon holders: counted from the coupons alone
-        listed = ids.subquery()
-        count = select(func.count(listed.c[0].distinct()))
     cond = population.compile(rule)
+    ids = population.member_ids(rule)
     if ids is None:
         count = select(func.count()).select_from(User).where(cond)
+    else:  # e.g. coupon holders: counted from the coupons alone
+        listed = ids.subquery()
+        count = select(func.count(listed.c[0].distinct()))
     page = select(User.id).where(cond).order_by(User.id).limit(bindparam("limit"))
     return _Statements(
         contains,
