@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -124,3 +125,22 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 def task_queue() -> str:
     """A task queue of this test's own, so workers of other tests never take its tasks."""
     return f"tq-{uuid.uuid4().hex[:10]}"
+
+
+# --- the web console's tests (tests/console/) -------------------------------------------------
+
+
+@pytest.fixture
+def http(db: Database) -> Any:
+    """A FastAPI test client of the console over ``db``."""
+    from console_support import console_client  # tests/console/, on the path for its tests
+
+    return console_client(db)
+
+
+@pytest.fixture
+def admin(http: Any) -> tuple[Any, str]:
+    """A logged-in console client and its session's CSRF token."""
+    from console_support import log_in
+
+    return http, log_in(http)
