@@ -1,9 +1,10 @@
 """A large broadcast: every member gets one SMS, and no run of the workflow (continued as
 new page after page) has a history longer than 10,000 events.
 
-The 20,000-recipient run takes minutes on a busy 2-core machine; it runs when
-``LIFECYCLE_BIG_TESTS=1``. The 3,000-recipient run (four runs of the workflow, three of
-them with a full page of 1,000 sends) checks the same bound in every run of the suite."""
+The 20,000-recipient run takes minutes (453 s on the dev server and SQLite, on a busy 2-core
+machine; 21 runs, the largest history 4,193 events); it runs when ``LIFECYCLE_BIG_TESTS=1``.
+The 3,000-recipient run (four runs of the workflow, three of them with a full page of 1,000
+sends) checks the same bound in every run of the suite."""
 
 from __future__ import annotations
 
