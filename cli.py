@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -1046,10 +1047,26 @@ def _database_problem(exc: DBAPIError) -> str:
     return f"database error: {text}"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stoppable() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop a long-running command cleanly, even when it was
+    started with SIGINT ignored, as every background job of a non-interactive shell is."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+LONG_RUNNING = ("api", "worker", "dev", "scheduler")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command not in ("api", "worker", "dev", "scheduler")
+    if args.command in LONG_RUNNING:
+        _stoppable()
+    quiet = args.command not in LONG_RUNNING
     level = logging.DEBUG if args.debug else logging.WARNING if quiet else logging.INFO
     configure_logging("text", level=level)
     try:
