@@ -1047,15 +1047,10 @@ def _database_problem(exc: DBAPIError) -> str:
     return f"database error: {text}"
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _stoppable() -> None:
-    """Ctrl-C (SIGINT) and SIGTERM stop a long-running command cleanly, even when it was
-    started with SIGINT ignored, as every background job of a non-interactive shell is."""
+    """Ctrl-C (SIGINT) stops a long-running command cleanly, even when it was started with
+    SIGINT ignored, as every background job of a non-interactive shell is."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 LONG_RUNNING = ("api", "worker", "dev", "scheduler")
