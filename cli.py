@@ -648,7 +648,12 @@ def cmd_broadcast_start(settings: Settings, args: argparse.Namespace) -> int:
     async def go() -> int:
         client = await _broadcast_client(settings)
         broadcast_id = await start_broadcast(
-            client, factory, plan, task_queue=settings.task_queue, now=now
+            client,
+            factory,
+            plan,
+            task_queue=settings.task_queue,
+            now=now,
+            channel_rate=settings.broadcast_rate_for(plan.channel),
         )
         when = "now" if plan.send_at <= now else f"at {plan.send_at:%Y-%m-%d %H:%M}Z"
         print(

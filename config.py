@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     sms_rate_per_second: float = Field(default=50, gt=0)
     email_rate_per_second: float = Field(default=100, gt=0)
     push_rate_per_second: float = Field(default=500, gt=0)
+    # Broadcast sends per second, per channel, across every worker: their own task queue
+    # ("<task_queue>.sms.bulk"), so a broadcast to millions never holds up a journey's send.
+    # The provider sees up to the sum of the two limits: set both to fit your account.
+    sms_broadcast_rate_per_second: float = Field(default=50, gt=0)
+    email_broadcast_rate_per_second: float = Field(default=100, gt=0)
+    push_broadcast_rate_per_second: float = Field(default=500, gt=0)
 
     # Frequency caps on marketing sends per user, across all journeys (0 turns one off).
     cap_sms_per_day: int = Field(default=1, ge=0)
@@ -212,6 +218,14 @@ class Settings(BaseSettings):
             "sms": self.sms_rate_per_second,
             "email": self.email_rate_per_second,
             "push": self.push_rate_per_second,
+        }[kind]
+
+    def broadcast_rate_for(self, kind: ChannelKind | str) -> float:
+        """Broadcast sends per second allowed on a channel kind."""
+        return {
+            "sms": self.sms_broadcast_rate_per_second,
+            "email": self.email_broadcast_rate_per_second,
+            "push": self.push_broadcast_rate_per_second,
         }[kind]
 
     def provider_for(self, kind: ChannelKind) -> str:

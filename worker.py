@@ -37,13 +37,15 @@ from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 from triggers.unsubscribe import UnsubscribeLinks
 from workflows.broadcast import BroadcastWorkflow
-from workflows.contracts import channel_task_queue
+from workflows.contracts import broadcast_batch_size, bulk_task_queue, channel_task_queue
 from workflows.journey import JourneyWorkflow
 from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [JourneyWorkflow, BroadcastWorkflow, SweepWorkflow]
+# Activities run at once per worker process (they share one thread pool).
+ACTIVITY_THREADS = 16
 
 # Imported once, outside the sandbox: re-importing pydantic models per run halves throughput.
 PASSTHROUGH = ("journeys", "workflows.contracts", "pydantic", "pydantic_core", "annotated_types")
@@ -102,6 +104,11 @@ def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Cha
     return channels
 
 
+def batches_per_second(rate: float) -> float:
+    """A bulk queue's limit in batches per second, for ``rate`` sends per second."""
+    return rate / broadcast_batch_size(rate)
+
+
 def frequency_caps(settings: Settings) -> list[FrequencyCap]:
     """The caps settings ask for (a limit of 0 means no cap)."""
     caps = []
@@ -134,6 +141,7 @@ def build_delivery(
         quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
         caps=frequency_caps(settings),
         unsubscribe_links=UnsubscribeLinks.from_settings(settings),
+        bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in CHANNEL_KINDS},
     )
 
 
@@ -147,8 +155,9 @@ def build_workers(
     channels: Mapping[str, Channel] | None = None,
 ) -> list[Worker]:
     """The journey worker (workflows and every activity but provider calls) on
-    ``task_queue``, and one worker per channel on ``<task_queue>.<channel>`` whose provider
-    calls are rate-limited for the whole cluster."""
+    ``task_queue``; per channel, one worker on ``<task_queue>.<channel>`` for the journeys'
+    provider calls and one on ``<task_queue>.<channel>.bulk`` for broadcasts' batches, each
+    rate-limited for the whole cluster."""
     queue = task_queue or settings.task_queue
     delivery = build_delivery(settings, factory, channels=channels)
     router = JourneyRouter(
@@ -189,7 +198,26 @@ def build_workers(
         )
         for kind in CHANNEL_KINDS
     ]
-    return [journeys, *senders]
+    # Broadcast sends come in batches: the limit in sends per second, divided by the batch.
+    bulk = [
+        Worker(
+            client,
+            task_queue=bulk_task_queue(queue, kind),
+            activities=[delivery.send_batch],
+            activity_executor=executor,
+            max_concurrent_activities=executor._max_workers,
+            max_task_queue_activities_per_second=batches_per_second(
+                settings.broadcast_rate_for(kind)
+            ),
+        )
+        for kind in CHANNEL_KINDS
+    ]
+    return [journeys, *senders, *bulk]
+
+
+def activity_pool() -> ThreadPoolExecutor:
+    """The threads every activity of a worker process runs on."""
+    return ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="activity")
 
 
 @asynccontextmanager
@@ -197,7 +225,7 @@ async def running_worker(
     client: Client, settings: Settings, factory: SessionFactory, **kwargs: Any
 ) -> AsyncIterator[list[Worker]]:
     """``async with running_worker(...)``: polling workers with their own thread pool."""
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
+    with activity_pool() as executor:
         async with AsyncExitStack() as stack:
             workers = build_workers(client, settings, factory, executor=executor, **kwargs)
             for worker in workers:
@@ -207,7 +235,9 @@ async def running_worker(
 
 async def run_worker(settings: Settings) -> None:
     """Connect, build everything from settings, and run until cancelled."""
-    factory = make_session_factory(make_engine(settings.database_url))
+    # A pooled connection per activity thread (and a few for routing), kept open.
+    engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
+    factory = make_session_factory(engine)
     runtime = start_metrics_endpoint(settings.worker_metrics_address)  # None: no endpoint
     client = await connect(settings, runtime=runtime)
     log.info("worker starting: task queue %s on %s", settings.task_queue, settings.temporal_address)
@@ -217,7 +247,7 @@ async def run_worker(settings: Settings) -> None:
         task_queue=settings.task_queue,
         max_trigger_age=settings.max_trigger_age,
     )
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
+    with activity_pool() as executor:
         workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
         ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))

@@ -34,7 +34,7 @@ from workflows.contracts import (
     BroadcastPageInput,
     BroadcastRecord,
     DeliverInput,
-    broadcast_delivery,
+    batch_delivery,
     broadcast_workflow_id,
 )
 
@@ -139,15 +139,7 @@ class BroadcastActivities:
         return page
 
     def _request(self, inp: BroadcastPageInput, user_id: str, key: str | None) -> DeliverInput:
-        request = broadcast_delivery(
-            broadcast_id=inp.broadcast_id,
-            key_prefix=inp.key_prefix,
-            user_id=user_id,
-            channel=inp.channel,
-            template=inp.template,
-            topic=inp.topic,
-            now=inp.now,
-        )
+        request = batch_delivery(inp, user_id)
         if key is not None:  # a held send: its own row
             request.idempotency_key = key
         return request

@@ -10,6 +10,8 @@ Two activities, each its own transactions:
    (counted by caps from then on).
 2. ``send_message`` (the channel's rate-limited task queue): render, hand to the provider
    with the ledger key as the message key, and record ``sent`` with the provider's id.
+   A broadcast hands its ready sends over in batches instead (``send_batch``, on the
+   channel's bulk queue): the same steps for each send in turn, each recorded as it goes.
 
 The window that remains: the provider accepted, the worker died before the row became
 ``sent``. The row stays ``sending`` and the retry sends again with the same key. The outbox
@@ -23,12 +25,14 @@ and Twilio status callbacks the message sid, so a duplicate is visible afterward
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -51,7 +55,16 @@ from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
 from store.webhooks import apply_held_statuses
 from triggers.unsubscribe import UnsubscribeLinks
-from workflows.contracts import PREPARE_SEND, SEND_MESSAGE, DeliverInput, DeliverResult
+from workflows.contracts import (
+    PREPARE_SEND,
+    SEND_BATCH,
+    SEND_MESSAGE,
+    DeliverInput,
+    DeliverResult,
+    SendBatchInput,
+    SendBatchResult,
+    batch_delivery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +72,8 @@ log = logging.getLogger(__name__)
 COUNTED_STATUSES = ("sending", "sent", "delivered", "opened", "clicked")
 # How often a send held by a paused journey asks again (a timer per hour of pause).
 PAUSED_RECHECK = timedelta(hours=1)
+# Seconds between a batch's heartbeats (each costs a hop to the event loop).
+HEARTBEAT_EVERY = 2.0
 
 
 class DeliveryActivities:
@@ -74,12 +89,15 @@ class DeliveryActivities:
         quiet_hours: QuietHours | None = None,
         caps: Sequence[FrequencyCap] = (),
         unsubscribe_links: UnsubscribeLinks | None = None,
+        bulk_rates: Mapping[str, float] | None = None,
     ):
         # Signed links; the default signs with the development secret under the base URL.
         self._unsubscribe_links = unsubscribe_links or UnsubscribeLinks(
             DEV_UNSUBSCRIBE_SECRET, prefix=unsubscribe_base_url
         )
         self._quiet_hours = quiet_hours
+        # Broadcast sends per second, per channel: how far apart a batch spaces its sends.
+        self._bulk_rates = dict(bulk_rates or {})
         self._caps = tuple(caps)
         self._factory = factory
         self._renderer = renderer
@@ -151,17 +169,98 @@ class DeliveryActivities:
             ).one()
             if row.status != "sending":
                 return DeliverResult(message_id=row.id, status=row.status, reason=row.reason)
-            user = session.get(User, inp.user_id)
-            recipient = self._recipient(session, inp.channel, user) if user else None
-            if user is None or recipient is None:  # erased or unreachable since the policy
-                row.status, row.reason = "skipped", "unreachable" if user else "unknown_user"
-                return DeliverResult(message_id=row.id, status="skipped", reason=row.reason)
-            context = self._context(session, inp, user, message_id=row.id)
-            locale = user.locale
-            message_id = row.id
+            ready = self._ready(session, inp, row, session.get(User, inp.user_id))
+        if isinstance(ready, DeliverResult):
+            return ready
+        try:
+            return self._hand_over(inp, ready)
+        except PermanentSendError as exc:
+            raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from None
+        except TransientSendError as exc:
+            raise _retry_later(exc, 1) from None
+
+    @activity.defn(name=SEND_BATCH)
+    def send_batch(self, inp: SendBatchInput) -> SendBatchResult:
+        """A broadcast's batch of ready sends: each rendered and handed to the provider in
+        turn, with its own ledger row recorded right after (as ``send_message`` does), so a
+        retried batch sends only what an earlier attempt did not.
+
+        Runs on the channel's bulk task queue, rate-limited in batches per second; within a
+        batch, sends are spaced at the channel's broadcast rate, so a batch is no burst. A
+        permanent refusal fails that send only; a transient one fails the attempt (Temporal
+        retries it, and the sends already made are counted, not repeated).
+        """
+        requests = {user_id: batch_delivery(inp, user_id) for user_id in inp.user_ids}
+        keys = [r.idempotency_key for r in requests.values()]
+        result = SendBatchResult()
+        todo: list[tuple[DeliverInput, _Ready]] = []
+        with transaction(self._factory) as session:
+            rows = {
+                row.idempotency_key: row
+                for row in session.scalars(select(Message).where(Message.idempotency_key.in_(keys)))
+            }
+            users = {
+                user.id: user
+                for user in session.scalars(select(User).where(User.id.in_(inp.user_ids)))
+            }
+            for user_id, request in requests.items():
+                row = rows.get(request.idempotency_key)
+                if row is None:  # never decided: not this batch's to send
+                    log.error("broadcast %s: no ledger row for a ready send", inp.broadcast_id)
+                    _tally(result, "failed", "no_ledger_row")
+                    continue
+                if row.status != "sending":  # an earlier attempt got this far
+                    _tally(result, row.status, row.reason)
+                    continue
+                ready = self._ready(session, request, row, users.get(user_id))
+                if isinstance(ready, DeliverResult):
+                    _tally(result, ready.status, ready.reason)
+                else:
+                    todo.append((request, ready))
+        rate = self._bulk_rates.get(inp.channel)
+        spacing = 1 / rate if rate else 0.0
+        unsent: list[TransientSendError] = []
+        began = beat = time.monotonic()
+        for i, (request, ready) in enumerate(todo):
+            wait = began + i * spacing - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - beat >= HEARTBEAT_EVERY:
+                activity.heartbeat(i)
+                beat = time.monotonic()
+            try:
+                outcome = self._hand_over(request, ready)
+            except PermanentSendError as exc:
+                _tally(result, "failed", exc.reason)
+                continue
+            except TransientSendError as exc:
+                unsent.append(exc)  # the rest of the batch goes on
+                continue
+            _tally(result, outcome.status, outcome.reason)
+        if unsent:
+            # Retried; the sends made above are counted then, not made again.
+            raise _retry_later(max(unsent, key=lambda e: e.retry_after or 0), len(unsent))
+        return result
+
+    def _ready(
+        self, session: Any, inp: DeliverInput, row: Message, user: User | None
+    ) -> _Ready | DeliverResult:
+        """What a ``sending`` row needs for its provider call, or why it is not sent after
+        all (the user was erased, or lost their address since the policy passed)."""
+        recipient = self._recipient(session, inp.channel, user) if user else None
+        if user is None or recipient is None:
+            row.status, row.reason = "skipped", "unreachable" if user else "unknown_user"
+            return DeliverResult(message_id=row.id, status="skipped", reason=row.reason)
+        context = self._context(session, inp, user, message_id=row.id)
+        return _Ready(row.id, user.locale, recipient, context)
+
+    def _hand_over(self, inp: DeliverInput, ready: _Ready) -> DeliverResult:
+        """Render, hand to the provider, record ``sent``. Raises ``PermanentSendError``
+        (recorded ``failed`` first) or a retryable ``ApplicationError``."""
+        message_id, context = ready.message_id, ready.context
         try:
             rendered = self._renderer.render(
-                inp.template, channel=inp.channel, locale=locale, context=context
+                inp.template, channel=inp.channel, locale=ready.locale, context=context
             )
         except TemplateError as exc:
             # Scrubbed: a filter's error may quote the value it refused.
@@ -172,7 +271,7 @@ class DeliveryActivities:
         channel = self._channels[inp.channel]
         outbound = _outbound(
             inp.idempotency_key,
-            recipient,
+            ready.recipient,
             rendered,
             unsubscribe_url=str(context["unsubscribe_url"]),
             tags=(inp.journey_id, inp.template),
@@ -183,23 +282,25 @@ class DeliveryActivities:
         except PermanentSendError as exc:
             metrics().failed(inp.channel, exc.reason)
             self._finish(message_id, status="failed", reason=exc.reason, provider=channel.name)
-            self._learn(inp, recipient, exc.reason)
-            raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from None
-        except TransientSendError as exc:
-            # The row stays pending; Temporal retries, after the provider's Retry-After.
+            self._learn(inp, ready.recipient, exc.reason)
+            raise
+        except TransientSendError:
             metrics().failed(inp.channel, "transient")
-            delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
-            raise ApplicationError(
-                str(exc), type="ProviderUnavailable", next_retry_delay=delay
-            ) from None
+            raise
         with transaction(self._factory) as session:
-            row = session.get_one(Message, message_id)
-            if row.status == "sending":  # a webhook may already have moved it on
-                row.status = "sent"
-            row.sent_at = inp.now
-            row.provider, row.provider_message_id = result.provider, result.provider_message_id
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(
+                    # A webhook may already have moved it on.
+                    status=case((Message.status == "sending", "sent"), else_=Message.status),
+                    sent_at=inp.now,
+                    provider=result.provider,
+                    provider_message_id=result.provider_message_id,
+                )
+            )
         metrics().sent(inp.channel, result.provider)
-        if result.provider_message_id:
+        if result.provider_message_id and getattr(channel, "holds_early_statuses", False):
             # Status callbacks that came before the id was stored were held: apply them now.
             with transaction(self._factory) as session:
                 apply_held_statuses(
@@ -406,6 +507,36 @@ class DeliveryActivities:
             row = session.get_one(Message, message_id)
             row.status, row.reason, row.provider = status, reason, provider
         return DeliverResult(message_id=message_id, status=status, reason=reason)
+
+
+@dataclass
+class _Ready:
+    """A ``sending`` row's provider call, as read from the database."""
+
+    message_id: int
+    locale: str | None
+    recipient: str
+    context: dict[str, Any]
+
+
+SENT_STATUSES = ("sent", "delivered", "opened", "clicked")
+
+
+def _retry_later(exc: TransientSendError, unsent: int) -> ApplicationError:
+    """A retryable failure of the attempt: the rows stay ``sending`` and Temporal retries,
+    after the provider's Retry-After when it gave one."""
+    delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+    detail = str(exc) if unsent == 1 else f"{unsent} sends not taken; the last: {exc}"
+    return ApplicationError(detail, type="ProviderUnavailable", next_retry_delay=delay)
+
+
+def _tally(result: SendBatchResult, status: str, reason: str | None) -> None:
+    if status in SENT_STATUSES:
+        result.sent += 1
+    elif status == "skipped" and reason:
+        result.skipped[reason] = result.skipped.get(reason, 0) + 1
+    else:
+        result.failed += 1
 
 
 def ledger_values(inp: DeliverInput, **columns: Any) -> dict[str, Any]:

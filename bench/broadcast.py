@@ -159,6 +159,7 @@ async def broadcast(
         quiet_hours=None,
         sms_provider="outbox",
         sms_rate_per_second=1_000_000,
+        sms_broadcast_rate_per_second=1_000_000,
     )
     audience = Path(tempfile.mkdtemp()) / "bench.yaml"
     audience.write_text("id: bench\nname: Benchmark users\nrule: {tier: bench}\n")
@@ -176,7 +177,14 @@ async def broadcast(
             topic="marketing",
             now=now,
         )
-        broadcast_id = await start_broadcast(client, factory, plan, task_queue=queue, now=now)
+        broadcast_id = await start_broadcast(
+            client,
+            factory,
+            plan,
+            task_queue=queue,
+            now=now,
+            channel_rate=settings.broadcast_rate_for("sms"),
+        )
         handle = client.get_workflow_handle_for(
             BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
         )

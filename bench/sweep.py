@@ -91,7 +91,7 @@ def database(kind: str, url: str) -> Iterator[SessionFactory]:
     """A migrated, empty database of this run's own, dropped afterwards."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            engine = make_engine(f"sqlite:///{tmp}/bench.db")
+            engine = make_engine(f"sqlite:///{tmp}/bench.db", pre_ping=False, pool_size=20)
             upgrade(engine)
             yield make_session_factory(engine)
             engine.dispose()
@@ -100,7 +100,8 @@ def database(kind: str, url: str) -> Iterator[SessionFactory]:
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{url}?options=-csearch_path%3D{schema}", pool_size=20)
+    # As the worker makes it (worker.run_worker): no pre-ping, a connection per thread.
+    engine = make_engine(f"{url}?options=-csearch_path%3D{schema}", pre_ping=False, pool_size=20)
     try:
         upgrade(engine)
         yield make_session_factory(engine)

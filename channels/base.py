@@ -83,7 +83,11 @@ class TransientSendError(Exception):
 
 
 class Channel(Protocol):
-    """Sends one message; raises :class:`PermanentSendError` or :class:`TransientSendError`."""
+    """Sends one message; raises :class:`PermanentSendError` or :class:`TransientSendError`.
+
+    A channel whose status callbacks may arrive before the send records the provider's id
+    sets ``holds_early_statuses = True``: the send then applies the callbacks held meanwhile.
+    """
 
     name: str
 

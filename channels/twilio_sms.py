@@ -99,6 +99,9 @@ class TwilioSmsChannel:
     """
 
     name = "twilio"
+    # A status callback can beat the sid's storing; the webhook then holds it (see
+    # ``store.webhooks.hold_status``) and the send applies it once the sid is stored.
+    holds_early_statuses = True
 
     def __init__(
         self,

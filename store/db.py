@@ -19,8 +19,13 @@ def _json_dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = True, **kwargs: object) -> Engine:
     """Create an engine for ``url``, tuned for the dialect.
+
+    ``pre_ping``: test each pooled PostgreSQL connection before use (one round trip per
+    transaction), so a database restart costs no request. The worker turns it off: its
+    transactions are short and many, and an activity that meets a dropped connection is
+    retried by Temporal (SQLAlchemy then replaces every pooled connection).
 
     SQLite gets WAL journaling, a busy timeout and foreign keys, so the API and the worker
     can share one file; its parent folder is created if missing.
@@ -54,7 +59,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(
         url,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         json_serializer=_json_dumps,
         hide_parameters=True,  # errors and logs must not carry phone numbers or emails
         **kwargs,  # type: ignore[arg-type]

@@ -27,7 +27,13 @@ from store.broadcasts import create_broadcast
 from store.db import SessionFactory, transaction
 from store.models import Broadcast
 from workflows.broadcast import BroadcastWorkflow
-from workflows.contracts import BroadcastInput, BroadcastProgress, broadcast_workflow_id
+from workflows.contracts import (
+    BROADCAST_BATCH,
+    BroadcastInput,
+    BroadcastProgress,
+    broadcast_batch_size,
+    broadcast_workflow_id,
+)
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _PER_SECOND = {"s": 1, "m": 60, "h": 3600}
@@ -164,10 +170,17 @@ def store_plan(session: Session, plan: BroadcastPlan, *, now: datetime) -> Broad
 
 
 async def start_broadcast(
-    client: Client, factory: SessionFactory, plan: BroadcastPlan, *, task_queue: str, now: datetime
+    client: Client,
+    factory: SessionFactory,
+    plan: BroadcastPlan,
+    *,
+    task_queue: str,
+    now: datetime,
+    channel_rate: float | None = None,
 ) -> int:
     """Store the broadcast and start its workflow (the row is not kept if Temporal refuses).
-    Returns the broadcast's id."""
+    ``channel_rate``: the channel's broadcast rate the workers enforce (settings), which
+    sizes the batches. Returns the broadcast's id."""
     with transaction(factory) as session:
         row = store_plan(session, plan, now=now)
         await client.start_workflow(
@@ -179,6 +192,7 @@ async def start_broadcast(
                 send_at=plan.send_at,
                 topic=plan.topic,
                 rate_per_second=plan.rate_per_second,
+                batch_size=broadcast_batch_size(channel_rate) if channel_rate else BROADCAST_BATCH,
             ),
             id=row.workflow_id,
             task_queue=task_queue,

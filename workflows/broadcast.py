@@ -2,8 +2,9 @@
 
 Waits for ``send_at`` on a durable timer, then works a page at a time: an activity reads the
 next ~1,000 audience members (keyset) and runs each through the journeys' delivery policy,
-returning the user ids ready to send; each ready send is one ``send_message`` on the
-channel's rate-limited task queue, paced by ``rate_per_second`` if given. Sends held by
+returning the user ids ready to send; the ready sends go out in batches (``send_batch``, up
+to ``batch_size`` each) on the channel's rate-limited bulk task queue, paced by
+``rate_per_second`` if given. Sends held by
 quiet hours are stored on their ledger rows and asked again when due. After each page the
 run continues as new, so no history grows past a few thousand events.
 
@@ -16,34 +17,33 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         BROADCAST_DEFERRED,
         BROADCAST_PAGE,
         RECORD_BROADCAST,
-        SEND_MESSAGE,
+        SEND_BATCH,
         BroadcastInput,
         BroadcastPage,
         BroadcastPageInput,
         BroadcastProgress,
         BroadcastRecord,
-        DeliverResult,
-        broadcast_delivery,
-        channel_task_queue,
+        SendBatchInput,
+        SendBatchResult,
+        bulk_task_queue,
     )
     from workflows.journey import ACTIVITY_TIMEOUT, RETRY, SEND_TIMEOUT
 
 # A page's policy work: ~1,000 recipients, a few queries each.
 PAGE_TIMEOUT = timedelta(minutes=5)
 PAGE_HEARTBEAT = timedelta(minutes=1)
-# Provider calls in flight at once: enough to keep every channel worker busy, few enough
+# Sends in flight at once (in batches): enough to keep every bulk worker busy, few enough
 # that a pause takes effect within a window.
 WINDOW = 200
-SENT = ("sent", "delivered", "opened", "clicked")
 
 
 @workflow.defn(name="BroadcastWorkflow")
@@ -112,6 +112,7 @@ class BroadcastWorkflow:
                         topic=inp.topic,
                         rate_per_second=inp.rate_per_second,
                         page_size=inp.page_size,
+                        batch_size=inp.batch_size,
                         progress=progress,
                         paused=self._paused,
                         cancelled=self._cancelled,
@@ -141,16 +142,7 @@ class BroadcastWorkflow:
         inp = self._inp
         page: BroadcastPage = await workflow.execute_activity(
             name,
-            BroadcastPageInput(
-                broadcast_id=inp.broadcast_id,
-                key_prefix=workflow.info().first_execution_run_id,
-                channel=inp.channel,
-                template=inp.template,
-                topic=inp.topic,
-                now=workflow.now(),
-                cursor=self._progress.cursor,
-                limit=inp.page_size,
-            ),
+            BroadcastPageInput(**self._what(), cursor=self._progress.cursor, limit=inp.page_size),
             result_type=BroadcastPage,
             start_to_close_timeout=PAGE_TIMEOUT,
             heartbeat_timeout=PAGE_HEARTBEAT,
@@ -170,62 +162,62 @@ class BroadcastWorkflow:
         progress.next_deferred_at = page.next_deferred_at
 
     async def _send_all(self, user_ids: list[str]) -> None:
-        """Hand each ready send to the channel's queue: at most ``WINDOW`` in flight, at
-        most ``rate_per_second`` started per second, none while paused."""
+        """Hand the ready sends to the channel's bulk queue in batches: at most ``WINDOW``
+        sends in flight, at most ``rate_per_second`` started per second, none while paused."""
         rate = self._inp.rate_per_second
-        per_tick = max(1, int(rate)) if rate else 0
-        tick_started = workflow.now()
+        # A slow broadcast sends in smaller batches, so a second's worth is never a burst.
+        size = max(1, min(self._inp.batch_size, int(rate))) if rate else self._inp.batch_size
+        room = WINDOW - size  # in flight before the next batch may start
+        tick_started, in_tick = workflow.now(), 0
         tasks: list[asyncio.Task[None]] = []
-        for i, user_id in enumerate(user_ids):
-            if per_tick and i and i % per_tick == 0:
-                assert rate is not None
-                wait = tick_started + timedelta(seconds=per_tick / rate) - workflow.now()
+        for start in range(0, len(user_ids), size):
+            batch = user_ids[start : start + size]
+            if rate and in_tick + len(batch) > rate:
+                wait = tick_started + timedelta(seconds=in_tick / rate) - workflow.now()
                 if wait > timedelta(0):
                     await workflow.sleep(wait)
-                tick_started = workflow.now()
+                tick_started, in_tick = workflow.now(), 0
             await self._unless_paused()
-            await workflow.wait_condition(lambda: self._cancelled or self._in_flight < WINDOW)
+            await workflow.wait_condition(lambda: self._cancelled or self._in_flight <= room)
             if self._cancelled:
                 break
-            self._in_flight += 1
-            tasks.append(asyncio.create_task(self._send(user_id)))
+            self._in_flight += len(batch)
+            in_tick += len(batch)
+            tasks.append(asyncio.create_task(self._send(batch)))
         await asyncio.gather(*tasks)
 
-    async def _send(self, user_id: str) -> None:
+    async def _send(self, user_ids: list[str]) -> None:
         inp, progress = self._inp, self._progress
-        request = broadcast_delivery(
-            broadcast_id=inp.broadcast_id,
-            key_prefix=workflow.info().first_execution_run_id,
-            user_id=user_id,
-            channel=inp.channel,
-            template=inp.template,
-            topic=inp.topic,
-            now=workflow.now(),
-        )
         try:
-            result: DeliverResult = await workflow.execute_activity(
-                SEND_MESSAGE,
-                request,
-                result_type=DeliverResult,
-                task_queue=channel_task_queue(workflow.info().task_queue, inp.channel),
-                start_to_close_timeout=SEND_TIMEOUT,
+            result: SendBatchResult = await workflow.execute_activity(
+                SEND_BATCH,
+                SendBatchInput(**self._what(), user_ids=user_ids),
+                result_type=SendBatchResult,
+                task_queue=bulk_task_queue(workflow.info().task_queue, inp.channel),
+                # Each send heartbeats; the whole batch may take one provider timeout each.
+                start_to_close_timeout=SEND_TIMEOUT * len(user_ids),
+                heartbeat_timeout=SEND_TIMEOUT,
                 retry_policy=RETRY,
             )
-        except ActivityError as err:
-            cause = err.cause
-            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
-                raise
-            # A permanent refusal (bad number, opted out, dead token): recorded by the
-            # activity in the ledger; the broadcast goes on.
-            result = DeliverResult(message_id=0, status="failed", reason=cause.type)
         finally:
-            self._in_flight -= 1
-        if result.status in SENT:
-            progress.sent += 1
-        elif result.status == "skipped" and result.reason:
-            progress.skipped[result.reason] = progress.skipped.get(result.reason, 0) + 1
-        else:
-            progress.failed += 1
+            self._in_flight -= len(user_ids)
+        progress.sent += result.sent
+        progress.failed += result.failed
+        for reason, n in result.skipped.items():
+            progress.skipped[reason] = progress.skipped.get(reason, 0) + n
+
+    def _what(self) -> dict[str, Any]:
+        """What every page and batch is about: the broadcast, its ledger keys' prefix, the
+        message, and now."""
+        inp = self._inp
+        return {
+            "broadcast_id": inp.broadcast_id,
+            "key_prefix": workflow.info().first_execution_run_id,
+            "channel": inp.channel,
+            "template": inp.template,
+            "topic": inp.topic,
+            "now": workflow.now(),
+        }
 
     async def _sleep_until(self, at: datetime) -> None:
         """Sleep until ``at``, or until cancelled."""

@@ -135,10 +135,28 @@ def channel_task_queue(task_queue: str, channel: str) -> str:
     return f"{task_queue}.{channel}"
 
 
+def bulk_task_queue(task_queue: str, channel: str) -> str:
+    """The task queue of one channel's broadcast sends, ``lifecycle.sms.bulk``: their own
+    rate limit, so a broadcast to millions never holds up a journey's send."""
+    return f"{task_queue}.{channel}.bulk"
+
+
 # Broadcasts: one template on one channel to every member of an audience.
 BROADCAST_PAGE = "broadcast_page"
 BROADCAST_DEFERRED = "broadcast_deferred"
 RECORD_BROADCAST = "record_broadcast"
+SEND_BATCH = "send_batch"
+# Most recipients per ``send_batch`` activity: one activity's overhead (a round trip
+# through Temporal, a few queries) shared by this many sends.
+BROADCAST_BATCH = 20
+
+
+def broadcast_batch_size(rate_per_second: float) -> int:
+    """Sends per batch on a bulk queue limited to ``rate_per_second`` sends: at most a tenth
+    of a second's worth (a batch spaces its sends, but Temporal may start two batches at
+    once), at most ``BROADCAST_BATCH``. The worker limits the queue to
+    ``rate / broadcast_batch_size(rate)`` batches per second."""
+    return max(1, min(BROADCAST_BATCH, int(rate_per_second / 10)))
 
 
 @dataclass
@@ -167,6 +185,8 @@ class BroadcastInput:
     topic: str = "marketing"
     rate_per_second: float | None = None
     page_size: int = 1000
+    # Sends per ``send_batch`` (``broadcast_batch_size`` of the channel's broadcast rate).
+    batch_size: int = BROADCAST_BATCH
     progress: BroadcastProgress = field(default_factory=BroadcastProgress)
     paused: bool = False
     cancelled: bool = False
@@ -202,6 +222,29 @@ class BroadcastPage:
 
 
 @dataclass
+class SendBatchInput:
+    """Hand a batch of a broadcast's ready sends (rows ``sending``) to the provider, at most
+    ``BROADCAST_BATCH``, one after another."""
+
+    broadcast_id: int
+    key_prefix: str  # the broadcast's first execution run id
+    channel: str
+    template: str
+    topic: str
+    now: datetime
+    user_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SendBatchResult:
+    """Each row's outcome, counted (a retried batch counts what earlier attempts sent)."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class BroadcastRecord:
     """The ``broadcasts`` row as the workflow last saw it."""
 
@@ -216,6 +259,19 @@ class BroadcastRecord:
 def broadcast_workflow_id(broadcast_id: int) -> str:
     """``broadcast:{id}``: one workflow per ``broadcasts`` row."""
     return f"broadcast:{broadcast_id}"
+
+
+def batch_delivery(inp: BroadcastPageInput | SendBatchInput, user_id: str) -> DeliverInput:
+    """``broadcast_delivery`` for one recipient of a page or a batch."""
+    return broadcast_delivery(
+        broadcast_id=inp.broadcast_id,
+        key_prefix=inp.key_prefix,
+        user_id=user_id,
+        channel=inp.channel,
+        template=inp.template,
+        topic=inp.topic,
+        now=inp.now,
+    )
 
 
 def broadcast_delivery(

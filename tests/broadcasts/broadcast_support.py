@@ -17,7 +17,7 @@ from config import Settings
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
 from store.models import Broadcast, Message, OutboxMessage, User
-from triggers.broadcasts import plan_broadcast, start_broadcast
+from triggers.broadcasts import plan_broadcast, start_broadcast, store_plan
 from workflows.contracts import broadcast_workflow_id
 
 TEMPLATE = "sale_preheat_sms"
@@ -60,7 +60,11 @@ def audience_file(tmp_path: Path, tier: str) -> Path:
 
 def worker_settings(**overrides: Any) -> Settings:
     """Test settings: quiet hours off unless asked, SMS fast enough not to wait on."""
-    values: dict[str, Any] = {"environment": "test", "sms_rate_per_second": 10_000}
+    values: dict[str, Any] = {
+        "environment": "test",
+        "sms_rate_per_second": 10_000,
+        "sms_broadcast_rate_per_second": 10_000,
+    }
     return Settings(**(values | overrides))
 
 
@@ -90,6 +94,25 @@ def fresh_ids(factory: SessionFactory, now: datetime) -> None:
         )
 
 
+def stored_broadcast(factory: SessionFactory, audience: Path, now: datetime) -> int:
+    """A broadcast of ``TEMPLATE`` by SMS to ``audience``, checked and stored as the CLI
+    does, its workflow not started (tests run its activities by hand); its id."""
+    fresh_ids(factory, now)
+    plan = plan_broadcast(
+        TemplateRenderer(),
+        audience=str(audience),
+        template=TEMPLATE,
+        channel="sms",
+        at=None,
+        rate=None,
+        name=None,
+        topic="marketing",
+        now=now,
+    )
+    with factory.begin() as session:
+        return store_plan(session, plan, now=now).id
+
+
 async def start(
     client: Client,
     factory: SessionFactory,
@@ -101,6 +124,7 @@ async def start(
     rate: str | None = None,
     template: str = TEMPLATE,
     channel: str = "sms",
+    channel_rate: float | None = None,
 ) -> int:
     """Check and start a broadcast exactly as ``lifecycle broadcast start`` does."""
     fresh_ids(factory, now)
@@ -115,7 +139,9 @@ async def start(
         topic="marketing",
         now=now,
     )
-    return await start_broadcast(client, factory, plan, task_queue=task_queue, now=now)
+    return await start_broadcast(
+        client, factory, plan, task_queue=task_queue, now=now, channel_rate=channel_rate
+    )
 
 
 def broadcast_row(factory: SessionFactory, broadcast_id: int) -> Broadcast:

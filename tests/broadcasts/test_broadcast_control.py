@@ -12,10 +12,10 @@ from broadcast_support import (
     audience_file,
     broadcast_row,
     closed_result,
-    fresh_ids,
     outbox_keys,
     sends,
     start,
+    stored_broadcast,
     worker_settings,
 )
 from temporalio.testing import ActivityEnvironment
@@ -23,11 +23,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.broadcast import BroadcastActivities
 from channels.base import OutboundMessage, SendResult, TransientSendError
 from channels.outbox import OutboxChannel
-from message_templates.render import TemplateRenderer
 from store.control import set_sends_paused
 from store.db import transaction
 from store.outbox import SqlOutboxSink
-from triggers.broadcasts import plan_broadcast, store_plan
 from worker import build_delivery, running_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import BroadcastPageInput, broadcast_workflow_id
@@ -163,25 +161,12 @@ async def test_a_retried_page_decides_each_member_once(db, tmp_path):
     the same recipients are ready, no second ledger row is written."""
     now = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # noon in Shanghai
     members = add_members(db.factory, "twice", 30, now)
-    fresh_ids(db.factory, now)
-    plan = plan_broadcast(
-        TemplateRenderer(),
-        audience=str(audience_file(tmp_path, "twice")),
-        template="sale_preheat_sms",
-        channel="sms",
-        at=None,
-        rate=None,
-        name=None,
-        topic="marketing",
-        now=now,
-    )
-    with transaction(db.factory) as session:
-        row = store_plan(session, plan, now=now)
+    broadcast_id = stored_broadcast(db.factory, audience_file(tmp_path, "twice"), now)
     settings = worker_settings(quiet_hours=None)
     delivery = build_delivery(settings, db.factory)
     activities = BroadcastActivities(db.factory, delivery)
     page = BroadcastPageInput(
-        broadcast_id=row.id,
+        broadcast_id=broadcast_id,
         key_prefix="run-1",
         channel="sms",
         template="sale_preheat_sms",
@@ -196,14 +181,14 @@ async def test_a_retried_page_decides_each_member_once(db, tmp_path):
     assert first == again
     assert first.ready == members[:20]
     assert (first.next_cursor, first.last_page) == (members[19], False)
-    assert len(sends(db.factory, row.id)) == 20
+    assert len(sends(db.factory, broadcast_id)) == 20
     rest = await asyncio.to_thread(
         env.run,
         activities.broadcast_page,
         BroadcastPageInput(**(vars(page) | {"cursor": members[19]})),
     )
     assert rest.ready == members[20:] and rest.last_page
-    assert len(sends(db.factory, row.id)) == 30
+    assert len(sends(db.factory, broadcast_id)) == 30
 
 
 async def test_pause_all_holds_a_broadcast_until_resume_all(

@@ -1,0 +1,174 @@
+"""A broadcast's sends go out in batches (``send_batch``): one refused or failed send does
+not hold up the rest, a retried batch makes only the sends an earlier attempt did not, and
+the channel's broadcast rate holds across the bulk queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from broadcast_support import (
+    add_members,
+    audience_file,
+    closed_result,
+    outbox_keys,
+    sends,
+    start,
+    stored_broadcast,
+    worker_settings,
+)
+from sqlalchemy import select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.broadcast import BroadcastActivities
+from channels.base import OutboundMessage, PermanentSendError, SendResult, TransientSendError
+from channels.outbox import OutboxChannel
+from store.db import SessionFactory, transaction
+from store.models import OutboxMessage, User
+from store.outbox import SqlOutboxSink
+from worker import build_delivery, running_worker
+from workflows.broadcast import BroadcastWorkflow
+from workflows.contracts import BroadcastPageInput, SendBatchInput, broadcast_workflow_id
+
+NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # noon in Shanghai
+
+
+class Troubled:
+    """The outbox, except that one recipient's number is refused for good and another's
+    first attempt finds the provider unavailable."""
+
+    name = "outbox"
+
+    def __init__(self, channel: OutboxChannel, *, refused: str, flaky: str):
+        self._channel = channel
+        self._refused, self._flaky = refused, flaky
+        self.attempts: dict[str, int] = {}
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        user_id = message.key.split("/")[-1]
+        self.attempts[user_id] = self.attempts.get(user_id, 0) + 1
+        if user_id == self._refused:
+            raise PermanentSendError("invalid_number", "not a mobile number")
+        if user_id == self._flaky and self.attempts[user_id] == 1:
+            raise TransientSendError("503 from the provider", retry_after=7)
+        return self._channel.send(message)
+
+
+def decided_page(factory: SessionFactory, tmp_path, tier: str, members: int) -> SendBatchInput:
+    """A stored broadcast whose first page has been decided: the batch of its ready sends."""
+    ids = add_members(factory, tier, members, NOW)
+    broadcast_id = stored_broadcast(factory, audience_file(tmp_path, tier), NOW)
+    delivery = build_delivery(worker_settings(quiet_hours=None), factory)
+    page = ActivityEnvironment().run(
+        BroadcastActivities(factory, delivery).broadcast_page,
+        BroadcastPageInput(
+            broadcast_id=broadcast_id,
+            key_prefix="run-1",
+            channel="sms",
+            template="sale_preheat_sms",
+            topic="marketing",
+            now=NOW,
+            limit=members,
+        ),
+    )
+    assert page.ready == ids
+    return SendBatchInput(
+        broadcast_id=broadcast_id,
+        key_prefix="run-1",
+        channel="sms",
+        template="sale_preheat_sms",
+        topic="marketing",
+        now=NOW,
+        user_ids=page.ready,
+    )
+
+
+def test_a_batch_goes_on_past_a_refused_and_a_failed_send_and_its_retry_sends_only_those_left(
+    db, tmp_path
+):
+    batch = decided_page(db.factory, tmp_path, "batch", 6)
+    refused, flaky = batch.user_ids[1], batch.user_ids[3]
+    channel = Troubled(OutboxChannel(SqlOutboxSink(db.factory)), refused=refused, flaky=flaky)
+    delivery = build_delivery(
+        worker_settings(quiet_hours=None),
+        db.factory,
+        channels={"sms": channel, "email": channel, "push": channel},
+    )
+    env = ActivityEnvironment()
+
+    with pytest.raises(ApplicationError) as failed:
+        env.run(delivery.send_batch, batch)
+    assert failed.value.type == "ProviderUnavailable" and not failed.value.non_retryable
+    assert failed.value.next_retry_delay == timedelta(seconds=7)  # the provider's Retry-After
+    ledger = sends(db.factory, batch.broadcast_id)
+    assert {u: (m.status, m.reason) for u, m in ledger.items()} == {
+        u: ("failed", "invalid_number")
+        if u == refused
+        else ("sending", None)
+        if u == flaky
+        else ("sent", None)
+        for u in batch.user_ids
+    }
+
+    retried = env.run(delivery.send_batch, batch)  # Temporal's retry, same input
+    assert (retried.sent, retried.failed, retried.skipped) == (5, 1, {})
+    assert channel.attempts == {u: 2 if u == flaky else 1 for u in batch.user_ids}
+    assert len(outbox_keys(db.factory)) == 5
+    assert {m.status for u, m in sends(db.factory, batch.broadcast_id).items() if u != refused} == {
+        "sent"
+    }
+
+    again = env.run(delivery.send_batch, batch)  # a third run sends nothing more
+    assert again == retried
+    assert sum(channel.attempts.values()) == 7
+
+
+def test_a_batch_skips_a_member_erased_since_the_policy_passed(db, tmp_path):
+    batch = decided_page(db.factory, tmp_path, "gone", 3)
+    with transaction(db.factory) as session:
+        user = session.get(User, batch.user_ids[0])
+        assert user is not None
+        user.phone = None  # lost their number after the page was decided
+    delivery = build_delivery(worker_settings(quiet_hours=None), db.factory)
+    result = ActivityEnvironment().run(delivery.send_batch, batch)
+    assert (result.sent, result.failed, result.skipped) == (2, 0, {"unreachable": 1})
+    assert sends(db.factory, batch.broadcast_id)[batch.user_ids[0]].reason == "unreachable"
+
+
+async def test_the_channels_broadcast_rate_holds_across_batches(
+    dev_env, sqlite_db, task_queue, tmp_path
+):
+    """300 recipients at 50 SMS/s: batches of 5 (a tenth of a second's worth, each spacing
+    its sends), at most 10 batches a second from the bulk queue. Temporal's limiter starts
+    with a full bucket (up to about two seconds' worth in the first second); from then on
+    no second sees more than the rate."""
+    db = sqlite_db
+    rate, members = 50, 300
+    settings = worker_settings(database_url=db.url, quiet_hours=None)
+    settings = settings.model_copy(update={"sms_broadcast_rate_per_second": rate})
+    async with running_worker(dev_env.client, settings, db.factory, task_queue=task_queue):
+        now = await dev_env.get_current_time()
+        add_members(db.factory, "paced", members, now)
+        broadcast_id = await start(
+            dev_env.client,
+            db.factory,
+            task_queue,
+            audience_file(tmp_path, "paced"),
+            now,
+            channel_rate=rate,
+        )
+        handle = dev_env.client.get_workflow_handle_for(
+            BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
+        )
+        result = await closed_result(handle, timeout=120)
+    assert result.sent == members
+    with db.factory() as session:
+        times = sorted(session.scalars(select(OutboxMessage.created_at)))
+    assert len(times) == members
+    span = (times[-1] - times[0]).total_seconds()
+    steady = [t for t in times if t >= times[0] + timedelta(seconds=1)]
+    busiest = max(sum(1 for t in steady if s <= t < s + timedelta(seconds=1)) for s in steady)
+    print(f"\n{members} sends over {span:.2f} s; after the first second, at most {busiest}/s")
+    assert span >= (members - 2 * rate) / rate
+    assert busiest <= 1.3 * rate  # give or take the batches at the window's edges
