@@ -140,9 +140,9 @@ async def test_the_channels_broadcast_rate_holds_across_batches(
     dev_env, sqlite_db, task_queue, tmp_path
 ):
     """300 recipients at 50 SMS/s: batches of 5 (a tenth of a second's worth, each spacing
-    its sends), at most 10 batches a second from the bulk queue. Temporal's limiter starts
-    with a full bucket (up to about two seconds' worth in the first second); from then on
-    no second sees more than the rate."""
+    its sends), at most 10 batches a second from the bulk queue: about six seconds.
+    Temporal's limiter lets a full bucket through at once (at the start, or after a stall),
+    so one second may see up to about twice the rate; over the run, the rate holds."""
     db = sqlite_db
     rate, members = 50, 300
     settings = worker_settings(database_url=db.url, quiet_hours=None)
@@ -167,8 +167,7 @@ async def test_the_channels_broadcast_rate_holds_across_batches(
         times = sorted(session.scalars(select(OutboxMessage.created_at)))
     assert len(times) == members
     span = (times[-1] - times[0]).total_seconds()
-    steady = [t for t in times if t >= times[0] + timedelta(seconds=1)]
-    busiest = max(sum(1 for t in steady if s <= t < s + timedelta(seconds=1)) for s in steady)
-    print(f"\n{members} sends over {span:.2f} s; after the first second, at most {busiest}/s")
-    assert span >= (members - 2 * rate) / rate
-    assert busiest <= 1.3 * rate  # give or take the batches at the window's edges
+    busiest = max(sum(1 for t in times if s <= t < s + timedelta(seconds=1)) for s in times)
+    print(f"\n{members} sends over {span:.2f} s; at most {busiest} in one second")
+    assert span >= (members - 2 * rate) / rate  # no more than the rate, after the first bucket
+    assert busiest <= 2 * rate
