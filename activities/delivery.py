@@ -47,6 +47,7 @@ from channels.base import (
 )
 from config import DEV_UNSUBSCRIBE_SECRET
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
+from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.metrics import metrics
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
@@ -54,7 +55,6 @@ from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
 from store.webhooks import apply_held_statuses
-from triggers.unsubscribe import UnsubscribeLinks
 from workflows.contracts import (
     PREPARE_SEND,
     SEND_BATCH,

@@ -18,11 +18,11 @@ from channels.base import OutboundMessage, SendResult
 from config import Settings
 from journey_support import add_user
 from message_templates.render import TemplateRenderer
+from message_templates.unsubscribe_links import BadUnsubscribeToken, UnsubscribeLinks
 from store.db import transaction
 from store.models import Consent, Enrollment
 from triggers.api import create_app
 from triggers.ingest import NullRouter
-from triggers.unsubscribe import BadUnsubscribeToken, UnsubscribeLinks
 from workflows.contracts import DeliverInput, EventSignal, IssueCouponInput
 
 PUBLIC = "http://127.0.0.1:8000"
