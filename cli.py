@@ -800,11 +800,19 @@ def build_parser() -> argparse.ArgumentParser:
         "lifecycle dev",
     )
     add("api", cmd_api, "run the ingestion API (uvicorn)", "LIFECYCLE_API_PORT=8080 lifecycle api")
-    add(
+    worker = add(
         "worker",
         cmd_worker,
         "run a Temporal worker",
         "TEMPORAL_ADDRESS=temporal:7233 lifecycle worker",
+    )
+    worker.description = (
+        "run a Temporal worker (run as many as you like): journeys, sweeps and broadcasts on\n"
+        "LIFECYCLE_TASK_QUEUE (default lifecycle); the journeys' provider calls on\n"
+        "<queue>.sms, .email, .push, limited to LIFECYCLE_SMS_RATE_PER_SECOND etc.; broadcast\n"
+        "batches on <queue>.sms.bulk etc., limited to LIFECYCLE_SMS_BROADCAST_RATE_PER_SECOND\n"
+        "etc. The limits hold across all workers. 16 activity threads, one database\n"
+        "connection each; LIFECYCLE_WORKER_METRICS_ADDRESS serves Prometheus metrics."
     )
     add(
         "migrate",
