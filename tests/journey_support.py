@@ -116,7 +116,7 @@ def publish_text(factory: SessionFactory, text: str, now: datetime) -> None:
         publish(session, journey=parse_journey(text, file="<test>"), source=text, now=now)
 
 
-def router_for(env: Any, db: Any, task_queue: str) -> Any:
+def router_for(env: Any, db: Any, task_queue: str, **kwargs: Any) -> Any:
     """The real router on ``env``'s Temporal, with no trigger too old (simulated clocks)."""
     from datetime import timedelta
 
@@ -127,6 +127,7 @@ def router_for(env: Any, db: Any, task_queue: str) -> Any:
         client=env.client,
         task_queue=task_queue,
         max_trigger_age=timedelta(days=3650),
+        **kwargs,
     )
 
 
@@ -179,3 +180,21 @@ async def at_rest(env: Any, factory: SessionFactory, user_id: str, timeout: floa
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"runs of {user_id} not waiting on a timer: {runs}")
         await asyncio.sleep(0.05)
+
+
+async def run_history_lengths(client: Any, workflow_id: str, first_run_id: str) -> list[int]:
+    """The number of events of every run of a workflow, from its first run along
+    continue-as-new."""
+    from temporalio.api.enums.v1 import EventType
+
+    lengths = []
+    run_id: str | None = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        lengths.append(len(history.events))
+        last = history.events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            attributes = last.workflow_execution_continued_as_new_event_attributes
+            run_id = attributes.new_execution_run_id
+    return lengths

@@ -39,7 +39,7 @@ from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
 from store.upsert import insert_ignore_many
-from workflows.contracts import EventSignal, JourneyInput
+from workflows.contracts import JOURNEY_HISTORY_LIMIT, EventSignal, JourneyInput
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,10 @@ class JourneyRouter:
         max_trigger_age: timedelta,
         clock: Callable[[], datetime] | None = None,
         concurrency: int = 16,
+        history_limit: int = JOURNEY_HISTORY_LIMIT,
     ):
         self._factory = factory
+        self._history_limit = history_limit
         self._concurrency = concurrency
         # Published versions never change: parsed specs are cached by (journey, version).
         self._specs: dict[tuple[str, int], Journey] = {}
@@ -386,6 +388,7 @@ class JourneyRouter:
             trigger=signal,
             entry_key=entry.key,
             entry_number=entry.number,
+            history_limit=self._history_limit,
         )
         try:
             await self._client.start_workflow(

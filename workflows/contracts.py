@@ -34,6 +34,32 @@ class EventSignal:
 
 
 @dataclass
+class CouponRef:
+    coupon_id: int
+    code: str
+    amount_fen: int
+    min_spend_fen: int
+    expires_at: datetime
+
+
+@dataclass
+class JourneyCarry:
+    """What a restarted run hands to its continuation (continue-as-new), so ledger keys,
+    the coupon and the steps run so far go on as in one run."""
+
+    seen: list[str]  # event message ids already heard (re-deliveries are ignored)
+    occurrences: dict[str, int]  # per step: how many times it has run (ledger keys)
+    steps_run: list[str]
+    coupon: CouponRef | None
+    deadline: datetime  # the goal window of the current pass
+
+
+# A run restarted by its trigger (a cart changed again) continues as new once its history
+# has this many events, so a cart updated all day keeps a short history.
+JOURNEY_HISTORY_LIMIT = 2000
+
+
+@dataclass
 class JourneyInput:
     journey: Journey
     journey_version: int
@@ -43,6 +69,8 @@ class JourneyInput:
     trigger: EventSignal
     entry_key: str = ""
     entry_number: int = 1
+    history_limit: int = JOURNEY_HISTORY_LIMIT
+    carry: JourneyCarry | None = None
 
 
 @dataclass
@@ -50,15 +78,6 @@ class JourneyResult:
     exit_reason: str  # converted | exited | exit_step | completed
     converted: bool
     steps: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CouponRef:
-    coupon_id: int
-    code: str
-    amount_fen: int
-    min_spend_fen: int
-    expires_at: datetime
 
 
 @dataclass

@@ -9,6 +9,7 @@ effect is an activity that takes ``now`` from ``workflow.now()``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         EventSignal,
         FinishEnrollmentInput,
         IssueCouponInput,
+        JourneyCarry,
         JourneyInput,
         JourneyResult,
         LocalTimeInput,
@@ -73,6 +75,12 @@ class JourneyWorkflow:
         self._steps_run: list[str] = []
         self._occurrences: dict[str, int] = {}
         self._deadline = self._goal_deadline()
+        if inp.carry is not None:  # continued as new after a restart
+            self._seen = set(inp.carry.seen)
+            self._occurrences = dict(inp.carry.occurrences)
+            self._steps_run = list(inp.carry.steps_run)
+            self._coupon = inp.carry.coupon
+            self._deadline = inp.carry.deadline
 
     def _goal_deadline(self) -> datetime:
         goal = self._inp.journey.goal
@@ -131,6 +139,8 @@ class JourneyWorkflow:
             self._trigger, self._restart = self._restart, None
             self._consumed.update(e.message_id for e in self._events)
             self._deadline = self._goal_deadline()
+            if workflow.info().get_current_history_length() >= inp.history_limit:
+                await self._continue_as_new(inp)
         if reason is None or reason == RESTART:
             reason = "converted" if self._goal else "exited" if self._exit else "completed"
         await self._activity(
@@ -145,6 +155,26 @@ class JourneyWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return JourneyResult(
             exit_reason=reason, converted=self._goal is not None, steps=list(self._steps_run)
+        )
+
+    async def _continue_as_new(self, inp: JourneyInput) -> None:
+        """Go on from the newer trigger in a new run with a short history. Every event heard
+        so far is consumed by the restart; the ledger keys go on from the same counts."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._interrupted():  # an event came meanwhile: this run handles it
+            return
+        workflow.continue_as_new(
+            replace(
+                inp,
+                trigger=self._trigger,
+                carry=JourneyCarry(
+                    seen=sorted(self._seen),
+                    occurrences=dict(self._occurrences),
+                    steps_run=list(self._steps_run),
+                    coupon=self._coupon,
+                    deadline=self._deadline,
+                ),
+            )
         )
 
     async def _walk(self, steps: list[Step]) -> str | None:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
+from journey_support import run_history_lengths
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
 from store.models import Broadcast, Message, OutboxMessage, User
@@ -166,18 +166,7 @@ def outbox_keys(factory: SessionFactory) -> list[str]:
 async def history_lengths(client: Client, broadcast_id: int, first_run_id: str) -> list[int]:
     """The number of events of every run of the broadcast's workflow, from its first run
     (the prefix of its ledger keys) along continue-as-new."""
-    workflow_id = broadcast_workflow_id(broadcast_id)
-    lengths = []
-    run_id: str | None = first_run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        lengths.append(len(history.events))
-        last = history.events[-1]
-        run_id = None
-        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            attributes = last.workflow_execution_continued_as_new_event_attributes
-            run_id = attributes.new_execution_run_id
-    return lengths
+    return await run_history_lengths(client, broadcast_workflow_id(broadcast_id), first_run_id)
 
 
 async def closed_result(handle: Any, timeout: float = 600) -> Any:

@@ -15,6 +15,7 @@ from journey_support import (
     publish_shipped,
     publish_text,
     router_for,
+    run_history_lengths,
     settled,
     store_event,
     user_in,
@@ -125,6 +126,47 @@ async def test_cart_update_restarts_the_clock_and_carts_are_separate(
     assert close(c1_rows[0].created_at - t_restart, timedelta(hours=1))
     assert close(c1_rows[1].created_at - t_restart, timedelta(hours=24))
     assert {e.entry_key for e in enrollments(db.factory, user)} == {"c1", "c2"}
+
+
+async def test_a_cart_changed_again_and_again_continues_as_new_with_short_histories(
+    time_env, sqlite_db, task_queue
+):
+    """Six changes of one cart, each after its push went out: the run continues as new
+    once its history passes the limit (20 events here), and the ledger keys, the steps and
+    the outcome go on as in one run."""
+    db, env = sqlite_db, time_env
+    user = user_in("treatment", f"cart3-{task_queue}", "cart_abandonment")
+    # No frequency caps: every pass's push goes out.
+    settings = Settings(environment="test", cap_sms_per_day=0, cap_marketing_per_week=0)
+    async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
+        t0 = await env.get_current_time()
+        publish_shipped(db.factory, "cart_abandonment", t0)
+        add_user(db.factory, user, t0)
+        router = router_for(env, db, task_queue, history_limit=20)
+        for _ in range(6):
+            await send_event(env, db, router, user, "cart_updated", cart_id="c1", items=CART_ITEMS)
+            await at_rest(env, db.factory, user)
+            await env.sleep(timedelta(hours=2))  # this pass's push goes out
+            await at_rest(env, db.factory, user)
+        await env.sleep(timedelta(days=4))
+        c1 = await result(env, "cart_abandonment", user, "c1")
+        rows = ledger(db.factory, user)
+        first_run_id = rows[0].idempotency_key.split("/")[0]
+        lengths = await run_history_lengths(
+            env.client, workflow_id("cart_abandonment", user, "c1"), first_run_id
+        )
+
+    assert (c1.exit_reason, c1.converted) == ("completed", False)
+    assert [(m.step_id, m.status) for m in rows] == [("reminder_push", "sent")] * 6 + [
+        ("coupon_sms", "sent")
+    ]
+    # One key per pass, all under the first run's id: nothing sent twice across runs.
+    assert [m.idempotency_key for m in rows[:6]] == [
+        f"{first_run_id}/reminder_push/{n}" for n in range(1, 7)
+    ]
+    assert c1.steps.count("reminder_push") == 6  # the steps of every run
+    print(f"\nhistories of the runs: {lengths}")
+    assert len(lengths) >= 3 and max(lengths) <= 60, lengths
 
 
 async def test_coupon_expiry_nudges_before_expiry_then_ends(time_env, sqlite_db, task_queue):
