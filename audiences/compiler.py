@@ -15,11 +15,17 @@ over those rows, or one correlated aggregate, instead of one subquery each.
 
 Comparisons are two-valued (``coalesce(…, false)``), matching the rule language's promise
 that a missing or differently typed value does not match.
+
+On SQLite a JSON member is read with ``json_extract``, which does not tell a string from an
+array (both text) or ``true`` from ``1``; its JSON type is asked of ``json_type``, a second
+lookup in the properties. A comparison asks the value first and the type only of rows where
+the value matched; a sum reads the member once, as JSON text (``->``).
 """
 
 from __future__ import annotations
 
 import operator
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +64,14 @@ _SQLITE_INSTANT_START = "[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9][T ][0-2][0-9
 _SQLITE_INSTANT_ENDS = ("*Z", "*[+-][0-9][0-9]:[0-9][0-9]")
 
 
+# SQLite's `->` (3.38): a member as JSON text, from which a number is read without a second
+# lookup. Older libraries sum the member read by type.
+_SQLITE_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+# JSON types (json_type) of the values each comparison type reads, on SQLite.
+_SQLITE_JSON_TYPES = {"string": ("text",), "number": ("integer", "real"), "bool": ("true", "false")}
+
+
 _OPERATORS = {
     "eq": operator.eq,
     "ne": operator.ne,
@@ -71,10 +85,14 @@ _OPERATORS = {
 class Compiler:
     """Compiles rules for one dialect (``sqlite`` or ``postgresql``) at one ``now``."""
 
-    def __init__(self, dialect: str, now: datetime, *, correlated: bool):
+    def __init__(
+        self, dialect: str, now: datetime, *, correlated: bool, sqlite_arrow: bool | None = None
+    ):
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.dialect = dialect
+        # Whether SQLite has `->` (default: whether the linked library has it).
+        self.sqlite_arrow = _SQLITE_ARROW if sqlite_arrow is None else sqlite_arrow
         self.now = now.astimezone(UTC)
         self.correlated = correlated
         # The parameters holding instants relative to now, by name: a compiled statement
@@ -90,7 +108,7 @@ class Compiler:
             case Not(inner):
                 return not_(self.compile(inner))
             case Trait(name, compare):
-                return self._compare(self._json(User.traits, name, compare.type), compare)
+                return self._compare_json(User.traits, name, compare)
             case Field(column, compare):
                 return self._compare(getattr(User, column), compare)
             case Tag(tag):
@@ -180,7 +198,7 @@ class Compiler:
                 return sa.case((kind == "boolean", sa.cast(text, sa.Boolean)))
             instant = func.lifecycle_timestamptz(text, type_=sa.DateTime(timezone=True))
             return sa.case((kind == "string", instant))
-        path = f'$."{name}"'
+        path = _path(name)
         kind = func.json_type(column, path)
         value = func.json_extract(column, path)
         if vtype == "string":
@@ -197,6 +215,44 @@ class Compiler:
             == func.replace(func.substr(value, 1, 16), "T", " "),
         )
         return sa.case((and_(kind == "text", shaped), func.julianday(value)))
+
+    def _sqlite_member(self, column: Any, name: str, vtype: str) -> tuple[Any, Any]:
+        """SQLite: the member ``name`` of ``column`` as ``json_extract`` reads it (any type),
+        and whether its JSON type is the one ``vtype`` reads (NULL when it is missing)."""
+        path = _path(name)
+        kind = func.json_type(column, path)
+        types = _SQLITE_JSON_TYPES[vtype]
+        is_type = kind == types[0] if len(types) == 1 else kind.in_(types)
+        return func.json_extract(column, path), is_type
+
+    def _compare_json(
+        self, column: Any, name: str, compare: Compare, *, filter_only: bool = False
+    ) -> ColumnElement[bool]:
+        """The member ``name`` of ``column`` compared as ``compare`` says (see
+        :meth:`_compare`)."""
+        if self.dialect == "postgresql" or compare.type == "timestamp":
+            value = self._json(column, name, compare.type)
+            return self._compare(value, compare, filter_only=filter_only)
+        raw, is_type = self._sqlite_member(column, name, compare.type)
+        if compare.op == "exists":
+            if not compare.operand:
+                return not_(func.coalesce(is_type, false()))
+            return is_type if filter_only else func.coalesce(is_type, false())
+        # The comparison holds of the value read as its type exactly when it holds of the
+        # raw value and the type is right: so the type is asked only where the value matched.
+        # A raw value that matches is present, so its type is never NULL.
+        matched = self._compare(raw, compare, filter_only=True)
+        if filter_only:
+            return and_(matched, is_type)  # WHERE terms, tested in this order
+        return sa.case((matched, is_type), else_=false())
+
+    def _same_string(self, left: Any, right: Any, name: str) -> list[ColumnElement[bool]]:
+        """WHERE terms: the member ``name`` is the same string in ``left`` and ``right``."""
+        if self.dialect == "postgresql":
+            return [self._json(left, name, "string") == self._json(right, name, "string")]
+        left_raw, left_is_text = self._sqlite_member(left, name, "string")
+        right_raw, right_is_text = self._sqlite_member(right, name, "string")
+        return [left_raw == right_raw, left_is_text, right_is_text]
 
     def _operand(self, value: Any, vtype: str) -> Any:
         if vtype == "timestamp" and self.dialect != "postgresql":
@@ -256,16 +312,27 @@ class Compiler:
         if cond.within is not None:
             filters.append(Event.timestamp >= self._at(-cond.within))
         for prop in cond.where:
-            value = self._json(Event.properties, prop.name, prop.compare.type)
-            filters.append(self._compare(value, prop.compare, filter_only=True))
+            filters.append(
+                self._compare_json(Event.properties, prop.name, prop.compare, filter_only=True)
+            )
         return filters
 
     def _amount(self, cond: EventCount) -> Any:
         assert cond.total is not None
-        value = self._json(Event.properties, cond.total.property, "number")
-        # SQLite's total() sums as a float (sum() raises on integer overflow).
-        amount = func.total(value) if self.dialect == "sqlite" else func.sum(value)
-        return func.coalesce(amount, 0.0)
+        name = cond.total.property
+        if self.dialect == "postgresql":
+            return func.coalesce(func.sum(self._json(Event.properties, name, "number")), 0.0)
+        # SQLite's total() sums as a float (sum() raises on integer overflow), and is 0.0
+        # without rows.
+        if not self.sqlite_arrow:
+            return func.total(self._json(Event.properties, name, "number"))
+        # The member as JSON text: a number's text is that number, and any other JSON value
+        # (a string's quote, true, false, null, [ or {) reads as 0 in arithmetic, adding
+        # nothing. A missing member is NULL, which total() skips.
+        member = Event.properties.op("->", return_type=sa.String)(
+            sa.bindparam(None, _path(name), type_=sa.String)
+        )
+        return func.total(member + sa.literal(0, sa.Integer))
 
     def _holds(self, cond: EventCount, measure: Any) -> Any:
         """``measure`` (a count or a sum) compared as ``cond`` says."""
@@ -395,22 +462,21 @@ class Compiler:
     def _open_cart(self, within: Any) -> ColumnElement[bool]:
         cart = sa.orm.aliased(Event)
         order = sa.orm.aliased(Event)
-        cart_id = self._json(cart.properties, "cart_id", "string")
-        order_cart = self._json(order.properties, "cart_id", "string")
+        has_cart = Compare("exists", "string", True)
         ordered = sa.exists(
             select(1).where(
                 order.user_id == cart.user_id,
                 order.event == "order_placed",
                 order.timestamp >= cart.timestamp,
                 order.timestamp <= self._at(),
-                order_cart == cart_id,
+                *self._same_string(order.properties, cart.properties, "cart_id"),
             )
         )
         filters = [
             cart.user_id == User.id,
             cart.event == "cart_updated",
             cart.timestamp <= self._at(),
-            cart_id.is_not(None),
+            self._compare_json(cart.properties, "cart_id", has_cart, filter_only=True),
             ~ordered,
         ]
         if within is not None:
@@ -435,6 +501,11 @@ class Together:
 def _rows_key(cond: EventCount) -> tuple[Any, ...]:
     """Conditions with equal keys count or sum over exactly the same event rows."""
     return (cond.name, cond.within, cond.where)
+
+
+def _path(name: str) -> str:
+    """The SQLite JSON path of the member ``name`` (a validated name: letters, digits, _)."""
+    return f'$."{name}"'
 
 
 def _conds(part: Rule | Together) -> tuple[EventCount, ...]:

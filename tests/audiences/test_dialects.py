@@ -8,6 +8,7 @@ out of its pools.
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from conftest import Database, make_database
 from reference import EventRow, Population, UserRow
 from seed import picks, seed
 
-from audiences.audience import audience_from_data, parse_audience_text
+from audiences import compiler
+from audiences.audience import _statements, audience_from_data, parse_audience_text
 from audiences.compiler import Compiler
 from audiences.rules import AudienceError, parse_rule
 
@@ -164,6 +166,71 @@ def test_other_values_read_alike(database: Database, case: Case) -> None:
     assert_agrees_with_reference(database, case)
 
 
+# SQLite's json_extract() returns an array or object as its JSON text and true as 1: the
+# JSON type, asked only where the value matched, still decides.
+JSON_TYPES = [
+    Case(
+        "container-is-not-its-text",
+        [{"n": [1, 2]}, {"n": "[1,2]"}, {"n": {"a": 1}}, {"n": '{"a":1}'}],
+        {"trait": {"name": "n", "in": ["[1,2]", '{"a":1}']}},
+    ),
+    Case(
+        "container-starts-with",
+        [{"n": [1, 2]}, {"n": "[1,2]"}],
+        {"trait": {"name": "n", "starts_with": "[1"}},
+    ),
+    Case(
+        "not-container-text",
+        [{"n": [1, 2]}, {"n": "[1,2]"}, {}],
+        {"not": {"trait": {"name": "n", "eq": "[1,2]"}}},
+    ),
+    Case(
+        "true-is-not-1",
+        [{"n": True}, {"n": 1}, {"n": "1"}, {"n": 1.0}],
+        {"trait": {"name": "n", "eq": 1}},
+    ),
+    Case(
+        "true-is-not-other-than-2",
+        [{"n": True}, {"n": 2}, {"n": 3}, {"n": "3"}, {}],
+        {"trait": {"name": "n", "ne": 2}},
+    ),
+    Case(
+        "1-is-not-true",
+        [{"b": True}, {"b": 1}, {"b": "true"}],
+        {"trait": {"name": "b", "eq": True}},
+    ),
+    Case("0-is-not-false", [{"b": False}, {"b": 0}], {"trait": {"name": "b", "ne": True}}),
+    Case("number-contains", [{"n": 12}, {"n": "12"}], {"trait": {"name": "n", "contains": "1"}}),
+    Case(
+        "text-above-numbers",
+        [{"n": "abc"}, {"n": 5}, {"n": 50}],
+        {"trait": {"name": "n", "gt": 10}},
+    ),
+    Case(
+        "not-a-string",
+        [{"n": [1]}, {"n": "x"}, {}, {"n": None}, {"n": 1}],
+        {"trait": {"name": "n", "exists": False}},
+    ),
+    Case(
+        "a-number",
+        [{"n": True}, {"n": 1}, {"n": "1"}, {}, {"n": [1]}],
+        {"trait": {"name": "n", "type": "number", "exists": True}},
+    ),
+    Case(
+        "not-a-number",
+        [{"n": True}, {"n": 1}, {"n": "1"}, {}, {"n": 1.5}],
+        {"not": {"trait": {"name": "n", "type": "number", "exists": True}}},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("database", "case"), params(JSON_TYPES), indirect=["database"], scope="module"
+)
+def test_values_are_read_by_their_json_type(database: Database, case: Case) -> None:
+    assert_agrees_with_reference(database, case)
+
+
 def event_params(bugs: dict[str, tuple[type[BaseException], str]]) -> list[Any]:
     return [
         pytest.param(
@@ -202,6 +269,95 @@ def test_a_sum_beyond_int64_is_a_number_not_an_error(database: Database) -> None
     rule = {"event": {"name": "order_placed", "sum": {"property": "total", "gte": 1}}}
     big = 2**62
     assert_event_rule_agrees(database, rule, [("u0", {"total": big}), ("u0", {"total": big})])
+
+
+@pytest.fixture(params=[True, False], ids=["arrow", "no-arrow"])
+def sqlite_arrow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """Statements compiled with SQLite's ``->`` (3.38) and with the form for older SQLite."""
+    if request.param and sqlite3.sqlite_version_info < (3, 38, 0):
+        pytest.skip(f"SQLite {sqlite3.sqlite_version} has no ->")
+    monkeypatch.setattr(compiler, "_SQLITE_ARROW", request.param)
+    _statements.cache_clear()  # statements are kept per rule and dialect
+    yield request.param
+    _statements.cache_clear()
+
+
+# Every JSON type under "total" for u0; u1's numbers add up to 2,000.
+TOTALS = [
+    *(("u0", {"total": t}) for t in (1500, "600", True, False, None, [700], {"a": 700}, 499.5)),
+    ("u0", {"total": -0.0}),
+    ("u0", {"amount": 700}),
+    ("u1", {"total": 1999}),
+    ("u1", {"total": 1.0}),
+    ("u1", {"total": "1"}),
+]
+
+
+@pytest.mark.parametrize("database", event_params({}), indirect=True)
+@pytest.mark.parametrize(("op", "value"), [("gte", 2000), ("gte", 1999.5), ("lt", 1999.5)])
+def test_a_sum_adds_json_numbers_only(
+    database: Database, sqlite_arrow: bool, op: str, value: float
+) -> None:
+    if database.dialect == "postgresql" and not sqlite_arrow:
+        pytest.skip("SQLite only")
+    rule = {"event": {"name": "order_placed", "sum": {"property": "total", op: value}}}
+    assert_event_rule_agrees(database, rule, TOTALS)
+
+
+@pytest.mark.parametrize("database", event_params({}), indirect=True)
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"total": {"gte": 200}},
+        {"total": {"type": "number", "exists": False}},
+        {"total": {"eq": True}},
+        {"category": {"eq": "[1,2]"}},
+        {"category": {"in": ["[1,2]", "x"]}},
+    ],
+    ids=["number", "not-a-number", "bool", "container-text", "container-text-in"],
+)
+def test_event_filters_read_json_types(database: Database, where: dict[str, Any]) -> None:
+    rule = {"event": {"name": "order_placed", "where": where}}
+    events = [
+        ("u0", {"total": "300", "category": [1, 2]}),
+        ("u0", {"total": 1, "category": {"x": 1}}),
+        ("u0", {"total": [300]}),
+        ("u1", {"total": 300, "category": "[1,2]"}),
+        ("u1", {"total": True}),
+    ]
+    assert_event_rule_agrees(database, rule, events)
+
+
+@pytest.mark.parametrize("database", event_params({}), indirect=True)
+def test_an_open_cart_is_closed_by_an_order_of_the_same_string(database: Database) -> None:
+    """cart_id is read as a string on both sides: an array or a number spelled like a
+    string is another cart."""
+    carts = {  # user: (the cart's cart_id, the order's cart_id)
+        "u0": (["c1"], '["c1"]'),  # the cart has no string id: never open
+        "u1": ('["c1"]', ["c1"]),  # the order is of no cart: open
+        "u2": ("c1", "c1"),  # ordered
+        "u3": ("1", 1),  # open
+        "u4": ("c1", "c2"),  # open
+    }
+    hour = timedelta(hours=1)
+    population = Population(
+        users=[UserRow(id=u, created_at=NOW - timedelta(days=1)) for u in carts],
+        events=[
+            row
+            for user, (cart, order) in carts.items()
+            for row in (
+                EventRow(user, "cart_updated", NOW - 2 * hour, {"cart_id": cart}),
+                EventRow(user, "order_placed", NOW - hour, {"cart_id": order}),
+            )
+        ],
+    )
+    rule = {"open_cart": {"within": "7d"}}
+    expected = population.members(rule, NOW)
+    assert expected == {"u1", "u3", "u4"}
+    with database.factory() as session:
+        seed(session, population, at=NOW)
+        picks(session, audience_from_data(rule), population, expected, now=NOW)
+        session.rollback()
 
 
 @pytest.mark.parametrize(

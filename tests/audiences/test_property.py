@@ -63,7 +63,18 @@ TRAITS: dict[str, list[Any]] = {
     "age": [0, 1, 18, 18.5, -3, 200, 2000, "18", True, None],
     "vip": [True, False, "true", 1, None],
     "birthday": [*INSTANTS, "2026-03-01", 20260301, None],
-    "note": ["ä", "😀", "x'); DROP TABLE users; --", [1, 2], {"a": 1}, ["上海"], 18.5],
+    # Containers beside strings spelling them as SQLite's json_extract() returns them.
+    "note": [
+        "ä",
+        "😀",
+        "x'); DROP TABLE users; --",
+        [1, 2],
+        {"a": 1},
+        ["上海"],
+        18.5,
+        "[1,2]",
+        '["上海"]',
+    ],
 }
 TIERS = ["普通", "银卡", "金卡", "钻石"]
 LOCALES = ["zh-CN", "zh-TW", "en-US", "en", "zh"]
@@ -73,8 +84,8 @@ STORED_TAGS = [*TAGS, 1]  # a number in the list is not the tag "1"
 EVENTS = ["order_placed", "cart_updated", "page_viewed"]
 PROPERTIES: dict[str, list[Any]] = {
     "category": ["beauty", "mother_baby", "母婴", "food", 3, None],
-    "total": [0, 50, 199.5, 200, 1000, 2000, "200", True],
-    "cart_id": ["c1", "c2", "", 1],
+    "total": [0, 50, 199.5, 200, 1000, 2000, "200", True, False, None, [200]],
+    "cart_id": ["c1", "c2", "", 1, ["c1"], '["c1"]'],
     "qty": [1, 2, 3.5],
 }
 CHANNELS = ["sms", "email", "push"]
