@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from audiences.compiler import Compiler, instants
@@ -47,12 +47,12 @@ class Audience:
         """Whether ``user_id`` is in the audience at ``now`` (one indexed query)."""
         asked = _statements(self.rule, session.get_bind().dialect.name)
         params = {"user_id": user_id, **instants(asked.offsets, now)}
-        return session.execute(asked.contains, params).first() is not None
+        return _connection(session).execute(asked.contains, params).first() is not None
 
     def count(self, session: Session, *, now: datetime) -> int:
         """How many users are in the audience at ``now``."""
         asked = _statements(self.rule, session.get_bind().dialect.name)
-        return session.scalar(asked.count, instants(asked.offsets, now)) or 0
+        return _connection(session).scalar(asked.count, instants(asked.offsets, now)) or 0
 
     def members(
         self, session: Session, *, now: datetime, after: str | None = None, limit: int = 1000
@@ -60,9 +60,10 @@ class Audience:
         """One page of member ids in id order, after the cursor ``after`` (keyset paging)."""
         asked = _statements(self.rule, session.get_bind().dialect.name)
         params: dict[str, Any] = {"limit": limit, **instants(asked.offsets, now)}
+        conn = _connection(session)
         if after is None:
-            return list(session.scalars(asked.first_page, params))
-        return list(session.scalars(asked.next_page, params | {"after": after}))
+            return list(conn.scalars(asked.first_page, params))
+        return list(conn.scalars(asked.next_page, params | {"after": after}))
 
     def explain(
         self, session: Session, *, user_ids: list[str], now: datetime
@@ -74,6 +75,17 @@ class Audience:
         rows = session.execute(select(User.id, *columns).where(User.id.in_(user_ids)))
         texts = [describe(p) for p in parts]
         return {row[0]: [(t, bool(v)) for t, v in zip(texts, row[1:], strict=True)] for row in rows}
+
+
+def _connection(session: Session) -> Connection:
+    """The session's connection, its pending changes flushed first as before any ORM query.
+
+    The statements read plain columns, not objects: run by Core, they skip the ORM's
+    per-execution set-up (some 0.1 ms a call, which a ``contains`` or a small count notices).
+    """
+    if session.autoflush:
+        session.flush()
+    return session.connection()
 
 
 @dataclass(frozen=True)
