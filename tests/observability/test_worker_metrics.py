@@ -126,8 +126,11 @@ async def test_worker_serves_sdk_and_lifecycle_metrics_and_logs_no_contact_detai
     lines = log_lines(worker_log)
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     [ready_line] = [line for line in lines if line["message"].startswith("worker ready")]
+    channels = ("sms", "email", "push")
     assert ready_line["task_queues"] == sorted(
-        [task_queue, f"{task_queue}.sms", f"{task_queue}.email", f"{task_queue}.push"]
+        [task_queue]
+        + [f"{task_queue}.{channel}" for channel in channels]
+        + [f"{task_queue}.{channel}.bulk" for channel in channels]
     )
 
     # Twilio got the number and the text; no log line of either process did.

@@ -328,6 +328,7 @@ class CallbackBeforeLedger:
     """
 
     name = "twilio"
+    holds_early_statuses = TwilioSmsChannel.holds_early_statuses
 
     def __init__(self, db: Any, twilio: TwilioSmsChannel, client: TestClient, clock: Clock):
         self.db, self.twilio, self.client, self.clock = db, twilio, client, clock
