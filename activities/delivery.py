@@ -187,8 +187,9 @@ class DeliveryActivities:
 
         Runs on the channel's bulk task queue, rate-limited in batches per second; within a
         batch, sends are spaced at the channel's broadcast rate, so a batch is no burst. A
-        permanent refusal fails that send only; a transient one fails the attempt (Temporal
-        retries it, and the sends already made are counted, not repeated).
+        permanent refusal fails that send only. A transient one leaves that send for later:
+        the rest of the batch goes on, then the attempt fails and Temporal retries it (after
+        the provider's Retry-After); the sends already made are counted, not repeated.
         """
         requests = {user_id: batch_delivery(inp, user_id) for user_id in inp.user_ids}
         keys = [r.idempotency_key for r in requests.values()]
