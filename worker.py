@@ -187,28 +187,29 @@ def build_workers(
         max_concurrent_activities=executor._max_workers,
         workflow_runner=sandbox_runner(),
     )
-    senders = [
-        Worker(
+
+    def channel_worker(task_queue: str, send: Any, per_second: float) -> Worker:
+        return Worker(
             client,
-            task_queue=channel_task_queue(queue, kind),
-            activities=[delivery.send_message],
+            task_queue=task_queue,
+            activities=[send],
             activity_executor=executor,
             max_concurrent_activities=executor._max_workers,
-            max_task_queue_activities_per_second=settings.rate_for(kind),
+            max_task_queue_activities_per_second=per_second,
+        )
+
+    senders = [
+        channel_worker(
+            channel_task_queue(queue, kind), delivery.send_message, settings.rate_for(kind)
         )
         for kind in CHANNEL_KINDS
     ]
     # Broadcast sends come in batches: the limit in sends per second, divided by the batch.
     bulk = [
-        Worker(
-            client,
-            task_queue=bulk_task_queue(queue, kind),
-            activities=[delivery.send_batch],
-            activity_executor=executor,
-            max_concurrent_activities=executor._max_workers,
-            max_task_queue_activities_per_second=batches_per_second(
-                settings.broadcast_rate_for(kind)
-            ),
+        channel_worker(
+            bulk_task_queue(queue, kind),
+            delivery.send_batch,
+            batches_per_second(settings.broadcast_rate_for(kind)),
         )
         for kind in CHANNEL_KINDS
     ]

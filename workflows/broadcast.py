@@ -194,7 +194,7 @@ class BroadcastWorkflow:
                 SendBatchInput(**self._what(), user_ids=user_ids),
                 result_type=SendBatchResult,
                 task_queue=bulk_task_queue(workflow.info().task_queue, inp.channel),
-                # Each send heartbeats; the whole batch may take one provider timeout each.
+                # Up to one provider timeout per send; the batch heartbeats every few seconds.
                 start_to_close_timeout=SEND_TIMEOUT * len(user_ids),
                 heartbeat_timeout=SEND_TIMEOUT,
                 retry_policy=RETRY,

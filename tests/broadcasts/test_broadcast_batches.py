@@ -5,6 +5,7 @@ the channel's broadcast rate holds across the bulk queue."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from broadcast_support import (
@@ -60,28 +61,20 @@ def decided_page(factory: SessionFactory, tmp_path, tier: str, members: int) -> 
     ids = add_members(factory, tier, members, NOW)
     broadcast_id = stored_broadcast(factory, audience_file(tmp_path, tier), NOW)
     delivery = build_delivery(worker_settings(quiet_hours=None), factory)
+    what: dict[str, Any] = {
+        "broadcast_id": broadcast_id,
+        "key_prefix": "run-1",
+        "channel": "sms",
+        "template": "sale_preheat_sms",
+        "topic": "marketing",
+        "now": NOW,
+    }
     page = ActivityEnvironment().run(
         BroadcastActivities(factory, delivery).broadcast_page,
-        BroadcastPageInput(
-            broadcast_id=broadcast_id,
-            key_prefix="run-1",
-            channel="sms",
-            template="sale_preheat_sms",
-            topic="marketing",
-            now=NOW,
-            limit=members,
-        ),
+        BroadcastPageInput(**what, limit=members),
     )
     assert page.ready == ids
-    return SendBatchInput(
-        broadcast_id=broadcast_id,
-        key_prefix="run-1",
-        channel="sms",
-        template="sale_preheat_sms",
-        topic="marketing",
-        now=NOW,
-        user_ids=page.ready,
-    )
+    return SendBatchInput(**what, user_ids=page.ready)
 
 
 def test_a_batch_goes_on_past_a_refused_and_a_failed_send_and_its_retry_sends_only_those_left(
@@ -141,8 +134,9 @@ async def test_the_channels_broadcast_rate_holds_across_batches(
 ):
     """300 recipients at 50 SMS/s: batches of 5 (a tenth of a second's worth, each spacing
     its sends), at most 10 batches a second from the bulk queue: about six seconds.
-    Temporal's limiter lets a full bucket through at once (at the start, or after a stall),
-    so one second may see up to about twice the rate; over the run, the rate holds."""
+    Temporal's limiter lets a full bucket (about two seconds' worth) through at once, at the
+    start or after a stall, so one second may see two to three times the rate; over the
+    run, the rate holds."""
     db = sqlite_db
     rate, members = 50, 300
     settings = worker_settings(database_url=db.url, quiet_hours=None)
@@ -170,4 +164,4 @@ async def test_the_channels_broadcast_rate_holds_across_batches(
     busiest = max(sum(1 for t in times if s <= t < s + timedelta(seconds=1)) for s in times)
     print(f"\n{members} sends over {span:.2f} s; at most {busiest} in one second")
     assert span >= (members - 2 * rate) / rate  # no more than the rate, after the first bucket
-    assert busiest <= 2 * rate
+    assert busiest <= 3 * rate  # a full bucket, and that second's own share
