@@ -66,12 +66,12 @@ async def test_sends_at_exact_simulated_times_then_completes(time_env, db, task_
     ]
     start = rows[0].created_at
     assert abs(start - t0) < timedelta(seconds=5)
-    assert abs(rows[1].created_at - start - timedelta(days=2)) < timedelta(seconds=1)
-    assert abs(rows[2].created_at - start - timedelta(days=6)) < timedelta(seconds=1)
+    assert abs(rows[1].created_at - start - timedelta(days=2)) < timedelta(seconds=5)
+    assert abs(rows[2].created_at - start - timedelta(days=6)) < timedelta(seconds=5)
     (enrollment,) = enrollments(db.factory, user)
     assert enrollment.exit_reason == "completed" and enrollment.converted_at is None
     # The run stays open for conversions until the 7-day goal window closes.
-    assert abs(enrollment.exited_at - start - timedelta(days=7)) < timedelta(seconds=1)
+    assert abs(enrollment.exited_at - start - timedelta(days=7)) < timedelta(seconds=5)
     sms = next(m for m in outbox(db.factory) if m.channel == "sms")
     assert sms.recipient == "+8613800138000" and "回T退订" in sms.body
 
@@ -95,7 +95,7 @@ async def test_order_on_day3_converts_and_skips_day6_email(time_env, sqlite_db, 
     ]
     (enrollment,) = enrollments(db.factory, user)
     assert enrollment.exit_reason == "converted"
-    assert abs(enrollment.converted_at - ordered_at) < timedelta(seconds=1)
+    assert abs(enrollment.converted_at - ordered_at) < timedelta(seconds=5)
 
 
 async def test_same_signup_twice_starts_one_run(time_env, sqlite_db, task_queue):

@@ -105,7 +105,7 @@ async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, 
     sms = ledger(sqlite_db.factory, user)[0]
     assert sms.status == "sent"
     morning = next_local_time(t0, "08:00", "Asia/Shanghai")
-    assert morning <= sms.sent_at < morning + timedelta(seconds=1)
+    assert morning <= sms.sent_at < morning + timedelta(seconds=5)
 
 
 async def test_night_before_spring_forward_waits_for_eight_local(time_env, sqlite_db, task_queue):
@@ -118,7 +118,7 @@ async def test_night_before_spring_forward_waits_for_eight_local(time_env, sqlit
     # time, because the clock jumped from 02:00 to 03:00 overnight.
     morning = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=8)
     assert sms.status == "sent"
-    assert morning <= sms.sent_at < morning + timedelta(seconds=1), (t0, sms.sent_at)
+    assert morning <= sms.sent_at < morning + timedelta(seconds=5), (t0, sms.sent_at)
 
 
 async def test_stop_while_the_sms_waits_for_morning_means_no_sms(time_env, sqlite_db, task_queue):

@@ -49,7 +49,9 @@ def offsets(db, user: str, origin: datetime) -> dict[str | None, timedelta]:
 
 
 def close(a: timedelta, b: timedelta) -> bool:
-    return abs(a - b) < SECOND
+    """Equal to within a few seconds: the time-skipping server only skips while every run is
+    idle, so the real time activities take (longer on a loaded machine) shows up in the offsets."""
+    return abs(a - b) < 10 * SECOND
 
 
 CART_ITEMS = [{"product_id": "p1", "name": "保温杯", "price_fen": 9900, "quantity": 1}]
@@ -204,7 +206,7 @@ async def test_coupon_expiry_nudges_before_expiry_then_ends(time_env, sqlite_db,
         ("nudge_6h", "sms", "sent"),
     ]
     (enrollment,) = enrollments(db.factory, user)
-    assert abs(enrollment.exited_at - expires) < SECOND
+    assert abs(enrollment.exited_at - expires) < 5 * SECOND
 
 
 async def test_coupon_redeemed_converts_and_stops_nudges(time_env, sqlite_db, task_queue):
@@ -345,7 +347,7 @@ async def test_wait_for_sees_an_event_that_came_before_it_and_fallback(
         publish_text(db.factory, LANGUAGE, t0)
         add_user(db.factory, user, t0, phone=None, member_tier="金卡")
         router = router_for(env, db, task_queue)
-        await send_event(env, db, router, user, "product_viewed", product_id="p1")
+        viewed = await send_event(env, db, router, user, "product_viewed", product_id="p1")
         await settled(db, user, 2)
         await env.sleep(timedelta(minutes=30))
         # Arrives during the 1h pause, before wait_for starts: it still counts. A small cart
@@ -364,7 +366,7 @@ async def test_wait_for_sees_an_event_that_came_before_it_and_fallback(
         ("vip_push", "push", "sent", None),
     ]
     assert rows[0].variant in ("a", "b") and rows[1].variant == rows[0].variant
-    assert close(rows[2].created_at - t0, timedelta(hours=1))
+    assert close(rows[2].created_at - viewed, timedelta(hours=1))
     assert outcome.exit_reason == "completed"
 
 
