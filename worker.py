@@ -28,13 +28,13 @@ from channels.outbox import OutboxChannel
 from channels.sendgrid_email import SendGridEmailChannel
 from channels.twilio_sms import TwilioSmsChannel
 from config import CHANNEL_KINDS, Settings
+from enrollment.router import JourneyRouter
 from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.health import log_when_polling
 from observability.metrics import start_metrics_endpoint
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
-from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import broadcast_batch_size, bulk_task_queue, channel_task_queue

@@ -17,11 +17,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from audiences.rules import AudienceError
+from enrollment.router import JourneyRouter
 from journeys.schedule import schedule_audience
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, spec_of
 from store.sweeps import count_entered, record_progress
-from triggers.router import JourneyRouter
 from workflows.contracts import EventSignal
 from workflows.sweep import SWEEP_PAGE, SweepPageInput, SweepPageResult
 

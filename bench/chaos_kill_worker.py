@@ -80,6 +80,7 @@ from sqlalchemy import select  # noqa: E402
 from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
+from enrollment.router import JourneyRouter  # noqa: E402
 from journeys.validate import load_journey  # noqa: E402
 from message_templates.render import TemplateRenderer  # noqa: E402
 from store.db import SessionFactory, make_engine, make_session_factory, transaction  # noqa: E402
@@ -87,7 +88,6 @@ from store.journeys import publish  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import Coupon, Enrollment, Message  # noqa: E402
 from triggers.ingest import Ingestor  # noqa: E402
-from triggers.router import JourneyRouter  # noqa: E402
 from triggers.segment import parse_call  # noqa: E402
 from triggers.temporal_client import connect  # noqa: E402
 

@@ -44,12 +44,12 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities.sweeps import SweepActivities  # noqa: E402
 from bench.chaos_kill_worker import temporal_dev_server  # noqa: E402
+from enrollment.router import JourneyRouter  # noqa: E402
 from journeys.validate import parse_journey  # noqa: E402
 from store.db import SessionFactory, make_engine, make_session_factory, transaction  # noqa: E402
 from store.journeys import publish  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import User  # noqa: E402
-from triggers.router import JourneyRouter  # noqa: E402
 from triggers.scheduler import sweep_id  # noqa: E402
 from worker import sandbox_runner  # noqa: E402
 from workflows.sweep import SweepInput, SweepResult, SweepWorkflow  # noqa: E402

@@ -34,6 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from audiences.audience import Audience
 from config import Settings, package_binary
+from enrollment.router import JourneyRouter
 from journeys.models import Journey
 from journeys.schedule import cron_trigger, next_tick, schedule_audience, tick_label
 from simulate.behaviour import Behaviour
@@ -54,7 +55,6 @@ from store.migrate import upgrade
 from store.models import Coupon, Enrollment, Message
 from store.reports import SENT
 from triggers.api import create_app
-from triggers.router import JourneyRouter
 from worker import running_worker
 from workflows.contracts import EventSignal
 

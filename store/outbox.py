@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.base import OutboundMessage
 from store.db import SessionFactory, transaction
 from store.models import OutboxMessage
 from store.upsert import insert_ignore
+
+
+class OutboxRecord(Protocol):
+    """What the outbox keeps of a message (the outbox channel's ``OutboundMessage`` has it)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
 
 
 class SqlOutboxSink:
@@ -21,7 +42,7 @@ class SqlOutboxSink:
         self._factory = factory
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def record(self, message: OutboundMessage) -> int:
+    def record(self, message: OutboxRecord) -> int:
         with transaction(self._factory) as session:
             insert_ignore(
                 session,

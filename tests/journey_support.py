@@ -99,7 +99,7 @@ def user_in(
     group: str, prefix: str, journey_id: str = "new_user_coupon", percent: float = 10
 ) -> str:
     """A user id (starting with ``prefix``) that the holdout hash puts in ``group``."""
-    from triggers.router import holdout_group
+    from enrollment.router import holdout_group
 
     return next(
         u
@@ -120,7 +120,7 @@ def router_for(env: Any, db: Any, task_queue: str, **kwargs: Any) -> Any:
     """The real router on ``env``'s Temporal, with no trigger too old (simulated clocks)."""
     from datetime import timedelta
 
-    from triggers.router import JourneyRouter
+    from enrollment.router import JourneyRouter
 
     return JourneyRouter(
         factory=db.factory,

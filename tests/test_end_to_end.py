@@ -14,8 +14,8 @@ import uvicorn
 from temporalio.client import WorkflowExecutionStatus
 
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import enrollments, ledger, outbox, publish_shipped, user_in
-from triggers.router import workflow_id
 from triggers.server import build_app
 from worker import running_worker
 from workflows.contracts import JourneyResult

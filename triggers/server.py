@@ -9,10 +9,10 @@ from temporalio.client import Client
 
 from config import Settings, load_settings
 from console.app import console_app
+from enrollment.router import JourneyRouter
 from observability.health import temporal_check
 from store.db import SessionFactory, make_engine, make_session_factory
 from triggers.api import create_app
-from triggers.router import JourneyRouter
 from triggers.temporal_client import connect
 
 

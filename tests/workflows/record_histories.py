@@ -20,10 +20,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
+from enrollment.router import JourneyRouter, workflow_id  # noqa: E402
 from journey_support import add_user, publish_shipped, store_event, user_in  # noqa: E402
 from store.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
-from triggers.router import JourneyRouter, workflow_id  # noqa: E402
 from worker import running_worker  # noqa: E402
 from workflows.contracts import EventSignal  # noqa: E402
 

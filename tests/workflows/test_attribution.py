@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -18,7 +19,6 @@ from journey_support import (
 from store.db import transaction
 from store.models import Enrollment, Message
 from store.reports import journey_report, user_timeline
-from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import JourneyResult
 

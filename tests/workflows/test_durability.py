@@ -9,6 +9,7 @@ from datetime import timedelta
 from channels.base import OutboundMessage, SendResult
 from channels.outbox import OutboxChannel
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -21,7 +22,6 @@ from journey_support import (
     user_in,
 )
 from store.outbox import SqlOutboxSink
-from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import EventSignal, JourneyResult
 

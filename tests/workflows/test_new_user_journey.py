@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from channels.base import OutboundMessage, PermanentSendError, SendResult
 from channels.outbox import OutboxChannel
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -22,7 +23,6 @@ from journey_support import (
     user_in,
 )
 from store.outbox import SqlOutboxSink
-from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import JourneyResult
 

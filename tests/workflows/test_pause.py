@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -17,7 +18,6 @@ from journey_support import (
 )
 from store.db import transaction
 from store.journeys import set_status
-from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import JourneyResult
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from activities.policy import QuietHours
 from activities.profiles import next_local_time
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     ledger,
@@ -19,7 +20,6 @@ from journey_support import (
 )
 from store.db import transaction
 from store.models import Consent
-from triggers.router import workflow_id
 from worker import running_worker
 
 NIGHT = QuietHours.parse("21:00-08:00")

@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from config import Settings
+from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     at_rest,
@@ -20,7 +21,6 @@ from journey_support import (
     store_event,
     user_in,
 )
-from triggers.router import workflow_id
 from worker import running_worker
 from workflows.contracts import EventSignal, JourneyResult
 

@@ -1,0 +1,83 @@
+"""The import arrows between the rooms hold: each room imports only the rooms below it.
+
+A wrong arrow is how a deterministic workflow ends up importing a database driver, or a provider
+module ends up writing to the store; this reads every module's imports (top level and inside
+functions) and names the file and line of any that crosses the wrong way.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# room -> the modules it must never import (first component of the dotted name)
+FORBIDDEN: dict[str, set[str]] = {
+    "workflows": {
+        "store",
+        "sqlalchemy",
+        "activities",
+        "channels",
+        "triggers",
+        "enrollment",
+        "audiences",
+        "message_templates",
+        "twilio",
+        "sendgrid",
+        "firebase_admin",
+        "google",
+        "httpx",
+        "requests",
+    },
+    "channels": {"store", "activities", "workflows", "triggers", "enrollment"},
+    "store": {"activities", "workflows", "triggers", "enrollment", "channels", "audiences"},
+    "audiences": {"activities", "workflows", "triggers", "enrollment", "channels"},
+    "journeys": {"activities", "workflows", "triggers", "enrollment", "channels", "sqlalchemy"},
+    "message_templates": {"activities", "workflows", "triggers", "enrollment", "channels"},
+    "enrollment": {"activities", "triggers", "channels"},
+    "activities": {"triggers"},
+}
+# Nothing below the top imports the entry points.
+EVERYWHERE = {"cli", "worker"}
+# The top: the tests, the benchmarks, and the rooms that run the whole engine in one process
+# (`lifecycle demo|dev|simulate` build the real worker, as `worker.py` does).
+TOP = {"tests", "bench", "simulate", "devstack"}
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def crossings() -> list[str]:
+    rooms = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - TOP
+    wrong = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        room = path.relative_to(ROOT).parts[0]
+        if room not in rooms:  # the top rooms may import anything
+            continue
+        banned = FORBIDDEN.get(room, set()) | EVERYWHERE
+        for line, module in imported_modules(path):
+            if module.split(".")[0] in banned:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return wrong
+
+
+def test_every_room_imports_only_the_rooms_below_it():
+    assert crossings() == []
+
+
+def test_the_check_sees_a_wrong_arrow(tmp_path, monkeypatch):
+    room = tmp_path / "channels"
+    room.mkdir()
+    (room / "__init__.py").write_text("")
+    (room / "bad.py").write_text("import os\n\n\ndef f():\n    from store.db import x\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    assert crossings() == ["channels/bad.py:5 imports store.db"]
