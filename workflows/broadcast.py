@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
@@ -27,14 +28,18 @@ with workflow.unsafe.imports_passed_through():
         BROADCAST_PAGE,
         RECORD_BROADCAST,
         SEND_BATCH,
+        SEND_MESSAGE,
         BroadcastInput,
         BroadcastPage,
         BroadcastPageInput,
         BroadcastProgress,
         BroadcastRecord,
+        DeliverResult,
         SendBatchInput,
         SendBatchResult,
+        broadcast_delivery,
         bulk_task_queue,
+        channel_task_queue,
     )
     from workflows.journey import ACTIVITY_TIMEOUT, RETRY, SEND_TIMEOUT
 
@@ -44,6 +49,10 @@ PAGE_HEARTBEAT = timedelta(minutes=1)
 # Sends in flight at once (in batches): enough to keep every bulk worker busy, few enough
 # that a pause takes effect within a window.
 WINDOW = 200
+# Broadcasts started before batches sent one ``send_message`` per recipient; a page such a run
+# had begun that way finishes that way after an upgrade (its next page uses batches).
+BATCHES = "broadcast-send-batches"
+SENT = ("sent", "delivered", "opened", "clicked")
 
 
 @workflow.defn(name="BroadcastWorkflow")
@@ -164,6 +173,9 @@ class BroadcastWorkflow:
     async def _send_all(self, user_ids: list[str]) -> None:
         """Hand the ready sends to the channel's bulk queue in batches: at most ``WINDOW``
         sends in flight, at most ``rate_per_second`` started per second, none while paused."""
+        if not workflow.patched(BATCHES):
+            await self._send_each(user_ids)
+            return
         rate = self._inp.rate_per_second
         # A slow broadcast sends in smaller batches, so a second's worth is never a burst.
         size = max(1, min(self._inp.batch_size, int(rate))) if rate else self._inp.batch_size
@@ -205,6 +217,55 @@ class BroadcastWorkflow:
         progress.failed += result.failed
         for reason, n in result.skipped.items():
             progress.skipped[reason] = progress.skipped.get(reason, 0) + n
+
+    async def _send_each(self, user_ids: list[str]) -> None:
+        """The page's sends as a run from before batches began them: one ``send_message``
+        each on the channel's queue. Remove once no such run can be in flight."""
+        rate = self._inp.rate_per_second
+        per_tick = max(1, int(rate)) if rate else 0
+        tick_started = workflow.now()
+        tasks: list[asyncio.Task[None]] = []
+        for i, user_id in enumerate(user_ids):
+            if per_tick and i and i % per_tick == 0:
+                assert rate is not None
+                wait = tick_started + timedelta(seconds=per_tick / rate) - workflow.now()
+                if wait > timedelta(0):
+                    await workflow.sleep(wait)
+                tick_started = workflow.now()
+            await self._unless_paused()
+            await workflow.wait_condition(lambda: self._cancelled or self._in_flight < WINDOW)
+            if self._cancelled:
+                break
+            self._in_flight += 1
+            tasks.append(asyncio.create_task(self._send_one(user_id)))
+        await asyncio.gather(*tasks)
+
+    async def _send_one(self, user_id: str) -> None:
+        inp, progress = self._inp, self._progress
+        request = broadcast_delivery(**self._what(), user_id=user_id)
+        try:
+            result: DeliverResult = await workflow.execute_activity(
+                SEND_MESSAGE,
+                request,
+                result_type=DeliverResult,
+                task_queue=channel_task_queue(workflow.info().task_queue, inp.channel),
+                start_to_close_timeout=SEND_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            # A permanent refusal, recorded in the ledger by the activity: the page goes on.
+            result = DeliverResult(message_id=0, status="failed", reason=cause.type)
+        finally:
+            self._in_flight -= 1
+        if result.status in SENT:
+            progress.sent += 1
+        elif result.status == "skipped" and result.reason:
+            progress.skipped[result.reason] = progress.skipped.get(result.reason, 0) + 1
+        else:
+            progress.failed += 1
 
     def _what(self) -> dict[str, Any]:
         """What every page and batch is about: the broadcast, its ledger keys' prefix, the
