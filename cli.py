@@ -812,7 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
         "<queue>.sms, .email, .push, limited to LIFECYCLE_SMS_RATE_PER_SECOND etc.; broadcast\n"
         "batches on <queue>.sms.bulk etc., limited to LIFECYCLE_SMS_BROADCAST_RATE_PER_SECOND\n"
         "etc. The limits hold across all workers. 16 activity threads, one database\n"
-        "connection each; LIFECYCLE_WORKER_METRICS_ADDRESS serves Prometheus metrics."
+        "connection each; LIFECYCLE_WORKER_METRICS_ADDRESS serves Prometheus metrics.\n"
+        "SIGTERM or Ctrl-C drains: no new tasks, running activities get up to\n"
+        "LIFECYCLE_WORKER_SHUTDOWN_GRACE seconds (default 25) to finish; a second signal\n"
+        "stops at once."
     )
     add(
         "migrate",

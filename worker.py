@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -168,6 +169,7 @@ def build_workers(
     )
     sweeps = SweepActivities(factory, router)
     broadcasts = BroadcastActivities(factory, delivery)
+    grace = timedelta(seconds=settings.worker_shutdown_grace)
     journeys = Worker(
         client,
         task_queue=queue,
@@ -186,6 +188,7 @@ def build_workers(
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
         workflow_runner=sandbox_runner(),
+        graceful_shutdown_timeout=grace,
     )
 
     def channel_worker(task_queue: str, send: Any, per_second: float) -> Worker:
@@ -196,6 +199,7 @@ def build_workers(
             activity_executor=executor,
             max_concurrent_activities=executor._max_workers,
             max_task_queue_activities_per_second=per_second,
+            graceful_shutdown_timeout=grace,
         )
 
     senders = [
@@ -235,7 +239,8 @@ async def running_worker(
 
 
 async def run_worker(settings: Settings) -> None:
-    """Connect, build everything from settings, and run until cancelled."""
+    """Connect, build everything from settings, and run until SIGTERM or SIGINT, then drain
+    (``worker_shutdown_grace``)."""
     # A pooled connection per activity thread (and a few for routing), kept open.
     engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
     factory = make_session_factory(engine)
@@ -252,11 +257,41 @@ async def run_worker(settings: Settings) -> None:
         workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
         ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))
+        stop = stop_on_signals()
+        stopping = asyncio.create_task(stop.wait())
+        running = asyncio.gather(*(worker.run() for worker in workers))
         try:
-            await asyncio.gather(*(worker.run() for worker in workers))
+            first: list[asyncio.Future[Any]] = [running, stopping]
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                log.info(
+                    "worker stopping: no new tasks; running activities get up to %gs to finish",
+                    settings.worker_shutdown_grace,
+                )
+                await asyncio.gather(*(worker.shutdown() for worker in workers))
+            await running
+            log.info("worker stopped")
         finally:
-            sweeper.cancel()
-            ready.cancel()
+            for task in (stopping, sweeper, ready):
+                task.cancel()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM (a deploy, ``docker stop``) or SIGINT (Ctrl-C): the worker
+    then drains instead of dying with provider calls half-made. A second signal during the
+    drain stops the process at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def first_signal() -> None:
+        stop.set()
+        for sig in signals:  # a second one stops the process at once, as by default
+            loop.remove_signal_handler(sig)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, first_signal)
+    return stop
 
 
 async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:

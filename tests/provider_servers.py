@@ -78,6 +78,7 @@ class ProviderServer:
         self.requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._stalls: deque[float] = deque()
+        self._delays: deque[float] = deque()
         self._lock = threading.Lock()
         server = self
 
@@ -166,12 +167,18 @@ class ProviderServer:
         with self._lock:
             self._stalls.append(seconds)
 
+    def slow_next(self, seconds: float) -> None:
+        """Hold the next request this long, then answer it as usual."""
+        with self._lock:
+            self._delays.append(seconds)
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.on_reset()
             self._faults.clear()
             self._stalls.clear()
+            self._delays.clear()
 
     def _answer(self, method: str, target: str, headers: Any, raw: bytes) -> Answer | None:
         path, _, query = target.partition("?")
@@ -181,9 +188,12 @@ class ProviderServer:
         with self._lock:
             self.requests.append(recorded)
             stall = self._stalls.popleft() if self._stalls else None
+            delay = self._delays.popleft() if self._delays and stall is None else None
         if stall is not None:
             time.sleep(stall)
             return None
+        if delay is not None:
+            time.sleep(delay)
         denied = self.authenticate(recorded)
         if denied is not None:
             return denied

@@ -21,6 +21,7 @@ from provider_servers import TWILIO_SID, TWILIO_TOKEN
 from test_api_metrics import samples, value
 from test_end_to_end import KEY, api_server, eventually, free_port, settings_for, track
 
+from config import Settings
 from journey_support import publish_shipped, user_in
 
 pytest_plugins = ["provider_fixtures"]
@@ -49,6 +50,30 @@ def worker_process(env: dict[str, str], log_file: Path) -> Iterator[subprocess.P
             process.wait(timeout=30)
 
 
+def worker_env(settings: Settings, twilio_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``lifecycle worker`` on the test's database, dev server and task
+    queue, with JSON logs and SMS through Twilio at ``twilio_url``."""
+    return (
+        {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+        | {
+            "LIFECYCLE_ENVIRONMENT": "test",
+            "LIFECYCLE_DATABASE_URL": settings.database_url,
+            "LIFECYCLE_TEMPORAL_ADDRESS": settings.temporal_address,
+            "LIFECYCLE_TASK_QUEUE": settings.task_queue,
+            "LIFECYCLE_WRITE_KEY": KEY,
+            "LIFECYCLE_QUIET_HOURS": "off",
+            "LIFECYCLE_LOG_FORMAT": "json",
+            "LIFECYCLE_WORKER_METRICS_ADDRESS": "",
+            "LIFECYCLE_SMS_PROVIDER": "twilio",
+            "LIFECYCLE_TWILIO_ACCOUNT_SID": TWILIO_SID,
+            "LIFECYCLE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "LIFECYCLE_TWILIO_FROM_NUMBER": "+15005550006",
+            "LIFECYCLE_TWILIO_BASE_URL": twilio_url,
+        }
+        | extra
+    )
+
+
 def log_lines(log_file: Path) -> list[dict]:
     return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
 
@@ -64,21 +89,7 @@ async def test_worker_serves_sdk_and_lifecycle_metrics_and_logs_no_contact_detai
     caplog.set_level(logging.INFO)
     metrics_address = f"127.0.0.1:{free_port()}"
     settings = settings_for(db, dev_env, task_queue)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
-        "LIFECYCLE_ENVIRONMENT": "test",
-        "LIFECYCLE_DATABASE_URL": db.url,
-        "LIFECYCLE_TEMPORAL_ADDRESS": settings.temporal_address,
-        "LIFECYCLE_TASK_QUEUE": task_queue,
-        "LIFECYCLE_WRITE_KEY": KEY,
-        "LIFECYCLE_QUIET_HOURS": "off",
-        "LIFECYCLE_LOG_FORMAT": "json",
-        "LIFECYCLE_WORKER_METRICS_ADDRESS": metrics_address,
-        "LIFECYCLE_SMS_PROVIDER": "twilio",
-        "LIFECYCLE_TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "LIFECYCLE_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "LIFECYCLE_TWILIO_FROM_NUMBER": "+15005550006",
-        "LIFECYCLE_TWILIO_BASE_URL": twilio_server.url,
-    }
+    env = worker_env(settings, twilio_server.url, LIFECYCLE_WORKER_METRICS_ADDRESS=metrics_address)
     publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
     user = user_in("treatment", f"private-{task_queue}")
     worker_log = tmp_path / "worker.log"

@@ -1,0 +1,52 @@
+"""A deploy stops ``lifecycle worker`` with SIGTERM: the worker takes no new tasks, lets the
+provider call it is making finish and record its result, then exits 0. Killed at once instead,
+the SMS would reach Twilio with the ledger still saying it was never sent, and the retry on
+the next worker would send it twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+
+from test_end_to_end import api_server, eventually, settings_for, track
+from test_worker_metrics import log_lines, worker_env, worker_process
+
+from journey_support import ledger, publish_shipped, user_in
+
+pytest_plugins = ["provider_fixtures"]
+
+
+async def test_sigterm_lets_the_send_in_flight_finish_and_record_then_exits(
+    dev_env, db, task_queue, twilio_server, tmp_path
+):
+    settings = settings_for(db, dev_env, task_queue)
+    publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
+    user = user_in("treatment", f"drain-{task_queue}")
+    worker_log = tmp_path / "worker.log"
+    twilio_server.slow_next(3)  # the welcome SMS is still at Twilio when SIGTERM comes
+
+    with worker_process(worker_env(settings, twilio_server.url), worker_log) as worker:
+
+        def ready() -> bool:
+            assert worker.poll() is None, worker_log.read_text()
+            return any(line["message"].startswith("worker ready") for line in log_lines(worker_log))
+
+        await eventually(ready, "the worker's ready line", timeout=60)
+        async with api_server(settings) as http:
+            identify = {"userId": user, "traits": {"phone": "+8613800138000"}}
+            assert (await http.post("/v1/identify", json=identify)).status_code == 200
+            assert (await http.post("/v1/track", json=track(user, "user_signed_up"))).is_success
+            await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
+            worker.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(worker.wait, 30)
+
+    assert code == 0, worker_log.read_text()
+    messages = [line["message"] for line in log_lines(worker_log)]
+    assert any(m.startswith("worker stopping") for m in messages), messages
+    assert messages[-1] == "worker stopped", messages
+    # The call finished and its result is in the ledger: nothing for a retry to send again.
+    [sms] = ledger(db.factory, user)
+    assert (sms.step_id, sms.status) == ("welcome_sms", "sent")
+    assert sms.provider_message_id and sms.provider_message_id.startswith("SM")
+    assert len(twilio_server.messages) == 1
