@@ -39,6 +39,11 @@ def print_report(report: JourneyReport, console: Console, *, goal: str = "") -> 
             f"{report.rate(group):.1%}",
         )
     console.print(groups)
+    if report.credited or report.credited_elsewhere:
+        console.print(
+            f"credit (first touch): {report.credited} of the treatment's conversions here, "
+            f"{report.credited_elsewhere} to a journey that reached the user first"
+        )
     lift = report.lift
     console.print(
         f"lift: {_pct(lift.absolute)} points{_span(lift.absolute_ci)} absolute, "

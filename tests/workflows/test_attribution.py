@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from rich.console import Console
+
 from config import Settings
+from devstack.views import print_report
 from enrollment.router import workflow_id
 from journey_support import (
     add_user,
@@ -114,6 +117,13 @@ async def test_one_order_is_credited_to_the_journey_that_touched_the_user_first(
     assert reports["browse_nudge"].converted == {"treatment": 1}
     assert reports["browse_control"].converted == {"holdout": 1}
     assert reports["browse_control"].rate("holdout") == 1.0
+    # The terminal report says so too.
+    console = Console(record=True, width=120)
+    print_report(reports["browse_nudge"], console)
+    assert (
+        "credit (first touch): 0 of the treatment's conversions here, 1 to a journey that "
+        "reached the user first" in console.export_text()
+    )
     exits = [entry.text for entry in timeline if entry.kind == "exit"]
     assert sorted(exits) == [
         "exited browse_control: converted",
