@@ -1,8 +1,10 @@
-"""The import arrows between the rooms hold: each room imports only the rooms below it.
+"""The import arrows between the rooms hold: no room imports a room above it.
 
 A wrong arrow is how a deterministic workflow ends up importing a database driver, or a provider
-module ends up writing to the store; this reads every module's imports (top level and inside
-functions) and names the file and line of any that crosses the wrong way.
+module ends up writing to the store. This reads every module's imports (top level, inside
+functions, relative, and ``importlib.import_module`` with a literal name) and names the file
+and line of any that points up. Each room lists what it must not import; a third-party
+library outside those lists is not checked here.
 """
 
 from __future__ import annotations
@@ -46,13 +48,35 @@ TOP = {"tests", "bench", "simulate", "devstack"}
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, with its line: ``import``, ``from … import`` (relative
+    ones resolved against the file's package), and ``importlib.import_module("…")`` or
+    ``__import__("…")`` with a literal name."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = list(path.relative_to(ROOT).parent.parts)
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.append((node.lineno, node.module or ""))
+                continue
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+            if node.module:
+                found.append((node.lineno, ".".join([*base, node.module])))
+            else:
+                found.extend((node.lineno, ".".join([*base, a.name])) for a in node.names)
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            )
+        ):
+            found.append((node.lineno, node.args[0].value))
     return found
 
 
@@ -76,8 +100,20 @@ def test_every_room_imports_only_the_rooms_below_it():
 
 def test_the_check_sees_a_wrong_arrow(tmp_path, monkeypatch):
     room = tmp_path / "channels"
-    room.mkdir()
+    (room / "sub").mkdir(parents=True)
     (room / "__init__.py").write_text("")
     (room / "bad.py").write_text("import os\n\n\ndef f():\n    from store.db import x\n")
+    (room / "sub" / "sneaky.py").write_text(
+        "import importlib\n"
+        "from ... import store\n"
+        "from ...workflows import journey\n"
+        "m = importlib.import_module('activities.delivery')\n"
+        "from . import fine\n"
+    )
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
-    assert crossings() == ["channels/bad.py:5 imports store.db"]
+    assert crossings() == [
+        "channels/bad.py:5 imports store.db",
+        "channels/sub/sneaky.py:2 imports store",
+        "channels/sub/sneaky.py:3 imports workflows",
+        "channels/sub/sneaky.py:4 imports activities.delivery",
+    ]
