@@ -220,7 +220,9 @@ class BroadcastWorkflow:
 
     async def _send_each(self, user_ids: list[str]) -> None:
         """The page's sends as a run from before batches began them: one ``send_message``
-        each on the channel's queue. Remove once no such run can be in flight."""
+        each on the channel's queue. Once no such run can be in flight, replace the
+        ``patched`` check by ``workflow.deprecate_patch(BATCHES)`` and delete this path; drop
+        that call a release later (newer runs' histories carry the patch marker)."""
         rate = self._inp.rate_per_second
         per_tick = max(1, int(rate)) if rate else 0
         tick_started = workflow.now()
