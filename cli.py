@@ -814,8 +814,8 @@ def build_parser() -> argparse.ArgumentParser:
         "etc. The limits hold across all workers. 16 activity threads, one database\n"
         "connection each; LIFECYCLE_WORKER_METRICS_ADDRESS serves Prometheus metrics.\n"
         "SIGTERM or Ctrl-C drains: no new tasks, running activities get up to\n"
-        "LIFECYCLE_WORKER_SHUTDOWN_GRACE seconds (default 25) to finish; a second signal\n"
-        "stops at once."
+        "LIFECYCLE_WORKER_SHUTDOWN_GRACE seconds (default 15) to finish; a second signal\n"
+        "kills it at once."
     )
     add(
         "migrate",

@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     worker_metrics_address: str = "127.0.0.1:9464"
     log_format: Literal["text", "json"] = "text"
     # On SIGTERM or Ctrl-C a worker stops taking tasks and lets the activities it is running
-    # finish for up to this long (under a container's usual 30 s kill deadline), then exits.
-    worker_shutdown_grace: float = Field(default=25.0, ge=0)
+    # finish for up to this long, then exits. With a provider call's own timeout
+    # (``provider_timeout``) on top, the default stays inside Kubernetes' 30 s grace period.
+    worker_shutdown_grace: float = Field(default=15.0, ge=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

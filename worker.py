@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -241,11 +242,15 @@ async def running_worker(
 async def run_worker(settings: Settings) -> None:
     """Connect, build everything from settings, and run until SIGTERM or SIGINT, then drain
     (``worker_shutdown_grace``)."""
+    stop = stop_on_signals()  # first: a signal while connecting stops the worker cleanly too
     # A pooled connection per activity thread (and a few for routing), kept open.
     engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
     factory = make_session_factory(engine)
     runtime = start_metrics_endpoint(settings.worker_metrics_address)  # None: no endpoint
     client = await connect(settings, runtime=runtime)
+    if stop.is_set():
+        log.info("worker stopped before it started")
+        return
     log.info("worker starting: task queue %s on %s", settings.task_queue, settings.temporal_address)
     router = JourneyRouter(
         factory=factory,
@@ -257,7 +262,6 @@ async def run_worker(settings: Settings) -> None:
         workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
         ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))
-        stop = stop_on_signals()
         stopping = asyncio.create_task(stop.wait())
         running = asyncio.gather(*(worker.run() for worker in workers))
         try:
@@ -268,7 +272,8 @@ async def run_worker(settings: Settings) -> None:
                     "worker stopping: no new tasks; running activities get up to %gs to finish",
                     settings.worker_shutdown_grace,
                 )
-                await asyncio.gather(*(worker.shutdown() for worker in workers))
+            # On a signal, or when one worker failed: every worker drains before the exit.
+            await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
             await running
             log.info("worker stopped")
         finally:
@@ -279,19 +284,26 @@ async def run_worker(settings: Settings) -> None:
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM (a deploy, ``docker stop``) or SIGINT (Ctrl-C): the worker
     then drains instead of dying with provider calls half-made. A second signal during the
-    drain stops the process at once."""
+    drain kills the process at once, as that signal does by default."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
 
     def first_signal() -> None:
         stop.set()
-        for sig in signals:  # a second one stops the process at once, as by default
+        for sig in signals:
             loop.remove_signal_handler(sig)
+            # A plain handler, not the loop's: it runs even while the loop waits on threads.
+            signal.signal(sig, _die_by_signal)
 
     for sig in signals:
         loop.add_signal_handler(sig, first_signal)
     return stop
+
+
+def _die_by_signal(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:

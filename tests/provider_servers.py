@@ -46,6 +46,7 @@ class Recorded:
     raw: bytes
     form: dict[str, list[str]] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)  # first values
+    answered_at: datetime | None = None  # when a held request (``slow_next``) was let go
 
 
 @dataclass
@@ -194,6 +195,7 @@ class ProviderServer:
             return None
         if delay is not None:
             time.sleep(delay)
+            recorded.answered_at = datetime.now(UTC)
         denied = self.authenticate(recorded)
         if denied is not None:
             return denied

@@ -42,11 +42,50 @@ async def test_sigterm_lets_the_send_in_flight_finish_and_record_then_exits(
             code = await asyncio.to_thread(worker.wait, 30)
 
     assert code == 0, worker_log.read_text()
-    messages = [line["message"] for line in log_lines(worker_log)]
-    assert any(m.startswith("worker stopping") for m in messages), messages
+    lines = log_lines(worker_log)
+    messages = [line["message"] for line in lines]
+    [stopping] = [line for line in lines if line["message"].startswith("worker stopping")]
     assert messages[-1] == "worker stopped", messages
+    # The signal came while Twilio still held the request: the drain waited for its answer.
+    [request] = twilio_server.messages
+    assert request.answered_at is not None
+    assert datetime.fromisoformat(stopping["time"]) < request.answered_at
     # The call finished and its result is in the ledger: nothing for a retry to send again.
     [sms] = ledger(db.factory, user)
     assert (sms.step_id, sms.status) == ("welcome_sms", "sent")
     assert sms.provider_message_id and sms.provider_message_id.startswith("SM")
     assert len(twilio_server.messages) == 1
+
+
+async def test_a_second_sigterm_kills_the_draining_worker_at_once(
+    dev_env, db, task_queue, twilio_server, tmp_path
+):
+    settings = settings_for(db, dev_env, task_queue)
+    publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
+    user = user_in("treatment", f"impatient-{task_queue}")
+    worker_log = tmp_path / "worker.log"
+    twilio_server.slow_next(20)
+
+    with worker_process(worker_env(settings, twilio_server.url), worker_log) as worker:
+
+        def ready() -> bool:
+            assert worker.poll() is None, worker_log.read_text()
+            return any(line["message"].startswith("worker ready") for line in log_lines(worker_log))
+
+        def draining() -> bool:
+            return any(m["message"].startswith("worker stopping") for m in log_lines(worker_log))
+
+        await eventually(ready, "the worker's ready line", timeout=60)
+        async with api_server(settings) as http:
+            identify = {"userId": user, "traits": {"phone": "+8613800138000"}}
+            assert (await http.post("/v1/identify", json=identify)).status_code == 200
+            assert (await http.post("/v1/track", json=track(user, "user_signed_up"))).is_success
+            await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
+            worker.send_signal(signal.SIGTERM)
+            await eventually(draining, "the worker's stopping line")
+            worker.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(worker.wait, 10)  # long before Twilio answers
+
+    assert code == -signal.SIGTERM, worker_log.read_text()
+    [request] = twilio_server.messages
+    assert request.answered_at is None  # still held when the process went
