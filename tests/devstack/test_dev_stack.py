@@ -37,7 +37,11 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
     }
     log = (tmp_path / "dev.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "dev"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli", "dev"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        process_group=0,  # its own group, as a terminal's foreground job
     )
     try:
         deadline = time.monotonic() + 90
@@ -73,8 +77,10 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
         assert (data / "temporal.db").exists()
         engine.dispose()
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group
         code = proc.wait(timeout=60)
     assert code == 0, Path(log.name).read_text()
+    # The worker drained and said so before the stack stopped the Temporal server.
+    assert "worker stopped" in Path(log.name).read_text().split("stopping …")[-1]
     for port in (temporal_port, api_port):
         assert not listening(port), f"port {port} still open after Ctrl-C"
