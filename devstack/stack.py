@@ -58,7 +58,7 @@ def prepare_database(settings: Settings) -> list[str]:
 
 
 def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
-    """Run the stack until Ctrl-C (or SIGTERM); returns the exit code."""
+    """Run the stack until Ctrl-C (or SIGTERM, SIGHUP); returns the exit code."""
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     host, _, port = settings.temporal_address.rpartition(":")
@@ -86,7 +86,10 @@ def run_dev(settings: Settings, *, out: object = sys.stdout) -> int:
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # The children are in their own process group, so a closed terminal's SIGHUP reaches the
+    # stack alone: it stops them as on Ctrl-C.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
         temporal = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             [
