@@ -6,10 +6,10 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -35,8 +35,9 @@ from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.health import log_when_polling
 from observability.metrics import start_metrics_endpoint
-from store.db import SessionFactory, make_engine, make_session_factory
+from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.outbox import SqlOutboxSink
+from store.webhooks import HELD_STATUS_LIFETIME, purge_unclaimed_statuses
 from triggers.temporal_client import connect
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import broadcast_batch_size, bulk_task_queue, channel_task_queue
@@ -261,6 +262,7 @@ async def run_worker(settings: Settings) -> None:
     with activity_pool() as executor:
         workers = build_workers(client, settings, factory, executor=executor)
         sweeper = asyncio.create_task(route_pending_forever(router))
+        purger = asyncio.create_task(purge_held_statuses_forever(factory))
         ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))
         stopping = asyncio.create_task(stop.wait())
         running = asyncio.gather(*(worker.run() for worker in workers))
@@ -277,7 +279,7 @@ async def run_worker(settings: Settings) -> None:
             await running
             log.info("worker stopped")
         finally:
-            for task in (stopping, sweeper, ready):
+            for task in (stopping, sweeper, purger, ready):
                 task.cancel()
 
 
@@ -315,6 +317,30 @@ async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> N
         except Exception:
             log.exception("routing pending events failed; retrying in %.0fs", every)
         await asyncio.sleep(every)
+
+
+async def purge_held_statuses_forever(
+    factory: SessionFactory,
+    every: float = 3600.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Hourly: drop the Twilio status reports held a week for a message the ledger never
+    learnt (``store.webhooks.purge_unclaimed_statuses``). Errors wait for the next round."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(_purge_held_statuses, factory, clock())
+            if purged:
+                log.info("purged %d status reports held a week with no message", purged)
+        except Exception:
+            log.exception("purging held status reports failed; retrying in %.0fs", every)
+        await asyncio.sleep(every)
+
+
+def _purge_held_statuses(factory: SessionFactory, now: datetime) -> int:
+    with transaction(factory) as session:
+        return purge_unclaimed_statuses(
+            session, provider=TwilioSmsChannel.name, before=now - HELD_STATUS_LIFETIME
+        )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -169,6 +169,32 @@ def hold_status(
         kind=kind,
         received_at=received_at,
     )
+
+
+# A held report whose message id the ledger has not learnt in this long never will: a send
+# records its provider id within seconds, a retried send's reconciliation within minutes.
+HELD_STATUS_LIFETIME = timedelta(days=7)
+
+
+def purge_unclaimed_statuses(session: Session, *, provider: str, before: datetime) -> int:
+    """Delete the status reports held (see :func:`hold_status`) since before ``before`` and
+    never claimed: reports about messages that are not ours, or whose send never stored the
+    id. Inbound keyword reports (``inbound:…``, kept as consent evidence) are left alone.
+
+    Returns:
+        How many were deleted.
+    """
+    result = session.execute(
+        delete(ProviderEvent)
+        .where(
+            ProviderEvent.provider == provider,
+            ProviderEvent.message_id.is_(None),
+            ProviderEvent.received_at < before,
+            ~ProviderEvent.provider_event_id.startswith("inbound:", autoescape=True),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
