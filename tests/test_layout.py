@@ -3,13 +3,14 @@
 A wrong arrow is how a deterministic workflow ends up importing a database driver, or a provider
 module ends up writing to the store. This reads every module's imports (top level, inside
 functions, relative, and ``importlib.import_module`` with a literal name) and names the file
-and line of any that points up. Each room lists what it must not import; a third-party
-library outside those lists is not checked here.
+and line of any that points up. Each room lists what it must not import; ``workflows/``, whose
+code is replayed, also has the short list of what it may import.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,20 @@ def crossings() -> list[str]:
 
 def test_every_room_imports_only_the_rooms_below_it():
     assert crossings() == []
+
+
+# Workflow code is replayed: besides the standard library it may import only these.
+WORKFLOW_MAY_IMPORT = {"workflows", "journeys", "temporalio", "pydantic"}
+
+
+def test_workflows_import_only_the_standard_library_temporalio_and_the_journey_language():
+    outside = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / "workflows").rglob("*.py"))
+        for line, module in imported_modules(path)
+        if module.split(".")[0] not in WORKFLOW_MAY_IMPORT | sys.stdlib_module_names
+    ]
+    assert outside == []
 
 
 def test_the_check_sees_a_wrong_arrow(tmp_path, monkeypatch):
