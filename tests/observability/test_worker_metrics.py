@@ -75,7 +75,10 @@ def worker_env(settings: Settings, twilio_url: str, **extra: str) -> dict[str, s
 
 
 def log_lines(log_file: Path) -> list[dict]:
-    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    """The JSON lines the process has finished writing (a line still being written waits)."""
+    text = log_file.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 async def scrape(url: str) -> dict[tuple[str, frozenset], float]:
