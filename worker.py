@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -308,15 +308,21 @@ def _die_by_signal(signum: int, frame: object) -> None:
     os.kill(os.getpid(), signum)
 
 
-async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:
-    """Route events nobody routed: engine-emitted ones (``coupon_issued``) and any whose
-    API call failed to route and was never retried. Errors wait for the next round."""
+async def repeat_forever(job: Callable[[], Awaitable[object]], every: float, what: str) -> None:
+    """Run ``job`` every ``every`` seconds for the life of the process; an error is logged and
+    waits for the next round."""
     while True:
         try:
-            await router.route_pending()
+            await job()
         except Exception:
-            log.exception("routing pending events failed; retrying in %.0fs", every)
+            log.exception("%s failed; retrying in %.0fs", what, every)
         await asyncio.sleep(every)
+
+
+async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> None:
+    """Route events nobody routed: engine-emitted ones (``coupon_issued``) and any whose
+    API call failed to route and was never retried."""
+    await repeat_forever(router.route_pending, every, "routing pending events")
 
 
 async def purge_held_statuses_forever(
@@ -325,15 +331,14 @@ async def purge_held_statuses_forever(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
     """Hourly: drop the Twilio status reports held a week for a message the ledger never
-    learnt (``store.webhooks.purge_unclaimed_statuses``). Errors wait for the next round."""
-    while True:
-        try:
-            purged = await asyncio.to_thread(_purge_held_statuses, factory, clock())
-            if purged:
-                log.info("purged %d status reports held a week with no message", purged)
-        except Exception:
-            log.exception("purging held status reports failed; retrying in %.0fs", every)
-        await asyncio.sleep(every)
+    learnt (``store.webhooks.purge_unclaimed_statuses``)."""
+
+    async def purge() -> None:
+        purged = await asyncio.to_thread(_purge_held_statuses, factory, clock())
+        if purged:
+            log.info("purged %d status reports held a week with no message", purged)
+
+    await repeat_forever(purge, every, "purging held status reports")
 
 
 def _purge_held_statuses(factory: SessionFactory, now: datetime) -> int:

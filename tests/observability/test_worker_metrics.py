@@ -81,6 +81,21 @@ def log_lines(log_file: Path) -> list[dict]:
     return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
+def logged(log_file: Path, prefix: str) -> bool:
+    """Whether the process has logged a line starting with ``prefix``."""
+    return any(line["message"].startswith(prefix) for line in log_lines(log_file))
+
+
+async def until_ready(worker: subprocess.Popen[bytes], log_file: Path) -> None:
+    """Wait for the worker's ready line; fail at once, with its log, if it exits first."""
+
+    def ready() -> bool:
+        assert worker.poll() is None, log_file.read_text()
+        return logged(log_file, "worker ready")
+
+    await eventually(ready, "the worker's ready line", timeout=60)
+
+
 async def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     async with httpx.AsyncClient() as http:
         return samples((await http.get(url)).text)
@@ -99,12 +114,7 @@ async def test_worker_serves_sdk_and_lifecycle_metrics_and_logs_no_contact_detai
     metrics_url = f"http://{metrics_address}/metrics"
 
     with worker_process(env, worker_log) as worker:
-
-        def ready() -> bool:
-            assert worker.poll() is None, worker_log.read_text()
-            return any(line["message"].startswith("worker ready") for line in log_lines(worker_log))
-
-        await eventually(ready, "the worker's ready line", timeout=60)
+        await until_ready(worker, worker_log)
         async with api_server(settings) as http:
             identify = {"userId": user, "traits": {"phone": PHONE, "email": EMAIL}}
             assert (await http.post("/v1/identify", json=identify)).status_code == 200

@@ -7,39 +7,47 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from test_end_to_end import api_server, eventually, settings_for, track
-from test_worker_metrics import log_lines, worker_env, worker_process
+from test_worker_metrics import log_lines, logged, until_ready, worker_env, worker_process
 
 from journey_support import ledger, publish_shipped, user_in
 
 pytest_plugins = ["provider_fixtures"]
 
 
-async def test_sigterm_lets_the_send_in_flight_finish_and_record_then_exits(
-    dev_env, db, task_queue, twilio_server, tmp_path
-):
-    settings = settings_for(db, dev_env, task_queue)
+@asynccontextmanager
+async def welcome_sms_at_twilio(
+    db, settings, twilio_server, worker_log: Path, user: str
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``lifecycle worker`` running, ``user`` signed up through the API, and the welcome SMS
+    request received by Twilio (held there as ``slow_next`` says): yields the worker."""
     publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
-    user = user_in("treatment", f"drain-{task_queue}")
-    worker_log = tmp_path / "worker.log"
-    twilio_server.slow_next(3)  # the welcome SMS is still at Twilio when SIGTERM comes
-
     with worker_process(worker_env(settings, twilio_server.url), worker_log) as worker:
-
-        def ready() -> bool:
-            assert worker.poll() is None, worker_log.read_text()
-            return any(line["message"].startswith("worker ready") for line in log_lines(worker_log))
-
-        await eventually(ready, "the worker's ready line", timeout=60)
+        await until_ready(worker, worker_log)
         async with api_server(settings) as http:
             identify = {"userId": user, "traits": {"phone": "+8613800138000"}}
             assert (await http.post("/v1/identify", json=identify)).status_code == 200
             assert (await http.post("/v1/track", json=track(user, "user_signed_up"))).is_success
             await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
-            worker.send_signal(signal.SIGTERM)
-            code = await asyncio.to_thread(worker.wait, 30)
+            yield worker
+
+
+async def test_sigterm_lets_the_send_in_flight_finish_and_record_then_exits(
+    dev_env, db, task_queue, twilio_server, tmp_path
+):
+    user = user_in("treatment", f"drain-{task_queue}")
+    worker_log = tmp_path / "worker.log"
+    twilio_server.slow_next(3)  # the welcome SMS is still at Twilio when SIGTERM comes
+    settings = settings_for(db, dev_env, task_queue)
+    async with welcome_sms_at_twilio(db, settings, twilio_server, worker_log, user) as worker:
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 30)
 
     assert code == 0, worker_log.read_text()
     lines = log_lines(worker_log)
@@ -60,31 +68,15 @@ async def test_sigterm_lets_the_send_in_flight_finish_and_record_then_exits(
 async def test_a_second_sigterm_kills_the_draining_worker_at_once(
     dev_env, db, task_queue, twilio_server, tmp_path
 ):
-    settings = settings_for(db, dev_env, task_queue)
-    publish_shipped(db.factory, "new_user_coupon", datetime.now(UTC))
     user = user_in("treatment", f"impatient-{task_queue}")
     worker_log = tmp_path / "worker.log"
     twilio_server.slow_next(20)
-
-    with worker_process(worker_env(settings, twilio_server.url), worker_log) as worker:
-
-        def ready() -> bool:
-            assert worker.poll() is None, worker_log.read_text()
-            return any(line["message"].startswith("worker ready") for line in log_lines(worker_log))
-
-        def draining() -> bool:
-            return any(m["message"].startswith("worker stopping") for m in log_lines(worker_log))
-
-        await eventually(ready, "the worker's ready line", timeout=60)
-        async with api_server(settings) as http:
-            identify = {"userId": user, "traits": {"phone": "+8613800138000"}}
-            assert (await http.post("/v1/identify", json=identify)).status_code == 200
-            assert (await http.post("/v1/track", json=track(user, "user_signed_up"))).is_success
-            await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
-            worker.send_signal(signal.SIGTERM)
-            await eventually(draining, "the worker's stopping line")
-            worker.send_signal(signal.SIGTERM)
-            code = await asyncio.to_thread(worker.wait, 10)  # long before Twilio answers
+    settings = settings_for(db, dev_env, task_queue)
+    async with welcome_sms_at_twilio(db, settings, twilio_server, worker_log, user) as worker:
+        worker.send_signal(signal.SIGTERM)
+        await eventually(lambda: logged(worker_log, "worker stopping"), "the stopping line")
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 10)  # long before Twilio answers
 
     assert code == -signal.SIGTERM, worker_log.read_text()
     [request] = twilio_server.messages
