@@ -12,7 +12,7 @@ import ipaddress
 import re
 import shutil
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     # Segment's limits: 32 KB per call, 500 KB per batch.
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
+    # How deep properties, traits and context may nest (objects and arrays): deeper values
+    # are refused per call, before anything is stored.
+    max_json_depth: int = Field(default=32, ge=2, le=100)
+    # An event time more than this ahead of the receive time, or before
+    # ``earliest_event_time``, is replaced by the receive time and flagged in the event's
+    # context (``timestampReplaced``): no clock can enter a journey in 2999 or keep a user
+    # "seen" forever.
+    max_future_skew: timedelta = timedelta(hours=1)
+    earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # The router gives up on an event after this many failed attempts: it is parked in the
+    # dead-letter table (``lifecycle events rejected``) and the loop goes on.
+    max_route_attempts: int = Field(default=5, ge=1)
     # A trigger older than this (by its own timestamp) is stored but starts no journey:
     # a replayed backlog must not greet users who signed up last month.
     max_trigger_age: timedelta = timedelta(hours=24)

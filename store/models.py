@@ -91,6 +91,13 @@ class Event(Base):
             postgresql_where="event = 'order_placed'",
             sqlite_where="event = 'order_placed'",
         ),
+        # The pending-event loop's read: unrouted events only (migration 0009).
+        Index(
+            "ix_events_unrouted",
+            "id",
+            postgresql_where="routed_at IS NULL",
+            sqlite_where="routed_at IS NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -104,6 +111,34 @@ class Event(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed routing attempts; at the router's limit the event is parked (rejected_events).
+    route_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RejectedEvent(Base):
+    """The dead-letter table: what the API refused and what the router gave up on.
+
+    ``stage`` is ``ingest`` (a call refused at the API: ``raw`` is the item as sent, ``field``
+    and ``reason`` say what was wrong) or ``route`` (a stored event, ``event_id``, whose
+    routing failed ``attempts`` times). ``lifecycle events replay ID`` runs it again and
+    records the outcome in ``replayed_at`` / ``replay_result``.
+    """
+
+    __tablename__ = "rejected_events"
+    __table_args__ = (Index("ix_rejected_events_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(16))  # ingest | route
+    source: Mapped[str] = mapped_column(String(64))  # /v1/batch, /v1/track, router ...
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    field: Mapped[str | None] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)  # ASCII JSON of the item as received
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replay_result: Mapped[str | None] = mapped_column(Text)
 
 
 class Consent(Base):
