@@ -176,7 +176,6 @@ def create_app(
             session_factory=session_factory,
             runs=router if hasattr(router, "end_runs") else None,  # type: ignore[arg-type]
             clock=now,
-            write_key_problem=lambda header: check_write_key(header, settings.write_key),
         )
     )
     return app

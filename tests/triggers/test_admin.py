@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from config import Settings
@@ -29,7 +30,9 @@ class RecordingRuns:
 
 
 def client(db, router=None) -> TestClient:
-    settings = Settings(environment="test", write_key="wk", admin_token="at")
+    settings = Settings(
+        environment="test", write_key="wk", admin_token="at", unsubscribe_secret=SecretStr("us")
+    )
     app = create_app(settings, session_factory=db.factory, router=router or NullRouter(db.factory))
     return TestClient(app)
 
@@ -116,7 +119,7 @@ def test_forgetting_a_user_keeps_only_anonymous_counts(db):
     runs = RecordingRuns()
     http = client(db, runs)
     assert http.delete("/v1/users/gone").status_code == 401
-    resp = http.delete("/v1/users/gone", auth=("wk", ""))
+    resp = http.delete("/v1/users/gone", headers={"Authorization": "Bearer at"})
     assert resp.json() == {"erased": True, "runs_ended": 1}
     assert runs.ended == ["journey:new_user_coupon:gone"]
 
@@ -132,3 +135,32 @@ def test_forgetting_a_user_keeps_only_anonymous_counts(db):
         assert (sent.recipient, sent.body) == ("erased", "")
         (enrollment,) = session.scalars(select(Enrollment)).all()
         assert enrollment.exit_reason == "erased" and enrollment.user_id.startswith("erased:")
+
+
+def test_erasure_needs_the_admin_token_not_the_write_key(db):
+    # Write keys ship inside apps and browsers: whoever holds one must not erase users.
+    seed_user(db)
+    http = client(db)
+    for header in ("Basic d2s6", "Bearer wk", "Bearer"):  # d2s6: "wk:" as HTTP Basic
+        answer = http.delete("/v1/users/gone", headers={"Authorization": header})
+        assert answer.status_code == 401, header
+    assert http.delete("/v1/users/gone", auth=("wk", "")).status_code == 401
+    with db.factory() as session:
+        assert session.get(User, "gone") is not None
+    answer = http.delete("/v1/users/gone", headers={"Authorization": "Bearer at"})
+    assert answer.json() == {"erased": True, "runs_ended": 0}
+
+
+def test_an_id_with_slashes_is_erased_written_plain_or_percent_encoded(db):
+    http = client(db)
+    admin = {"Authorization": "Bearer at"}
+    for user_id, path in (
+        ("tenant/7/u1", "/v1/users/tenant/7/u1"),
+        ("tenant/7/u2", "/v1/users/tenant%2F7%2Fu2"),
+    ):
+        with transaction(db.factory) as session:
+            session.add(User(id=user_id, email="x@example.com", created_at=AT, updated_at=AT))
+        answer = http.delete(path, headers=admin)
+        assert answer.status_code == 200, (path, answer.text)
+        with db.factory() as session:
+            assert session.get(User, user_id) is None, path
