@@ -85,8 +85,15 @@ PROVIDER_LATENCY = MetricSpec(
     ("channel", "provider"),
     kind="histogram",
 )
+EVENTS_REJECTED = MetricSpec(
+    "lifecycle_events_rejected",
+    "Calls put in the dead-letter table: refused by the API (stage=ingest) or parked by the "
+    "router after repeated failures (stage=route).",
+    ("stage",),
+)
 ALL_METRICS = (
     EVENTS_INGESTED,
+    EVENTS_REJECTED,
     ENROLLMENTS_STARTED,
     SENDS,
     SKIPS,
@@ -144,6 +151,11 @@ class Metrics:
                 seen.add(message.message_id)
                 labels = {"type": message.type, "event": event_label(message)}
                 self._add(EVENTS_INGESTED, labels)
+
+    def events_rejected(self, stage: str, count: int = 1) -> None:
+        """``count`` calls went to the dead-letter table at ``stage`` (``ingest``, ``route``)."""
+        if count:
+            self._add(EVENTS_REJECTED, {"stage": stage}, count)
 
     def enrollment_started(self, journey: str, group: str) -> None:
         """A user entered ``journey`` (in the ``treatment`` or ``holdout`` group)."""

@@ -2,7 +2,11 @@
 
 ``POST /v1/identify``, ``/v1/track``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
 ``/v1/alias`` and ``/v1/batch`` take what Segment's client libraries send (HTTP Basic with the
-write key as user name, JSON, optionally gzipped) and answer ``{"success": true}``. Errors are
+write key as user name, JSON, optionally gzipped) and answer ``{"success": true}``. A batch is
+judged item by item, as Segment does: the good calls are stored, the refused ones go to the
+dead-letter table and are listed in the answer (``"refused": [{"index", "messageId", "field",
+"reason"}]``), still with 200; only a body that is unreadable or too large is refused whole.
+A refused single call is kept in the dead-letter table too and answered 400. Errors are
 ``{"error": "<sentence>", "field": "<path>"}``. ``GET /healthz`` (alive), ``GET /readyz``
 (database and Temporal answer) and ``GET /metrics`` (Prometheus) need no key.
 """
@@ -31,12 +35,14 @@ from triggers.body import read_body
 from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
 from triggers.segment import (
     MESSAGE_TYPES,
-    Message,
+    Limits,
     MessageType,
+    Parsed,
     PayloadError,
     decode_json,
     parse_batch,
     parse_call,
+    refusal,
 )
 from triggers.unsubscribe import unsubscribe_router
 from triggers.webhooks import webhook_router
@@ -56,6 +62,16 @@ def _unauthorized(reason: str) -> JSONResponse:
 
 def _error(exc: PayloadError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The per-call limits the API enforces, from settings."""
+    return Limits(
+        max_message_bytes=settings.max_message_bytes,
+        max_depth=settings.max_json_depth,
+        max_future_skew=settings.max_future_skew,
+        earliest=settings.earliest_event_time,
+    )
 
 
 def check_write_key(authorization: str | None, write_key: str) -> str | None:
@@ -104,6 +120,7 @@ def create_app(
         The FastAPI application; nothing is built before this call.
     """
     now: Clock = clock or utc_now
+    limits = limits_of(settings)
     ingestor = Ingestor(session_factory, router=router)
     app = FastAPI(title="lifecycle ingestion API", docs_url=None, redoc_url=None)
 
@@ -118,32 +135,48 @@ def create_app(
         return {"status": "ok"}
 
     async def handle(
-        request: Request, limit: int, parse: Callable[[bytes, datetime], list[Message]]
+        request: Request, limit: int, parse: Callable[[bytes, datetime], Parsed], *, single: bool
     ) -> JSONResponse:
         reason = check_write_key(request.headers.get("authorization"), settings.write_key)
         if reason:
             return _unauthorized(reason)
+        received_at = now()
         try:
             body = await read_body(request, limit)
             if len(body) > _PARSE_INLINE_BYTES:
-                messages = await run_in_threadpool(parse, body, now())
+                parsed = await run_in_threadpool(parse, body, received_at)
             else:
-                messages = parse(body, now())
+                parsed = parse(body, received_at)
         except PayloadError as exc:
             log.info("refused %s: %s (field %s)", request.url.path, exc.status, exc.field)
             return _error(exc)
+        if parsed.refused:
+            log.info("refused %d call(s) of %s", len(parsed.refused), request.url.path)
         try:
-            await ingestor.ingest(messages)
+            await ingestor.ingest(
+                parsed.messages, refused=parsed.refused, source=request.url.path, at=received_at
+            )
         except RoutingFailed:
             return JSONResponse({"error": "stored but not routed; retry"}, status_code=503)
+        if single and parsed.refused:
+            first = parsed.refused[0]
+            return _error(PayloadError(first.reason, field=first.field))
+        if parsed.refused:
+            return JSONResponse({**_SUCCESS, "refused": [r.body() for r in parsed.refused]})
         return JSONResponse(_SUCCESS)
 
     def single(kind: MessageType) -> Callable[[Request], Awaitable[JSONResponse]]:
-        def parse(body: bytes, received_at: datetime) -> list[Message]:
-            return [parse_call(kind, decode_json(body), received_at=received_at)]
+        def parse(body: bytes, received_at: datetime) -> Parsed:
+            data = decode_json(body)
+            try:
+                return Parsed(
+                    messages=[parse_call(kind, data, received_at=received_at, limits=limits)]
+                )
+            except PayloadError as exc:
+                return Parsed(refused=[refusal(data, exc)])
 
         async def endpoint(request: Request) -> JSONResponse:
-            return await handle(request, settings.max_message_bytes, parse)
+            return await handle(request, settings.max_message_bytes, parse, single=True)
 
         endpoint.__name__ = kind
         return endpoint
@@ -151,16 +184,12 @@ def create_app(
     for kind in MESSAGE_TYPES:
         app.add_api_route(f"/v1/{kind}", single(kind), methods=["POST"])
 
-    def parse_many(body: bytes, received_at: datetime) -> list[Message]:
-        return parse_batch(
-            decode_json(body),
-            received_at=received_at,
-            max_message_bytes=settings.max_message_bytes,
-        )
+    def parse_many(body: bytes, received_at: datetime) -> Parsed:
+        return parse_batch(decode_json(body), received_at=received_at, limits=limits)
 
     @app.post("/v1/batch")
     async def batch(request: Request) -> JSONResponse:
-        return await handle(request, settings.max_batch_bytes, parse_many)
+        return await handle(request, settings.max_batch_bytes, parse_many, single=False)
 
     app.include_router(
         ops_router(

@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from observability.metrics import metrics
 from store.db import SessionFactory, transaction
-from store.models import Event
+from store.models import Event, RejectedEvent
+from store.rejected import Rejection, add_rejections
 from triggers.profiles import upsert_profile
-from triggers.segment import Message
+from triggers.segment import Message, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,44 @@ def store_messages(session: Session, *, messages: Sequence[Message]) -> set[str]
     return inserted
 
 
+def store_refusals(
+    session: Session, *, refused: Sequence[Refusal], source: str, at: datetime
+) -> int:
+    """Put refused calls in the dead-letter table; returns how many rows were added.
+
+    A call refused again with the same ``messageId`` (a client retrying its batch) that still
+    waits for a replay is not added twice.
+    """
+    ids = [r.message_id for r in refused if r.message_id]
+    known: set[str] = set()
+    for start in range(0, len(ids), 500):
+        known.update(
+            m
+            for m in session.scalars(
+                select(RejectedEvent.message_id).where(
+                    RejectedEvent.stage == "ingest",
+                    RejectedEvent.replayed_at.is_(None),
+                    RejectedEvent.message_id.in_(ids[start : start + 500]),
+                )
+            )
+            if m is not None
+        )
+    rows = [
+        Rejection(
+            stage="ingest",
+            source=source,
+            reason=r.reason,
+            raw=r.raw,
+            message_id=r.message_id,
+            field=r.field,
+        )
+        for r in refused
+        if r.message_id is None or r.message_id not in known
+    ]
+    add_rejections(session, rows=rows, at=at)
+    return len(rows)
+
+
 class Ingestor:
     """Stores one request's calls in one transaction, then hands them to the router."""
 
@@ -169,23 +208,48 @@ class Ingestor:
         self._factory = session_factory
         self._router = router
 
-    def store(self, messages: Sequence[Message]) -> list[int]:
-        """Commit the calls; returns ids of this request's events that still need routing."""
+    def store(
+        self,
+        messages: Sequence[Message],
+        *,
+        refused: Sequence[Refusal] = (),
+        source: str = "",
+        at: datetime | None = None,
+    ) -> list[int]:
+        """Commit the calls, and the refused ones to the dead-letter table; returns ids of
+        this request's events that still need routing."""
         with transaction(self._factory) as session:
             inserted = store_messages(session, messages=messages)
+            parked = 0
+            if refused:
+                when = at or (messages[0].received_at if messages else utc_now())
+                parked = store_refusals(session, refused=refused, source=source, at=when)
         log.info(
-            "stored %d new event(s), %d duplicate(s)", len(inserted), len(messages) - len(inserted)
+            "stored %d new event(s), %d duplicate(s), %d refused",
+            len(inserted),
+            len(messages) - len(inserted),
+            len(refused),
         )
         metrics().events_stored(messages, inserted)
+        metrics().events_rejected("ingest", parked)
         routable = [m.message_id for m in messages if needs_routing(m)]
         if not routable:
             return []
         with transaction(self._factory) as session:
             return unrouted_event_ids(session, message_ids=routable)
 
-    async def ingest(self, messages: Sequence[Message]) -> None:
+    async def ingest(
+        self,
+        messages: Sequence[Message],
+        *,
+        refused: Sequence[Refusal] = (),
+        source: str = "",
+        at: datetime | None = None,
+    ) -> None:
         """Store, then route; raises :class:`RoutingFailed` if the router raised."""
-        event_ids = await run_in_threadpool(self.store, messages)
+        event_ids = await run_in_threadpool(
+            lambda: self.store(messages, refused=refused, source=source, at=at)
+        )
         if not event_ids:
             return
         try:

@@ -2,18 +2,26 @@
 
 The platform (or any Segment client library) sends ``identify``, ``track``, ``page``,
 ``screen``, ``group`` and ``alias`` calls, one at a time or in a ``batch``. This module turns a
-decoded JSON body into :class:`Message` values ready to store, or raises :class:`PayloadError`
-naming the field at fault (``batch[2].userId``). Unknown fields are ignored, as Segment does.
+decoded JSON body into :class:`Message` values ready to store. A batch is judged item by item:
+a refused item becomes a :class:`Refusal` (its raw JSON, the field at fault such as
+``batch[2].userId``, the reason) and the others are kept. A single call that is refused raises
+:class:`PayloadError`. Unknown fields are ignored, as Segment does.
+
+Every call is bounded at the edge (:class:`Limits`): its size, how deep ``properties``,
+``traits`` and ``context`` nest, finite numbers only, no NUL or unpaired surrogate in what is
+stored. An event time ahead of the receive time by more than ``max_future_skew``, or before
+``earliest``, is replaced by the receive time and flagged in ``context.timestampReplaced``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -65,8 +73,14 @@ def _parse_instant(value: Any) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: off the calendar
+        return _FAR_PAST if parsed.year == 1 else _FAR_FUTURE
 
+
+_FAR_PAST = datetime.min.replace(tzinfo=UTC)
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 Instant = Annotated[datetime | None, PlainValidator(_parse_instant)]
 JSONObject = dict[str, Any] | None
@@ -214,6 +228,7 @@ def event_time(
 
     A device clock that is off shifts both its ``timestamp`` and its ``sentAt`` by the same
     amount, so ``received_at - (sentAt - timestamp)`` is the event's time on our clock.
+    Raises ``OverflowError`` when the correction leaves the calendar.
     """
     device_time = timestamp or original_timestamp
     if device_time is None:
@@ -238,12 +253,94 @@ _STORED_FIELDS = {
 }
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the API accepts per call (see ``Settings`` for the defaults and their reasons)."""
+
+    max_message_bytes: int | None = 32 * 1024
+    max_depth: int = 32
+    max_future_skew: timedelta = timedelta(hours=1)
+    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One call the API refused: kept raw, with the field at fault and why."""
+
+    index: int | None  # position in the batch; None for a single call
+    message_id: str | None
+    field: str | None
+    reason: str
+    raw: str  # the call as ASCII JSON: storable whatever it contains
+
+    def body(self) -> dict[str, Any]:
+        """The entry in the API's ``refused`` list."""
+        out: dict[str, Any] = {"index": self.index, "messageId": self.message_id}
+        if self.field:
+            out["field"] = self.field
+        out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A batch judged item by item: the calls to store and the ones refused."""
+
+    messages: list[Message] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def raw_json(value: Any) -> str:
+    """``value`` as ASCII JSON: lone surrogates and NUL escaped, ``Infinity`` kept as sent."""
+    return json.dumps(value, ensure_ascii=True, allow_nan=True, separators=(",", ":"))
+
+
+def _checked_time(
+    call: _Call,
+    data: Mapping[str, Any],
+    *,
+    base_sent_at: datetime | None,
+    received_at: datetime,
+    limits: Limits,
+) -> tuple[datetime, dict[str, Any] | None]:
+    """The event's time, and the flag to keep in its context when it had to be replaced."""
+    sent_at = call.sent_at or base_sent_at
+    try:
+        ts = event_time(
+            timestamp=call.timestamp,
+            original_timestamp=call.original_timestamp,
+            sent_at=sent_at,
+            received_at=received_at,
+        )
+    except OverflowError:  # the skew correction left the calendar, one way or the other
+        device_time = call.timestamp or call.original_timestamp
+        assert sent_at is not None and device_time is not None
+        ts = _FAR_PAST if sent_at > device_time else _FAR_FUTURE
+    if ts > received_at + limits.max_future_skew:
+        why = f"more than {limits.max_future_skew} ahead of the time it was received"
+    elif ts < limits.earliest:
+        why = f"before {limits.earliest.date().isoformat()}"
+    else:
+        return ts, None
+    sent = {
+        name: data[name]
+        for name in ("timestamp", "originalTimestamp", "sentAt")
+        if isinstance(data.get(name), str)
+    }
+    return received_at, {"reason": f"the event time was {why}", **sent}
+
+
 def _normalise(
     kind: MessageType,
     call: _Call,
+    data: Mapping[str, Any],
     *,
     prefix: str,
     received_at: datetime,
+    limits: Limits,
     base_context: Mapping[str, Any] | None = None,
     base_sent_at: datetime | None = None,
     new_id: Callable[[], str],
@@ -251,20 +348,12 @@ def _normalise(
     if call.user_id is None and call.anonymous_id is None:
         path = _field_path(prefix, ("userId",))
         raise PayloadError(f"{path} or anonymousId is required.", field=path)
-    try:
-        ts = event_time(
-            timestamp=call.timestamp,
-            original_timestamp=call.original_timestamp,
-            sent_at=call.sent_at or base_sent_at,
-            received_at=received_at,
-        )
-    except OverflowError:
-        path = _field_path(prefix, ("timestamp",))
-        raise PayloadError(f"{path} is too far from sentAt.", field=path) from None
-    _check_storable(
-        {alias: getattr(call, name, None) for name, alias in _STORED_FIELDS.items()}, prefix
+    ts, replaced = _checked_time(
+        call, data, base_sent_at=base_sent_at, received_at=received_at, limits=limits
     )
     context = _deep_merge(base_context or {}, call.context or {})
+    if replaced is not None:
+        context["timestampReplaced"] = replaced
     event: str | None = None
     properties: dict[str, Any] = {}
     traits: dict[str, Any] = {}
@@ -299,33 +388,51 @@ def _normalise(
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _find_unstorable(value: Any, path: str) -> str | None:
-    """Path of the first string (or key) in ``value`` that the database cannot store."""
+def _printable(key: str) -> str:
+    """A key as it can appear in an error: unstorable characters written as escapes."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
+
+
+def _shape_problem(value: Any, path: str, depth: int, limits: Limits) -> tuple[str, str] | None:
+    """The first place in ``value`` the store or a run could not take, and why.
+
+    ``depth`` counts the objects and arrays around ``value`` (the field itself is at 1 when it
+    is an object). Checked before anything is stored, so nothing that passes can later fail
+    in a JSON column, a payload converter or an SQL function.
+    """
     if isinstance(value, str):
-        return path if _UNSTORABLE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}"
-            if _UNSTORABLE.search(key):
-                return sub
-            found = _find_unstorable(item, sub)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _find_unstorable(item, f"{path}[{i}]")
-            if found:
-                return found
+        if _UNSTORABLE.search(value):
+            return path, "contains a NUL character or an unpaired surrogate"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number")
+    if isinstance(value, dict | list):
+        if depth >= limits.max_depth:
+            return path, f"nests deeper than {limits.max_depth} levels"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                sub = f"{path}.{_printable(key)}"
+                if _UNSTORABLE.search(key):
+                    return sub, "has a key with a NUL character or an unpaired surrogate"
+                found = _shape_problem(item, sub, depth + 1, limits)
+                if found:
+                    return found
+        else:
+            for i, item in enumerate(value):
+                found = _shape_problem(item, f"{path}[{i}]", depth + 1, limits)
+                if found:
+                    return found
     return None
 
 
-def _check_storable(fields: Mapping[str, Any], prefix: str) -> None:
-    for name, value in fields.items():
-        path = _find_unstorable(value, _field_path(prefix, (name,)))
-        if path:
-            raise PayloadError(
-                f"{path} contains a NUL character or an unpaired surrogate.", field=path
-            )
+def _check_shape(data: Mapping[str, Any], prefix: str, limits: Limits) -> None:
+    """Refuse a call whose stored fields are too deep, not finite or not storable."""
+    for name in _STORED_FIELDS.values():
+        if name in data:
+            found = _shape_problem(data[name], _field_path(prefix, (name,)), 0, limits)
+            if found:
+                path, why = found
+                raise PayloadError(f"{path} {why}.", field=path)
 
 
 def _reject_constant(name: str) -> Any:
@@ -333,7 +440,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json(body: bytes) -> dict[str, Any]:
-    """Parse a request body as a JSON object, or raise :class:`PayloadError` saying where."""
+    """Parse a request body as a JSON object, or raise :class:`PayloadError` saying where.
+
+    ``NaN``/``Infinity`` are not JSON and refuse the body; a number too large for a double
+    (``1e400``) decodes as infinity and is refused per call by the shape check.
+    """
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -351,76 +462,157 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return data
 
 
+def _parse_item(
+    kind: MessageType,
+    data: Mapping[str, Any],
+    *,
+    prefix: str,
+    received_at: datetime,
+    limits: Limits,
+    new_id: Callable[[], str],
+    base_context: Mapping[str, Any] | None = None,
+    base_sent_at: datetime | None = None,
+) -> Message:
+    _check_shape(data, prefix, limits)
+    call = _validate(_MODELS[kind], data, prefix)
+    return _normalise(
+        kind,
+        call,
+        data,
+        prefix=prefix,
+        received_at=received_at,
+        limits=limits,
+        base_context=base_context,
+        base_sent_at=base_sent_at,
+        new_id=new_id,
+    )
+
+
 def parse_call(
     kind: MessageType,
     data: Mapping[str, Any],
     *,
     received_at: datetime,
+    limits: Limits = DEFAULT_LIMITS,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Message:
-    """Validate one call posted to ``/v1/{kind}`` (the URL decides the type)."""
-    call = _validate(_MODELS[kind], data, "")
-    return _normalise(kind, call, prefix="", received_at=received_at, new_id=new_id)
+    """Validate one call posted to ``/v1/{kind}`` (the URL decides the type).
+
+    Raises:
+        PayloadError: naming the field at fault.
+    """
+    return _parse_item(kind, data, prefix="", received_at=received_at, limits=limits, new_id=new_id)
+
+
+def refusal(data: Any, exc: PayloadError, *, index: int | None = None) -> Refusal:
+    """What to keep of a refused call: its raw JSON, its ``messageId`` if it had a usable one."""
+    message_id = data.get("messageId") if isinstance(data, dict) else None
+    if not isinstance(message_id, str) or _UNSTORABLE.search(message_id) or len(message_id) > 255:
+        message_id = None
+    return Refusal(
+        index=index, message_id=message_id, field=exc.field, reason=exc.message, raw=raw_json(data)
+    )
 
 
 def parse_batch(
     data: Mapping[str, Any],
     *,
     received_at: datetime,
-    max_message_bytes: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-) -> list[Message]:
-    """Validate every message of a ``/v1/batch`` body; the first invalid one raises.
+) -> Parsed:
+    """Judge every call of a ``/v1/batch`` body on its own.
 
     The top-level ``context`` is merged under each message's own (the message wins) and the
     top-level ``sentAt`` applies to messages without their own.
+
+    Raises:
+        PayloadError: only when the body itself is wrong (no ``batch`` array, a top-level
+            ``context`` that no call could be stored with).
     """
     envelope = _validate(_BatchEnvelope, data, "")
-    _check_storable({"context": envelope.context}, "")
-    out: list[Message] = []
+    if "context" in data:
+        found = _shape_problem(data["context"], "context", 0, limits)
+        if found:
+            path, why = found
+            raise PayloadError(f"{path} {why}.", field=path)
+    out = Parsed()
     for i, item in enumerate(envelope.batch):
-        prefix = f"batch[{i}]"
-        if not isinstance(item, dict):
-            raise PayloadError(f"{prefix} must be a JSON object.", field=prefix)
-        if max_message_bytes is not None and _encoded_size(item) > max_message_bytes:
-            raise PayloadError(
-                f"{prefix} is larger than the {max_message_bytes // 1024} KB allowed per message.",
-                field=prefix,
-                status=413,
-            )
-        raw_type = item.get("type")
-        kind = raw_type.lower() if isinstance(raw_type, str) else None
-        if kind not in _MODELS:
-            path = f"{prefix}.type"
-            if raw_type is None:
-                raise PayloadError(f"{path} is required.", field=path)
-            raise PayloadError(f"{path} must be one of {', '.join(MESSAGE_TYPES)}.", field=path)
-        call = _validate(_MODELS[kind], item, prefix)
-        out.append(
-            _normalise(
-                kind,  # type: ignore[arg-type]
-                call,
-                prefix=prefix,
-                received_at=received_at,
-                base_context=envelope.context,
-                base_sent_at=envelope.sent_at,
-                new_id=new_id,
-            )
-        )
+        try:
+            out.messages.append(_batch_item(i, item, envelope, received_at, limits, new_id))
+        except PayloadError as exc:
+            out.refused.append(refusal(_with_envelope(item, data), exc, index=i))
     return out
 
 
+def _with_envelope(item: Any, data: Mapping[str, Any]) -> Any:
+    """A batch item with what it took from the envelope (``sentAt``, ``context``), so that
+    a replay of the item alone is judged and timed as it was in its batch."""
+    if not isinstance(item, dict):
+        return item
+    out = dict(item)
+    if "sentAt" in data and "sentAt" not in out:
+        out["sentAt"] = data["sentAt"]
+    base, own = data.get("context"), out.get("context", {})
+    if isinstance(base, dict) and isinstance(own, dict):
+        out["context"] = _deep_merge(base, own)
+    return out
+
+
+def _batch_item(
+    i: int,
+    item: Any,
+    envelope: _BatchEnvelope,
+    received_at: datetime,
+    limits: Limits,
+    new_id: Callable[[], str],
+) -> Message:
+    prefix = f"batch[{i}]"
+    if not isinstance(item, dict):
+        raise PayloadError(f"{prefix} must be a JSON object.", field=prefix)
+    limit = limits.max_message_bytes
+    if limit is not None and _encoded_size(item) > limit:
+        raise PayloadError(
+            f"{prefix} is larger than the {limit // 1024} KB allowed per message.", field=prefix
+        )
+    raw_type = item.get("type")
+    kind = raw_type.lower() if isinstance(raw_type, str) else None
+    if kind not in _MODELS:
+        path = f"{prefix}.type"
+        if raw_type is None:
+            raise PayloadError(f"{path} is required.", field=path)
+        raise PayloadError(f"{path} must be one of {', '.join(MESSAGE_TYPES)}.", field=path)
+    return _parse_item(
+        kind,  # type: ignore[arg-type]
+        item,
+        prefix=prefix,
+        received_at=received_at,
+        limits=limits,
+        base_context=envelope.context,
+        base_sent_at=envelope.sent_at,
+        new_id=new_id,
+    )
+
+
 def _encoded_size(item: Any) -> int:
-    return len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
+    """Bytes of ``item`` as compact UTF-8 JSON (an unpaired surrogate counts as 3 bytes)."""
+    text = json.dumps(item, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MESSAGE_TYPES",
+    "Limits",
     "Message",
     "MessageType",
+    "Parsed",
     "PayloadError",
+    "Refusal",
     "decode_json",
     "event_time",
     "parse_batch",
     "parse_call",
+    "raw_json",
+    "refusal",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from config import Settings
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.migrate import upgrade
-from store.models import Base, Consent, Event, PushToken, User
+from store.models import Base, Consent, Event, PushToken, RejectedEvent, User
 from triggers.api import create_app
 from triggers.ingest import EventRouter, Ingestor, NullRouter, mark_routed
 from triggers.segment import parse_call
@@ -129,7 +129,7 @@ def router(factory: SessionFactory, clock: Clock) -> RecordingRouter:
 
 
 def make_client(factory: SessionFactory, router: EventRouter, clock: Clock) -> TestClient:
-    settings = Settings(write_key=WRITE_KEY, environment="test")
+    settings = Settings(write_key=WRITE_KEY, environment="development")
     return TestClient(create_app(settings, session_factory=factory, router=router, clock=clock))
 
 
@@ -339,22 +339,59 @@ def test_batch_accepts_what_segment_libraries_send(
     assert profile is not None and profile.email == "a@example.com"
 
 
-def test_batch_with_one_bad_message_writes_nothing(
+def rejected(factory: SessionFactory) -> list[RejectedEvent]:
+    with factory() as session:
+        return list(session.scalars(select(RejectedEvent).order_by(RejectedEvent.id)))
+
+
+def test_batch_with_one_bad_message_keeps_the_good_ones(
     client: TestClient, factory: SessionFactory, router: RecordingRouter
 ) -> None:
     body = {
         "batch": [
             {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"}},
-            track(type="track"),
-            track(type="track", properties=["not", "an", "object"]),
+            track(type="track", messageId="good"),
+            track(type="track", messageId="bad", properties=["not", "an", "object"]),
         ]
     }
     resp = post(client, "/v1/batch", body)
-    assert resp.status_code == 400
-    assert resp.json()["field"] == "batch[2].properties"
-    assert "batch[2].properties" in resp.json()["error"]
-    assert nothing_written(factory)
-    assert router.calls == []
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["success"] is True
+    [refused] = resp.json()["refused"]
+    assert refused["index"] == 2
+    assert refused["messageId"] == "bad"
+    assert refused["field"] == "batch[2].properties"
+    assert "batch[2].properties" in refused["reason"]
+    assert [e.message_id for e in events(factory) if e.type == "track"] == ["good"]
+    profile = user(factory, "u1")
+    assert profile is not None and profile.email == "a@example.com"
+    [row] = rejected(factory)
+    assert (row.stage, row.source, row.message_id, row.field) == (
+        "ingest",
+        "/v1/batch",
+        "bad",
+        "batch[2].properties",
+    )
+    assert json.loads(row.raw)["properties"] == ["not", "an", "object"]
+    assert len(router.routed) == 1
+
+
+def test_twenty_good_events_survive_one_bad_one(
+    client: TestClient, factory: SessionFactory
+) -> None:
+    good = [track(type="track", messageId=f"m{i}") for i in range(20)]
+    bad = track(type="track", messageId="bad", timestamp="0001-01-01T00:00:00+01:00", userId=7)
+    resp = post(client, "/v1/batch", {"batch": [*good[:10], bad, *good[10:]]})
+    assert resp.status_code == 200
+    assert [r["index"] for r in resp.json()["refused"]] == [10]
+    assert sorted(e.message_id for e in events(factory)) == sorted(m["messageId"] for m in good)
+
+
+def test_a_refused_item_retried_is_kept_once(client: TestClient, factory: SessionFactory) -> None:
+    body = {"batch": [track(type="track", messageId="bad", event="")]}
+    assert post(client, "/v1/batch", body).json()["refused"][0]["field"] == "batch[0].event"
+    assert post(client, "/v1/batch", body).status_code == 200
+    assert len(rejected(factory)) == 1
 
 
 @pytest.mark.parametrize(
@@ -377,10 +414,14 @@ def test_batch_with_one_bad_message_writes_nothing(
 def test_batch_names_the_bad_message(
     client: TestClient, factory: SessionFactory, message: Any, field: str
 ) -> None:
-    resp = post(client, "/v1/batch", {"batch": [track(type="track"), message]})
-    assert resp.status_code == 400
-    assert resp.json()["field"] == field
-    assert nothing_written(factory)
+    resp = post(client, "/v1/batch", {"batch": [track(type="track", messageId="ok"), message]})
+    assert resp.status_code == 200
+    [refused] = resp.json()["refused"]
+    assert (refused["index"], refused["field"]) == (1, field)
+    assert [e.message_id for e in events(factory)] == ["ok"]
+    [row] = rejected(factory)
+    assert row.field == field
+    assert json.loads(row.raw) == message
 
 
 def test_batch_must_be_a_list(client: TestClient, factory: SessionFactory) -> None:
@@ -484,12 +525,16 @@ def test_oversized_batch_is_413(client: TestClient, factory: SessionFactory) -> 
     assert nothing_written(factory)
 
 
-def test_oversized_message_inside_batch_is_413(client: TestClient, factory: SessionFactory) -> None:
+def test_oversized_message_inside_batch_is_refused_alone(
+    client: TestClient, factory: SessionFactory
+) -> None:
     big = track(type="track", properties={"blob": "x" * 40 * 1024})
-    resp = post(client, "/v1/batch", {"batch": [track(type="track"), big]})
-    assert resp.status_code == 413
-    assert resp.json()["field"] == "batch[1]"
-    assert nothing_written(factory)
+    resp = post(client, "/v1/batch", {"batch": [track(type="track", messageId="ok"), big]})
+    assert resp.status_code == 200
+    [refused] = resp.json()["refused"]
+    assert refused["field"] == "batch[1]"
+    assert "32 KB" in refused["reason"]
+    assert [e.message_id for e in events(factory)] == ["ok"]
 
 
 def test_gzip_bomb_is_413(client: TestClient, factory: SessionFactory) -> None:

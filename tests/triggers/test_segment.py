@@ -83,7 +83,7 @@ def test_batch_type_is_case_insensitive_and_message_context_wins() -> None:
         "batch": [{"type": "Track", "userId": "u1", "event": "x", "context": {"ip": "1.2.3.4"}}],
         "context": {"ip": "0.0.0.0", "library": {"name": "lib"}},
     }
-    [message] = parse_batch(data, received_at=NOW)
+    [message] = parse_batch(data, received_at=NOW).messages
     assert message.type == "track"
     assert message.context == {"ip": "1.2.3.4", "library": {"name": "lib"}}
 
