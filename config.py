@@ -15,13 +15,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development below
-DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 - refused in production below
+DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 - refused outside development
 
 ChannelKind = Literal["sms", "email", "push"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "email", "push")
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The development values below are refused unless the environment is development and
+    # the API and public URL are on loopback (see ``_refuse_dev_secrets``).
     write_key: str = DEV_WRITE_KEY
     admin_token: str = DEV_ADMIN_TOKEN
 
@@ -191,14 +194,46 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
-        if self.environment == "production":
-            if self.write_key == DEV_WRITE_KEY:
-                raise ValueError("LIFECYCLE_WRITE_KEY must be set in production")
-            if self.admin_token == DEV_ADMIN_TOKEN:
-                raise ValueError("LIFECYCLE_ADMIN_TOKEN must be set in production")
-            if self.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
-                raise ValueError("LIFECYCLE_UNSUBSCRIBE_SECRET must be set in production")
+        # The development values are in this public repository: with them anyone can send
+        # events, erase users or forge unsubscribe links. They are accepted only where nobody
+        # else can reach the process.
+        in_use = [
+            name
+            for name, value, dev in (
+                ("LIFECYCLE_WRITE_KEY", self.write_key, DEV_WRITE_KEY),
+                ("LIFECYCLE_ADMIN_TOKEN", self.admin_token, DEV_ADMIN_TOKEN),
+                (
+                    "LIFECYCLE_UNSUBSCRIBE_SECRET",
+                    self.unsubscribe_secret.get_secret_value(),
+                    DEV_UNSUBSCRIBE_SECRET,
+                ),
+            )
+            if value == dev
+        ]
+        reason = self._reachable_by_others()
+        if in_use and reason:
+            raise ValueError(
+                f"set {', '.join(in_use)}: the development value"
+                f"{'s are' if len(in_use) > 1 else ' is'} public and accepted only in "
+                f"development on a loopback address, and {reason}"
+            )
         return self
+
+    def _reachable_by_others(self) -> str | None:
+        """Why this process may be reached by someone other than its developer, or None.
+
+        Only what can present a secret counts: the API's listen address (ingestion, admin,
+        console, unsubscribe pages) and the public URL that links and webhooks point at.
+        The worker's metrics address does not: it serves counters and checks no secret.
+        """
+        if self.environment != "development":
+            return f"LIFECYCLE_ENVIRONMENT is {self.environment}"
+        if not is_loopback_host(self.api_host):
+            return f"LIFECYCLE_API_HOST={self.api_host} is not a loopback address"
+        public_host = urlsplit(self.public_base_url).hostname or ""
+        if not is_loopback_host(public_host):
+            return f"LIFECYCLE_PUBLIC_BASE_URL={self.public_base_url} is not on a loopback address"
+        return None
 
     @model_validator(mode="after")
     def _require_provider_credentials(self) -> Settings:
@@ -249,6 +284,17 @@ class Settings(BaseSettings):
         return {"sms": self.sms_provider, "email": self.email_provider, "push": self.push_provider}[
             kind
         ]
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an IP, IPv6 with or without brackets) is this machine only."""
+    host = host.strip().removeprefix("[").removesuffix("]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_set(value: object) -> bool:

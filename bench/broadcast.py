@@ -155,7 +155,7 @@ async def broadcast(
     client: Client, factory: SessionFactory, count: int, queue: str, rate: str | None
 ) -> Timing:
     settings = Settings(
-        environment="test",
+        environment="development",
         quiet_hours=None,
         sms_provider="outbox",
         sms_rate_per_second=1_000_000,

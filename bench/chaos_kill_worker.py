@@ -413,7 +413,7 @@ def _worker_env(
         DATABASE_URL=db_url,
         TEMPORAL_ADDRESS=temporal,
         LIFECYCLE_TASK_QUEUE=task_queue,
-        LIFECYCLE_ENVIRONMENT="test",
+        LIFECYCLE_ENVIRONMENT="development",
         LIFECYCLE_DATA_DIR=str(workdir),
         LIFECYCLE_QUIET_HOURS="off",
         LIFECYCLE_CAP_SMS_PER_DAY="0",
@@ -832,7 +832,7 @@ def run_chaos(opts: ChaosOptions, say: Callable[[str], None] = print) -> ChaosRe
                 )
             task_queue = f"chaos-{uuid.uuid4().hex[:8]}"
             settings = Settings(
-                environment="test",
+                environment="development",
                 database_url=db_url,
                 temporal_address=address,
                 task_queue=task_queue,

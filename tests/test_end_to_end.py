@@ -31,7 +31,7 @@ def free_port() -> int:
 
 def settings_for(db, env, task_queue: str, **overrides) -> Settings:
     values = {
-        "environment": "test",
+        "environment": "development",
         "database_url": db.url,
         "temporal_address": env.client.service_client.config.target_host,
         "task_queue": task_queue,

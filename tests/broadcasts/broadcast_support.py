@@ -61,7 +61,7 @@ def audience_file(tmp_path: Path, tier: str) -> Path:
 def worker_settings(**overrides: Any) -> Settings:
     """Test settings: quiet hours off unless asked, SMS fast enough not to wait on."""
     values: dict[str, Any] = {
-        "environment": "test",
+        "environment": "development",
         "sms_rate_per_second": 10_000,
         "sms_broadcast_rate_per_second": 10_000,
     }

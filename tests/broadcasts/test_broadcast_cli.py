@@ -22,7 +22,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("LIFECYCLE_DATABASE_URL", url)
-    monkeypatch.setenv("LIFECYCLE_ENVIRONMENT", "test")
+    monkeypatch.setenv("LIFECYCLE_ENVIRONMENT", "development")
     upgrade(make_engine(url))
     return url
 

@@ -20,7 +20,7 @@ pytest_plugins = ["provider_fixtures"]
 
 
 def settings(**values) -> Settings:
-    return Settings(_env_file=None, environment="test", **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, environment="development", **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture(autouse=True)

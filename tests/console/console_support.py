@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from config import Settings
 from console.app import console_app
@@ -22,7 +23,14 @@ TOKEN = "console-test-token"  # noqa: S105
 
 def console_client(db, *, token: str = TOKEN, **settings_fields: Any) -> TestClient:
     app = FastAPI()
-    settings = Settings(environment="test", admin_token=token, **settings_fields)
+    # Deployed-like ("test", own secrets), so a public URL beyond loopback is allowed too.
+    settings = Settings(
+        environment="test",
+        admin_token=token,
+        write_key="console-test-write-key",
+        unsubscribe_secret=SecretStr("console-test-unsubscribe-secret"),
+        **settings_fields,
+    )
     app.mount("/console", console_app(settings, session_factory=db.factory, clock=lambda: NOW))
     return TestClient(app, follow_redirects=False)
 

@@ -52,7 +52,7 @@ def server(sqlite_db, tmp_path: Path) -> Iterator[str]:
     _browser_or_skip()
     port = _free_port()
     env = os.environ | {
-        "LIFECYCLE_ENVIRONMENT": "test",
+        "LIFECYCLE_ENVIRONMENT": "development",
         "LIFECYCLE_DATABASE_URL": sqlite_db.url,
         "LIFECYCLE_ADMIN_TOKEN": TOKEN,
         "LIFECYCLE_DATA_DIR": str(tmp_path / "data"),

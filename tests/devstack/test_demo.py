@@ -12,7 +12,7 @@ from devstack.demo import run_demo
 
 async def test_demo_simulates_the_shipped_journeys(tmp_path):
     out = io.StringIO()
-    settings = Settings(environment="test", data_dir=tmp_path, quiet_hours="21:00-08:00")
+    settings = Settings(environment="development", data_dir=tmp_path, quiet_hours="21:00-08:00")
     result = await run_demo(
         settings, users=30, days=2, seed=3, console=Console(file=out, width=140)
     )

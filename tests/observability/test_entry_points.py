@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_api_process_writes_json_lines_including_uvicorn_access_lines(sqlite_db, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
-        "LIFECYCLE_ENVIRONMENT": "test",
+        "LIFECYCLE_ENVIRONMENT": "development",
         "LIFECYCLE_DATABASE_URL": sqlite_db.url,
         "LIFECYCLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing there
         "LIFECYCLE_API_PORT": str(port),

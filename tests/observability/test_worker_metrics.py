@@ -56,7 +56,7 @@ def worker_env(settings: Settings, twilio_url: str, **extra: str) -> dict[str, s
     return (
         {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
         | {
-            "LIFECYCLE_ENVIRONMENT": "test",
+            "LIFECYCLE_ENVIRONMENT": "development",
             "LIFECYCLE_DATABASE_URL": settings.database_url,
             "LIFECYCLE_TEMPORAL_ADDRESS": settings.temporal_address,
             "LIFECYCLE_TASK_QUEUE": settings.task_queue,

@@ -35,7 +35,7 @@ def shipped(*ids: str) -> list[tuple]:
 
 def settings() -> Settings:
     # Production's quiet hours, whatever the test environment says.
-    return Settings(environment="test", quiet_hours=QUIET)
+    return Settings(environment="development", quiet_hours=QUIET)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def scheduler_env(db, address: str, task_queue: str) -> dict[str, str]:
         DATABASE_URL=db.url,
         TEMPORAL_ADDRESS=address,
         LIFECYCLE_TASK_QUEUE=task_queue,
-        LIFECYCLE_ENVIRONMENT="test",
+        LIFECYCLE_ENVIRONMENT="development",
         LIFECYCLE_SCHEDULER_REFRESH_SECONDS="1",
     )
     return env

@@ -52,7 +52,7 @@ def clock() -> Clock:
 @pytest.fixture
 def client(db: Any, clock: Clock) -> Iterator[TestClient]:
     settings = Settings(
-        environment="test", public_base_url=PUBLIC, unsubscribe_secret=SecretStr(SECRET)
+        environment="development", public_base_url=PUBLIC, unsubscribe_secret=SecretStr(SECRET)
     )
     app = create_app(
         settings, session_factory=db.factory, router=NullRouter(db.factory), clock=clock

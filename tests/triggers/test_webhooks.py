@@ -61,7 +61,7 @@ def public_key_text(key: ec.EllipticCurvePrivateKey) -> str:
 
 def make_client(db: Any, clock: Clock, **overrides: Any) -> TestClient:
     values: dict[str, Any] = {
-        "environment": "test",
+        "environment": "development",
         "public_base_url": PUBLIC,
         "twilio_auth_token": TWILIO_TOKEN,
     }

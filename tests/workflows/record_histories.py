@@ -126,7 +126,7 @@ async def record() -> None:
         engine = make_engine(f"sqlite:///{tmp}/histories.db")
         upgrade(engine)
         factory = make_session_factory(engine)
-        settings = Settings(environment="test")
+        settings = Settings(environment="development")
         router = JourneyRouter(
             factory=factory,
             client=env.client,

@@ -70,7 +70,7 @@ async def test_one_order_is_credited_to_the_journey_that_touched_the_user_first(
     user = user_in("holdout", f"shopper-{task_queue}", journey_id="browse_control", percent=50)
     router = router_for(env, db, task_queue)
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         for text in (BROWSE_NUDGE, CART_RESCUE, BROWSE_CONTROL):

@@ -30,7 +30,7 @@ async def test_exit_event_ends_the_run_without_conversion(time_env, sqlite_db, t
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"gone-{task_queue}")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "new_user_coupon", t0)
@@ -71,7 +71,7 @@ async def test_a_repeated_signal_counts_once(time_env, sqlite_db, task_queue):
     db, env = sqlite_db, time_env
     user = f"dup-{task_queue}"
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_text(db.factory, TWO_WAITS, t0)
@@ -113,7 +113,7 @@ async def test_goal_during_a_pending_send_still_ends_the_run(time_env, sqlite_db
     channels = {"sms": slow, "email": slow, "push": slow}
     async with running_worker(
         env.client,
-        Settings(environment="test"),
+        Settings(environment="development"),
         db.factory,
         task_queue=task_queue,
         channels=channels,

@@ -30,7 +30,7 @@ JOURNEY = "new_user_coupon"
 
 
 def settings() -> Settings:
-    return Settings(environment="test")
+    return Settings(environment="development")
 
 
 async def result_of(env: WorkflowEnvironment, handle: WorkflowHandle) -> JourneyResult:

@@ -28,7 +28,7 @@ async def test_paused_journey_holds_sends_and_admits_no_one(time_env, sqlite_db,
     late = user_in("treatment", f"late-{task_queue}")
     router = router_for(env, db, task_queue)
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "new_user_coupon", t0)

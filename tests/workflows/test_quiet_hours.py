@@ -71,7 +71,7 @@ async def signup_at_night(
     """Quiet hours on; the user signs up at ``at(now)`` (an instant at night in ``zone``);
     ``overnight()`` runs while the welcome SMS is held; then morning comes and the run ends.
     Returns the signup instant."""
-    settings = Settings(environment="test", quiet_hours="21:00-08:00")
+    settings = Settings(environment="development", quiet_hours="21:00-08:00")
     router = router_for(env, db, task_queue)
     async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
         start = await env.get_current_time()

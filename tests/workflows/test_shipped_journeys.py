@@ -61,7 +61,7 @@ async def test_cart_low_stock_then_order_converts(time_env, sqlite_db, task_queu
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"cart-{task_queue}", "cart_abandonment")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "cart_abandonment", t0)
@@ -91,7 +91,7 @@ async def test_cart_update_restarts_the_clock_and_carts_are_separate(
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"cart2-{task_queue}", "cart_abandonment")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "cart_abandonment", t0)
@@ -139,7 +139,7 @@ async def test_a_cart_changed_again_and_again_continues_as_new_with_short_histor
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"cart3-{task_queue}", "cart_abandonment")
     # No frequency caps: every pass's push goes out.
-    settings = Settings(environment="test", cap_sms_per_day=0, cap_marketing_per_week=0)
+    settings = Settings(environment="development", cap_sms_per_day=0, cap_marketing_per_week=0)
     async with running_worker(env.client, settings, db.factory, task_queue=task_queue):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "cart_abandonment", t0)
@@ -175,7 +175,7 @@ async def test_coupon_expiry_nudges_before_expiry_then_ends(time_env, sqlite_db,
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"exp-{task_queue}", "coupon_expiry")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "coupon_expiry", t0)
@@ -213,7 +213,7 @@ async def test_coupon_redeemed_converts_and_stops_nudges(time_env, sqlite_db, ta
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"red-{task_queue}", "coupon_expiry")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "coupon_expiry", t0)
@@ -251,7 +251,7 @@ async def test_new_user_coupon_starts_its_expiry_nudges(time_env, sqlite_db, tas
     db, env = sqlite_db, time_env
     user = user_in("treatment", f"chain-{task_queue}")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "new_user_coupon", t0)
@@ -277,7 +277,7 @@ async def test_dormancy_push_then_sms_unless_they_come_back(time_env, sqlite_db,
     stays_away = user_in("treatment", f"dorm-a-{task_queue}", "dormancy_wakeup")
     comes_back = user_in("treatment", f"dorm-b-{task_queue}", "dormancy_wakeup")
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_shipped(db.factory, "dormancy_wakeup", t0)
@@ -341,7 +341,7 @@ async def test_wait_for_sees_an_event_that_came_before_it_and_fallback(
     db, env = sqlite_db, time_env
     user = f"lang-{task_queue}"
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_text(db.factory, LANGUAGE, t0)
@@ -374,7 +374,7 @@ async def test_wait_for_times_out_into_its_own_steps(time_env, sqlite_db, task_q
     db, env = sqlite_db, time_env
     user = f"lang2-{task_queue}"
     async with running_worker(
-        env.client, Settings(environment="test"), db.factory, task_queue=task_queue
+        env.client, Settings(environment="development"), db.factory, task_queue=task_queue
     ):
         t0 = await env.get_current_time()
         publish_text(db.factory, LANGUAGE, t0)
