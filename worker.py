@@ -168,6 +168,7 @@ def build_workers(
         client=client,
         task_queue=queue,
         max_trigger_age=settings.max_trigger_age,
+        max_attempts=settings.max_route_attempts,
     )
     sweeps = SweepActivities(factory, router)
     broadcasts = BroadcastActivities(factory, delivery)
@@ -258,6 +259,7 @@ async def run_worker(settings: Settings) -> None:
         client=client,
         task_queue=settings.task_queue,
         max_trigger_age=settings.max_trigger_age,
+        max_attempts=settings.max_route_attempts,
     )
     with activity_pool() as executor:
         workers = build_workers(client, settings, factory, executor=executor)

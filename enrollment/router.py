@@ -10,12 +10,18 @@ For each stored event, in order:
 
 Routing is idempotent: a stored event routed twice starts and signals nothing new, so the API
 can route any event whose ``routed_at`` is still empty, including a retried duplicate.
+
+No event stops the others: each is routed on its own. One that fails for a reason of its
+own (not an unreachable Temporal or database) counts an attempt in ``route_attempts``; at
+``max_attempts`` it is parked in the dead-letter table (``lifecycle events rejected``) and
+the pending-event loop passes it by until it is replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -38,6 +45,7 @@ from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
+from store.rejected import Rejection, add_rejections
 from store.upsert import insert_ignore_many
 from workflows.contracts import JOURNEY_HISTORY_LIMIT, EventSignal, JourneyInput
 
@@ -77,6 +85,53 @@ class _Entry:
     number: int = 1
 
 
+# Failures that say nothing about the event: the parts around it did not answer. They count
+# no attempt, so an outage never parks good events.
+_TRANSIENT_RPC = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.CANCELLED,
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a routing failure is the infrastructure's (retry as is), not the event's."""
+    if isinstance(exc, RPCError):
+        return exc.status in _TRANSIENT_RPC
+    return isinstance(
+        exc, OperationalError | InterfaceError | DisconnectionError | TimeoutError | OSError
+    )
+
+
+class RoutingIncomplete(Exception):
+    """Some events could not be routed because Temporal or the database did not answer;
+    they stay unrouted and are routed on a retry."""
+
+    def __init__(self, event_ids: list[int]) -> None:
+        super().__init__(f"events {event_ids} not routed: Temporal or the database is unreachable")
+        self.event_ids = event_ids
+
+
+def _raw_event(event: Event) -> str:
+    """A stored event as ASCII JSON, for the dead-letter table (whatever it holds)."""
+    fields = {
+        "messageId": event.message_id,
+        "type": event.type,
+        "userId": event.user_id,
+        "event": event.event,
+        "timestamp": event.timestamp.isoformat(),
+        "properties": event.properties,
+        "context": event.context,
+    }
+    try:
+        return json.dumps(fields, ensure_ascii=True, default=str)
+    except (ValueError, RecursionError) as exc:
+        fields.pop("properties"), fields.pop("context")
+        return json.dumps({**fields, "unprintable": str(exc)}, ensure_ascii=True, default=str)
+
+
 def _may_reenter(journey: Journey, exited_at: datetime, now: datetime) -> bool:
     policy = journey.re_entry
     if policy == "never":
@@ -99,8 +154,10 @@ class JourneyRouter:
         clock: Callable[[], datetime] | None = None,
         concurrency: int = 16,
         history_limit: int = JOURNEY_HISTORY_LIMIT,
+        max_attempts: int = 5,
     ):
         self._factory = factory
+        self._max_attempts = max_attempts
         self._history_limit = history_limit
         self._concurrency = concurrency
         # Published versions never change: parsed specs are cached by (journey, version).
@@ -111,7 +168,16 @@ class JourneyRouter:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     async def route(self, event_ids: list[int]) -> None:
-        """Route the given stored events (in id order); mark each routed when done."""
+        """Route the given stored events (in id order); mark each routed when done.
+
+        Each event is routed on its own: one that fails leaves the others routed. A failure
+        of the event's own counts an attempt (and parks it at the limit); then this returns
+        normally, since retrying the request cannot help.
+
+        Raises:
+            RoutingIncomplete: when Temporal or the database did not answer for some
+                events; a retry routes them.
+        """
         if not event_ids:
             return
         events, journeys = await asyncio.to_thread(self._load, event_ids)
@@ -120,16 +186,75 @@ class JourneyRouter:
         for event in events:
             by_user.setdefault(event.user_id, []).append(event)
         limit = asyncio.Semaphore(self._concurrency)
+        failed: list[tuple[Event, Exception]] = []
 
         async def route_user(user_events: list[Event]) -> None:
             async with limit:
                 for event in user_events:
-                    await self._route_one(event, journeys)
-                    await asyncio.to_thread(self._mark_routed, event.id)
+                    try:
+                        await self._route_one(event, journeys)
+                        await asyncio.to_thread(self._mark_routed, event.id)
+                    except Exception as exc:  # one event never stops the others
+                        failed.append((event, exc))
 
         async with asyncio.TaskGroup() as group:
             for user_events in by_user.values():
                 group.create_task(route_user(user_events))
+        await self._count_failures(failed)
+
+    async def _count_failures(self, failed: list[tuple[Event, Exception]]) -> None:
+        transient = [event.id for event, exc in failed if is_transient(exc)]
+        own = [(event, exc) for event, exc in failed if not is_transient(exc)]
+        for event, exc in own:
+            log.warning(
+                "routing event %s (%s) failed: %s: %s",
+                event.id,
+                event.message_id,
+                type(exc).__name__,
+                str(exc)[:300],
+            )
+        if own:
+            await asyncio.to_thread(self._count_attempts, own)
+        if transient:
+            raise RoutingIncomplete(sorted(transient)) from failed[0][1]
+
+    def _count_attempts(self, failed: list[tuple[Event, Exception]]) -> None:
+        """One more failed attempt for each event; those at the limit are parked."""
+        errors = {event.id: exc for event, exc in failed}
+        with transaction(self._factory) as session:
+            session.execute(
+                update(Event)
+                .where(Event.id.in_(list(errors)))
+                .values(route_attempts=Event.route_attempts + 1)
+            )
+            parked = [
+                Rejection(
+                    stage="route",
+                    source="router",
+                    reason=f"{type(errors[row.id]).__name__}: {str(errors[row.id])[:2000]}",
+                    raw=_raw_event(row),
+                    message_id=row.message_id,
+                    event_id=row.id,
+                    attempts=row.route_attempts,
+                )
+                for row in session.scalars(
+                    select(Event).where(
+                        Event.id.in_(list(errors)),
+                        Event.route_attempts == self._max_attempts,  # parked once
+                        Event.routed_at.is_(None),
+                    )
+                )
+            ]
+            add_rejections(session, rows=parked, at=self._clock())
+        for row in parked:
+            log.error(
+                "event %s (%s) parked after %d failed routing attempts; "
+                "see `lifecycle events rejected`",
+                row.event_id,
+                row.message_id,
+                row.attempts,
+            )
+        metrics().events_rejected("route", len(parked))
 
     def _load(self, event_ids: list[int]) -> tuple[list[Event], list[tuple[int, Journey]]]:
         with transaction(self._factory) as session:
@@ -258,7 +383,11 @@ class JourneyRouter:
             with transaction(self._factory) as session:
                 stmt = (
                     select(Event.id)
-                    .where(Event.routed_at.is_(None), Event.received_at <= cutoff)
+                    .where(
+                        Event.routed_at.is_(None),
+                        Event.received_at <= cutoff,
+                        Event.route_attempts < self._max_attempts,  # parked ones wait
+                    )
                     .order_by(Event.id)
                     .limit(limit)
                 )

@@ -29,6 +29,7 @@ COMMANDS = [
     "sweeps",
     "audiences",
     "outbox",
+    "events",
     "users",
     "broadcast",
 ]
@@ -42,6 +43,8 @@ SUBCOMMANDS = [
     ["audiences", "preview"],
     ["templates", "preview"],
     ["templates", "send-test"],
+    ["events", "rejected"],
+    ["events", "replay"],
     ["users", "forget"],
     ["users", "timeline"],
     ["broadcast", "start"],

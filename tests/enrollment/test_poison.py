@@ -1,0 +1,78 @@
+"""No single event stops the router: a poisoned event between good ones is parked after a
+few attempts, and the good ones route at once, on SQLite and PostgreSQL with a real
+Temporal server."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from enrollment.router import workflow_id
+from journey_support import add_user, enrollments, publish_shipped, router_for, store_event
+from store.models import Event, RejectedEvent
+
+
+def nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def parked(db: Any) -> list[RejectedEvent]:
+    with db.factory() as session:
+        return list(session.scalars(select(RejectedEvent).order_by(RejectedEvent.id)))
+
+
+def event_row(db: Any, event_id: int) -> Event:
+    with db.factory() as session:
+        row = session.get(Event, event_id)
+        assert row is not None
+        return row
+
+
+async def test_a_poisoned_event_between_two_good_ones(time_env, db, task_queue) -> None:
+    env = time_env
+    t0 = await env.get_current_time()
+    publish_shipped(db.factory, "new_user_coupon", t0)
+    users = [f"{task_queue}-{name}" for name in ("before", "poison", "after", "later")]
+    for user in users:
+        add_user(db.factory, user, t0)
+    # Stored before the API bounded depth: more than a payload converter can encode.
+    ids = [
+        store_event(db.factory, users[0], "user_signed_up", t0),
+        store_event(db.factory, users[1], "user_signed_up", t0, properties={"deep": nested(300)}),
+        store_event(db.factory, users[2], "user_signed_up", t0),
+    ]
+    router = router_for(env, db, task_queue, max_attempts=3)
+
+    await router.route(ids)  # returns: the poisoned event's failure is its own
+
+    for user in (users[0], users[2]):
+        [entry] = enrollments(db.factory, user)
+        handle = env.client.get_workflow_handle(workflow_id("new_user_coupon", user))
+        assert (await handle.describe()).id == entry.workflow_id
+        assert event_row(db, ids[0]).routed_at is not None
+    poisoned = event_row(db, ids[1])
+    assert poisoned.routed_at is None and poisoned.route_attempts == 1
+    assert parked(db) == []
+
+    # The pending-event loop tries it again until the limit, then passes it by.
+    for _ in range(3):
+        await router.route_pending(older_than=timedelta(0))
+    [row] = parked(db)
+    assert (row.stage, row.event_id, row.attempts) == ("route", ids[1], 3)
+    assert "serializ" in row.reason.lower()
+    assert json.loads(row.raw)["userId"] == users[1]
+    assert event_row(db, ids[1]).route_attempts == 3
+    assert await router.route_pending(older_than=timedelta(0)) == 0
+
+    # The journey keeps enrolling.
+    later = store_event(db.factory, users[3], "user_signed_up", t0)
+    assert await router.route_pending(older_than=timedelta(0)) == 1
+    assert event_row(db, later).routed_at is not None
+    assert len(enrollments(db.factory, users[3])) == 1
+    assert len(parked(db)) == 1
