@@ -19,6 +19,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -30,6 +31,7 @@ from observability.health import Check, database_check
 from observability.http import ops_router
 from observability.metrics import PrometheusMetrics
 from store.db import SessionFactory
+from store.rejected import pending_counts
 from triggers.admin import admin_router
 from triggers.body import read_body
 from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
@@ -191,10 +193,18 @@ def create_app(
     async def batch(request: Request) -> JSONResponse:
         return await handle(request, settings.max_batch_bytes, parse_many, single=False)
 
+    def dead_letters() -> dict[str, Any]:
+        with session_factory() as session:
+            return {"dead_letters": pending_counts(session)}
+
+    async def details() -> dict[str, Any]:
+        return await run_in_threadpool(dead_letters)
+
     app.include_router(
         ops_router(
             metrics=metrics or PrometheusMetrics(),
             checks={"database": database_check(session_factory), **(readiness or {})},
+            details=details,
         )
     )
     app.include_router(webhook_router(settings, session_factory=session_factory, clock=now))

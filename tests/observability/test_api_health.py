@@ -27,7 +27,28 @@ async def test_ready_when_the_database_and_temporal_answer(dev_env, db, task_que
         ready = await http.get("/readyz")
     assert alive.status_code == 200 and alive.json() == {"status": "ok"}
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "temporal": "ok"},
+        "details": {"dead_letters": {"ingest": 0, "route": 0}},
+    }
+
+
+async def test_refused_calls_are_counted_in_readyz_and_metrics(dev_env, sqlite_db, task_queue):
+    async with api_server(settings_for(sqlite_db, dev_env, task_queue)) as api:
+        batch = {
+            "batch": [
+                {"type": "track", "userId": "u1", "event": "x", "messageId": "a"},
+                {"type": "track", "userId": "u1", "event": "", "messageId": "b"},
+                {"type": "shout", "userId": "u1"},
+            ]
+        }
+        resp = await api.post("/v1/batch", json=batch)
+        ready = await api.get("/readyz")
+        exposition = (await api.get("/metrics")).text
+    assert resp.status_code == 200 and len(resp.json()["refused"]) == 2
+    assert ready.json()["details"] == {"dead_letters": {"ingest": 2, "route": 0}}
+    assert 'lifecycle_events_rejected_total{stage="ingest"} 2.0' in exposition
 
 
 async def test_temporal_unreachable_is_503_naming_temporal(sqlite_db, task_queue, dev_env):
