@@ -14,11 +14,11 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development below
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # the API and public URL are on loopback (see ``_refuse_dev_secrets``).
     write_key: str = DEV_WRITE_KEY
     admin_token: str = DEV_ADMIN_TOKEN
+    # Host names browsers may reach the API by (comma-separated; "*" turns the check off),
+    # besides the public URL's host, the API host and the loopback names.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Segment's limits: 32 KB per call, 500 KB per batch.
     max_message_bytes: int = 32 * 1024
@@ -182,6 +185,13 @@ class Settings(BaseSettings):
             valid = False
         if value and not valid:
             raise ValueError("write the metrics address as IP:port, e.g. 0.0.0.0:9464, or empty")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
         return value
 
     @field_validator("public_base_url")

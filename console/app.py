@@ -23,7 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config import Settings
-from console.auth import COOKIE, SESSION_LIFETIME, ConsoleSession, SessionSigner, csrf_ok
+from console.auth import (
+    COOKIE,
+    SESSION_LIFETIME,
+    ConsoleSession,
+    LoginThrottle,
+    SessionSigner,
+    csrf_ok,
+)
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
@@ -68,6 +75,7 @@ def console_app(
     *,
     session_factory: SessionFactory,
     clock: Callable[[], datetime] | None = None,
+    login_throttle: LoginThrottle | None = None,
 ) -> FastAPI:
     """Build the console; mount it with ``app.mount("/console", console_app(...))``.
 
@@ -75,9 +83,12 @@ def console_app(
         settings: ``admin_token`` is the login; changing it ends every session.
         session_factory: each page reads in its own session; each action is one transaction.
         clock: "now" for audience counts and session expiry; defaults to the UTC wall clock.
+        login_throttle: slows down wrong admin tokens per client address; a fresh one
+            by default.
     """
     now = clock or (lambda: datetime.now(UTC))
     signer = SessionSigner(settings.admin_token)
+    throttle = LoginThrottle() if login_throttle is None else login_throttle
     pages = ConsolePages(session_factory, now=now)
     env = template_environment()
     app = FastAPI(title="lifecycle console", docs_url=None, redoc_url=None, openapi_url=None)
@@ -155,19 +166,39 @@ def console_app(
             return RedirectResponse(f"{base(request)}/journeys", status_code=303)
         return html(request, "login.html.j2", session=None, title="Log in", error=None)
 
+    def login_refused(request: Request, status_code: int, error: str) -> HTMLResponse:
+        return html(
+            request,
+            "login.html.j2",
+            session=None,
+            status_code=status_code,
+            title="Log in",
+            error=error,
+        )
+
+    def too_many(request: Request, wait: int) -> HTMLResponse:
+        error = f"Too many wrong tokens from your address: try again in {wait} s."
+        answer = login_refused(request, 429, error)
+        answer.headers["Retry-After"] = str(wait)
+        return answer
+
     @app.post("/login")
     async def login(request: Request) -> Response:
+        address = request.client.host if request.client else "unknown"
+        wait = throttle.retry_after(address)
+        if wait:
+            return too_many(request, wait)
         fields = await form(request)
         if not signer.token_ok(fields.get("token", "")):
-            log.warning("console: a login with a wrong admin token was refused")
-            return html(
-                request,
-                "login.html.j2",
-                session=None,
-                status_code=401,
-                title="Log in",
-                error="That is not the admin token.",
+            wait = throttle.failed(address)
+            log.warning(
+                "console: a login with a wrong admin token was refused (%s)",
+                f"next attempt in {wait} s" if wait else "not throttled yet",
             )
+            if wait:
+                return too_many(request, wait)
+            return login_refused(request, 401, "That is not the admin token.")
+        throttle.succeeded(address)
         cookie, _ = signer.new_cookie(now=now())
         response = RedirectResponse(f"{base(request)}/journeys", status_code=303)
         response.set_cookie(
@@ -317,6 +348,25 @@ def console_app(
         return show(
             request, "messages.html.j2", "messages", lambda: pages.messages(filters, before)
         )
+
+    @app.get("/rejected")
+    def rejected(request: Request, stage: str = "", pending: str = "", did: str = "") -> Response:
+        return show(
+            request,
+            "rejected.html.j2",
+            "rejected",
+            lambda: pages.rejected(stage=stage, pending=pending == "1", did=did),
+        )
+
+    @app.post("/rejected/{rejected_id}/replay")
+    async def replay_rejected(request: Request, rejected_id: int) -> Response:
+        await checked_form(request)
+        outcome = await run_in_threadpool(
+            pages.replay, rejected_id, limits=limits_of(settings), now=now()
+        )
+        log.info("console: rejected event #%s replayed: %s", rejected_id, outcome)
+        query = urlencode({"did": f"#{rejected_id}: {outcome}"})
+        return RedirectResponse(f"{base(request)}/rejected?{query}", status_code=303)
 
     @app.get("/users")
     def find_user(request: Request, id: str = "") -> Response:

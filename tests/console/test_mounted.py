@@ -12,7 +12,12 @@ from triggers.server import build_app
 
 
 def test_the_api_process_serves_the_console_at_slash_console(db):
-    settings = Settings(environment="development", database_url=db.url, admin_token=TOKEN)
+    settings = Settings(
+        environment="development",
+        database_url=db.url,
+        admin_token=TOKEN,
+        allowed_hosts=["testserver"],  # the test client's Host
+    )
     publish_shipped(db.factory, "new_user_coupon", NOW)
     with TestClient(build_app(settings), follow_redirects=False) as http:
         assert http.get("/console/journeys").headers["location"] == "/console/login"
