@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,6 +34,7 @@ from console.auth import (
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
+from triggers.api import limits_of
 
 log = logging.getLogger(__name__)
 

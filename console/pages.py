@@ -33,7 +33,10 @@ from journeys.validate import (
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, live_journeys, publish, set_status, spec_of
+from store.rejected import list_rejected, pending_counts
 from store.reports import journey_report, user_timeline
+from triggers.replay import ReplayError, replay
+from triggers.segment import Limits
 
 SAMPLE_SIZE = 20
 PASTED = "<pasted YAML>"
@@ -211,6 +214,28 @@ class ConsolePages:
             "filters": filters,
             "next_query": urlencode({**kept, "before": page.next_before or ""}),
         }
+
+    def rejected(self, *, stage: str, pending: bool, did: str) -> dict[str, Any]:
+        """The dead-letter table, newest first: refused calls and parked events."""
+        chosen = stage if stage in ("ingest", "route") else None
+        with self._factory() as session:
+            rows = list_rejected(session, stage=chosen, pending_only=pending, limit=200)  # type: ignore[arg-type]
+            counts = pending_counts(session)
+        return {
+            "title": "Rejected events",
+            "rows": rows,
+            "counts": counts,
+            "stage": chosen or "",
+            "pending": pending,
+            "notice": did,
+        }
+
+    def replay(self, rejected_id: int, *, limits: Limits, now: datetime) -> str:
+        """Replay one row; what happened, in a sentence."""
+        try:
+            return replay(self._factory, rejected_id=rejected_id, limits=limits, now=now).result
+        except ReplayError as exc:
+            return str(exc)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         with self._factory() as session:
