@@ -22,6 +22,7 @@ from config import Settings, load_settings
 from console.app import console_app
 from enrollment.router import JourneyRouter
 from observability.health import temporal_check
+from observability.logs import redact_access_log
 from store.db import SessionFactory, make_engine, make_session_factory
 from triggers.api import create_app
 from triggers.temporal_client import connect
@@ -63,6 +64,7 @@ class ConnectingRouter:
                         client=self._client,
                         task_queue=self._settings.task_queue,
                         max_trigger_age=self._settings.max_trigger_age,
+                        max_attempts=self._settings.max_route_attempts,
                     )
         return self._router
 
@@ -109,6 +111,7 @@ class BrowserHostCheck:
 def build_app(settings: Settings) -> FastAPI:
     """The ingestion API wired to the database and Temporal named in ``settings``, with the
     web console at ``/console``."""
+    redact_access_log()  # also when uvicorn, not ``lifecycle api``, set up the logging
     factory = make_session_factory(make_engine(settings.database_url))
     router = ConnectingRouter(settings, factory)
     app = create_app(
