@@ -56,8 +56,12 @@ class RenderedMessage:
         subject: The email subject.
         html: The email HTML.
         title: The push title.
-        data: Push data; a deep link is under ``"link"``.
+        data: Push data: a deep link under ``"link"``, then the template's ``data`` keys
+            (those that render empty are left out).
         segments: How many SMS segments ``body`` is sent as; None for other channels.
+        priority: The push priority (``high`` or ``normal``), when the template sets one.
+        ttl_seconds: How long an undelivered push stays worth delivering, when set.
+        sound: The push sound, when the template sets one.
     """
 
     template: str
@@ -69,12 +73,17 @@ class RenderedMessage:
     title: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     segments: int | None = None
+    priority: str | None = None
+    ttl_seconds: int | None = None
+    sound: str | None = None
 
 
 @dataclass(frozen=True)
 class _Compiled:
     spec: TemplateSpec
     parts: dict[str, dict[str, Template]]  # locale as written -> part -> template
+    # locale as written -> data key -> template: compiled per locale, as filters read it
+    data: dict[str, dict[str, Template]] = field(default_factory=dict)
 
 
 class TemplateRenderer:
@@ -195,7 +204,17 @@ class TemplateRenderer:
                 template=name,
                 file=path,
             )
-        compiled = _Compiled(spec=spec, parts=self._compile(spec))
+        compiled = _Compiled(
+            spec=spec,
+            parts=self._compile(spec),
+            data={
+                locale: {
+                    key: self._compile_part(spec, locale, f"data.{key}", source)
+                    for key, source in spec.data.items()
+                }
+                for locale in spec.locales
+            },
+        )
         self._loaded[name] = compiled
         return compiled
 
@@ -227,7 +246,8 @@ class TemplateRenderer:
                 problem,
                 template=spec.name,
                 file=spec.path,
-                locale=locale,
+                # Data keys sit outside ``locales``: name them as the file does.
+                locale=None if part.startswith("data.") else locale,
                 part=part,
                 line=source.file_line(exc.lineno),
             ) from exc
@@ -263,13 +283,21 @@ class TemplateRenderer:
             return RenderedMessage(spec.name, "sms", locale, body=body, segments=sms_segments(body))
         if spec.channel == "push":
             link = text.get("link")
+            data = {"link": link} if link else {}
+            for key in spec.data:
+                value = self._render_data(compiled, locale, key, context)
+                if value:
+                    data[key] = value
             return RenderedMessage(
                 spec.name,
                 "push",
                 locale,
                 body=text["body"],
                 title=_one_line(text["title"]),
-                data={"link": link} if link else {},
+                data=data,
+                priority=spec.push.priority,
+                ttl_seconds=spec.push.ttl_seconds,
+                sound=spec.push.sound,
             )
         html = text["html"]
         if text.get("preheader"):
@@ -295,6 +323,17 @@ class TemplateRenderer:
         except Exception as exc:  # whatever a template does wrong is reported as its error
             line = _error_line(spec.locales[locale][part], exc.__traceback__)
             where = {"template": spec.name, "file": spec.path, "locale": locale, "part": part}
+            raise _render_error(exc, context, line=line, **where) from exc
+
+    def _render_data(
+        self, compiled: _Compiled, locale: str, key: str, context: Mapping[str, Any]
+    ) -> str:
+        spec = compiled.spec
+        try:
+            return compiled.data[locale][key].render(context).strip()
+        except Exception as exc:  # as for parts: the template's own error
+            line = _error_line(spec.data[key], exc.__traceback__)
+            where = {"template": spec.name, "file": spec.path, "part": f"data.{key}"}
             raise _render_error(exc, context, line=line, **where) from exc
 
     def _opt_out_text(self, locale: str) -> str | None:

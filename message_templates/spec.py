@@ -2,12 +2,24 @@
 
 The file is composed with PyYAML's node API rather than loaded, so every problem can name
 the line it is on.
+
+Every locale of an email template has a subject and a body (``html`` and ``text``), and
+none may be blank: an email without them is refused here, not by the provider. Push
+templates may also have, beside ``locales``:
+
+- ``data``: extra data payload keys, each a template like a part (the ``link`` part is
+  already sent as ``data["link"]``). FCM's reserved keys (``from``, ``notification``,
+  ``message_type``, anything starting with ``google.`` or ``gcm.``) are refused;
+- ``priority``: ``high`` (deliver now, wake the device) or ``normal``;
+- ``ttl``: how long an undelivered push stays worth delivering, ``30m``, ``6h``, ``2d``
+  (at most ``28d``, FCM's limit; ``0s`` means now or never);
+- ``sound``: the sound to play, ``default`` or a sound file bundled with the app.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +34,14 @@ CHANNEL_PARTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "email": (frozenset({"subject", "html", "text"}), frozenset({"preheader"})),
 }
 TOP_LEVEL_KEYS = ("channel", "description", "locales")
+PUSH_KEYS = ("data", "priority", "ttl", "sound")
+PRIORITIES = ("high", "normal")
+# Data keys FCM keeps for itself (it refuses a message using one); "link" is the link part's.
+RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type", "link"})
+RESERVED_DATA_PREFIXES = ("google.", "gcm.")
+MAX_TTL_SECONDS = 28 * 24 * 3600  # FCM keeps a message four weeks at most
+_TTL = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 _STR_TAG = "tag:yaml.org,2002:str"
 
@@ -51,14 +71,35 @@ class PartSource:
 
 
 @dataclass(frozen=True)
+class PushOptions:
+    """How a push is delivered; None leaves each to FCM's default.
+
+    Attributes:
+        priority: ``high`` or ``normal``.
+        ttl_seconds: How long an undelivered push stays worth delivering.
+        sound: The sound to play (``default`` or a bundled sound file).
+    """
+
+    priority: str | None = None
+    ttl_seconds: int | None = None
+    sound: str | None = None
+
+
+@dataclass(frozen=True)
 class TemplateSpec:
-    """One template file, checked for shape but not yet compiled."""
+    """One template file, checked for shape but not yet compiled.
+
+    ``data`` (push only) maps extra data payload keys to their template source; ``push``
+    holds the push delivery options.
+    """
 
     name: str
     path: Path
     channel: str
     description: str | None
     locales: dict[str, dict[str, PartSource]]
+    data: dict[str, PartSource] = field(default_factory=dict)
+    push: PushOptions = field(default_factory=PushOptions)
 
 
 def normalize_locale(locale: str) -> str:
@@ -102,7 +143,7 @@ class _Reader:
             self.fail("the file must be a mapping with 'channel' and 'locales'", root)
         top = self.pairs(root, None)
         for key, (key_node, _) in top.items():
-            if key not in TOP_LEVEL_KEYS:
+            if key not in TOP_LEVEL_KEYS + PUSH_KEYS:
                 self.fail(f"unknown field (expected {', '.join(TOP_LEVEL_KEYS)})", key_node, key)
         if "channel" not in top:
             self.fail("missing 'channel' (sms, email or push)", root)
@@ -110,6 +151,9 @@ class _Reader:
         channel = self.text(channel_node, "channel")
         if channel not in CHANNEL_PARTS:
             self.fail(f"unknown channel {channel!r} (sms, email or push)", channel_node, "channel")
+        for key in PUSH_KEYS:
+            if key in top and channel != "push":
+                self.fail(f"only push templates have '{key}'", top[key][0], key)
         description = (
             self.text(top["description"][1], "description") if "description" in top else None
         )
@@ -121,7 +165,44 @@ class _Reader:
             channel=channel,
             description=description,
             locales=self.locales(top["locales"][1], channel),
+            data=self.data(top["data"][1]) if "data" in top else {},
+            push=self.push_options(top),
         )
+
+    def data(self, node: yaml.Node) -> dict[str, PartSource]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail("must map data keys to text", node, "data")
+        result: dict[str, PartSource] = {}
+        for key, (key_node, value_node) in self.pairs(node, "data").items():
+            if key in RESERVED_DATA_KEYS or key.startswith(RESERVED_DATA_PREFIXES):
+                reserved_by = "the link part" if key == "link" else "FCM"
+                self.fail(f"reserved by {reserved_by}", key_node, f"data.{key}")
+            if not key.strip():
+                self.fail("a data key cannot be blank", key_node, "data")
+            result[key] = self.part(value_node, f"data.{key}")
+        return result
+
+    def push_options(self, top: _Pairs) -> PushOptions:
+        priority = ttl = sound = None
+        if "priority" in top:
+            node = top["priority"][1]
+            priority = self.text(node, "priority")
+            if priority not in PRIORITIES:
+                self.fail(f"must be {' or '.join(PRIORITIES)}", node, "priority")
+        if "ttl" in top:
+            node = top["ttl"][1]
+            match = _TTL.fullmatch(str(node.value)) if isinstance(node, yaml.ScalarNode) else None
+            if match is None:
+                self.fail("must be a duration like 30m, 6h or 2d", node, "ttl")
+            ttl = int(match[1]) * _UNIT_SECONDS[match[2]]
+            if ttl > MAX_TTL_SECONDS:
+                self.fail("FCM keeps a push 28d at most", node, "ttl")
+        if "sound" in top:
+            node = top["sound"][1]
+            sound = self.text(node, "sound")
+            if not sound.strip():
+                self.fail("is empty", node, "sound")
+        return PushOptions(priority=priority, ttl_seconds=ttl, sound=sound)
 
     def compose(self) -> yaml.Node | None:
         try:

@@ -411,7 +411,84 @@ def test_subject_and_title_stay_on_one_line(tmp_path: Path) -> None:
     assert message.data == {}  # an empty link is left out
 
 
+def test_push_data_and_delivery_options_come_from_the_template(tmp_path: Path) -> None:
+    write_template(
+        tmp_path,
+        "options_push",
+        """
+        channel: push
+        data:
+          coupon_code: "{{ coupon.code }}"
+          nickname: "{{ user.name or '' }}"
+        priority: high
+        ttl: 6h
+        sound: default
+        locales:
+          zh-CN:
+            title: 券到账
+            body: 快去用
+            link: app://coupons
+        """,
+    )
+    ctx = context(name=None) | {"coupon": {"code": "NEW20"}}
+
+    message = TemplateRenderer(tmp_path).render(
+        "options_push", channel="push", locale="zh-CN", context=ctx
+    )
+
+    # A data value that renders empty is left out, as the link is.
+    assert message.data == {"link": "app://coupons", "coupon_code": "NEW20"}
+    assert (message.priority, message.ttl_seconds, message.sound) == ("high", 6 * 3600, "default")
+
+
+def test_push_without_options_leaves_them_to_fcm(renderer: TemplateRenderer) -> None:
+    message = renderer.render(
+        "new_user_reminder_push", channel="push", locale="zh-CN", context=sample_context()
+    )
+
+    assert (message.priority, message.ttl_seconds, message.sound) == (None, None, None)
+
+
+def test_a_data_value_that_fails_names_the_data_key(tmp_path: Path) -> None:
+    write_template(
+        tmp_path,
+        "bad_data",
+        """
+        channel: push
+        data:
+          code: "{{ coupon.missing.code }}"
+        locales:
+          zh-CN: {title: t, body: b}
+        """,
+    )
+
+    [problem] = TemplateRenderer(tmp_path).check(
+        "bad_data", channel="push", context=sample_context()
+    )
+
+    assert problem.startswith("bad_data.yaml, line 3 (data.code): undefined variable")
+
+
 # --- check(), as journey validation uses it ------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["subject", "html", "text"])
+def test_check_refuses_an_email_whose_subject_or_body_renders_empty(
+    tmp_path: Path, part: str
+) -> None:
+    parts = {"subject": "s", "html": "<p>h</p>", "text": "t"} | {part: "{{ '' }}"}
+    write_template(
+        tmp_path,
+        "empty_email",
+        "channel: email\nlocales:\n  zh-CN:\n"
+        + "".join(f'    {name}: "{value}"\n' for name, value in parts.items()),
+    )
+
+    [problem] = TemplateRenderer(tmp_path).check(
+        "empty_email", channel="email", context=sample_context()
+    )
+
+    assert f"(locales.zh-CN.{part}): renders empty" in problem
 
 
 def test_check_passes_every_shipped_template(renderer: TemplateRenderer) -> None:
