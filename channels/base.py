@@ -14,7 +14,8 @@ A channel's ``send`` either returns a :class:`SendResult` or raises one of two e
   ``rejected``            any other refusal of this one message.
 
 - :class:`TransientSendError` — try again later (rate limit, provider outage, timeout); its
-  ``retry_after`` is the delay the provider asked for, in seconds, when it gave one.
+  ``retry_after`` is the delay the provider asked for, in seconds, when it gave one, never
+  more than :data:`MAX_RETRY_AFTER`.
 
 Error details never contain the recipient's address or the message text: they end up in
 Temporal history and logs, which are stored in plain text.
@@ -29,6 +30,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# The longest wait a provider's Retry-After may impose on a send. Real rate-limit windows
+# (Twilio's 429s, SendGrid's per-minute X-RateLimit-Reset, FCM's per-minute quota) clear
+# within a few minutes; anything longer is an outage or a bogus header (an HTTP date in 2099
+# would park the send for 73 years). Ten minutes is twice the journey's retry policy's
+# maximum interval (5 min): we still wait longer than our own backoff would, as asked, and
+# past it the retry policy's backoff takes over.
+MAX_RETRY_AFTER = 600.0
+
 
 @dataclass(frozen=True)
 class OutboundMessage:
@@ -41,6 +50,10 @@ class OutboundMessage:
     channel sends it as ``List-Unsubscribe`` with ``List-Unsubscribe-Post``; other channels
     ignore it. ``tags`` are short labels for the provider's reports (journey, template), e.g.
     SendGrid categories; never personal data.
+
+    ``priority`` (``high`` or ``normal``), ``ttl_seconds`` (how long an undelivered push
+    stays worth delivering) and ``sound`` are push delivery options; other channels ignore
+    them, and None leaves each to the provider's default.
     """
 
     key: str
@@ -53,12 +66,22 @@ class OutboundMessage:
     data: dict[str, Any] = field(default_factory=dict)
     unsubscribe_url: str | None = None
     tags: tuple[str, ...] = ()
+    priority: str | None = None
+    ttl_seconds: int | None = None
+    sound: str | None = None
 
 
 @dataclass(frozen=True)
 class SendResult:
+    """The provider took the message.
+
+    ``provider_message_id`` is the provider's id for it, or None when the provider accepted
+    without naming one (a SendGrid 202 without ``X-Message-Id``): the ledger then knows the
+    message by our key alone, which the provider's webhooks echo back.
+    """
+
     provider: str
-    provider_message_id: str
+    provider_message_id: str | None
 
 
 class PermanentSendError(Exception):
@@ -73,10 +96,15 @@ class TransientSendError(Exception):
     """The provider could not take the message now (429, 5xx, timeout): retry later.
 
     Attributes:
-        retry_after: Seconds the provider asked us to wait (its ``Retry-After``), or None.
+        retry_after: Seconds the provider asked us to wait (its ``Retry-After``), at most
+            :data:`MAX_RETRY_AFTER`, or None.
     """
 
     def __init__(self, detail: str, *, retry_after: float | None = None):
+        # Capped here, where every channel's delay passes, so no provider's header (nor
+        # SendGrid's X-RateLimit-Reset) can become a retry delay of years.
+        if retry_after is not None:
+            retry_after = min(retry_after, MAX_RETRY_AFTER)
         self.retry_after = retry_after
         suffix = f" (retry after {retry_after:g}s)" if retry_after is not None else ""
         super().__init__(f"{detail}{suffix}")

@@ -1,14 +1,21 @@
 """Push notifications through Firebase Cloud Messaging's HTTP v1 API, with httpx.
 
 ``POST {base_url}/v1/projects/{project_id}/messages:send`` with
-``{"message": {"token", "notification": {"title", "body"}, "data": {...}}}`` and an OAuth2
-bearer token; FCM answers ``{"name": "projects/{project_id}/messages/{id}"}`` or a Google
-error ``{"error": {"code", "message", "status", "details": [{"errorCode": ...}]}}``.
+``{"message": {"token", "notification": {"title", "body"}, "data": {...}, "android": {...},
+"apns": {...}}}`` and an OAuth2 bearer token; FCM answers
+``{"name": "projects/{project_id}/messages/{id}"}`` or a Google error
+``{"error": {"code", "message", "status", "details": [{"errorCode": ...}, ...]}}``.
+
+A token is dead (``unregistered_token``) when FCM says ``UNREGISTERED``, ``SENDER_ID_MISMATCH``
+(the token belongs to another Firebase project) or ``INVALID_ARGUMENT`` about the
+``message.token`` field itself (not a registration token at all).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +36,16 @@ from channels.base import (
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+# Data keys FCM keeps for itself; a message using one is refused.
+RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type"})
+RESERVED_DATA_PREFIXES = ("google.", "gcm.")
+PRIORITIES = {"high": ("HIGH", "10"), "normal": ("NORMAL", "5")}  # Android, APNs
+
+
+def reserved_data_key(key: str) -> bool:
+    """Whether FCM keeps ``key`` for itself (``from``, ``google.c.a.e``...)."""
+    return key in RESERVED_DATA_KEYS or key.startswith(RESERVED_DATA_PREFIXES)
 
 
 class TokenProvider(Protocol):
@@ -118,13 +135,18 @@ class FcmPushChannel:
 
         Raises:
             PermanentSendError: The token is dead (``unregistered_token``), the request was
-                refused (``invalid_argument``, ``rejected``) or our credentials were.
+                refused (``invalid_argument``, ``rejected``; a reserved data key is refused
+                before sending) or our credentials were.
             TransientSendError: Quota exceeded (with ``Retry-After``), FCM failed, or the
                 network did.
         """
+        reserved = sorted(key for key in message.data if reserved_data_key(str(key)))
+        if reserved:
+            raise PermanentSendError("invalid_argument", f"reserved data keys: {reserved}")
+        body = self.payload(message)
         headers = {"Authorization": f"Bearer {self._tokens.token()}"}
         try:
-            response = self._http.post(self._url, json=self.payload(message), headers=headers)
+            response = self._http.post(self._url, json=body, headers=headers)
         except httpx.TransportError as exc:  # connect/read timeouts, refused, reset
             raise TransientSendError(f"fcm unreachable: {type(exc).__name__}") from None
         if response.is_success:
@@ -140,13 +162,62 @@ class FcmPushChannel:
 
     @staticmethod
     def payload(message: OutboundMessage) -> dict[str, Any]:
-        """The v1 request body; data values become strings, as FCM requires."""
+        """The v1 request body.
+
+        Data values must be strings: other values are sent as JSON (``true``, ``7``,
+        ``{"a": 1}``), so the app can parse them back; None values are left out. A message
+        with neither title nor body has no ``notification``. Priority, TTL and sound become
+        the ``android`` and ``apns`` blocks.
+        """
         body: dict[str, Any] = {"token": message.to}
-        notification = {"title": message.title, "body": message.body}
-        body["notification"] = {k: v for k, v in notification.items() if v}
-        if message.data:
-            body["data"] = {str(k): str(v) for k, v in message.data.items() if v is not None}
+        notification = {k: v for k, v in (("title", message.title), ("body", message.body)) if v}
+        if notification:
+            body["notification"] = notification
+        data = {str(k): _data_value(v) for k, v in message.data.items() if v is not None}
+        if data:
+            body["data"] = data
+        android, apns = _platform_options(message)
+        if android:
+            body["android"] = android
+        if apns:
+            body["apns"] = apns
         return {"message": body}
+
+
+def _data_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    # str() would give Python's spelling ("True", "{'a': 1}"), which no app can parse.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _platform_options(message: OutboundMessage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``android`` and ``apns`` blocks for the message's priority, TTL and sound."""
+    if message.priority is not None and message.priority not in PRIORITIES:
+        raise PermanentSendError("invalid_argument", f"unknown priority {message.priority!r}")
+    if message.ttl_seconds is not None and message.ttl_seconds < 0:
+        raise PermanentSendError("invalid_argument", "a negative time to live")
+    android: dict[str, Any] = {}
+    apns_headers: dict[str, str] = {}
+    aps: dict[str, Any] = {}
+    if message.priority is not None:
+        android["priority"], apns_headers["apns-priority"] = PRIORITIES[message.priority]
+    if message.ttl_seconds is not None:
+        android["ttl"] = f"{message.ttl_seconds}s"
+        # APNs wants an instant, not a duration. A transport deadline, not business time:
+        # the wall clock is the right one. 0 tells APNs to try once and not store it.
+        apns_headers["apns-expiration"] = (
+            str(int(time.time()) + message.ttl_seconds) if message.ttl_seconds else "0"
+        )
+    if message.sound is not None:
+        android["notification"] = {"sound": message.sound}
+        aps["sound"] = message.sound
+    apns: dict[str, Any] = {}
+    if apns_headers:
+        apns["headers"] = apns_headers
+    if aps:
+        apns["payload"] = {"aps": aps}
+    return android, apns
 
 
 def fcm_error(
@@ -156,16 +227,16 @@ def fcm_error(
     raw = body.get("error")
     error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     google_status = str(error.get("status") or "")
-    codes = [
-        str(d.get("errorCode"))
-        for d in error.get("details") or []
-        if isinstance(d, dict) and d.get("errorCode")
-    ]
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    codes = [str(d["errorCode"]) for d in details if d.get("errorCode")]
     fcm_code = codes[0] if codes else google_status
     described = f"fcm {status} {fcm_code}".rstrip()
     if error.get("message"):
         described = f"{described}: {scrub(str(error['message']))}"
-    if fcm_code == "UNREGISTERED":
+    if fcm_code in ("UNREGISTERED", "SENDER_ID_MISMATCH") or (
+        fcm_code == "INVALID_ARGUMENT" and "message.token" in _bad_fields(details)
+    ):
+        # Gone, another project's, or not a token at all: no retry will ever reach it.
         return PermanentSendError("unregistered_token", described)
     if status == 429 or fcm_code == "QUOTA_EXCEEDED":
         return TransientSendError(f"fcm quota ({described})", retry_after=retry_after)
@@ -176,6 +247,17 @@ def fcm_error(
     if fcm_code == "INVALID_ARGUMENT" or status == 400:
         return PermanentSendError("invalid_argument", described)
     return PermanentSendError("rejected", described)
+
+
+def _bad_fields(details: list[dict[str, Any]]) -> set[str]:
+    """The fields a ``google.rpc.BadRequest`` detail names as wrong."""
+    return {
+        str(violation.get("field"))
+        for detail in details
+        if detail.get("@type") == BAD_REQUEST_TYPE
+        for violation in detail.get("fieldViolations") or []
+        if isinstance(violation, dict)
+    }
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 SendGrid answers ``POST /v3/mail/send`` with ``202 Accepted``, an empty body and the
 message's id in the ``X-Message-Id`` header; errors carry
-``{"errors": [{"message", "field", "help"}]}``. Every message carries our ledger key in
-``custom_args`` (:data:`MESSAGE_KEY_ARG`), which SendGrid echoes in each Event Webhook event.
+``{"errors": [{"message", "field", "help"}]}``. Every message carries our ledger key in its
+personalization's ``custom_args`` (:data:`MESSAGE_KEY_ARG`; the v3 spec's top-level
+``custom_args`` is a string), which SendGrid echoes as a top-level field of each Event
+Webhook event. A 202 is an acceptance even without ``X-Message-Id``: the ledger then knows
+the mail by our key alone.
 """
 
 from __future__ import annotations
@@ -86,11 +89,19 @@ class SendGridEmailChannel:
     def send(self, message: OutboundMessage) -> SendResult:
         """Hand the email to SendGrid.
 
+        Returns:
+            The result, with SendGrid's ``X-Message-Id`` when its 202 had one.
+
         Raises:
-            PermanentSendError: SendGrid refused the message (400) or our key (401/403).
+            PermanentSendError: The message has no subject or body (``invalid_argument``,
+                not sent), SendGrid refused it (400) or our key (401/403).
             TransientSendError: Rate limited (with ``Retry-After``), SendGrid failed, or the
                 network did.
         """
+        if not (message.subject or "").strip():
+            raise PermanentSendError("invalid_argument", "an email needs a subject")
+        if not message.body and not message.html:
+            raise PermanentSendError("invalid_argument", "an email needs a text or HTML body")
         try:
             response = self._client.send(self.mail(message))
         except HTTPError as exc:
@@ -98,9 +109,10 @@ class SendGridEmailChannel:
         except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
             raise TransientSendError(f"sendgrid unreachable: {type(exc).__name__}") from None
         message_id = response.headers.get("X-Message-Id") if response.headers else None
-        if not message_id:
-            raise TransientSendError(f"sendgrid answered {response.status_code} without an id")
-        return SendResult(provider=self.name, provider_message_id=str(message_id))
+        # Any 2xx means SendGrid took the mail; raising here would make Temporal send it again.
+        return SendResult(
+            provider=self.name, provider_message_id=str(message_id) if message_id else None
+        )
 
     def mail(self, message: OutboundMessage) -> Mail:
         """The SDK's ``Mail`` for ``message``: text then HTML, key, categories, unsubscribe."""
@@ -113,7 +125,8 @@ class SendGridEmailChannel:
         )
         if self._reply_to:
             mail.reply_to = ReplyTo(self._reply_to)
-        mail.custom_arg = CustomArg(MESSAGE_KEY_ARG, message.key)
+        # On the (only) personalization: the spec wants a string for the top-level one.
+        mail.custom_arg = CustomArg(MESSAGE_KEY_ARG, message.key, p=0)
         categories = list(dict.fromkeys((*self._categories, *message.tags)))[:MAX_CATEGORIES]
         for category in reversed(categories):  # the SDK inserts each at the front
             mail.add_category(Category(category))

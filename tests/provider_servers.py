@@ -19,9 +19,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 JSON = "application/json"
 
@@ -416,6 +423,36 @@ def _twilio_instant(text: str) -> datetime:
 
 # --- SendGrid -------------------------------------------------------------------------------
 
+# SendGrid's official OpenAPI description of Mail Send v3 (OpenAPI 3.1, so its schemas are
+# JSON Schema 2020-12), kept beside the channel tests so they need nothing from outside.
+SENDGRID_SPEC = Path(__file__).parent / "channels" / "specs" / "tsg_mail_v3.json"
+SENDGRID_SPEC_URI = "urn:sendgrid:tsg_mail_v3"
+SENDGRID_MAIL_SEND_SCHEMA = (
+    "#/components/requestBodies/PostMailSend/content/application~1json/schema"
+)
+
+
+@cache
+def sendgrid_mail_send_validator() -> Draft202012Validator:
+    """The request-body schema of ``POST /v3/mail/send``, its ``$ref``s read from the spec."""
+    spec = json.loads(SENDGRID_SPEC.read_text(encoding="utf-8"))
+    registry: Registry[Any] = Registry().with_resource(
+        SENDGRID_SPEC_URI, DRAFT202012.create_resource(spec)
+    )
+    return Draft202012Validator(
+        {"$ref": SENDGRID_SPEC_URI + SENDGRID_MAIL_SEND_SCHEMA}, registry=registry
+    )
+
+
+def _schema_error(validator: Draft202012Validator, body: Any) -> ValidationError | None:
+    return best_match(validator.iter_errors(body))
+
+
+def _dotted(error: ValidationError) -> str | None:
+    """The failing field as SendGrid names it: ``personalizations.0.to``."""
+    return ".".join(str(part) for part in error.absolute_path) or None
+
+
 # Headers the Mail Send reference says a request may not set.
 SENDGRID_RESERVED_HEADERS = {
     "x-sg-id",
@@ -440,9 +477,16 @@ class SendGridServer(ProviderServer):
         super().__init__()
         self.api_key = api_key
         self.message_ids: list[str] = []
+        self._without_id = 0
 
     def on_reset(self) -> None:
         self.message_ids.clear()
+        self._without_id = 0
+
+    def omit_message_id_next(self, times: int = 1) -> None:
+        """Accept the next ``times`` mails with a 202 that has no ``X-Message-Id``."""
+        with self._lock:
+            self._without_id += times
 
     @property
     def mails(self) -> list[Recorded]:
@@ -476,6 +520,10 @@ class SendGridServer(ProviderServer):
         mail = request.body
         if not isinstance(mail, dict):
             return self._bad("Bad Request", None)
+        # Every request must be what the official spec allows: drift fails the tests here.
+        invalid = _schema_error(sendgrid_mail_send_validator(), mail)
+        if invalid is not None:
+            return self._bad(invalid.message, _dotted(invalid))
         personalizations = mail.get("personalizations")
         if not personalizations or not all(p.get("to") for p in personalizations):
             return self._bad(
@@ -518,6 +566,10 @@ class SendGridServer(ProviderServer):
         for name in mail.get("headers") or {}:
             if name.lower() in SENDGRID_RESERVED_HEADERS:
                 return self._bad(f"The header {name} is reserved.", "headers")
+        with self._lock:
+            if self._without_id:
+                self._without_id -= 1
+                return Answer(202, b"")
         message_id = secrets.token_urlsafe(16)[:22]
         self.message_ids.append(message_id)
         return Answer(202, b"", {"X-Message-Id": message_id})
@@ -527,6 +579,7 @@ class SendGridServer(ProviderServer):
 
 FCM_SEND = re.compile(r"^/v1/projects/(?P<project>[^/]+)/messages:send$")
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -537,12 +590,92 @@ GOOGLE_STATUS = {
     503: "UNAVAILABLE",
 }
 
+_STRING = {"type": "string"}
+_STRING_MAP = {"type": "object", "additionalProperties": _STRING}
+
+
+def _closed(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An object with exactly these fields: FCM refuses unknown names."""
+    return {"type": "object", "properties": properties, "additionalProperties": False} | extra
+
+
+_LABEL = _closed({"analytics_label": _STRING})
+
+
+# FCM HTTP v1's ``Message`` (REST reference, projects.messages), in its snake_case JSON
+# spelling, as far as our sends go; webpush is kept open. Stricter than FCM in one place: a
+# ``notification`` with nothing in it is refused, since it can only be a mistake.
+FCM_SEND_SCHEMA: dict[str, Any] = _closed(
+    {
+        "validate_only": {"type": "boolean"},
+        "message": _closed(
+            {
+                "name": _STRING,
+                "token": {"type": "string", "minLength": 1},
+                "topic": _STRING,
+                "condition": _STRING,
+                "data": _STRING_MAP,
+                "notification": _closed(
+                    {"title": _STRING, "body": _STRING, "image": _STRING}, minProperties=1
+                ),
+                "android": _closed(
+                    {
+                        "collapse_key": _STRING,
+                        "priority": {"enum": ["NORMAL", "HIGH"]},
+                        "ttl": {"type": "string", "pattern": r"^\d+(\.\d{1,9})?s$"},
+                        "restricted_package_name": _STRING,
+                        "data": _STRING_MAP,
+                        "notification": _closed(
+                            {
+                                name: _STRING
+                                for name in (
+                                    "title",
+                                    "body",
+                                    "icon",
+                                    "color",
+                                    "sound",
+                                    "tag",
+                                    "click_action",
+                                    "body_loc_key",
+                                    "title_loc_key",
+                                    "channel_id",
+                                    "ticker",
+                                    "image",
+                                )
+                            }
+                        ),
+                        "fcm_options": _LABEL,
+                        "direct_boot_ok": {"type": "boolean"},
+                    }
+                ),
+                "apns": _closed(
+                    {
+                        "headers": _STRING_MAP,
+                        "payload": {"type": "object"},
+                        "fcm_options": _closed({"analytics_label": _STRING, "image": _STRING}),
+                        "live_activity_token": _STRING,
+                    }
+                ),
+                "webpush": {"type": "object"},
+                "fcm_options": _LABEL,
+            }
+        ),
+    },
+    required=["message"],
+)
+_FCM_VALIDATOR = Draft202012Validator(FCM_SEND_SCHEMA)
+FCM_RESERVED_DATA_KEYS = {"from", "notification", "message_type"}
+FCM_RESERVED_DATA_PREFIXES = ("google.", "gcm.")
+
 
 class FcmServer(ProviderServer):
     """FCM HTTP v1 ``messages:send`` with ``Authorization: Bearer <access token>``.
 
     ``access_tokens`` are the tokens it accepts (a :class:`GoogleTokenServer` adds those it
-    issues); ``unregistered`` are device tokens it answers ``UNREGISTERED`` for.
+    issues); ``unregistered`` are device tokens it answers ``UNREGISTERED`` for,
+    ``foreign`` those of another project (``SENDER_ID_MISMATCH``) and ``malformed`` those
+    that are no registration token (``INVALID_ARGUMENT`` on ``message.token``). Every body
+    is checked against :data:`FCM_SEND_SCHEMA` and FCM's reserved data keys first.
     """
 
     def __init__(self, project_id: str, access_tokens: set[str] | None = None) -> None:
@@ -550,6 +683,13 @@ class FcmServer(ProviderServer):
         self.project_id = project_id
         self.access_tokens: set[str] = set(access_tokens or ())
         self.unregistered: set[str] = set()
+        self.foreign: set[str] = set()
+        self.malformed: set[str] = set()
+
+    def on_reset(self) -> None:
+        self.unregistered.clear()
+        self.foreign.clear()
+        self.malformed.clear()
 
     @property
     def sends(self) -> list[Recorded]:
@@ -584,6 +724,28 @@ class FcmServer(ProviderServer):
             error["details"] = [{"@type": FCM_ERROR_TYPE, "errorCode": code}]
         return Answer.json(status, {"error": error})
 
+    def bad_request(self, field_name: str | None, description: str) -> Answer:
+        """FCM's 400 for a malformed request: the field at fault in a BadRequest detail."""
+        details: list[dict[str, Any]] = [{"@type": FCM_ERROR_TYPE, "errorCode": "INVALID_ARGUMENT"}]
+        if field_name:
+            details.append(
+                {
+                    "@type": BAD_REQUEST_TYPE,
+                    "fieldViolations": [{"field": field_name, "description": description}],
+                }
+            )
+        return Answer.json(
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": description,
+                    "status": "INVALID_ARGUMENT",
+                    "details": details,
+                }
+            },
+        )
+
     def handle(self, request: Recorded) -> Answer:
         match = FCM_SEND.match(request.path)
         if match is None or request.method != "POST":
@@ -597,25 +759,27 @@ class FcmServer(ProviderServer):
                 "(or it may not exist).",
                 request,
             )
-        message = request.body.get("message") if isinstance(request.body, dict) else None
-        if not isinstance(message, dict):
-            return self.error(
-                400, "INVALID_ARGUMENT", "Request contains an invalid argument.", request
-            )
+        if not isinstance(request.body, dict):
+            return self.bad_request(None, "Invalid JSON payload received.")
+        invalid = best_match(_FCM_VALIDATOR.iter_errors(request.body))
+        if invalid is not None:
+            field_name = ".".join(str(part) for part in invalid.absolute_path)
+            return self.bad_request(field_name or None, invalid.message)
+        message = request.body["message"]
         targets = [k for k in ("token", "topic", "condition") if message.get(k)]
         if len(targets) != 1:
-            return self.error(
-                400, "INVALID_ARGUMENT", "Exactly one of token, topic or condition.", request
+            return self.bad_request("message", "Exactly one of token, topic or condition.")
+        for key in message.get("data") or {}:
+            if key in FCM_RESERVED_DATA_KEYS or key.startswith(FCM_RESERVED_DATA_PREFIXES):
+                return self.bad_request("message.data", f"Invalid data payload key: {key}")
+        token = message.get("token")
+        if token in self.malformed:
+            return self.bad_request(
+                "message.token", "The registration token is not a valid FCM registration token"
             )
-        for key, value in (message.get("data") or {}).items():
-            if not isinstance(value, str):
-                return self.error(
-                    400,
-                    "INVALID_ARGUMENT",
-                    f"Invalid value at 'message.data[{key}].value' (TYPE_STRING)",
-                    request,
-                )
-        if message.get("token") in self.unregistered:
+        if token in self.foreign:
+            return self.error(403, "SENDER_ID_MISMATCH", "SenderId mismatch", request)
+        if token in self.unregistered:
             return self.error(404, "UNREGISTERED", "Requested entity was not found.", request)
         message_id = f"0:{int(time.time() * 1000)}%{secrets.token_hex(8)}"
         return Answer.json(200, {"name": f"projects/{self.project_id}/messages/{message_id}"})

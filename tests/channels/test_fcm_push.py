@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
+import httpx
 import pytest
 from channel_support import push
 from provider_servers import FCM_ACCESS_TOKEN, FCM_PROJECT
@@ -42,6 +45,112 @@ def test_push_without_data_or_title(fcm, fcm_server):
     }
 
 
+def test_data_values_that_are_not_text_are_sent_as_json(fcm, fcm_server):
+    fcm.send(
+        push(
+            data={
+                "link": "shop://coupons/7",
+                "coupon_id": 7,
+                "vip": True,
+                "price": 19.5,
+                "cart": {"items": 2, "name": "鞋"},
+                "tags": ["a", "b"],
+                "gone": None,
+            }
+        )
+    )
+
+    data = fcm_server.sends[-1].body["message"]["data"]
+    assert data == {
+        "link": "shop://coupons/7",
+        "coupon_id": "7",
+        "vip": "true",
+        "price": "19.5",
+        "cart": '{"items":2,"name":"鞋"}',
+        "tags": '["a","b"]',
+    }
+    assert json.loads(data["cart"]) == {"items": 2, "name": "鞋"}
+
+
+def test_a_data_only_push_has_no_empty_notification(fcm, fcm_server):
+    fcm.send(push(title=None, body="", data={"refresh": "inbox"}))
+
+    assert fcm_server.sends[-1].body == {
+        "message": {"token": "device-token-1", "data": {"refresh": "inbox"}}
+    }
+
+
+@pytest.mark.parametrize("key", ["from", "notification", "message_type", "google.c.a.e", "gcm.n.e"])
+def test_reserved_data_keys_are_refused_before_sending(fcm, fcm_server, key):
+    with pytest.raises(PermanentSendError) as caught:
+        fcm.send(push(data={key: "x"}))
+
+    assert caught.value.reason == "invalid_argument"
+    assert key in str(caught.value)
+    assert fcm_server.sends == []
+
+
+def test_priority_ttl_and_sound_become_android_and_apns_blocks(fcm, fcm_server):
+    message = dataclasses.replace(push(), priority="high", ttl_seconds=7200, sound="default")
+
+    before = int(time.time())
+    fcm.send(message)
+
+    sent = fcm_server.sends[-1].body["message"]
+    assert sent["android"] == {
+        "priority": "HIGH",
+        "ttl": "7200s",
+        "notification": {"sound": "default"},
+    }
+    headers = sent["apns"]["headers"]
+    assert headers["apns-priority"] == "10"
+    assert before + 7200 <= int(headers["apns-expiration"]) <= int(time.time()) + 7200
+    assert sent["apns"]["payload"] == {"aps": {"sound": "default"}}
+
+
+def test_normal_priority_alone(fcm, fcm_server):
+    fcm.send(dataclasses.replace(push(), priority="normal"))
+
+    sent = fcm_server.sends[-1].body["message"]
+    assert sent["android"] == {"priority": "NORMAL"}
+    assert sent["apns"] == {"headers": {"apns-priority": "5"}}
+
+
+def test_no_options_means_no_android_or_apns_block(fcm, fcm_server):
+    fcm.send(push())
+
+    assert {"android", "apns"}.isdisjoint(fcm_server.sends[-1].body["message"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"notification": {}}, "message.notification"),
+        ({"data": {"n": 1}}, "message.data.n"),
+        ({"notification": {"title": "t", "sound": "default"}}, "message.notification"),
+        ({"android": {"priority": "high"}}, "message.android.priority"),
+        ({"android": {"ttl": "3600"}}, "message.android.ttl"),
+        ({"apns": {"headers": {"apns-priority": 10}}}, "message.apns.headers.apns-priority"),
+        ({"badge": 1}, "message"),
+        ({"data": {"from": "x"}}, "message.data"),
+    ],
+)
+def test_the_local_server_refuses_what_fcm_s_message_shape_refuses(fcm_server, change, field):
+    message = {"token": "device-token-1", "notification": {"title": "t"}} | change
+
+    answer = httpx.post(
+        f"{fcm_server.url}/v1/projects/{FCM_PROJECT}/messages:send",
+        json={"message": message},
+        headers={"Authorization": f"Bearer {FCM_ACCESS_TOKEN}"},
+    )
+
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    [violation] = error["details"][1]["fieldViolations"]
+    assert violation["field"] == field
+
+
 def test_dead_token_is_permanent_unregistered_token(fcm, fcm_server):
     fcm_server.unregistered.add("gone-token")
 
@@ -53,12 +162,32 @@ def test_dead_token_is_permanent_unregistered_token(fcm, fcm_server):
 
 
 def test_invalid_argument_is_permanent(fcm, fcm_server):
-    fcm_server.fail_next(400, code="INVALID_ARGUMENT", message="The registration token is bad")
+    fcm_server.fail_next(400, code="INVALID_ARGUMENT", message="Invalid value at 'message.data'")
 
     with pytest.raises(PermanentSendError) as caught:
         fcm.send(push())
 
     assert caught.value.reason == "invalid_argument"
+
+
+def test_another_project_s_token_is_a_dead_token(fcm, fcm_server):
+    fcm_server.foreign.add("other-app-token")
+
+    with pytest.raises(PermanentSendError) as caught:
+        fcm.send(push(token="other-app-token"))
+
+    assert caught.value.reason == "unregistered_token"
+    assert "SENDER_ID_MISMATCH" in str(caught.value)
+
+
+def test_a_token_fcm_calls_invalid_is_a_dead_token(fcm, fcm_server):
+    fcm_server.malformed.add("not-a-token")
+
+    with pytest.raises(PermanentSendError) as caught:
+        fcm.send(push(token="not-a-token"))
+
+    assert caught.value.reason == "unregistered_token"
+    assert "INVALID_ARGUMENT" in str(caught.value)
 
 
 @pytest.mark.parametrize(("status", "code"), [(401, "THIRD_PARTY_AUTH_ERROR"), (403, None)])

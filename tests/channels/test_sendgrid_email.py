@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from channel_support import email
 from provider_servers import SENDGRID_KEY
@@ -27,7 +28,15 @@ def test_mail_reaches_sendgrid_as_the_mail_send_api_documents(sendgrid, sendgrid
     assert request.headers["authorization"] == f"Bearer {SENDGRID_KEY}"
     assert request.headers["content-type"] == "application/json"
     mail = request.body
-    assert mail["personalizations"] == [{"to": [{"email": "u1@example.com"}]}]
+    # Our key rides in the personalization: the spec's top-level custom_args is a string.
+    # SendGrid echoes personalization custom args as top-level fields of each event.
+    assert mail["personalizations"] == [
+        {
+            "to": [{"email": "u1@example.com"}],
+            "custom_args": {MESSAGE_KEY_ARG: "run-1/day6_email/1"},
+        }
+    ]
+    assert "custom_args" not in mail
     assert mail["from"] == {"email": "hello@shop.example.com", "name": "Shop"}
     assert mail["reply_to"] == {"email": "support@shop.example.com"}
     assert mail["subject"] == "最后机会：你的¥20新人券即将到期"
@@ -35,7 +44,6 @@ def test_mail_reaches_sendgrid_as_the_mail_send_api_documents(sendgrid, sendgrid
         {"type": "text/plain", "value": "券码 ABC123"},
         {"type": "text/html", "value": "<p>券码 <b>ABC123</b></p>"},
     ]
-    assert mail["custom_args"] == {MESSAGE_KEY_ARG: "run-1/day6_email/1"}
     assert mail["categories"] == ["lifecycle", "new_user_coupon", "new_user_last_chance_email"]
     assert mail["asm"] == {"group_id": 4242}
     assert mail["headers"] == {
@@ -77,12 +85,70 @@ def test_text_only_mail(sendgrid, sendgrid_server):
 
 
 def test_bad_request_is_permanent_with_sendgrid_s_first_error(sendgrid, sendgrid_server):
+    sendgrid_server.fail_next(400, code="content.0.value", message="The content value must be")
+
     with pytest.raises(PermanentSendError) as caught:
-        sendgrid.send(email(subject=None))
+        sendgrid.send(email())
 
     assert caught.value.reason == "rejected"
-    assert "The subject is required" in str(caught.value)
-    assert "field subject" in str(caught.value)
+    assert "The content value must be" in str(caught.value)
+    assert "field content.0.value" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [email(subject=None), email(subject=" \n"), email(body="", html=None)],
+    ids=["no subject", "blank subject", "no body"],
+)
+def test_mail_without_subject_or_body_never_reaches_sendgrid(sendgrid, sendgrid_server, message):
+    with pytest.raises(PermanentSendError) as caught:
+        sendgrid.send(message)
+
+    assert caught.value.reason == "invalid_argument"
+    assert sendgrid_server.mails == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"custom_args": {MESSAGE_KEY_ARG: "k"}}, "custom_args"),
+        ({"personalizations": [{"to": [{"name": "no address"}]}]}, "personalizations.0.to.0"),
+        ({"categories": ["same", "same"]}, "categories"),
+        ({"subject": ""}, "subject"),
+    ],
+)
+def test_the_local_server_refuses_what_the_official_spec_refuses(sendgrid_server, change, field):
+    body = {
+        "personalizations": [{"to": [{"email": "u1@example.com"}]}],
+        "from": {"email": "hello@shop.example.com"},
+        "subject": "s",
+        "content": [{"type": "text/plain", "value": "v"}],
+    } | change
+
+    answer = httpx.post(
+        f"{sendgrid_server.url}/v3/mail/send",
+        json=body,
+        headers={"Authorization": f"Bearer {SENDGRID_KEY}"},
+    )
+
+    assert answer.status_code == 400
+    [error] = answer.json()["errors"]
+    assert error["field"] == field and error["message"]
+    assert sendgrid_server.message_ids == []
+
+
+def test_accepted_without_a_message_id_is_sent_not_retried(sendgrid, sendgrid_server):
+    # A 202 means SendGrid took the mail: retrying would send it twice. The ledger keeps our
+    # key, and the Event Webhook's custom args find the row by it.
+    sendgrid_server.omit_message_id_next()
+
+    result = sendgrid.send(email(key="run-2/day6_email/1"))
+
+    assert result.provider == "sendgrid"
+    assert result.provider_message_id is None
+    [request] = sendgrid_server.mails
+    [personalization] = request.body["personalizations"]
+    assert personalization["custom_args"] == {MESSAGE_KEY_ARG: "run-2/day6_email/1"}
 
 
 def test_bad_request_detail_never_carries_the_address(sendgrid, sendgrid_server):
