@@ -5,13 +5,17 @@
 
     log.info("sent message %s", message_id, extra={"message_id": message_id})
 
-Logs name ids (user, message, journey), never phone numbers, emails or message bodies.
+Logs name ids (user, message, journey), never phone numbers, emails or message bodies, and
+no credential: the token of an unsubscribe link (``/u/<token>``, or a ``token`` query
+parameter) is replaced by ``[redacted]`` in every line, uvicorn's access lines included
+(:class:`RedactTokens`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,6 +34,52 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", N
 _CHATTY = ("twilio.http_client",)
 
 log = logging.getLogger(__name__)
+
+# An unsubscribe link's token unsubscribes whoever holds it: it is a credential in a URL.
+_TOKEN_PATTERNS = (
+    (re.compile(r"(/u/)[^/?#\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"([?&]token=)[^&#\s\"']+"), r"\1[redacted]"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every unsubscribe token in a URL or path replaced by ``[redacted]``."""
+    for pattern, replacement in _TOKEN_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a record's message and string arguments so that no token is written.
+
+    uvicorn's access line passes the path as an argument (``'%s - "%s %s HTTP/%s" %d'``),
+    so the arguments are redacted one by one and the format keeps its types.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redacted(value) for key, value in record.args.items()}
+        return True
+
+
+def _redacted(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
+def redact_access_log() -> None:
+    """Put :class:`RedactTokens` on uvicorn's access logger, whoever set up its handlers.
+
+    A filter on the logger runs before any handler, also uvicorn's own when it configured
+    logging itself (``uvicorn --factory triggers.server:app_from_env``). Calling it again
+    adds nothing.
+    """
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, RedactTokens) for existing in access.filters):
+        access.addFilter(RedactTokens())
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,6 +120,7 @@ def configure_logging(log_format: LogFormat = "text", *, level: int = logging.IN
     ``logging.basicConfig``, it leaves alone a process whose logging its host already set
     up (a test runner, an application embedding the engine).
     """
+    redact_access_log()
     root = logging.getLogger()
     if any(not isinstance(handler, _LifecycleHandler) for handler in root.handlers):
         return
@@ -77,6 +128,8 @@ def configure_logging(log_format: LogFormat = "text", *, level: int = logging.IN
         root.removeHandler(old)
     handler = _LifecycleHandler()
     handler.setFormatter(formatter_for(log_format))
+    # On the handler too: any logger's line that reaches it (ours, a library's) is redacted.
+    handler.addFilter(RedactTokens())
     root.addHandler(handler)
     root.setLevel(level)
     for name in _CHATTY:
