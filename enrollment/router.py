@@ -352,15 +352,29 @@ class JourneyRouter:
             self._enroll_many, journey, version, user_ids, trigger, now=trigger.timestamp
         )
         limit = asyncio.Semaphore(concurrency or self._concurrency)
+        failed: list[str] = []
 
         async def start(entry: _Entry) -> None:
             async with limit:
-                await self._start(journey, version, entry.user_id, entry, trigger)
+                try:
+                    await self._start(journey, version, entry.user_id, entry, trigger)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise  # the page is retried whole; what started is not started twice
+                    # One user's run never stops the page: a retry would fail the same way.
+                    log.error(
+                        "%s: could not start %s: %s: %s",
+                        journey_id,
+                        entry.workflow_id,
+                        type(exc).__name__,
+                        str(exc)[:300],
+                    )
+                    failed.append(entry.user_id)
 
         async with asyncio.TaskGroup() as group:
             for entry in entries:
                 group.create_task(start(entry))
-        return len(entries)
+        return len(entries) - len(failed)
 
     async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None:
         """Terminate running journeys (a forgotten user); ones already closed are fine."""

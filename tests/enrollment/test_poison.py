@@ -76,3 +76,36 @@ async def test_a_poisoned_event_between_two_good_ones(time_env, db, task_queue) 
     assert event_row(db, later).routed_at is not None
     assert len(enrollments(db.factory, users[3])) == 1
     assert len(parked(db)) == 1
+
+
+async def test_a_run_that_cannot_start_does_not_stop_a_sweep_page(time_env, db, task_queue) -> None:
+    from enrollment.router import JourneyRouter
+    from workflows.contracts import EventSignal
+
+    class OneBadStart(JourneyRouter):
+        """A run whose start fails for a reason of its own (as an oversized input would)."""
+
+        async def _start(self, journey, version, user_id, entry, signal):  # type: ignore[no-untyped-def]
+            if user_id.endswith("-poison"):
+                raise ValueError("this run's input cannot be encoded")
+            await super()._start(journey, version, user_id, entry, signal)
+
+    env = time_env
+    t0 = await env.get_current_time()
+    publish_shipped(db.factory, "dormancy_wakeup", t0)
+    users = [f"{task_queue}-{name}" for name in ("a", "poison", "b")]
+    for user in users:
+        add_user(db.factory, user, t0 - timedelta(days=90))
+    router = OneBadStart(
+        factory=db.factory,
+        client=env.client,
+        task_queue=task_queue,
+        max_trigger_age=timedelta(days=3650),
+    )
+    sweep = EventSignal(message_id=f"sweep:{task_queue}", event="audience_sweep", timestamp=t0)
+
+    assert await router.enter_many("dormancy_wakeup", users, trigger=sweep) == 2
+
+    for user in (users[0], users[2]):
+        handle = env.client.get_workflow_handle(workflow_id("dormancy_wakeup", user))
+        assert (await handle.describe()).status is not None
