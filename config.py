@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # Host names browsers may reach the API by (comma-separated; "*" turns the check off),
     # besides the public URL's host, the API host and the loopback names.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A request body that sends nothing for this many seconds is cut off with 408.
+    body_read_timeout: float = Field(default=30.0, gt=0)
 
     # Segment's limits: 32 KB per call, 500 KB per batch.
     max_message_bytes: int = 32 * 1024
