@@ -470,7 +470,7 @@ def test_opt_out_keywords(body):
     assert keyword(body) == "stop"
 
 
-@pytest.mark.parametrize("body", ["START", "start", " Unstop "])
+@pytest.mark.parametrize("body", ["START", "start", " Unstop ", "YES", "yes", "Yes!"])
 def test_opt_in_keywords(body):
     assert keyword(body) == "start"
 

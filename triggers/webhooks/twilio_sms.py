@@ -43,13 +43,14 @@ MAX_FORM_BYTES = 64 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 KEYWORD_SOURCE = "sms_keyword"
 
-# Twilio's standard opt-out and opt-in keywords, plus the mainland replies: our own opt-out
-# text says "回T退订" (reply T to unsubscribe).
+# Twilio's standard opt-out and opt-in keywords (Twilio itself honours them on its side: a
+# number that replied YES can be messaged again, so ours must agree), plus the mainland
+# replies: our own opt-out text says "回T退订" (reply T to unsubscribe).
 STOP_WORDS = frozenset(
     {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"}
     | {"退订", "td", "t"}
 )
-START_WORDS = frozenset({"start", "unstop"})
+START_WORDS = frozenset({"start", "yes", "unstop"})
 
 # Twilio MessageStatus → ledger status; the others (queued, sending, accepted, ...) say
 # nothing the ledger does not know already.
