@@ -43,7 +43,12 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A platform user's profile, keyed by the platform's own ``userId``."""
+    """A platform user's profile, keyed by the platform's own ``userId``.
+
+    ``trait_times`` maps each profile field an identify call set (a trait, or ``locale`` /
+    ``timezone`` from the device's context) to the ISO instant of the call that set it, so a
+    call dated earlier that arrives later does not overwrite it.
+    """
 
     __tablename__ = "users"
 
@@ -56,12 +61,20 @@ class User(Base):
     member_tier: Mapped[str | None] = mapped_column(String(32))
     traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    trait_times: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PushToken(Base):
+    """A device's push token and the user it belongs to now.
+
+    ``created_at`` is when the token was first stored; ``registered_at`` when the fact this
+    row holds (its user and platform) happened, so an older registration that arrives later
+    does not move the device back. Rows written without it count as of ``created_at``.
+    """
+
     __tablename__ = "push_tokens"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -69,6 +82,7 @@ class PushToken(Base):
     token: Mapped[str] = mapped_column(String(512), unique=True)
     platform: Mapped[str | None] = mapped_column(String(16))  # ios | android | web
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):
