@@ -156,7 +156,12 @@ class RejectedEvent(Base):
 
 
 class Consent(Base):
-    """Subscription state per user, channel (sms/email/push) and topic (marketing/...)."""
+    """Subscription state per user, channel (sms/email/push) and topic (marketing/...).
+
+    ``updated_at`` is when the fact the row holds happened (the provider's event time, the
+    click, the identify call's timestamp), not when it reached us: an older fact never
+    replaces it, and at the same instant an opt-out wins (:func:`store.webhooks.record_consent`).
+    """
 
     __tablename__ = "consents"
     __table_args__ = (

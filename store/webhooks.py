@@ -1,8 +1,10 @@
-"""Data access for delivery facts: ledger status moves, provider events, consent changes.
+"""Data access for delivery facts: ledger status moves, provider events, consent changes,
+dead push tokens.
 
 Functions take a session and never commit; the webhook handler owns the transaction. Every
 change is a conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT``), so two callbacks for
-one message racing each other cannot move its status backwards.
+one message racing each other cannot move its status backwards, and a consent change or a
+token removal older than the fact stored does not replace it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import Consent, Message, ProviderEvent, User
+from store.models import Consent, Message, ProviderEvent, PushToken, User
 from store.upsert import insert_ignore
 
 # A message's life as the providers report it; a status only ever moves to the right.
@@ -256,7 +258,7 @@ def apply_held_statuses(
                 channel=channel or "sms",
                 status="unsubscribed",
                 source="provider_opt_out",
-                now=received_at,
+                at=received_at,
             )
     return applied
 
@@ -272,6 +274,54 @@ def users_with_email(session: Session, *, email: str) -> list[str]:
     return list(session.scalars(stmt.order_by(User.id)))
 
 
+def record_consent(
+    session: Session,
+    *,
+    user_id: str,
+    channel: str,
+    topic: str,
+    status: str,
+    source: str,
+    at: datetime,
+) -> bool:
+    """Store one consent fact that happened ``at``, unless the row holds a newer one.
+
+    Facts arrive out of order (a provider's webhook a day late, a device's queued identify
+    call), so the row keeps the latest by event time, not by arrival: an older fact changes
+    nothing, and at the same instant ``unsubscribed`` beats ``subscribed`` (when in doubt,
+    do not message).
+
+    Args:
+        session: the caller's transaction; the user must exist.
+        user_id: whose consent.
+        channel: ``sms``, ``email`` or ``push``.
+        topic: ``marketing``, ``transactional``, ...
+        status: ``subscribed`` or ``unsubscribed``.
+        source: what said so (``sms_keyword``, ``unsubscribe_link``, ``identify``, ...).
+        at: when it happened.
+
+    Returns:
+        True if the fact was stored, False if the row already held a newer one.
+    """
+    table: Table = Consent.__table__  # type: ignore[assignment]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(
+        user_id=user_id, channel=channel, topic=topic, status=status, source=source, updated_at=at
+    )
+    stored, new = table.c, stmt.excluded
+    newer = or_(
+        stored.updated_at < new.updated_at,
+        and_(stored.updated_at == new.updated_at, new.status == "unsubscribed"),
+    )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["user_id", "channel", "topic"],
+        set_={"status": new.status, "source": new.source, "updated_at": new.updated_at},
+        where=newer,
+    )
+    # RETURNING, not rowcount (-1 on PostgreSQL for an INSERT): a refused update returns no row.
+    return session.execute(upsert.returning(literal_column("1"))).first() is not None
+
+
 def set_consent(
     session: Session,
     *,
@@ -279,42 +329,54 @@ def set_consent(
     channel: str,
     status: str,
     source: str,
-    now: datetime,
+    at: datetime,
     topics: Sequence[str] | None = None,
 ) -> int:
-    """Subscribe or unsubscribe users from ``channel``; the number of users changed.
+    """Subscribe or unsubscribe users from ``channel`` as of ``at``; the number of users changed.
 
-    ``topics`` None means every topic: the known ones and any the user already has a row
-    for. Ids of users that do not exist are passed over.
+    Each topic's row takes the change only if it is not older than what the row holds (see
+    :func:`record_consent`). ``topics`` None means every topic: the known ones and any the
+    user already has a row for. Ids of users that do not exist are passed over.
     """
     wanted = list(dict.fromkeys(user_ids))
     if not wanted:
         return 0
     existing = list(session.scalars(select(User.id).where(User.id.in_(wanted))))
-    if not existing:
-        return 0
-    table: Table = Consent.__table__  # type: ignore[assignment]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    changed = 0
     for user_id in existing:
         chosen = list(topics) if topics is not None else _all_topics(session, user_id, channel)
-        for topic in chosen:
-            stmt = insert(table).values(
+        stored = [
+            record_consent(
+                session,
                 user_id=user_id,
                 channel=channel,
                 topic=topic,
                 status=status,
                 source=source,
-                updated_at=now,
+                at=at,
             )
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["user_id", "channel", "topic"],
-                    set_={"status": status, "source": source, "updated_at": now},
-                )
-            )
-    return len(existing)
+            for topic in chosen
+        ]
+        changed += any(stored)
+    return changed
 
 
 def _all_topics(session: Session, user_id: str, channel: str) -> list[str]:
     stmt = select(Consent.topic).where(Consent.user_id == user_id, Consent.channel == channel)
     return list(dict.fromkeys([*TOPICS, *session.scalars(stmt)]))
+
+
+def forget_push_token(session: Session, *, token: str, at: datetime) -> bool:
+    """Delete ``token`` (the push provider said at ``at`` that it is dead), unless it was
+    registered after ``at``: a registration newer than the removal stands.
+
+    Returns:
+        True if the token was deleted.
+    """
+    registered = func.coalesce(PushToken.registered_at, PushToken.created_at)
+    result = session.execute(
+        delete(PushToken)
+        .where(PushToken.token == token, registered <= at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -4,22 +4,29 @@ Identify traits map onto columns where they are well formed (``email``, ``phone`
 ``locale``, ``timezone`` as an IANA name, ``member_tier``, ``tags``); every trait is also kept
 in ``users.traits``. A malformed value never fails the call: it stays in ``traits`` only and the
 column keeps what it had. Functions here take a session and never commit.
+
+Calls arrive out of order (a phone queues them offline, a batch is retried), so every fact is
+dated by the call's ``timestamp`` and an older one never overwrites a newer one: each profile
+field keeps the time it was set (``users.trait_times``), a push token the time it was
+registered, consent the time it changed (where, at the same instant, an opt-out wins). A field
+the newer call did not mention is still set by the older one.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import Consent, PushToken, User
+from store.models import PushToken, User
 from store.upsert import insert_ignore
+from store.webhooks import record_consent
 from triggers.segment import Message
 
 _E164 = re.compile(r"\+[0-9]{7,15}")
@@ -62,40 +69,84 @@ def _tags(raw: Any) -> list[str] | None:
     return None
 
 
-def apply_traits(user: User, traits: dict[str, Any]) -> None:
-    """Merge identify ``traits`` into ``user``: well-formed values fill their columns."""
+# Traits that also fill a column of the same name, with the parser that says "well formed".
+_COLUMNS: dict[str, Callable[[Any], Any]] = {
+    "email": lambda raw: _short_str(raw, 320),
+    "phone": normalize_phone,
+    "locale": lambda raw: _short_str(raw, 35),
+    "timezone": valid_timezone,
+    "member_tier": lambda raw: _short_str(raw, 32),
+    "tags": _tags,
+}
+
+
+def _happened_at(message: Message) -> datetime:
+    """When the call's facts happened: its timestamp, never later than it reached us.
+
+    A device clock running fast must not date a fact into the future, where no later call
+    could ever override it.
+    """
+    return min(message.timestamp, message.received_at)
+
+
+def _set_at(times: dict[str, str], field: str) -> datetime | None:
+    raw = times.get(field)
+    if not isinstance(raw, str):
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _newer(times: dict[str, str], field: str, at: datetime) -> bool:
+    """Whether a fact about ``field`` dated ``at`` may replace the stored one (a tie goes to
+    the call that arrived last, as it always did)."""
+    stored = _set_at(times, field)
+    return stored is None or at >= stored
+
+
+def apply_traits(user: User, traits: dict[str, Any], *, at: datetime) -> None:
+    """Merge identify ``traits`` dated ``at`` into ``user``: a trait set by a later call keeps
+    its value; the others are set, and well-formed values fill their columns."""
     if not traits:
         return
-    user.traits = {**(user.traits or {}), **traits}
-    if "email" in traits and (email := _short_str(traits["email"], 320)):
-        user.email = email
-    if "phone" in traits and (phone := normalize_phone(traits["phone"])):
-        user.phone = phone
-    if "locale" in traits and (locale := _short_str(traits["locale"], 35)):
-        user.locale = locale
-    if "timezone" in traits and (tz := valid_timezone(traits["timezone"])):
-        user.timezone = tz
-    if "member_tier" in traits and (tier := _short_str(traits["member_tier"], 32)):
-        user.member_tier = tier
-    if "tags" in traits and (tags := _tags(traits["tags"])) is not None:
-        user.tags = tags
+    times = dict(user.trait_times or {})
+    merged = dict(user.traits or {})
+    for name, value in traits.items():
+        if not _newer(times, name, at):
+            continue
+        merged[name] = value
+        times[name] = at.isoformat()
+        parse = _COLUMNS.get(name)
+        if parse is not None and (parsed := parse(value)) is not None:
+            setattr(user, name, parsed)
+    user.traits, user.trait_times = merged, times
 
 
-def apply_context(user: User, message: Message) -> None:
+def apply_context(user: User, message: Message, *, at: datetime) -> None:
     """``context.locale`` / ``context.timezone`` fill the profile where traits did not.
 
-    An identify call without the trait takes the device's value; any other call only fills a
-    column that is still empty, so an explicit trait is not overwritten by every track call.
+    An identify call without the trait takes the device's value, unless a later call set the
+    field; any other call only fills a column that is still empty, so an explicit trait is not
+    overwritten by every track call.
     """
     is_identify = message.type == "identify"
-    if "locale" not in message.traits and (is_identify or not user.locale):
-        locale = _short_str(message.context.get("locale"), 35)
-        if locale:
-            user.locale = locale
-    if "timezone" not in message.traits and (is_identify or not user.timezone):
-        tz = valid_timezone(message.context.get("timezone"))
-        if tz:
-            user.timezone = tz
+    times = user.trait_times or {}
+    for name in ("locale", "timezone"):
+        if name in message.traits:
+            continue
+        value = _COLUMNS[name](message.context.get(name))
+        if value is None:
+            continue
+        if is_identify and _newer(times, name, at):
+            setattr(user, name, value)
+            times = {**times, name: at.isoformat()}
+            user.trait_times = times
+        elif getattr(user, name) is None:
+            # A weak fill, not dated: an explicit trait from any call may still replace it.
+            setattr(user, name, value)
 
 
 def _upsert(session: Session, table: Table) -> Any:
@@ -104,43 +155,65 @@ def _upsert(session: Session, table: Table) -> Any:
 
 
 def upsert_push_token(
-    session: Session, *, user_id: str, token: str, platform: str | None, now: datetime
-) -> None:
-    """Attach ``token`` to ``user_id`` (a device that changed hands moves to its new user)."""
+    session: Session,
+    *,
+    user_id: str,
+    token: str,
+    platform: str | None,
+    at: datetime,
+    now: datetime,
+) -> bool:
+    """Attach ``token`` to ``user_id`` as registered at ``at`` (a device that changed hands
+    moves to its new user), unless the token holds a registration newer than ``at``.
+
+    Args:
+        session: the caller's transaction.
+        user_id: the token's user from now on.
+        token: the device's push token.
+        platform: ``ios``, ``android``, ``web``; None keeps what was stored.
+        at: when the registration happened (the call's timestamp).
+        now: when it reached us (``created_at`` of a new row).
+
+    Returns:
+        True if the row was written, False if a newer registration stands.
+    """
     table: Table = PushToken.__table__  # type: ignore[assignment]
     stmt = _upsert(session, table).values(
-        user_id=user_id, token=token, platform=platform, created_at=now
+        user_id=user_id, token=token, platform=platform, created_at=now, registered_at=at
     )
-    update: dict[str, Any] = {"user_id": stmt.excluded.user_id}
+    update: dict[str, Any] = {
+        "user_id": stmt.excluded.user_id,
+        "registered_at": stmt.excluded.registered_at,
+    }
     if platform:
         update["platform"] = stmt.excluded.platform
-    session.execute(stmt.on_conflict_do_update(index_elements=["token"], set_=update))
+    # Rows stored without a registration time count as of when they were stored.
+    stored_at = func.coalesce(table.c.registered_at, table.c.created_at)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["token"], set_=update, where=stored_at <= stmt.excluded.registered_at
+    )
+    # RETURNING, not rowcount (-1 on PostgreSQL for an INSERT): a refused update returns no row.
+    return session.execute(upsert.returning(literal_column("1"))).first() is not None
 
 
 def upsert_consent(
-    session: Session, *, user_id: str, channel: str, unsubscribed: bool, now: datetime
-) -> None:
-    """Record marketing consent for one channel as the platform reported it."""
-    table: Table = Consent.__table__  # type: ignore[assignment]
-    status = "unsubscribed" if unsubscribed else "subscribed"
-    stmt = _upsert(session, table).values(
+    session: Session, *, user_id: str, channel: str, unsubscribed: bool, at: datetime
+) -> bool:
+    """Record marketing consent for one channel as the platform reported it at ``at``;
+    False if a newer consent change stands."""
+    return record_consent(
+        session,
         user_id=user_id,
         channel=channel,
         topic="marketing",
-        status=status,
+        status="unsubscribed" if unsubscribed else "subscribed",
         source="identify",
-        updated_at=now,
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["user_id", "channel", "topic"],
-            set_={"status": status, "source": "identify", "updated_at": now},
-        )
+        at=at,
     )
 
 
 def _apply_devices_and_consent(
-    session: Session, *, user_id: str, traits: dict[str, Any], now: datetime
+    session: Session, *, user_id: str, traits: dict[str, Any], at: datetime, now: datetime
 ) -> None:
     token = traits.get("push_token")
     if isinstance(token, str) and 0 < len(token) <= 512:
@@ -150,21 +223,23 @@ def _apply_devices_and_consent(
             user_id=user_id,
             token=token,
             platform=platform.lower() if platform else None,
+            at=at,
             now=now,
         )
     for trait, channel in _CONSENT_TRAITS.items():
         value = traits.get(trait)
         if isinstance(value, bool):
-            upsert_consent(session, user_id=user_id, channel=channel, unsubscribed=value, now=now)
+            upsert_consent(session, user_id=user_id, channel=channel, unsubscribed=value, at=at)
 
 
 def upsert_profile(session: Session, *, user_id: str, messages: Sequence[Message]) -> User:
     """Create or update one user's profile from the calls that named them.
 
     The row is created if absent (``created_at`` = the first call's timestamp), locked for the
-    rest of the transaction, and updated in event-time order; ``last_seen_at`` only moves
-    forward. Callers pass each user once per transaction, in a stable order (sorted ids), so
-    two concurrent requests cannot deadlock on each other's rows.
+    rest of the transaction, and updated in event-time order; a field, token or consent that
+    a later-dated call set before keeps its value, and ``last_seen_at`` only moves forward.
+    Callers pass each user once per transaction, in a stable order (sorted ids), so two
+    concurrent requests cannot deadlock on each other's rows.
     """
     ordered = sorted(messages, key=lambda m: m.timestamp)
     first = ordered[0]
@@ -188,12 +263,13 @@ def upsert_profile(session: Session, *, user_id: str, messages: Sequence[Message
         .execution_options(populate_existing=True)
     ).one()
     for message in ordered:
+        at = _happened_at(message)
         if message.type == "identify":
-            apply_traits(user, message.traits)
+            apply_traits(user, message.traits, at=at)
             _apply_devices_and_consent(
-                session, user_id=user_id, traits=message.traits, now=message.received_at
+                session, user_id=user_id, traits=message.traits, at=at, now=message.received_at
             )
-        apply_context(user, message)
+        apply_context(user, message, at=at)
         if user.anonymous_id is None and message.anonymous_id:
             user.anonymous_id = message.anonymous_id
         if user.last_seen_at is None or message.timestamp > user.last_seen_at:

@@ -155,7 +155,7 @@ def unsubscribe_router(
                 topics=[claim.topic],
                 status="unsubscribed",
                 source=UNSUBSCRIBE_SOURCE,
-                now=at,
+                at=at,
             )
         log.info(
             "unsubscribe link: user %s %s/%s (message %s, %s)",

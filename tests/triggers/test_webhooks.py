@@ -480,10 +480,11 @@ def test_other_replies_are_not_keywords(body):
     assert keyword(body) is None
 
 
-def test_start_resubscribes_after_stop(db, client):
+def test_start_resubscribes_after_stop(db, client, clock):
     add_user(db.factory, "u1", NOW)
 
     inbound(client, "退订", sid="SMin1")
+    clock.now += timedelta(seconds=1)  # received a second later: at the same instant STOP wins
     inbound(client, "START", sid="SMin2")
 
     assert consents(db, "u1") == {
@@ -492,11 +493,13 @@ def test_start_resubscribes_after_stop(db, client):
     }
 
 
-def test_a_retried_inbound_message_is_applied_once(db, client):
+def test_a_retried_inbound_message_is_applied_once(db, client, clock):
     add_user(db.factory, "u1", NOW)
 
     inbound(client, "STOP", sid="SMin1")
+    clock.now += timedelta(seconds=1)
     inbound(client, "START", sid="SMin2")
+    clock.now += timedelta(seconds=1)
     inbound(client, "STOP", sid="SMin1")  # Twilio retrying the first request
 
     assert consents(db, "u1")[("sms", "marketing")] == ("subscribed", "sms_keyword")
@@ -653,7 +656,8 @@ def test_machine_opens_do_not_count_as_opens(db, client, sendgrid_key):
 def test_duplicate_events_are_ignored_by_sg_event_id(db, client, sendgrid_key):
     add_user(db.factory, "u1", NOW)
     add_message(db, "u1", "k1", channel="email", provider="sendgrid")
-    unsubscribe = sg_event("group_unsubscribe", "k1", "e1", asm_group_id=42)
+    t = int(NOW.timestamp())
+    unsubscribe = sg_event("group_unsubscribe", "k1", "e1", asm_group_id=42, timestamp=t - 60)
 
     sendgrid_post(client, [unsubscribe], key=sendgrid_key)
     assert consents(db, "u1")[("email", "marketing")][0] == "unsubscribed"

@@ -12,6 +12,9 @@ five minutes away from now, answers 403. Each event is applied once (by ``sg_eve
 - ``spamreport`` / ``unsubscribe`` / ``group_unsubscribe`` unsubscribe it from marketing
   email, ``group_resubscribe`` subscribes it again.
 
+Consent changes are dated by the event's ``timestamp``: one older than the consent stored
+(say, a resubscribe from yesterday reported after today's unsubscribe click) changes nothing.
+
 The row is found by our key in the custom args (``lifecycle_key``), else by the message id
 SendGrid gave at send time (``sg_message_id`` up to its first dot).
 """
@@ -169,6 +172,9 @@ def _apply(session: Session, event: dict[str, Any], *, received_at: datetime) ->
         moved = advance_status(session, message_id=ref.id, status=PROGRESS_EVENTS[kind], at=at)
         return kind if moved else "unchanged"
 
+    # Consent is ordered by event time: a timestamp ahead of our clock must not date a fact
+    # past the ones that will follow it (an unsubscribe click a second later).
+    consent_at = min(at, received_at)
     if kind in ("bounce", "dropped"):
         hard = kind == "bounce" and event.get("type", "bounce") == "bounce"
         if ref is not None:
@@ -179,13 +185,21 @@ def _apply(session: Session, event: dict[str, Any], *, received_at: datetime) ->
             advance_status(session, message_id=ref.id, status=status, at=at, reason=reason)
         if hard:
             _consent(
-                session, event, ref, at=at, status="unsubscribed", source="bounce", topics=TOPICS
+                session,
+                event,
+                ref,
+                at=consent_at,
+                status="unsubscribed",
+                source="bounce",
+                topics=TOPICS,
             )
         return kind
 
     if kind in CONSENT_EVENTS:
         status, source = CONSENT_EVENTS[kind]
-        _consent(session, event, ref, at=at, status=status, source=source, topics=("marketing",))
+        _consent(
+            session, event, ref, at=consent_at, status=status, source=source, topics=("marketing",)
+        )
         return kind
     return "ignored"  # processed, deferred, ...
 
@@ -212,7 +226,7 @@ def _consent(
         topics=topics,
         status=status,
         source=source,
-        now=at,
+        at=at,
     )
 
 

@@ -4,6 +4,9 @@ Twilio signs every request: ``X-Twilio-Signature`` is HMAC-SHA1 under the accoun
 token over the URL it called and the form parameters. That URL is ours as the public sees it
 (``settings.public_base_url`` + path), not the one this process was reached at behind a proxy.
 Both endpoints answer empty TwiML, so Twilio sends no reply of its own making.
+
+An inbound keyword changes consent as of the time it was received (Twilio's request carries
+no time of its own); a consent change stored with a later time is left as it is.
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ def twilio_router(
                         channel="sms",
                         status="unsubscribed",
                         source="provider_opt_out",
-                        now=at,
+                        at=at,
                     )
                 return _Outcome(status if moved else "unchanged", users)
         # Held and committed; if the sid was stored meanwhile, apply it now (the send's
@@ -229,7 +232,7 @@ def twilio_router(
                 channel="sms",
                 status="unsubscribed" if word == "stop" else "subscribed",
                 source=KEYWORD_SOURCE,
-                now=at,
+                at=at,
             )
         return _Outcome(word, users)
 
