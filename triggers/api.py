@@ -35,6 +35,7 @@ from store.rejected import pending_counts
 from triggers.admin import admin_router
 from triggers.body import read_body
 from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
+from triggers.openapi import BATCH_SCHEMA, INGEST_RESPONSES, call_schema, request_body
 from triggers.segment import (
     MESSAGE_TYPES,
     Limits,
@@ -184,12 +185,24 @@ def create_app(
         return endpoint
 
     for kind in MESSAGE_TYPES:
-        app.add_api_route(f"/v1/{kind}", single(kind), methods=["POST"])
+        app.add_api_route(
+            f"/v1/{kind}",
+            single(kind),
+            methods=["POST"],
+            summary=f"Send one {kind} call",
+            responses=INGEST_RESPONSES,
+            openapi_extra=request_body(call_schema(kind)),
+        )
 
     def parse_many(body: bytes, received_at: datetime) -> Parsed:
         return parse_batch(decode_json(body), received_at=received_at, limits=limits)
 
-    @app.post("/v1/batch")
+    @app.post(
+        "/v1/batch",
+        summary="Send many calls, judged one by one",
+        responses=INGEST_RESPONSES,
+        openapi_extra=request_body(BATCH_SCHEMA),
+    )
     async def batch(request: Request) -> JSONResponse:
         return await handle(request, settings.max_batch_bytes, parse_many, single=False)
 
