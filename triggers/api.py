@@ -126,6 +126,7 @@ def create_app(
     limits = limits_of(settings)
     ingestor = Ingestor(session_factory, router=router)
     app = FastAPI(title="lifecycle ingestion API", docs_url=None, redoc_url=None)
+    app.state.body_read_timeout = settings.body_read_timeout  # read by triggers.body
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -20,7 +20,7 @@ from triggers.segment import PayloadError
 log = logging.getLogger(__name__)
 
 # Seconds without a chunk before a body is cut off, unless the app says otherwise
-# (``build_app`` stores ``settings.body_read_timeout`` as ``app.state.body_read_timeout``).
+# (``create_app`` stores ``settings.body_read_timeout`` as ``app.state.body_read_timeout``).
 DEFAULT_BODY_READ_TIMEOUT = 30.0
 
 

@@ -121,7 +121,6 @@ def build_app(settings: Settings) -> FastAPI:
         readiness={"temporal": temporal_check(router.client)},
     )
     app.mount("/console", console_app(settings, session_factory=factory))
-    app.state.body_read_timeout = settings.body_read_timeout  # read by triggers.body
     app.add_middleware(BrowserHostCheck, hosts=allowed_hosts(settings))
     return app
 
