@@ -512,6 +512,9 @@ def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
         title=message.title,
         data=dict(message.data),
         tags=("send-test", message.template),
+        priority=message.priority,
+        ttl_seconds=message.ttl_seconds,
+        sound=message.sound,
     )
     try:
         result = channel.send(outbound)

@@ -638,4 +638,7 @@ def _outbound(
         data=dict(rendered.data),
         unsubscribe_url=unsubscribe_url if rendered.channel == "email" else None,
         tags=tags,
+        priority=rendered.priority,
+        ttl_seconds=rendered.ttl_seconds,
+        sound=rendered.sound,
     )

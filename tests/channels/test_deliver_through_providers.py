@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from test_deliver_through_twilio import welcome_sms_input
 
+import message_templates
 from activities.delivery import DeliveryActivities
 from channels.base import MAX_RETRY_AFTER, TransientSendError
 from journey_support import ledger
@@ -86,3 +89,24 @@ def test_a_retry_after_in_2099_waits_ten_minutes_not_73_years(sqlite_db, twilio,
     else:
         assert error.retry_after == MAX_RETRY_AFTER
     assert cap == timedelta(minutes=10)
+
+
+def test_a_journey_push_carries_the_template_priority_ttl_and_sound(
+    sqlite_db, fcm, fcm_server, tmp_path
+):
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(message_templates.__file__).parent / "templates", templates)
+    path = templates / "new_user_reminder_push.yaml"
+    path.write_text(path.read_text() + "priority: high\nttl: 6h\nsound: default\n")
+    inp = as_step(welcome_sms_input(sqlite_db, "u-fcm-2"), "push", "new_user_reminder_push")
+    activities = DeliveryActivities(
+        sqlite_db.factory, renderer=TemplateRenderer(templates), channels={"push": fcm}
+    )
+
+    assert activities.deliver(inp).status == "sent"
+
+    [request] = fcm_server.sends
+    message = request.body["message"]
+    assert message["android"]["priority"].lower() == "high"
+    assert message["android"]["ttl"] == "21600s"
+    assert message["apns"]["payload"]["aps"]["sound"] == "default"
