@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -54,7 +54,7 @@ from store.db import SessionFactory, transaction
 from store.journeys import journey_paused
 from store.models import Consent, Coupon, Message, PushToken, User
 from store.upsert import insert_ignore
-from store.webhooks import apply_held_statuses
+from store.webhooks import apply_held_statuses, forget_push_token, set_consent
 from workflows.contracts import (
     PREPARE_SEND,
     SEND_BATCH,
@@ -488,18 +488,18 @@ class DeliveryActivities:
         a dead push token is forgotten."""
         with transaction(self._factory) as session:
             if reason == "opted_out" and inp.channel == "sms":
-                for topic in ("marketing", "transactional"):
-                    consent = session.get(Consent, (inp.user_id, "sms", topic))
-                    if consent is None:
-                        consent = Consent(user_id=inp.user_id, channel="sms", topic=topic)
-                        session.add(consent)
-                    consent.status, consent.source, consent.updated_at = (
-                        "unsubscribed",
-                        "provider_opt_out",
-                        inp.now,
-                    )
+                # Dated by the send: a newer opt-in (a START reply) still stands.
+                set_consent(
+                    session,
+                    user_ids=[inp.user_id],
+                    channel="sms",
+                    status="unsubscribed",
+                    source="provider_opt_out",
+                    at=inp.now,
+                    topics=("marketing", "transactional"),
+                )
             elif reason == "unregistered_token" and inp.channel == "push":
-                session.execute(delete(PushToken).where(PushToken.token == recipient))
+                forget_push_token(session, token=recipient, at=inp.now)
 
     def _finish(
         self, message_id: int, *, status: str, reason: str, provider: str | None = None

@@ -180,3 +180,33 @@ def test_a_retry_sends_when_the_lost_attempt_never_reached_twilio(sqlite_db, twi
     assert len(twilio_server.lists) == 1 and len(twilio_server.messages) == 1
     [row] = ledger(sqlite_db.factory, "u-twilio-5")
     assert row.provider_message_id == twilio_server.sids[0]
+
+
+def test_an_opt_out_learnt_at_send_time_does_not_undo_a_newer_opt_in(
+    sqlite_db, twilio, twilio_server
+):
+    from store.models import Consent
+    from store.webhooks import set_consent
+
+    inp = welcome_sms_input(sqlite_db, "u-twilio-9")
+    with transaction(sqlite_db.factory) as session:  # replied START after the send was decided
+        set_consent(
+            session,
+            user_ids=["u-twilio-9"],
+            channel="sms",
+            status="subscribed",
+            source="sms_keyword",
+            at=inp.now + timedelta(minutes=1),
+            topics=("marketing", "transactional"),
+        )
+    twilio_server.fail_next(400, code=21610)
+
+    with pytest.raises(ApplicationError):
+        delivery(sqlite_db, twilio).deliver(inp)
+
+    with sqlite_db.factory() as session:
+        rows = session.query(Consent).filter_by(user_id="u-twilio-9", channel="sms").all()
+    assert {r.topic: r.status for r in rows} == {
+        "marketing": "subscribed",
+        "transactional": "subscribed",
+    }
