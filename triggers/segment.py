@@ -425,6 +425,12 @@ def _shape_problem(value: Any, path: str, depth: int, limits: Limits) -> tuple[s
     return None
 
 
+def shape_problem(value: Any, path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str] | None:
+    """Where ``value`` (a decoded JSON document) breaks the edge's bounds and why, or None:
+    too deep, not finite, or text the database cannot store."""
+    return _shape_problem(value, path, 0, limits)
+
+
 def _check_shape(data: Mapping[str, Any], prefix: str, limits: Limits) -> None:
     """Refuse a call whose stored fields are too deep, not finite or not storable."""
     for name in _STORED_FIELDS.values():
@@ -615,4 +621,5 @@ __all__ = [
     "parse_call",
     "raw_json",
     "refusal",
+    "shape_problem",
 ]

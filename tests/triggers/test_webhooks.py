@@ -729,3 +729,35 @@ def test_a_body_that_is_not_an_event_array_is_refused(db, client, sendgrid_key):
     response = sendgrid_post(client, {"event": "open"}, key=sendgrid_key)  # type: ignore[arg-type]
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        {"lifecycle_key": "k\udc00"},
+        {"sg_message_id": "\ud800.filter"},
+        {"sg_event_id": "e\udfff"},
+        {"event": "bounce", "email": "u1\udc80@example.com"},
+        {"reason": "a\x00b", "event": "dropped"},
+    ],
+    ids=["key", "sg_message_id", "sg_event_id", "bounce_email", "nul"],
+)
+def test_one_unstorable_sendgrid_event_never_fails_the_batch(
+    db, client, sendgrid_key, poison: dict[str, Any]
+):
+    from store.models import RejectedEvent
+
+    add_user(db.factory, "u1", NOW)
+    row = add_message(db, "u1", "k1", channel="email", provider="sendgrid")
+    bad = {**sg_event("delivered", "k1", "e-bad"), **poison}
+    batch = [sg_event("delivered", "k1", "e1"), bad, sg_event("open", "k1", "e2")]
+
+    for _ in range(2):  # SendGrid retries a batch it saw fail: it must not fail again
+        assert sendgrid_post(client, batch, key=sendgrid_key).status_code == 200
+    assert message(db, row).status == "opened"
+    with db.factory() as session:
+        kept = session.scalars(select(RejectedEvent)).all()
+    assert len(kept) == 2  # once per delivery of the batch: kept, raw, with the reason
+    assert all(r.source == "/webhooks/sendgrid" for r in kept)
+    assert all("NUL character or an unpaired surrogate" in r.reason for r in kept)
+    assert all(r.raw.isascii() for r in kept)

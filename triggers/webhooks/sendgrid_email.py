@@ -36,7 +36,9 @@ from starlette.concurrency import run_in_threadpool
 
 from channels.sendgrid_email import MESSAGE_KEY_ARG
 from config import Settings
+from observability.metrics import metrics
 from store.db import SessionFactory, transaction
+from store.rejected import Rejection, add_rejections
 from store.webhooks import (
     TOPICS,
     LedgerRef,
@@ -48,7 +50,7 @@ from store.webhooks import (
 )
 from triggers.body import read_limited
 from triggers.ingest import Clock
-from triggers.segment import PayloadError
+from triggers.segment import PayloadError, raw_json, shape_problem
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +131,47 @@ def _slug(text: str) -> str:
 def apply_events(
     session: Session, events: list[dict[str, Any]], *, received_at: datetime
 ) -> Counter[str]:
-    """Apply a batch of events in one transaction; counts what happened to each."""
+    """Apply a batch of events in one transaction; counts what happened to each.
+
+    One event never costs the others (SendGrid retries the whole batch, so a poisoned event
+    would fail it forever): an event the database could not store, or whose handling fails,
+    is rolled back alone and kept in the dead-letter table with the reason.
+    """
     outcomes: Counter[str] = Counter()
-    for event in sorted(events, key=lambda e: _event_time(e, received_at)):
-        outcomes[_apply(session, event, received_at=received_at)] += 1
+    refused: list[Rejection] = []
+    for index, event in enumerate(sorted(events, key=lambda e: _event_time(e, received_at))):
+        problem = shape_problem(event, f"[{index}]")
+        if problem is not None:
+            path, why = problem
+            refused.append(_rejection(event, f"{path} {why}.", path))
+            outcomes["refused"] += 1
+            continue
+        try:
+            with session.begin_nested():
+                outcomes[_apply(session, event, received_at=received_at)] += 1
+        except Exception as exc:  # one event's failure is kept aside, never the batch's
+            log.exception("sendgrid event %r could not be applied", event.get("sg_event_id"))
+            refused.append(_rejection(event, f"{type(exc).__name__}: {str(exc)[:500]}", None))
+            outcomes["refused"] += 1
+    add_rejections(session, rows=refused, at=received_at)
+    metrics().events_rejected("ingest", len(refused))
     return outcomes
+
+
+def _rejection(event: dict[str, Any], reason: str, field: str | None) -> Rejection:
+    event_id = event.get("sg_event_id")
+    return Rejection(
+        stage="ingest",
+        source="/webhooks/sendgrid",
+        reason=reason,
+        raw=raw_json(event),
+        message_id=event_id
+        if isinstance(event_id, str)
+        and shape_problem(event_id, "") is None
+        and len(event_id) <= 255
+        else None,
+        field=field,
+    )
 
 
 def _apply(session: Session, event: dict[str, Any], *, received_at: datetime) -> str:
