@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +41,7 @@ from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
 from journeys.conditions import matches
 from journeys.models import Journey
+from journeys.used_properties import UsedProperties, used_properties
 from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
@@ -162,6 +163,8 @@ class JourneyRouter:
         self._concurrency = concurrency
         # Published versions never change: parsed specs are cached by (journey, version).
         self._specs: dict[tuple[str, int], Journey] = {}
+        # And so are the properties their runs get (Temporal history keeps what it is sent).
+        self._uses: dict[tuple[str, int], UsedProperties] = {}
         self._client = client
         self._task_queue = task_queue
         self._max_trigger_age = max_trigger_age
@@ -519,9 +522,22 @@ class JourneyRouter:
         cond = audience.condition(session, at, correlated=True)
         return set(session.scalars(select(User.id).where(User.id.in_(user_ids), cond)))
 
+    def _used(self, journey: Journey, version: int) -> UsedProperties:
+        """The properties runs of this journey version get (read once: templates are files)."""
+        uses = self._uses.get((journey.id, version))
+        if uses is None:
+            uses = self._uses[(journey.id, version)] = used_properties(journey)
+        return uses
+
     async def _start(
         self, journey: Journey, version: int, user_id: str, entry: _Entry, signal: EventSignal
     ) -> None:
+        uses = self._uses.get((journey.id, version))
+        if uses is None:
+            uses = await asyncio.to_thread(self._used, journey, version)
+        # Only what the journey uses enters the run's history; the rest stays in the events
+        # table, which erasure reaches.
+        signal = replace(signal, properties=uses.of_trigger(signal.properties))
         inp = JourneyInput(
             journey=journey,
             journey_version=version,
@@ -551,14 +567,16 @@ class JourneyRouter:
 
     async def _signal_open_runs(self, user_id: str, signal: EventSignal) -> None:
         targets = await asyncio.to_thread(self._open_runs_for, user_id, signal)
-        for wid in targets:
+        for wid, uses in targets:
+            # Each run hears only the properties its journey uses.
+            heard = replace(signal, properties=uses.of_signal(signal.event, signal.properties))
             try:
-                await self._client.get_workflow_handle(wid).signal(SIGNAL, signal)
+                await self._client.get_workflow_handle(wid).signal(SIGNAL, heard)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise  # transient: the API answers 503 and the client retries
 
-    def _open_runs_for(self, user_id: str, signal: EventSignal) -> list[str]:
+    def _open_runs_for(self, user_id: str, signal: EventSignal) -> list[tuple[str, UsedProperties]]:
         with transaction(self._factory) as session:
             stmt = select(
                 Enrollment.workflow_id,
@@ -577,7 +595,7 @@ class JourneyRouter:
                 name = journey.trigger.key
                 if name and name in signal.properties and str(signal.properties[name]) != key:
                     continue
-                targets.append(wid)
+                targets.append((wid, self._used(journey, version)))
         return targets
 
     def _spec(self, session: Session, journey_id: str, version: int) -> Journey:

@@ -21,6 +21,9 @@ class PropertySpec:
     required: bool = False
     description: str = ""
     example: Any = None
+    # Travels into every run that hears the event, even if no journey names it (see
+    # ``journeys/used_properties.py``); other unused properties stay in the events table.
+    carry: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,14 @@ def load_catalog(path: Path = CATALOG_FILE) -> dict[str, EventSpec]:
         for prop, spec in (body.get("properties") or {}).items():
             if not isinstance(spec, dict) or spec.get("type") not in TYPES:
                 raise CatalogError(f"{path}: {name}.{prop}: type must be one of {TYPES}")
+            if not isinstance(spec.get("carry", False), bool):
+                raise CatalogError(f"{path}: {name}.{prop}: carry must be true or false")
             props[prop] = PropertySpec(
                 type=spec["type"],
                 required=bool(spec.get("required", False)),
                 description=str(spec.get("description", "")),
                 example=spec.get("example"),
+                carry=spec.get("carry", False),
             )
         catalog[name] = EventSpec(name, str(body.get("description", "")), props)
     return catalog

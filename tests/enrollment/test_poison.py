@@ -38,13 +38,16 @@ async def test_a_poisoned_event_between_two_good_ones(time_env, db, task_queue) 
     env = time_env
     t0 = await env.get_current_time()
     publish_shipped(db.factory, "new_user_coupon", t0)
+    publish_shipped(db.factory, "cart_abandonment", t0)
     users = [f"{task_queue}-{name}" for name in ("before", "poison", "after", "later")]
     for user in users:
         add_user(db.factory, user, t0)
-    # Stored before the API bounded depth: more than a payload converter can encode.
+    # Stored before the API bounded depth: more than a payload converter can encode, in a
+    # property the journey uses (its push names the cart's items), so it travels to the run.
+    poison = {"cart_id": "c1", "items": nested(300)}
     ids = [
         store_event(db.factory, users[0], "user_signed_up", t0),
-        store_event(db.factory, users[1], "user_signed_up", t0, properties={"deep": nested(300)}),
+        store_event(db.factory, users[1], "cart_updated", t0, properties=poison),
         store_event(db.factory, users[2], "user_signed_up", t0),
     ]
     router = router_for(env, db, task_queue, max_attempts=3)
