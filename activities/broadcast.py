@@ -11,6 +11,7 @@ again by :meth:`BroadcastActivities.broadcast_deferred` when due.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,6 +42,7 @@ from workflows.contracts import (
 # Recipients decided per transaction: short transactions, so sends of the previous page
 # (which write the same tables) are not kept waiting on SQLite's single writer.
 CHUNK = 100
+log = logging.getLogger(__name__)
 
 
 class BroadcastActivities:
@@ -121,13 +123,24 @@ class BroadcastActivities:
                 fresh = self._delivery.without_recent_sends(session, user_ids=ids, now=inp.now)
                 for request in requests:
                     row = rows[request.idempotency_key]
-                    result = self._delivery.decide(
-                        session,
-                        request,
-                        row,
-                        held_checked=True,
-                        under_caps=request.user_id in fresh,
-                    )
+                    try:
+                        with session.begin_nested():
+                            result = self._delivery.decide(
+                                session,
+                                request,
+                                row,
+                                held_checked=True,
+                                under_caps=request.user_id in fresh,
+                            )
+                    except Exception:
+                        # One recipient's data never holds the page: a retry would fail the
+                        # same way. Recorded as failed, with its reason, and the page goes on.
+                        log.exception(
+                            "broadcast %s: the policy failed for one recipient", inp.broadcast_id
+                        )
+                        row.status, row.reason = "failed", "policy_error"
+                        page.skipped["policy_error"] = page.skipped.get("policy_error", 0) + 1
+                        continue
                     if result.status == "ready":
                         page.ready.append(request.user_id)
                     elif result.status == "skipped" and result.reason:

@@ -237,6 +237,18 @@ class DeliveryActivities:
             except TransientSendError as exc:
                 unsent.append(exc)  # the rest of the batch goes on
                 continue
+            except Exception:
+                # Neither a refusal nor a retryable fault: retrying would fail the same way
+                # on every attempt and hold the whole broadcast. This send fails alone.
+                log.exception(
+                    "broadcast %s: message %s failed unexpectedly",
+                    inp.broadcast_id,
+                    ready.message_id,
+                )
+                metrics().failed(inp.channel, "send_error")
+                self._finish(ready.message_id, status="failed", reason="send_error")
+                _tally(result, "failed", "send_error")
+                continue
             _tally(result, outcome.status, outcome.reason)
         if unsent:
             # Retried; the sends made above are counted then, not made again.

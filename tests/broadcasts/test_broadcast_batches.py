@@ -165,3 +165,67 @@ async def test_the_channels_broadcast_rate_holds_across_batches(
     print(f"\n{members} sends over {span:.2f} s; at most {busiest} in one second")
     assert span >= (members - 2 * rate) / rate  # no more than the rate, after the first bucket
     assert busiest <= 3 * rate  # a full bucket, and that second's own share
+
+
+class Breaking(Troubled):
+    """The outbox, except that one recipient's send fails in a way no retry can fix."""
+
+    def __init__(self, channel: OutboxChannel, *, broken: str):
+        super().__init__(channel, refused="", flaky="")
+        self._broken = broken
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if message.key.split("/")[-1] == self._broken:
+            raise ValueError("the SDK cannot encode this recipient")
+        return super().send(message)
+
+
+def test_a_send_that_fails_unexpectedly_fails_alone_and_is_not_retried(db, tmp_path):
+    batch = decided_page(db.factory, tmp_path, "odd", 4)
+    broken = batch.user_ids[1]
+    channel = Breaking(OutboxChannel(SqlOutboxSink(db.factory)), broken=broken)
+    delivery = build_delivery(
+        worker_settings(quiet_hours=None),
+        db.factory,
+        channels={"sms": channel, "email": channel, "push": channel},
+    )
+    env = ActivityEnvironment()
+
+    result = env.run(delivery.send_batch, batch)
+
+    assert (result.sent, result.failed) == (3, 1)
+    ledger = sends(db.factory, batch.broadcast_id)
+    assert (ledger[broken].status, ledger[broken].reason) == ("failed", "send_error")
+    assert env.run(delivery.send_batch, batch) == result  # a retry tries nothing again
+    assert len(outbox_keys(db.factory)) == 3
+
+
+def test_a_recipient_the_policy_cannot_judge_does_not_hold_the_page(db, tmp_path):
+    ids = add_members(db.factory, "judge", 3, NOW)
+    broadcast_id = stored_broadcast(db.factory, audience_file(tmp_path, "judge"), NOW)
+    delivery = build_delivery(worker_settings(quiet_hours=None), db.factory)
+    decide = delivery.decide
+
+    def one_fails(session, request, row, **kwargs):  # type: ignore[no-untyped-def]
+        if request.user_id == ids[1]:
+            raise KeyError("a profile field the policy cannot read")
+        return decide(session, request, row, **kwargs)
+
+    delivery.decide = one_fails  # type: ignore[method-assign]
+    page = ActivityEnvironment().run(
+        BroadcastActivities(db.factory, delivery).broadcast_page,
+        BroadcastPageInput(
+            broadcast_id=broadcast_id,
+            key_prefix="run-1",
+            channel="sms",
+            template="sale_preheat_sms",
+            topic="marketing",
+            now=NOW,
+            limit=10,
+        ),
+    )
+
+    assert page.ready == [ids[0], ids[2]]
+    assert page.skipped == {"policy_error": 1}
+    ledger = sends(db.factory, broadcast_id)
+    assert (ledger[ids[1]].status, ledger[ids[1]].reason) == ("failed", "policy_error")
