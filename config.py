@@ -52,6 +52,23 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LIFECYCLE_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE"),
     )
     task_queue: str = "lifecycle"
+    # Encrypt every Temporal payload (workflow inputs, signals, activity arguments and
+    # results; histories are stored in plain text): "id:base64key,id2:base64key", newest
+    # first, each key 16, 24 or 32 random bytes (`openssl rand -base64 32`). New payloads use
+    # the first key; any listed key decrypts, so rotate by putting a new key first and keep
+    # the old one listed while runs written with it may be read. Unset: no encryption.
+    payload_keys: SecretStr | None = None
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _readable_payload_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty LIFECYCLE_PAYLOAD_KEYS is unset
+        from triggers.payload_codec import parse_payload_keys
+
+        parse_payload_keys(value.get_secret_value())  # names the bad entry, not the key
+        return value
+
     # Operations: where each worker serves Prometheus metrics ("IP:port"; empty turns it
     # off; one address per process on a host), and how every process writes its logs.
     worker_metrics_address: str = "127.0.0.1:9464"

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
@@ -55,6 +54,7 @@ from store.migrate import upgrade
 from store.models import Coupon, Enrollment, Message
 from store.reports import SENT
 from triggers.api import create_app
+from triggers.temporal_client import data_converter
 from worker import running_worker
 from workflows.contracts import EventSignal
 
@@ -132,7 +132,7 @@ async def run_simulation(
             upgrade(engine)
             factory = make_session_factory(engine)
             env = await WorkflowEnvironment.start_time_skipping(
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(settings),
                 test_server_existing_path=str(package_binary("temporal-test-server")),
                 runtime=quiet_runtime(),
             )
