@@ -57,6 +57,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(seconds=20)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 RESTART = "restart"
+# The furthest a wait_until waits for an instant it read from an event (ten years); beyond it
+# the step does not wait, as for a value that is not an instant.
+MAX_WAIT_UNTIL = timedelta(days=3653)
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -379,7 +382,17 @@ class JourneyWorkflow:
             if not isinstance(value, datetime) or value.tzinfo is None:
                 workflow.logger.warning("step %s: %s is not an instant; not waiting", step.id, ref)
                 return
-            target = value + offset
+            try:
+                target = value + offset
+            except OverflowError:  # 9999-12-31 + 1d: off the calendar
+                target = datetime.max.replace(tzinfo=value.tzinfo)
+            if target - workflow.now() > MAX_WAIT_UNTIL:
+                # An instant from an event can be anything; a run parked for centuries (or a
+                # timer Temporal refuses, failing every task) serves nobody.
+                workflow.logger.warning(
+                    "step %s: %s is more than %s ahead; not waiting", step.id, ref, MAX_WAIT_UNTIL
+                )
+                return
         await self._sleep(target - workflow.now())
 
     def _arrived(self, step: WaitForStep) -> EventSignal | None:
