@@ -31,8 +31,13 @@ CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "email", "push")
 class Settings(BaseSettings):
     """Runtime configuration of every lifecycle process (API, worker, CLI)."""
 
+    # hide_input_in_errors: a mistyped secret (a key, a token) is never echoed in the error.
     model_config = SettingsConfigDict(
-        env_prefix="LIFECYCLE_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="LIFECYCLE_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
     )
 
     environment: Literal["development", "test", "production"] = "development"

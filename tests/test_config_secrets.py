@@ -62,3 +62,14 @@ def test_the_metrics_address_does_not_count_as_a_listener():
     # It serves counters only: no request to it carries or checks any of the three secrets.
     found = settings(environment="development", worker_metrics_address="0.0.0.0:9464")  # noqa: S104
     assert found.write_key == DEV_WRITE_KEY
+
+
+def test_a_mistyped_secret_is_not_echoed_in_the_error() -> None:
+    import pydantic
+
+    from config import Settings
+
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Settings(payload_keys="k1:not-base64-secret-value")
+    assert "not-base64-secret-value" not in str(refused.value)
+    assert "payload" in str(refused.value).lower()
