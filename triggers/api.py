@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -162,6 +163,15 @@ def create_app(
             )
         except RoutingFailed:
             return JSONResponse({"error": "stored but not routed; retry"}, status_code=503)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is restarting or unreachable. A retry of the same calls is safe
+            # (stored once by messageId), and Segment's clients retry a 503, not a 500.
+            log.warning("database unavailable while storing %s: %s", request.url.path, exc.orig)
+            return JSONResponse(
+                {"error": "the database is unavailable; retry"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
         if single and parsed.refused:
             first = parsed.refused[0]
             return _error(PayloadError(first.reason, field=first.field))

@@ -126,3 +126,12 @@ async def test_a_temporal_that_never_answers_is_503_within_the_check_timeout(
     assert ready.status_code == 503
     assert ready.json()["checks"]["temporal"] == "no answer within 3s"
     assert 2.5 < took < 6  # a probe with a 10 s timeout gets its answer
+
+
+async def test_calls_while_the_database_is_down_get_a_503_to_retry(dev_env, sqlite_db, task_queue):
+    settings = settings_for(sqlite_db, dev_env, task_queue, database_url=dead_postgres())
+    async with api_server(settings) as api:
+        resp = await api.post("/v1/track", json={"userId": "u1", "event": "x"})
+    assert resp.status_code == 503  # Segment's clients retry a 503; a 500 looks like a bug
+    assert resp.json() == {"error": "the database is unavailable; retry"}
+    assert resp.headers["retry-after"] == "2"
