@@ -761,3 +761,18 @@ def test_one_unstorable_sendgrid_event_never_fails_the_batch(
     assert all(r.source == "/webhooks/sendgrid" for r in kept)
     assert all("NUL character or an unpaired surrogate" in r.reason for r in kept)
     assert all(r.raw.isascii() for r in kept)
+
+
+def test_a_signed_twilio_form_with_a_nul_is_refused_and_kept_not_a_500(db, client):
+    from store.models import RejectedEvent
+
+    add_user(db.factory, "u1", NOW)
+    answer = status_callback(client, "SM\x00bad", "delivered")
+    assert answer.status_code == 400
+    assert "MessageSid contains a NUL character" in answer.text
+    reply = inbound(client, "STOP\x00", sid="SMin-nul")
+    assert reply.status_code == 400
+    with db.factory() as session:
+        kept = session.scalars(select(RejectedEvent).order_by(RejectedEvent.id)).all()
+    assert [r.source for r in kept] == ["/webhooks/twilio/status", "/webhooks/twilio/inbound"]
+    assert all(r.raw.isascii() and "\\u0000" in r.raw for r in kept)

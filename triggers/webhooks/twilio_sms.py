@@ -24,7 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
 from config import Settings
+from observability.metrics import metrics
 from store.db import SessionFactory, transaction
+from store.rejected import Rejection, add_rejections
 from store.webhooks import (
     advance_status,
     apply_held_statuses,
@@ -37,7 +39,7 @@ from store.webhooks import (
 from triggers.body import read_limited
 from triggers.ingest import Clock
 from triggers.profiles import normalize_phone
-from triggers.segment import PayloadError
+from triggers.segment import PayloadError, raw_json, shape_problem
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,25 @@ def twilio_router(
         if not validator.validate(url, params, signature):
             log.info("twilio webhook refused: bad signature on %s", request.url.path)
             return _forbidden("Invalid X-Twilio-Signature.")
+        for name, value in params.items():
+            problem = shape_problem(value, name)
+            if problem is not None:  # a NUL: the database could not store it
+                field, why = problem
+                await run_in_threadpool(park, request.url.path, dict(params), f"{field} {why}.")
+                return Response(f"{field} {why}.", status_code=400, media_type="text/plain")
         return params
+
+    def park(source: str, params: dict[str, str], reason: str) -> None:
+        """Keep a signed form the database cannot take, raw, in the dead-letter table."""
+        with transaction(session_factory) as session:
+            add_rejections(
+                session,
+                rows=[
+                    Rejection(stage="ingest", source=source, reason=reason, raw=raw_json(params))
+                ],
+                at=clock(),
+            )
+        metrics().events_rejected("ingest")
 
     def apply_status(params: FormParams, at: datetime) -> _Outcome:
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
