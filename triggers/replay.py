@@ -99,6 +99,11 @@ def replay(
             result = "queued: the worker's pending-event loop routes it within a minute"
             mark_replayed(session, rejected_id=rejected_id, at=now, result=result)
             return Replayed(result, row.message_id)
+        if row.source.startswith("/webhooks/"):
+            raise ReplayError(
+                f"#{rejected_id} is a provider's webhook delivery ({row.source}): kept to be "
+                "read, it cannot be replayed"
+            )
         text = corrected if corrected is not None else row.raw
         refused: str | None = None
         if corrected is not None:

@@ -145,3 +145,21 @@ def test_unknown_id_is_a_one_line_error(url: str, capsys: pytest.CaptureFixture[
     code, _, err = cli(capsys, "events", "replay", "99")
     assert code != 0
     assert err.strip() == "lifecycle: no rejected event #99"
+
+
+def test_a_webhook_delivery_is_kept_to_read_not_replayed(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from store.rejected import Rejection, add_rejections
+
+    factory = make_session_factory(make_engine(url))
+    with transaction(factory) as session:
+        row = Rejection(
+            stage="ingest", source="/webhooks/sendgrid", reason="bad", raw='{"event": "open"}'
+        )
+        add_rejections(session, rows=[row], at=datetime.now(UTC))
+    code, _, err = cli(capsys, "events", "replay", "1")
+    assert code != 0
+    assert "webhook delivery (/webhooks/sendgrid)" in err and "cannot be replayed" in err
