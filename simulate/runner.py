@@ -12,10 +12,17 @@ routed, and then the server skips to the next tick, running every timer that fal
 between. The server holds its clock while activities run, so everything a timer started
 before a tick has finished when the tick is reached. Users enter during ``days`` days; the
 run then goes on (visits and orders only) until every run has ended.
+
+Skipping to the next tick is one call that returns when the server's clock gets there, so it
+lasts as long as that hour's work, and now and then the test server holds its clock for a
+minute of wall time with no task outstanding. The call therefore gets an explicit deadline
+(``ADVANCE_TIMEOUT``) rather than the client's default of 30 s, and a run that still cannot
+go on fails with :class:`SimulationError`, which names the simulated hour and the step.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -28,7 +35,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from audiences.audience import Audience
@@ -62,10 +71,18 @@ HOUR = timedelta(hours=1)
 # After the simulated period, runs still open get this long to end (goal windows, expiries).
 MAX_DRAIN = timedelta(days=60)
 BATCH = 200  # calls per /v1/batch request (well under its 500 KB limit)
+# Wall time one skip to the next tick may take: that hour's work, plus the minute or so the
+# test server sometimes holds its clock (seen at 600 users on a busy 2-core machine, where the
+# client's default deadline of 30 s failed two runs in four).
+ADVANCE_TIMEOUT = timedelta(minutes=5)
 
 # Called after each simulated day: (day, days, phase, open runs); phase is "entering"
 # while users enter, then "finishing" while open runs end.
 Progress = Callable[[int, int, str, int], None]
+
+
+class SimulationError(Exception):
+    """The simulation could not go on; the message names the simulated time and the step."""
 
 
 def quiet_runtime() -> Runtime:
@@ -123,8 +140,13 @@ async def run_simulation(
     """Simulate ``journeys`` (each with its YAML source) for ``users`` synthetic users over
     ``days`` days; the result holds the funnel, the send-hour histogram and a sample timeline.
 
-    ``database`` keeps the SQLite file at that path (replaced if present) for a look
-    afterwards (``lifecycle users timeline``); by default it lives in a temporary folder.
+    ``database`` keeps the SQLite file at that path (replacing one present) for a look
+    afterwards (``lifecycle users timeline``), once the simulation has finished; by default
+    it lives in a temporary folder.
+
+    Raises:
+        SimulationError: when the simulation cannot go on; the message names the simulated
+            time and the step (skipping time, posting calls, routing, a sweep).
     """
     with _database_file(database) as path:
         engine = make_engine(f"sqlite:///{path}")
@@ -157,14 +179,25 @@ async def run_simulation(
 
 @contextmanager
 def _database_file(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{keep}{suffix}").unlink(missing_ok=True)
-        yield keep
-        return
-    with tempfile.TemporaryDirectory(prefix="lifecycle-simulate-") as folder:
-        yield Path(folder) / "simulation.db"
+    """A path for the simulation's SQLite file. With ``keep``, the file is built beside it
+    and moved there only when the simulation has finished: a failed run leaves the previous
+    file as it was and no half-written one."""
+    with tempfile.TemporaryDirectory(
+        prefix="lifecycle-simulate-", dir=None if keep is None else _parent(keep)
+    ) as folder:
+        path = Path(folder) / "simulation.db"
+        yield path
+        if keep is not None:
+            for suffix in ("-wal", "-shm"):  # a leftover beside an older file is not ours
+                Path(f"{keep}{suffix}").unlink(missing_ok=True)
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{keep}{suffix}")
+
+
+def _parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
 
 
 class _Simulation:
@@ -186,6 +219,9 @@ class _Simulation:
         self.behaviour, self.progress = behaviour, progress
         self.task_queue = f"simulate-{uuid.uuid4().hex[:8]}"
         self.events_posted: dict[str, int] = {}
+        # Where the simulation is, for an error that says so: set as each step begins.
+        self.t0: datetime | None = None
+        self.step = "starting the simulation"
 
     async def run(self) -> SimulationResult:
         began = time.monotonic()
@@ -193,6 +229,7 @@ class _Simulation:
         # Day 0 starts at the next UTC midnight: the same story whenever it runs.
         t0 = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         await self._advance_to(t0)
+        self.t0 = t0
         clock = Clock(t0)
         with transaction(self.factory) as session:
             for journey, source in self.journeys:
@@ -213,11 +250,18 @@ class _Simulation:
             ),
             httpx.AsyncClient(transport=transport, base_url="http://lifecycle") as http,
         ):
-            # Existing users as the platform knows them, last seen days or weeks ago.
-            await self._post(
-                http, [identify(p, p.last_seen) for p in people if p.last_seen is not None]
-            )
-            await self._hours(http, router, people, clock)
+            try:
+                # Existing users as the platform knows them, last seen days or weeks ago.
+                self._at(clock.at, "entering", "posting the existing users")
+                await self._post(
+                    http, [identify(p, p.last_seen) for p in people if p.last_seen is not None]
+                )
+                await self._hours(http, router, people, clock)
+            except SimulationError:
+                raise
+            except Exception as exc:
+                raise SimulationError(f"{self.step}: {type(exc).__name__}: {exc}") from exc
+        self.step = "counting the results"
         return collect(
             self.factory,
             [j for j, _ in self.journeys],
@@ -249,29 +293,63 @@ class _Simulation:
         ]
         plans: dict[datetime, list[DayPlan]] = {}
         while True:
-            await self._advance_to(tick)
-            clock.at = tick
             entering = tick < end
+            phase = "entering" if entering else "finishing"
+            await self._advance_to(tick, phase)
+            clock.at = tick
             if tick.hour == 0:
                 plans = self._plan(people, (tick - t0).days, tick)
             if entering:
+                self._at(tick, phase, "entering schedule-triggered journeys' audiences")
                 sweeps = [await self._sweep(router, s, tick) for s in sweeps]
+                self._at(tick, phase, "posting the signups")
                 await self._post(http, self._signups(people, tick))
+            self._at(tick, phase, "posting the users' calls")
             await self._post(http, self._act(plans.pop(tick, []), tick, entering))
+            self._at(tick, phase, "routing the events the engine emitted")
             await router.route_pending(older_than=timedelta(0))
             tick += HOUR
             if tick.hour == 0 or not entering:
                 running = self._open_runs()
                 if tick.hour == 0 and self.progress is not None:
-                    phase = "entering" if entering else "finishing"
                     self.progress((tick - t0).days, self.days, phase, running)
                 if not entering and (running == 0 or tick >= end + MAX_DRAIN):
                     return
 
-    async def _advance_to(self, at: datetime) -> None:
-        gap = at - await self.env.get_current_time()
-        if gap > timedelta(0):
-            await self.env.sleep(gap)
+    def _at(self, tick: datetime, phase: str, doing: str) -> None:
+        """Note the step that begins, for an error that names it."""
+        self.step = f"{self._when(tick)} ({phase}): {doing}"
+
+    def _when(self, at: datetime) -> str:
+        if self.t0 is None:
+            return f"{at:%Y-%m-%d %H:%M} UTC"
+        return f"simulated day {(at - self.t0).days}, {at:%H:%M} UTC"
+
+    async def _advance_to(self, at: datetime, phase: str = "starting") -> None:
+        """Skip the server's clock to ``at``, running every timer due before it.
+
+        One call, held until the clock gets there, with its own deadline: the client's default
+        (30 s) is shorter than the test server sometimes holds its clock.
+        """
+        now = await self.env.get_current_time()
+        gap = at - now
+        if gap <= timedelta(0):
+            return
+        self.step = f"{self._when(now)} ({phase}): skipping time to {at:%H:%M} UTC"
+        request = SleepRequest()
+        request.duration.FromTimedelta(gap)
+        try:
+            await self.env.client.test_service.unlock_time_skipping_with_sleep(
+                request, timeout=ADVANCE_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+            seconds = ADVANCE_TIMEOUT.total_seconds()
+            raise SimulationError(
+                f"{self.step}: the Temporal test server did not get there within {seconds:g} s"
+                f" of wall time ({self._open_runs()} runs open)"
+            ) from exc
 
     def _plan(self, people: list[Person], day: int, start: datetime) -> dict[datetime, list[Any]]:
         plans: dict[datetime, list[DayPlan]] = {}
