@@ -133,6 +133,10 @@ def _raw_event(event: Event) -> str:
         return json.dumps({**fields, "unprintable": str(exc)}, ensure_ascii=True, default=str)
 
 
+# Events the router acts on whatever the journeys say: a coupon of ours was used.
+REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
+
+
 def _may_reenter(journey: Journey, exited_at: datetime, now: datetime) -> bool:
     policy = journey.re_entry
     if policy == "never":
@@ -161,8 +165,10 @@ class JourneyRouter:
         self._max_attempts = max_attempts
         self._history_limit = history_limit
         self._concurrency = concurrency
-        # Published versions never change: parsed specs are cached by (journey, version).
+        # Published versions never change: parsed specs (and the events each acts on) are
+        # cached by (journey, version).
         self._specs: dict[tuple[str, int], Journey] = {}
+        self._listens: dict[tuple[str, int], frozenset[str]] = {}
         # And so are the properties their runs get (Temporal history keeps what it is sent).
         self._uses: dict[tuple[str, int], UsedProperties] = {}
         self._client = client
@@ -183,10 +189,14 @@ class JourneyRouter:
         """
         if not event_ids:
             return
-        events, journeys = await asyncio.to_thread(self._load, event_ids)
+        events, journeys, acted_on = await asyncio.to_thread(self._load, event_ids)
+        # Most events (page views, product views) start and advance nothing: they are only
+        # marked routed, together, with no query or Temporal call of their own.
+        busy = [e for e in events if self._may_act(e, acted_on)]
+        done: list[int] = [e.id for e in events if not self._may_act(e, acted_on)]
         # One user's events keep their order; different users are routed side by side.
         by_user: dict[str | None, list[Event]] = {}
-        for event in events:
+        for event in busy:
             by_user.setdefault(event.user_id, []).append(event)
         limit = asyncio.Semaphore(self._concurrency)
         failed: list[tuple[Event, Exception]] = []
@@ -196,14 +206,28 @@ class JourneyRouter:
                 for event in user_events:
                     try:
                         await self._route_one(event, journeys)
-                        await asyncio.to_thread(self._mark_routed, event.id)
+                        done.append(event.id)
                     except Exception as exc:  # one event never stops the others
                         failed.append((event, exc))
 
-        async with asyncio.TaskGroup() as group:
-            for user_events in by_user.values():
-                group.create_task(route_user(user_events))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for user_events in by_user.values():
+                    group.create_task(route_user(user_events))
+        finally:
+            if done:
+                await asyncio.to_thread(self._mark_routed, done)
         await self._count_failures(failed)
+
+    @staticmethod
+    def _may_act(event: Event, acted_on: frozenset[str]) -> bool:
+        """Whether routing ``event`` could start, signal or redeem anything."""
+        return (
+            event.type == "track"
+            and bool(event.user_id)
+            and event.event is not None
+            and event.event in acted_on
+        )
 
     async def _count_failures(self, failed: list[tuple[Event, Exception]]) -> None:
         transient = [event.id for event, exc in failed if is_transient(exc)]
@@ -259,18 +283,46 @@ class JourneyRouter:
             )
         metrics().events_rejected("route", len(parked))
 
-    def _load(self, event_ids: list[int]) -> tuple[list[Event], list[tuple[int, Journey]]]:
+    def _load(
+        self, event_ids: list[int]
+    ) -> tuple[list[Event], list[tuple[int, Journey]], frozenset[str]]:
+        """The events, the published journeys, and the names of the events any journey
+        version (published or not: older versions still have running enrollments) acts on."""
         with transaction(self._factory) as session:
             events: list[Event] = []
             if event_ids:
                 stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
                 events = list(session.scalars(stmt))
             journeys = [
-                (row.version, spec_of(row))
+                (row.version, self._parsed(row))
                 for row in live_journeys(session)
                 if row.status == "published"
             ]
-        return events, journeys
+            versions = session.execute(select(JourneyVersion.journey_id, JourneyVersion.version))
+            acted_on = set(REDEEMING_EVENTS)
+            for journey_id, version in versions:
+                acted_on |= self._acts_on(session, journey_id, version)
+        return events, journeys, frozenset(acted_on)
+
+    def _parsed(self, row: JourneyVersion) -> Journey:
+        """A version's spec, parsed once (published versions never change)."""
+        key = (row.journey_id, row.version)
+        cached = self._specs.get(key)
+        if cached is None:
+            cached = self._specs[key] = spec_of(row)
+        return cached
+
+    def _acts_on(self, session: Session, journey_id: str, version: int) -> frozenset[str]:
+        """The events a version can start (its trigger) or that its runs listen for."""
+        key = (journey_id, version)
+        names = self._listens.get(key)
+        if names is None:
+            journey = self._spec(session, journey_id, version)
+            found = set(journey.listens_for())
+            if journey.trigger.event is not None:
+                found.add(journey.trigger.event)
+            names = self._listens[key] = frozenset(found)
+        return names
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         """A coupon we issued was used: reports count it redeemed."""
@@ -281,13 +333,15 @@ class JourneyRouter:
                 .values(redeemed_at=at)
             )
 
-    def _mark_routed(self, event_id: int) -> None:
+    def _mark_routed(self, event_ids: list[int]) -> None:
+        at = self._clock()
         with transaction(self._factory) as session:
-            session.execute(
-                update(Event)
-                .where(Event.id == event_id, Event.routed_at.is_(None))
-                .values(routed_at=self._clock())
-            )
+            for start in range(0, len(event_ids), 500):
+                session.execute(
+                    update(Event)
+                    .where(Event.id.in_(event_ids[start : start + 500]), Event.routed_at.is_(None))
+                    .values(routed_at=at)
+                )
 
     async def _route_one(self, event: Event, journeys: list[tuple[int, Journey]]) -> None:
         if event.type != "track" or not event.user_id or not event.event:
@@ -299,7 +353,7 @@ class JourneyRouter:
             properties=dict(event.properties or {}),
         )
         code = signal.properties.get("coupon_code")
-        if event.event in ("coupon_redeemed", "order_placed") and isinstance(code, str):
+        if event.event in REDEEMING_EVENTS and isinstance(code, str):
             await asyncio.to_thread(self._redeem, event.user_id, code, event.timestamp)
         await self._signal_open_runs(event.user_id, signal)
         too_old = self._clock() - event.timestamp > self._max_trigger_age
@@ -345,7 +399,7 @@ class JourneyRouter:
 
         Raises :class:`LookupError` if the journey is not published (unknown or paused).
         """
-        _, journeys = await asyncio.to_thread(self._load, [])
+        _, journeys, _ = await asyncio.to_thread(self._load, [])
         found = [(v, j) for v, j in journeys if j.id == journey_id]
         if not found:
             raise LookupError(f"no published journey {journey_id!r}")

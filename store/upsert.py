@@ -27,4 +27,5 @@ def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[s
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).values(rows).on_conflict_do_nothing())
+    # Executemany: the statement compiles once and is cached; the driver batches the rows.
+    session.execute(insert(model).on_conflict_do_nothing(), rows)

@@ -23,7 +23,7 @@ from observability.metrics import metrics
 from store.db import SessionFactory, transaction
 from store.models import Event, RejectedEvent
 from store.rejected import Rejection, add_rejections
-from triggers.profiles import upsert_profile
+from triggers.profiles import upsert_profiles
 from triggers.segment import Message, Refusal
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,12 @@ def _event_row(message: Message) -> dict[str, Any]:
     }
 
 
-def insert_events(session: Session, *, messages: Sequence[Message]) -> set[str]:
-    """Insert events unless their ``messageId`` is stored; returns the ids actually inserted."""
+def insert_events(session: Session, *, messages: Sequence[Message]) -> dict[str, int]:
+    """Insert events unless their ``messageId`` is stored; the ones actually inserted, by
+    ``messageId``, with their row ids."""
     rows = [_event_row(m) for m in messages]
     if not rows:
-        return set()
+        return {}
     table: Table = Event.__table__  # type: ignore[assignment]
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
@@ -110,18 +111,21 @@ def insert_events(session: Session, *, messages: Sequence[Message]) -> set[str]:
         stmt = (
             dialect_insert(table)
             .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(table.c.message_id)
+            .returning(table.c.message_id, table.c.id)
         )
-        return set(session.scalars(stmt, rows))
-    inserted: set[str] = set()
+        return {message_id: event_id for message_id, event_id in session.execute(stmt, rows)}
+    inserted: list[str] = []
     for row in rows:  # any other dialect: one savepoint per row
         try:
             with session.begin_nested():
                 session.execute(insert(table), row)
         except IntegrityError:
             continue
-        inserted.add(row["message_id"])
-    return inserted
+        inserted.append(row["message_id"])
+    found = session.execute(
+        select(Event.message_id, Event.id).where(Event.message_id.in_(inserted))
+    )
+    return {message_id: event_id for message_id, event_id in found}
 
 
 def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[int]:
@@ -143,8 +147,9 @@ def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[
     return sorted(ids)
 
 
-def store_messages(session: Session, *, messages: Sequence[Message]) -> set[str]:
-    """Store events and upsert the profiles they name; returns the newly stored message ids.
+def store_messages(session: Session, *, messages: Sequence[Message]) -> dict[str, int]:
+    """Store events and upsert the profiles they name; the newly stored events' row ids by
+    message id.
 
     A duplicate (already stored ``messageId``) changes nothing: its profile effects were
     applied with its first delivery.
@@ -158,8 +163,8 @@ def store_messages(session: Session, *, messages: Sequence[Message]) -> set[str]
     for message in unique:
         if message.user_id is not None and message.message_id in inserted:
             by_user[message.user_id].append(message)
-    for user_id in sorted(by_user):
-        upsert_profile(session, user_id=user_id, messages=by_user[user_id])
+    if by_user:
+        upsert_profiles(session, messages_by_user=by_user)
     return inserted
 
 
@@ -218,12 +223,20 @@ class Ingestor:
     ) -> list[int]:
         """Commit the calls, and the refused ones to the dead-letter table; returns ids of
         this request's events that still need routing."""
+        routable = [m.message_id for m in messages if needs_routing(m)]
         with transaction(self._factory) as session:
             inserted = store_messages(session, messages=messages)
             parked = 0
             if refused:
                 when = at or (messages[0].received_at if messages else utc_now())
                 parked = store_refusals(session, refused=refused, source=source, at=when)
+            # New events need routing; a duplicate may too, if its first delivery was stored
+            # but never routed (looked up in the same transaction).
+            again = [m for m in routable if m not in inserted]
+            pending = [inserted[m] for m in routable if m in inserted]
+            if again:
+                pending += unrouted_event_ids(session, message_ids=again)
+            pending = sorted(set(pending))
         log.info(
             "stored %d new event(s), %d duplicate(s), %d refused",
             len(inserted),
@@ -232,11 +245,7 @@ class Ingestor:
         )
         metrics().events_stored(messages, inserted)
         metrics().events_rejected("ingest", parked)
-        routable = [m.message_id for m in messages if needs_routing(m)]
-        if not routable:
-            return []
-        with transaction(self._factory) as session:
-            return unrouted_event_ids(session, message_ids=routable)
+        return pending
 
     async def ingest(
         self,

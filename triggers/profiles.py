@@ -15,7 +15,7 @@ the newer call did not mention is still set by the older one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store.models import PushToken, User
-from store.upsert import insert_ignore
+from store.upsert import insert_ignore_many
 from store.webhooks import record_consent
 from triggers.segment import Message
 
@@ -232,47 +232,62 @@ def _apply_devices_and_consent(
             upsert_consent(session, user_id=user_id, channel=channel, unsubscribed=value, at=at)
 
 
-def upsert_profile(session: Session, *, user_id: str, messages: Sequence[Message]) -> User:
-    """Create or update one user's profile from the calls that named them.
+def upsert_profiles(
+    session: Session, *, messages_by_user: Mapping[str, Sequence[Message]]
+) -> dict[str, User]:
+    """Create or update the profiles of many users from the calls that named them.
 
-    The row is created if absent (``created_at`` = the first call's timestamp), locked for the
-    rest of the transaction, and updated in event-time order; a field, token or consent that
-    a later-dated call set before keeps its value, and ``last_seen_at`` only moves forward.
-    Callers pass each user once per transaction, in a stable order (sorted ids), so two
-    concurrent requests cannot deadlock on each other's rows.
+    A handful of statements whatever the number of users: the missing rows are inserted in
+    one statement (``created_at`` = each user's first call), all rows are read and locked in
+    one (in id order, so two concurrent requests cannot deadlock on each other's rows), and
+    the changes are flushed together. Each user's calls apply in event-time order; a field,
+    token or consent that a later-dated call set before keeps its value, and
+    ``last_seen_at`` only moves forward.
     """
-    ordered = sorted(messages, key=lambda m: m.timestamp)
-    first = ordered[0]
-    insert_ignore(
-        session,
-        User,
-        values={
+    ids = sorted(messages_by_user)
+    ordered = {u: sorted(messages_by_user[u], key=lambda m: m.timestamp) for u in ids}
+    new_rows: list[dict[str, Any]] = [
+        {
             "id": user_id,
-            "anonymous_id": first.anonymous_id,
+            "anonymous_id": ordered[user_id][0].anonymous_id,
             "traits": {},
             "tags": [],
-            "created_at": first.timestamp,
-            "last_seen_at": first.timestamp,
-            "updated_at": first.received_at,
-        },
-    )
-    user = session.scalars(
-        select(User)
-        .where(User.id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    for message in ordered:
-        at = _happened_at(message)
-        if message.type == "identify":
-            apply_traits(user, message.traits, at=at)
-            _apply_devices_and_consent(
-                session, user_id=user_id, traits=message.traits, at=at, now=message.received_at
+            "created_at": ordered[user_id][0].timestamp,
+            "last_seen_at": ordered[user_id][0].timestamp,
+            "updated_at": ordered[user_id][0].received_at,
+        }
+        for user_id in ids
+    ]
+    users: dict[str, User] = {}
+    for start in range(0, len(ids), _CHUNK):  # within every database's parameter limit
+        insert_ignore_many(session, User, rows=new_rows[start : start + _CHUNK])
+        users.update(
+            (user.id, user)
+            for user in session.scalars(
+                select(User)
+                .where(User.id.in_(ids[start : start + _CHUNK]))
+                .order_by(User.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
-        apply_context(user, message, at=at)
-        if user.anonymous_id is None and message.anonymous_id:
-            user.anonymous_id = message.anonymous_id
-        if user.last_seen_at is None or message.timestamp > user.last_seen_at:
-            user.last_seen_at = message.timestamp
-        user.updated_at = message.received_at
-    return user
+        )
+    for user_id in ids:
+        user = users[user_id]
+        for message in ordered[user_id]:
+            at = _happened_at(message)
+            if message.type == "identify":
+                apply_traits(user, message.traits, at=at)
+                _apply_devices_and_consent(
+                    session, user_id=user_id, traits=message.traits, at=at, now=message.received_at
+                )
+            apply_context(user, message, at=at)
+            if user.anonymous_id is None and message.anonymous_id:
+                user.anonymous_id = message.anonymous_id
+            if user.last_seen_at is None or message.timestamp > user.last_seen_at:
+                user.last_seen_at = message.timestamp
+            user.updated_at = message.received_at
+    return users
+
+
+# Users per statement: well inside SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 500

@@ -1,0 +1,293 @@
+"""Ingestion against the database: ``/v1/batch`` of plain events vs a bulk INSERT of the rows.
+
+On a fresh database (a private PostgreSQL schema, dropped afterwards, or a SQLite file) with
+the shipped journeys published and a Temporal dev server for the router, in one run:
+
+- **baseline**: the same rows the API would store, inserted into the same ``events`` table
+  with SQLAlchemy Core, 100 rows per statement, by ``--clients`` threads at once;
+- **api**: ``lifecycle api`` as its own process, ``--clients`` threads posting ``/v1/batch``
+  bodies of 100 ``product_viewed`` track calls (an event no shipped journey acts on, so only
+  the ingestion path is measured), each for a user of its own among ``--users``.
+
+Rounds alternate A B B A, each on an emptied table. Prints both rates per round, the ratio
+api / baseline (goal ≥ 0.5 per API process), the API's CPU per event and the batch latency.
+Measure while nothing else runs: a loaded machine flatters the slower side.
+
+    .venv/bin/python bench/ingest.py                         # PostgreSQL, 20,000 events/round
+    .venv/bin/python bench/ingest.py --database sqlite --events 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+ROOT = _HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(ROOT))
+for extra in (ROOT / "tests", _HERE):
+    if str(extra) not in sys.path:
+        sys.path.append(str(extra))
+
+import chaos_parts  # noqa: E402 - first: importing chaos_kill_worker takes bench/ off the path
+import httpx  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from chaos_kill_worker import free_port, temporal_dev_server  # noqa: E402
+
+from journeys.validate import load_journey, shipped_journey_files  # noqa: E402
+from store.db import make_engine, make_session_factory, transaction  # noqa: E402
+from store.journeys import publish  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import Event  # noqa: E402
+
+BATCH = 100
+WRITE_KEY = "dev-write-key"
+
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A migrated database URL: a SQLite file, or a PostgreSQL schema of this run's own."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'ingest.db'}"
+        upgrade(make_engine(url))
+        yield url
+        return
+    schema = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(chaos_parts.pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{chaos_parts.pg_admin_url()}?options=-csearch_path%3D{schema}"
+    try:
+        upgrade(make_engine(url))
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def calls(events: int, users: int, run: str) -> list[dict[str, Any]]:
+    """``events`` track calls as a Segment client sends them, spread over ``users``."""
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "type": "track",
+            "userId": f"u-{run}-{i % users:06d}",
+            "event": "product_viewed",
+            "messageId": f"{run}-{i:08d}",
+            "timestamp": now,
+            "properties": {"product_id": f"sku-{i % 500}", "category": "beauty", "price": 12900},
+            "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+        }
+        for i in range(events)
+    ]
+
+
+def rows_of(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``events`` rows the API stores for these calls."""
+    now = datetime.now(UTC)
+    return [
+        {
+            "message_id": c["messageId"],
+            "type": "track",
+            "user_id": c["userId"],
+            "anonymous_id": None,
+            "event": c["event"],
+            "properties": c["properties"],
+            "context": c["context"],
+            "timestamp": now,
+            "received_at": now,
+            "routed_at": now,
+        }
+        for c in batch
+    ]
+
+
+def in_threads(batches: list[Any], clients: int, send: Callable[[Any], None]) -> list[float]:
+    """``send`` every batch, ``clients`` at a time; the seconds each batch took."""
+    todo = list(reversed(batches))
+    lock = threading.Lock()
+    took: list[float] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not todo or errors:
+                    return
+                batch = todo.pop()
+            started = time.perf_counter()
+            try:
+                send(batch)
+            except BaseException as exc:  # reported after the round
+                errors.append(exc)
+                return
+            with lock:
+                took.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return took
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def empty(url: str) -> None:
+    with make_engine(url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM events"))
+        conn.execute(sa.text("DELETE FROM users"))
+
+
+def baseline_round(url: str, batches: list[list[dict[str, Any]]], clients: int) -> float:
+    engine = make_engine(url, pool_size=clients, max_overflow=0)
+    table: sa.Table = Event.__table__  # type: ignore[assignment]
+    rows = [rows_of(b) for b in batches]
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table), batch)
+
+    started = time.perf_counter()
+    in_threads(rows, clients, send)
+    took = time.perf_counter() - started
+    engine.dispose()
+    return took
+
+
+def api_round(
+    api: chaos_parts.ApiProcess, batches: list[list[dict[str, Any]]], clients: int
+) -> tuple[float, float, list[float]]:
+    pid = api.proc.pid if api.proc else 0
+    local = threading.local()
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        if not hasattr(local, "http"):
+            local.http = httpx.Client(base_url=api.url, auth=(WRITE_KEY, ""), timeout=120)
+        body = json.dumps({"batch": batch, "sentAt": datetime.now(UTC).isoformat()})
+        resp = local.http.post("/v1/batch", content=body)
+        if resp.status_code != 200 or "refused" in resp.json():
+            raise RuntimeError(f"the API answered {resp.status_code}: {resp.text[:300]}")
+
+    cpu0 = cpu_seconds(pid)
+    started = time.perf_counter()
+    latencies = in_threads(batches, clients, send)
+    took = time.perf_counter() - started
+    return took, cpu_seconds(pid) - cpu0, latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ingest.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=__doc__.split("\n\n")[-1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--events", type=int, default=20_000, help="per round (default 20000)")
+    parser.add_argument("--users", type=int, default=2_000, help="distinct users (default 2000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the API with py-spy during its rounds (collapsed stacks; needs py-spy)",
+    )
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    with temporal_dev_server(workdir) as address, database(args.database, workdir) as url:
+        factory = make_session_factory(make_engine(url))
+        with transaction(factory) as session:
+            for path in shipped_journey_files():
+                publish(
+                    session,
+                    journey=load_journey(path),
+                    source=path.read_text(encoding="utf-8"),
+                    now=datetime.now(UTC),
+                )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+        env.update(
+            PYTHONPATH=str(ROOT),
+            DATABASE_URL=url,
+            TEMPORAL_ADDRESS=address,
+            LIFECYCLE_ENVIRONMENT="development",
+            LIFECYCLE_DATA_DIR=str(workdir),
+            LIFECYCLE_LOG_FORMAT="text",
+            LIFECYCLE_TASK_QUEUE=f"bench-{free_port()}",
+        )
+        api = chaos_parts.ApiProcess(env, workdir)
+        api.start()
+        print(
+            f"ingest: {args.events} product_viewed calls per round in batches of {BATCH}, "
+            f"{args.users} users, {args.clients} clients, {args.database}; rounds A B B A"
+        )
+        profiler = None
+        if args.profile and api.proc is not None:
+            profiler = subprocess.Popen(  # noqa: S603 - py-spy on our own child
+                ["py-spy", "record", "--pid", str(api.proc.pid), "--format", "raw",
+                 "--output", args.profile, "--rate", "200", "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        rates: dict[str, list[float]] = {"baseline": [], "api": []}
+        cpu_per_event: list[float] = []
+        latencies: list[float] = []
+        try:
+            for number, side in enumerate(["baseline", "api", "api", "baseline"], 1):
+                empty(url)
+                run = f"r{number}{uuid.uuid4().hex[:4]}"
+                every = calls(args.events, args.users, run)
+                batches = [every[i : i + BATCH] for i in range(0, len(every), BATCH)]
+                if side == "baseline":
+                    took = baseline_round(url, batches, args.clients)
+                    extra = ""
+                else:
+                    took, cpu, lat = api_round(api, batches, args.clients)
+                    cpu_per_event.append(cpu / args.events)
+                    latencies.extend(lat)
+                    extra = f"  API CPU {cpu / args.events * 1000:.2f} ms/event"
+                rate = args.events / took
+                rates[side].append(rate)
+                print(f"round {number} {side:8} {took:7.2f}s  {rate:8.0f} events/s{extra}")
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(timeout=30)
+            api.stop()
+    base, ours = statistics.mean(rates["baseline"]), statistics.mean(rates["api"])
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(
+        f"baseline {base:.0f} events/s, api {ours:.0f} events/s, ratio api/baseline "
+        f"{ours / base:.3f} (goal >= 0.5); API CPU "
+        f"{statistics.mean(cpu_per_event) * 1000:.2f} ms/event; batch of {BATCH} p50 "
+        f"{p50:.2f}s p99 {p99:.2f}s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
