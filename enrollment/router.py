@@ -23,6 +23,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -137,6 +139,58 @@ def _raw_event(event: Event) -> str:
 REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
 
 
+class ActedOnEvents:
+    """The names of the events any journey version acts on: what a published version can
+    start (its trigger) and what running enrollments of any version listen for (goal, exits,
+    waits, restarts), plus the coupon redemptions. Any other event is only stored.
+
+    Calling it re-reads the versions at most every ``ttl`` seconds (a journey published a
+    moment ago acts on its events after that); :meth:`read` always reads them. Versions
+    never change, so each is parsed once.
+    """
+
+    def __init__(self, factory: SessionFactory, *, ttl: float = 5.0) -> None:
+        self._factory = factory
+        self._ttl = ttl
+        self._by_version: dict[tuple[str, int], frozenset[str]] = {}
+        self._names: frozenset[str] | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> frozenset[str]:
+        with self._lock:
+            if self._names is None or time.monotonic() - self._read_at > self._ttl:
+                with transaction(self._factory) as session:
+                    self._names = self.read(session)
+                self._read_at = time.monotonic()
+            return self._names
+
+    def read(self, session: Session) -> frozenset[str]:
+        """The names, as the versions stand in ``session``."""
+        versions = [
+            tuple(v)
+            for v in session.execute(select(JourneyVersion.journey_id, JourneyVersion.version))
+        ]
+        missing = {
+            journey_id
+            for journey_id, version in versions
+            if (journey_id, version) not in self._by_version
+        }
+        if missing:
+            for row in session.scalars(
+                select(JourneyVersion).where(JourneyVersion.journey_id.in_(missing))
+            ):
+                journey = spec_of(row)
+                found = set(journey.listens_for())
+                if journey.trigger.event is not None:
+                    found.add(journey.trigger.event)
+                self._by_version[(row.journey_id, row.version)] = frozenset(found)
+        names = set(REDEEMING_EVENTS)
+        for key in versions:
+            names |= self._by_version.get(key, frozenset())  # type: ignore[arg-type]
+        return frozenset(names)
+
+
 def _may_reenter(journey: Journey, exited_at: datetime, now: datetime) -> bool:
     policy = journey.re_entry
     if policy == "never":
@@ -168,7 +222,7 @@ class JourneyRouter:
         # Published versions never change: parsed specs (and the events each acts on) are
         # cached by (journey, version).
         self._specs: dict[tuple[str, int], Journey] = {}
-        self._listens: dict[tuple[str, int], frozenset[str]] = {}
+        self._acted_on = ActedOnEvents(factory)
         # And so are the properties their runs get (Temporal history keeps what it is sent).
         self._uses: dict[tuple[str, int], UsedProperties] = {}
         self._client = client
@@ -298,11 +352,8 @@ class JourneyRouter:
                 for row in live_journeys(session)
                 if row.status == "published"
             ]
-            versions = session.execute(select(JourneyVersion.journey_id, JourneyVersion.version))
-            acted_on = set(REDEEMING_EVENTS)
-            for journey_id, version in versions:
-                acted_on |= self._acts_on(session, journey_id, version)
-        return events, journeys, frozenset(acted_on)
+            acted_on = self._acted_on.read(session)
+        return events, journeys, acted_on
 
     def _parsed(self, row: JourneyVersion) -> Journey:
         """A version's spec, parsed once (published versions never change)."""
@@ -311,18 +362,6 @@ class JourneyRouter:
         if cached is None:
             cached = self._specs[key] = spec_of(row)
         return cached
-
-    def _acts_on(self, session: Session, journey_id: str, version: int) -> frozenset[str]:
-        """The events a version can start (its trigger) or that its runs listen for."""
-        key = (journey_id, version)
-        names = self._listens.get(key)
-        if names is None:
-            journey = self._spec(session, journey_id, version)
-            found = set(journey.listens_for())
-            if journey.trigger.event is not None:
-                found.add(journey.trigger.event)
-            names = self._listens[key] = frozenset(found)
-        return names
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         """A coupon we issued was used: reports count it redeemed."""

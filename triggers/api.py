@@ -35,7 +35,7 @@ from store.db import SessionFactory
 from store.rejected import pending_counts
 from triggers.admin import admin_router
 from triggers.body import read_body
-from triggers.ingest import Clock, EventRouter, Ingestor, RoutingFailed, utc_now
+from triggers.ingest import ActedOn, Clock, EventRouter, Ingestor, RoutingFailed, utc_now
 from triggers.openapi import BATCH_SCHEMA, INGEST_RESPONSES, call_schema, request_body
 from triggers.segment import (
     MESSAGE_TYPES,
@@ -106,6 +106,7 @@ def create_app(
     clock: Clock | None = None,
     metrics: PrometheusMetrics | None = None,
     readiness: Mapping[str, Check] | None = None,
+    acted_on: ActedOn | None = None,
 ) -> FastAPI:
     """Build the ingestion API.
 
@@ -119,13 +120,15 @@ def create_app(
         metrics: served at ``GET /metrics`` and recorded into while the app is served;
             defaults to a fresh registry.
         readiness: checks ``GET /readyz`` runs besides the database's (e.g. Temporal).
+        acted_on: the events some journey acts on (``enrollment.router.ActedOnEvents``);
+            other calls are stored routed, without the router. None routes every track call.
 
     Returns:
         The FastAPI application; nothing is built before this call.
     """
     now: Clock = clock or utc_now
     limits = limits_of(settings)
-    ingestor = Ingestor(session_factory, router=router)
+    ingestor = Ingestor(session_factory, router=router, acted_on=acted_on)
     app = FastAPI(title="lifecycle ingestion API", docs_url=None, redoc_url=None)
     app.state.body_read_timeout = settings.body_read_timeout  # read by triggers.body
 

@@ -77,12 +77,20 @@ class NullRouter:
             mark_routed(session, event_ids=event_ids, at=self._clock())
 
 
-def needs_routing(message: Message) -> bool:
-    """Only a track call naming a user can start or advance a journey."""
-    return message.type == "track" and message.user_id is not None
+ActedOn = Callable[[], frozenset[str]]
 
 
-def _event_row(message: Message) -> dict[str, Any]:
+def needs_routing(message: Message, acted_on: frozenset[str] | None = None) -> bool:
+    """Only a track call naming a user can start or advance a journey, and of those only the
+    events some journey acts on (``acted_on``; None: any event)."""
+    return (
+        message.type == "track"
+        and message.user_id is not None
+        and (acted_on is None or message.event in acted_on)
+    )
+
+
+def _event_row(message: Message, acted_on: frozenset[str] | None = None) -> dict[str, Any]:
     return {
         "message_id": message.message_id,
         "type": message.type,
@@ -94,14 +102,16 @@ def _event_row(message: Message) -> dict[str, Any]:
         "timestamp": message.timestamp,
         "received_at": message.received_at,
         # Nothing acts on other calls, so they are routed as they arrive.
-        "routed_at": None if needs_routing(message) else message.received_at,
+        "routed_at": None if needs_routing(message, acted_on) else message.received_at,
     }
 
 
-def insert_events(session: Session, *, messages: Sequence[Message]) -> dict[str, int]:
+def insert_events(
+    session: Session, *, messages: Sequence[Message], acted_on: frozenset[str] | None = None
+) -> dict[str, int]:
     """Insert events unless their ``messageId`` is stored; the ones actually inserted, by
-    ``messageId``, with their row ids."""
-    rows = [_event_row(m) for m in messages]
+    ``messageId``, with their row ids. Events outside ``acted_on`` are stored routed."""
+    rows = [_event_row(m, acted_on) for m in messages]
     if not rows:
         return {}
     table: Table = Event.__table__  # type: ignore[assignment]
@@ -147,7 +157,9 @@ def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[
     return sorted(ids)
 
 
-def store_messages(session: Session, *, messages: Sequence[Message]) -> dict[str, int]:
+def store_messages(
+    session: Session, *, messages: Sequence[Message], acted_on: frozenset[str] | None = None
+) -> dict[str, int]:
     """Store events and upsert the profiles they name; the newly stored events' row ids by
     message id.
 
@@ -158,7 +170,7 @@ def store_messages(session: Session, *, messages: Sequence[Message]) -> dict[str
     for message in messages:
         first_of.setdefault(message.message_id, message)
     unique = list(first_of.values())
-    inserted = insert_events(session, messages=unique)
+    inserted = insert_events(session, messages=unique, acted_on=acted_on)
     by_user: dict[str, list[Message]] = defaultdict(list)
     for message in unique:
         if message.user_id is not None and message.message_id in inserted:
@@ -209,9 +221,19 @@ def store_refusals(
 class Ingestor:
     """Stores one request's calls in one transaction, then hands them to the router."""
 
-    def __init__(self, session_factory: SessionFactory, *, router: EventRouter) -> None:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        router: EventRouter,
+        acted_on: ActedOn | None = None,
+    ) -> None:
+        """``acted_on`` names the events some journey acts on (see
+        ``enrollment.router.ActedOnEvents``); the others are stored routed and never reach
+        the router. None hands every user's track call to the router."""
         self._factory = session_factory
         self._router = router
+        self._acted_on = acted_on
 
     def store(
         self,
@@ -223,9 +245,10 @@ class Ingestor:
     ) -> list[int]:
         """Commit the calls, and the refused ones to the dead-letter table; returns ids of
         this request's events that still need routing."""
-        routable = [m.message_id for m in messages if needs_routing(m)]
+        acted_on = self._acted_on() if self._acted_on is not None else None
+        routable = [m.message_id for m in messages if needs_routing(m, acted_on)]
         with transaction(self._factory) as session:
-            inserted = store_messages(session, messages=messages)
+            inserted = store_messages(session, messages=messages, acted_on=acted_on)
             parked = 0
             if refused:
                 when = at or (messages[0].received_at if messages else utc_now())

@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from config import Settings, load_settings
 from console.app import console_app
-from enrollment.router import JourneyRouter
+from enrollment.router import ActedOnEvents, JourneyRouter
 from observability.health import temporal_check
 from observability.logs import redact_access_log
 from store.db import SessionFactory, make_engine, make_session_factory
@@ -119,6 +119,8 @@ def build_app(settings: Settings) -> FastAPI:
         session_factory=factory,
         router=router,
         readiness={"temporal": temporal_check(router.client)},
+        # Events no journey acts on are stored routed: no router, no Temporal call.
+        acted_on=ActedOnEvents(factory),
     )
     app.mount("/console", console_app(settings, session_factory=factory))
     app.add_middleware(BrowserHostCheck, hosts=allowed_hosts(settings))
