@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile and api.proc is not None:
             profiler = subprocess.Popen(  # noqa: S603 - py-spy on our own child
                 ["py-spy", "record", "--pid", str(api.proc.pid), "--format", "raw",
-                 "--output", args.profile, "--rate", "200", "--nonblocking"],
+                 "--output", args.profile, "--rate", "200", "--nonblocking", "--gil"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,8 +16,12 @@ SessionFactory = sessionmaker[Session]
 
 def _json_dumps(value: object) -> str:
     # Unicode kept as is (not \uXXXX): SQLite's JSON paths match keys such as "名字" only
-    # when they are stored literally.
-    return json.dumps(value, ensure_ascii=False)
+    # when they are stored literally. orjson does that several times faster; what it refuses
+    # (integers beyond 64 bits, an unpaired surrogate) goes through json as before.
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, ensure_ascii=False)
 
 
 def make_engine(url: str, *, pre_ping: bool = True, **kwargs: object) -> Engine:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -602,8 +603,11 @@ def _batch_item(
 
 def _encoded_size(item: Any) -> int:
     """Bytes of ``item`` as compact UTF-8 JSON (an unpaired surrogate counts as 3 bytes)."""
-    text = json.dumps(item, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
-    return len(text.encode("utf-8", "surrogatepass"))
+    try:
+        return len(orjson.dumps(item))
+    except (TypeError, orjson.JSONEncodeError):  # a surrogate, a huge integer: json can
+        text = json.dumps(item, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+        return len(text.encode("utf-8", "surrogatepass"))
 
 
 __all__ = [
