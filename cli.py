@@ -111,6 +111,17 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from triggers.server import build_app
 
     # log_config=None: uvicorn's loggers use the handler (and format) set up in main().
+    if settings.api_workers > 1:
+        # Each process builds its own app (and logging) from the environment.
+        uvicorn.run(
+            "triggers.server:app_from_env",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=settings.api_workers,
+            log_config=None,
+        )
+        return 0
     uvicorn.run(
         build_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
     )

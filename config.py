@@ -85,6 +85,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes serving that port (uvicorn's --workers): one process is bound to one
+    # core by Python; a host with several cores serves more events with several.
+    api_workers: int = Field(default=1, ge=1, le=64)
     # The development values below are refused unless the environment is development and
     # the API and public URL are on loopback (see ``_refuse_dev_secrets``).
     write_key: str = DEV_WRITE_KEY

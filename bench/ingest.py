@@ -151,9 +151,16 @@ def in_threads(batches: list[Any], clients: int, send: Callable[[Any], None]) ->
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU so far of a process and its children (uvicorn's workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def empty(url: str) -> None:
@@ -211,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=2_000, help="distinct users (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument(
+        "--api-workers", type=int, default=1, help="API processes (LIFECYCLE_API_WORKERS; 1)"
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="record the API with py-spy during its rounds (collapsed stacks; needs py-spy)",
@@ -236,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
             LIFECYCLE_DATA_DIR=str(workdir),
             LIFECYCLE_LOG_FORMAT="text",
             LIFECYCLE_TASK_QUEUE=f"bench-{free_port()}",
+            LIFECYCLE_API_WORKERS=str(args.api_workers),
         )
         api = chaos_parts.ApiProcess(env, workdir)
         api.start()
         print(
             f"ingest: {args.events} product_viewed calls per round in batches of {BATCH}, "
-            f"{args.users} users, {args.clients} clients, {args.database}; rounds A B B A"
+            f"{args.users} users, {args.clients} clients, {args.database}, "
+            f"{args.api_workers} API process(es); rounds A B B A"
         )
         profiler = None
         if args.profile and api.proc is not None:

@@ -22,7 +22,7 @@ from config import Settings, load_settings
 from console.app import console_app
 from enrollment.router import ActedOnEvents, JourneyRouter
 from observability.health import temporal_check
-from observability.logs import redact_access_log
+from observability.logs import configure_logging, redact_access_log
 from store.db import SessionFactory, make_engine, make_session_factory
 from triggers.api import create_app
 from triggers.temporal_client import connect
@@ -128,5 +128,8 @@ def build_app(settings: Settings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory triggers.server:app_from_env``."""
-    return build_app(load_settings())
+    """Factory for ``uvicorn --factory triggers.server:app_from_env`` (and for each process
+    of ``lifecycle api`` with ``LIFECYCLE_API_WORKERS`` above 1)."""
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    return build_app(settings)

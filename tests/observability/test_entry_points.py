@@ -71,3 +71,49 @@ def test_an_empty_metrics_address_turns_the_endpoint_off(caplog):
     caplog.set_level(logging.INFO)
     assert start_metrics_endpoint("") is None
     assert isinstance(metrics(), NullMetrics) and not caplog.records
+
+
+def test_api_with_two_processes_serves_one_port_and_logs_in_json(sqlite_db, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
+        "LIFECYCLE_ENVIRONMENT": "development",
+        "LIFECYCLE_DATABASE_URL": sqlite_db.url,
+        "LIFECYCLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing there
+        "LIFECYCLE_API_PORT": str(port),
+        "LIFECYCLE_API_WORKERS": "2",
+        "LIFECYCLE_LOG_FORMAT": "json",
+    }
+    log_file = tmp_path / "api.log"
+    batch = {
+        "batch": [{"type": "identify", "userId": f"u{i}", "messageId": f"m{i}"} for i in range(40)]
+    }
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    httpx.get(f"{base}/healthz", timeout=10)
+                    break
+                except httpx.ConnectError:
+                    assert process.poll() is None, log_file.read_text()
+                    time.sleep(0.1)
+            answers = [
+                httpx.post(f"{base}/v1/batch", json=batch, auth=("dev-write-key", ""), timeout=30)
+                for _ in range(4)
+            ]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert [a.status_code for a in answers] == [200] * 4
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    started = [line for line in lines if "Started server process" in line["message"]]
+    assert len(started) == 2, lines  # two processes, both logging JSON
+    with sqlite_db.factory() as session:
+        from sqlalchemy import func, select
+
+        from store.models import Event
+
+        assert session.scalar(select(func.count()).select_from(Event)) == 40  # stored once
