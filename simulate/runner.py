@@ -19,6 +19,15 @@ one run in seven at 600 users) the test server stops its clock with no activity 
 task outstanding that ``describe`` shows, and does not start it again. The call has its own
 deadline (``ADVANCE_TIMEOUT``) rather than the client's default, and a run that cannot go on
 fails with :class:`SimulationError`, which names the simulated hour and the step.
+
+Between skips the server's clock runs at real pace, and a run's timers are due a few
+milliseconds after a tick (the instant of the task that started them). The test server
+strands a run whose workflow task cancels a timer that fired while the task was with the
+worker (a user's order ending a wait): it refuses the completion ("invalid history builder
+state for action", temporalio/sdk-java#2606, #3088), never times the task out or sends it
+again, and its time lock is never released, so the clock stops for good. So before the calls
+of a tick are posted, every timer of the users' open runs that is due within
+``TIMER_GUARD`` is fired by a short skip, while no signal of theirs is in flight.
 """
 
 from __future__ import annotations
@@ -30,12 +39,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
@@ -75,6 +85,11 @@ BATCH = 200  # calls per /v1/batch request (well under its 500 KB limit)
 # Wall time one skip to the next tick may take: that hour's work, with a wide margin for a busy
 # machine. A stopped clock did not start again within 300 s, so a longer wait buys nothing.
 ADVANCE_TIMEOUT = timedelta(minutes=2)
+# Before a tick's calls are posted, the timers of the users' open runs due within this much
+# server time (real time between skips: longer than posting one tick's calls takes) are fired
+# by a skip past them; and how many such skips one posting may take.
+TIMER_GUARD = timedelta(seconds=60)
+MAX_GUARD_SKIPS = 10
 
 # Called after each simulated day: (day, days, phase, open runs); phase is "entering"
 # while users enter, then "finishing" while open runs end.
@@ -303,9 +318,11 @@ class _Simulation:
                 self._at(tick, phase, "entering schedule-triggered journeys' audiences")
                 sweeps = [await self._sweep(router, s, tick) for s in sweeps]
                 self._at(tick, phase, "posting the signups")
-                await self._post(http, self._signups(people, tick))
+                await self._post_after_timers(http, self._signups(people, tick), phase)
             self._at(tick, phase, "posting the users' calls")
-            await self._post(http, self._act(plans.pop(tick, []), tick, entering))
+            await self._post_after_timers(
+                http, self._act(plans.pop(tick, []), tick, entering), phase
+            )
             self._at(tick, phase, "routing the events the engine emitted")
             await router.route_pending(older_than=timedelta(0))
             tick += HOUR
@@ -350,6 +367,69 @@ class _Simulation:
                 f"{self.step}: the Temporal test server did not get there within {seconds:g} s"
                 f" of wall time ({self._open_runs()} runs open)"
             ) from exc
+
+    async def _post_after_timers(
+        self, http: httpx.AsyncClient, calls: list[dict[str, Any]], phase: str
+    ) -> None:
+        """Post ``calls`` once no open run of their users has a timer about to fire."""
+        users = sorted({str(c["userId"]) for c in calls if c.get("userId")})
+        step = self.step
+        await self.fire_timers_due_soon(self._open_workflow_ids(users), phase)
+        self.step = step
+        await self._post(http, calls)
+
+    async def fire_timers_due_soon(self, workflow_ids: list[str], phase: str = "") -> None:
+        """Skip past every timer of these runs due within ``TIMER_GUARD`` of the server's
+        clock, so that it fires during the skip rather than while a signal to the run is
+        being handled (a task that cancels a timer fired meanwhile strands the run and stops
+        the clock; see the module's notes)."""
+        for _ in range(MAX_GUARD_SKIPS):
+            now = await self.env.get_current_time()
+            due = [
+                at
+                for wid in workflow_ids
+                for at in await self._pending_timers(wid)
+                if at <= now + TIMER_GUARD
+            ]
+            if not due:
+                return
+            # A millisecond past the last: the skip waits for the tasks the timers start.
+            await self._advance_to(max(max(due), now) + timedelta(milliseconds=1), phase)
+
+    async def _pending_timers(self, workflow_id: str) -> list[datetime]:
+        """When the started, not yet fired or cancelled timers of the run's current run
+        are due."""
+        handle = self.env.client.get_workflow_handle(workflow_id)
+        pending: dict[str, datetime] = {}
+        try:
+            async for event in handle.fetch_history_events():
+                if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+                    attrs = event.timer_started_event_attributes
+                    started = event.event_time.ToDatetime().replace(tzinfo=UTC)
+                    pending[attrs.timer_id] = started + attrs.start_to_fire_timeout.ToTimedelta()
+                elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+                    pending.pop(event.timer_fired_event_attributes.timer_id, None)
+                elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
+                    pending.pop(event.timer_canceled_event_attributes.timer_id, None)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return []
+        return list(pending.values())
+
+    def _open_workflow_ids(self, user_ids: list[str]) -> list[str]:
+        if not user_ids:
+            return []
+        ids: list[str] = []
+        with self.factory() as session:
+            for start in range(0, len(user_ids), 500):  # under SQLite's parameter limit
+                ids += session.scalars(
+                    select(Enrollment.workflow_id).where(
+                        Enrollment.user_id.in_(user_ids[start : start + 500]),
+                        Enrollment.exited_at.is_(None),
+                    )
+                )
+        return ids
 
     def _plan(self, people: list[Person], day: int, start: datetime) -> dict[datetime, list[Any]]:
         plans: dict[datetime, list[DayPlan]] = {}

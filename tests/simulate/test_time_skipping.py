@@ -4,6 +4,7 @@ simulated hour, with nothing half-written left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -82,6 +83,72 @@ async def test_a_skip_that_lasts_longer_than_the_default_deadline_finishes(tmp_p
                 assert await env.get_current_time() >= target
                 with env.auto_time_skipping_disabled():
                     await handle.result()
+    finally:
+        await env.shutdown()
+        engine.dispose()
+
+
+@workflow.defn
+class WaitsForTheGoal:
+    """A journey's wait: a timer raced by a signal, then the next step (a timer here)."""
+
+    def __init__(self) -> None:
+        self.goal = False
+
+    @workflow.signal
+    def reached(self, handling: float) -> None:
+        time.sleep(handling)  # a slow task: still with the worker when the timer comes due
+        self.goal = True
+
+    @workflow.run
+    async def run(self) -> None:
+        try:
+            await workflow.wait_condition(lambda: self.goal, timeout=timedelta(seconds=2))
+        except TimeoutError:
+            pass
+        await workflow.sleep(timedelta(minutes=5))
+
+
+async def test_a_timer_due_as_a_signal_comes_fires_first_and_the_clock_goes_on(
+    tmp_path, monkeypatch
+):
+    # Unguarded, the signal's task cancels a timer that fired meanwhile, the test server
+    # refuses it and the clock stops for good: the skip after it would fail.
+    monkeypatch.setattr(simulate.runner, "ADVANCE_TIMEOUT", timedelta(seconds=10))
+    engine = make_engine(f"sqlite:///{tmp_path / 'sim.db'}")
+    upgrade(engine)
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(package_binary("temporal-test-server"))
+    )
+    queue = f"goal-{uuid.uuid4().hex[:8]}"
+    try:
+        sim = _Simulation(
+            Settings(environment="development"),
+            env,
+            make_session_factory(engine),
+            [],
+            users=1,
+            days=1,
+            seed=1,
+            behaviour=parse_behaviour("{}"),
+            progress=None,
+        )
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[WaitsForTheGoal],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ):
+            handle = await env.client.start_workflow(
+                WaitsForTheGoal.run, id=f"goal-{queue}", task_queue=queue
+            )
+            await asyncio.sleep(1.0)  # the clock creeps at real pace: the timer is due in ~1 s
+            await sim.fire_timers_due_soon([handle.id])
+            await handle.signal(WaitsForTheGoal.reached, 1.5)
+            await asyncio.sleep(2.5)
+            await sim._advance_to(await env.get_current_time() + timedelta(hours=1))
+            with env.auto_time_skipping_disabled():
+                await handle.result()
     finally:
         await env.shutdown()
         engine.dispose()
