@@ -14,9 +14,7 @@ before a tick has finished when the tick is reached. Users enter during ``days``
 run then goes on (visits and orders only) until every run has ended.
 
 Skipping to the next tick is one call that returns when the server's clock gets there, so it
-lasts as long as that hour's work (under 2 s of wall time at 600 users). Now and then (about
-one run in seven at 600 users) the test server stops its clock with no activity or workflow
-task outstanding that ``describe`` shows, and does not start it again. The call has its own
+lasts as long as that hour's work (under 2 s of wall time at 600 users). The call has its own
 deadline (``ADVANCE_TIMEOUT``) rather than the client's default, and a run that cannot go on
 fails with :class:`SimulationError`, which names the simulated hour and the step.
 
