@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,16 +22,19 @@ from observability.metrics import NullMetrics, metrics, start_metrics_endpoint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_api_process_writes_json_lines_including_uvicorn_access_lines(sqlite_db, tmp_path):
+@contextmanager
+def api_process(db_url: str, log_file: Path, **settings: str) -> Iterator[str]:
+    """``lifecycle api`` as its own process on a free port (development, no Temporal
+    there), logging to ``log_file``; yields its base URL once it answers, stops it after.
+    ``settings`` are more ``LIFECYCLE_*`` variables, by name without the prefix."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
         "LIFECYCLE_ENVIRONMENT": "development",
-        "LIFECYCLE_DATABASE_URL": sqlite_db.url,
+        "LIFECYCLE_DATABASE_URL": db_url,
         "LIFECYCLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing there
         "LIFECYCLE_API_PORT": str(port),
-        "LIFECYCLE_LOG_FORMAT": "json",
+        **{f"LIFECYCLE_{name.upper()}": value for name, value in settings.items()},
     }
-    log_file = tmp_path / "api.log"
     with log_file.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env, stdout=out, stderr=out
@@ -38,15 +43,22 @@ def test_api_process_writes_json_lines_including_uvicorn_access_lines(sqlite_db,
         try:
             for _ in range(300):  # until uvicorn listens
                 try:
-                    healthz = httpx.get(f"{base}/healthz", timeout=10)
+                    httpx.get(f"{base}/healthz", timeout=10)
                     break
                 except httpx.ConnectError:
                     assert process.poll() is None, log_file.read_text()
                     time.sleep(0.1)
-            readyz = httpx.get(f"{base}/readyz", timeout=10)
+            yield base
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_api_process_writes_json_lines_including_uvicorn_access_lines(sqlite_db, tmp_path):
+    log_file = tmp_path / "api.log"
+    with api_process(sqlite_db.url, log_file, log_format="json") as base:
+        healthz = httpx.get(f"{base}/healthz", timeout=10)
+        readyz = httpx.get(f"{base}/readyz", timeout=10)
     assert healthz.status_code == 200
     assert readyz.status_code == 503 and readyz.json()["down"] == ["temporal"]
     lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
@@ -74,39 +86,15 @@ def test_an_empty_metrics_address_turns_the_endpoint_off(caplog):
 
 
 def test_api_with_two_processes_serves_one_port_and_logs_in_json(sqlite_db, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")} | {
-        "LIFECYCLE_ENVIRONMENT": "development",
-        "LIFECYCLE_DATABASE_URL": sqlite_db.url,
-        "LIFECYCLE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing there
-        "LIFECYCLE_API_PORT": str(port),
-        "LIFECYCLE_API_WORKERS": "2",
-        "LIFECYCLE_LOG_FORMAT": "json",
-    }
     log_file = tmp_path / "api.log"
     batch = {
         "batch": [{"type": "identify", "userId": f"u{i}", "messageId": f"m{i}"} for i in range(40)]
     }
-    with log_file.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"{base}/healthz", timeout=10)
-                    break
-                except httpx.ConnectError:
-                    assert process.poll() is None, log_file.read_text()
-                    time.sleep(0.1)
-            answers = [
-                httpx.post(f"{base}/v1/batch", json=batch, auth=("dev-write-key", ""), timeout=30)
-                for _ in range(4)
-            ]
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with api_process(sqlite_db.url, log_file, api_workers="2", log_format="json") as base:
+        answers = [
+            httpx.post(f"{base}/v1/batch", json=batch, auth=("dev-write-key", ""), timeout=30)
+            for _ in range(4)
+        ]
     assert [a.status_code for a in answers] == [200] * 4
     lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     started = [line for line in lines if "Started server process" in line["message"]]
