@@ -896,7 +896,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run the local stack: Temporal dev server, API, worker, sweep scheduler",
         "lifecycle dev",
     )
-    add("api", cmd_api, "run the ingestion API (uvicorn)", "LIFECYCLE_API_PORT=8080 lifecycle api")
+    add(
+        "api",
+        cmd_api,
+        "run the ingestion API (uvicorn) on LIFECYCLE_API_HOST:LIFECYCLE_API_PORT; "
+        "LIFECYCLE_API_WORKERS processes (one per core serves the most events)",
+        "LIFECYCLE_API_PORT=8080 LIFECYCLE_API_WORKERS=2 lifecycle api",
+    )
     worker = add(
         "worker",
         cmd_worker,
