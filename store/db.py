@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 SessionFactory = sessionmaker[Session]
 
 
-def _json_dumps(value: object) -> str:
+def json_dumps(value: object) -> str:
     # Unicode kept as is (not \uXXXX): SQLite's JSON paths match keys such as "名字" only
     # when they are stored literally. orjson does that several times faster; what it refuses
     # (integers beyond 64 bits, an unpaired surrogate) goes through json as before.
@@ -45,7 +45,7 @@ def make_engine(url: str, *, pre_ping: bool = True, **kwargs: object) -> Engine:
         engine = create_engine(
             url,
             connect_args=connect_args,
-            json_serializer=_json_dumps,
+            json_serializer=json_dumps,
             hide_parameters=True,  # errors and logs must not carry phone numbers or emails
             **kwargs,  # type: ignore[arg-type]
         )
@@ -65,7 +65,7 @@ def make_engine(url: str, *, pre_ping: bool = True, **kwargs: object) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=pre_ping,
-        json_serializer=_json_dumps,
+        json_serializer=json_dumps,
         hide_parameters=True,  # errors and logs must not carry phone numbers or emails
         **kwargs,  # type: ignore[arg-type]
     )

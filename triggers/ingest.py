@@ -13,14 +13,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from observability.metrics import metrics
-from store.db import SessionFactory, transaction
+from store.db import SessionFactory, json_dumps, transaction
 from store.models import Event, RejectedEvent
 from store.rejected import Rejection, add_rejections
 from triggers.profiles import upsert_profiles
@@ -116,10 +117,11 @@ def insert_events(
         return {}
     table: Table = Event.__table__  # type: ignore[assignment]
     dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if dialect == "postgresql":
+        return _insert_events_pg(session, rows)
+    if dialect == "sqlite":
         stmt = (
-            dialect_insert(table)
+            sqlite.insert(table)
             .on_conflict_do_nothing(index_elements=["message_id"])
             .returning(table.c.message_id, table.c.id)
         )
@@ -136,6 +138,48 @@ def insert_events(
         select(Event.message_id, Event.id).where(Event.message_id.in_(inserted))
     )
     return {message_id: event_id for message_id, event_id in found}
+
+
+_EVENT_COLUMNS = (
+    "message_id",
+    "type",
+    "user_id",
+    "anonymous_id",
+    "event",
+    "properties",
+    "context",
+    "timestamp",
+    "received_at",
+    "routed_at",
+)
+# The columns above, in order; every value is a bound parameter.
+_INSERT_EVENTS_PG = (
+    "INSERT INTO events (message_id, type, user_id, anonymous_id, event, properties, context,"
+    " timestamp, received_at, routed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (message_id) DO NOTHING RETURNING message_id, id"
+)
+
+
+def _insert_events_pg(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The batch through psycopg's own executemany (pipelined, one short statement parsed
+    once): the multi-row INSERT SQLAlchemy renders is long enough that psycopg re-parses it
+    for every batch, a fifth of the API's CPU on PostgreSQL."""
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    params = [
+        tuple(
+            Jsonb(row[c], json_dumps) if c in ("properties", "context") else row[c]
+            for c in _EVENT_COLUMNS
+        )
+        for row in rows
+    ]
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        cursor.executemany(_INSERT_EVENTS_PG, params, returning=True)
+        while True:
+            inserted.update((message_id, event_id) for message_id, event_id in cursor.fetchall())
+            if not cursor.nextset():
+                return inserted
 
 
 def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[int]:
