@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 
 from broadcast_support import (
     add_members,
@@ -16,10 +17,14 @@ from broadcast_support import (
     worker_settings,
 )
 from sqlalchemy import select
-from temporalio.service import RPCError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
 
 from activities.profiles import next_local_time
-from store.db import transaction
+from config import package_binary
+from store.db import make_engine, make_session_factory, transaction
+from store.migrate import upgrade
 from store.models import Consent, Message, OutboxMessage
 from worker import running_worker
 from workflows.broadcast import BroadcastWorkflow
@@ -91,10 +96,7 @@ async def test_each_member_gets_one_sms_and_the_rest_are_skipped_with_reasons(
     assert row.finished_at is not None
 
 
-async def test_quiet_hours_hold_sends_until_morning_in_each_timezone(
-    time_env, sqlite_db, task_queue, tmp_path
-):
-    db = sqlite_db
+async def _quiet_hours_scenario(time_env, db, task_queue, tmp_path):
     settings = worker_settings(quiet_hours="21:00-08:00")
     async with running_worker(time_env.client, settings, db.factory, task_queue=task_queue):
         start_time = await time_env.get_current_time()
@@ -134,3 +136,29 @@ async def test_quiet_hours_hold_sends_until_morning_in_each_timezone(
     assert morning <= ledger[shanghai].sent_at < morning + timedelta(seconds=5)
     assert (result.sent, result.deferred, result.status) == (2, 0, "completed")
     assert len(outbox_keys(db.factory)) == 2
+
+
+async def test_quiet_hours_hold_sends_until_morning_in_each_timezone(task_queue, tmp_path):
+    # The time-skipping test server now and then stops its clock for good during the 12 h
+    # skip (a fault of the test server, not of the workflow: simulate/runner.py's notes).
+    # Such a stall fails the skip with an RPC error; the scenario then runs once more on a
+    # fresh server and database. Any other failure, or a second stall, fails the test.
+    for attempt in (1, 2):
+        env = await WorkflowEnvironment.start_time_skipping(
+            data_converter=pydantic_data_converter,
+            test_server_existing_path=str(package_binary("temporal-test-server")),
+        )
+        url = f"sqlite:///{tmp_path / f'attempt-{attempt}.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        db = SimpleNamespace(url=url, factory=make_session_factory(engine))
+        (tmp_path / str(attempt)).mkdir()
+        try:
+            await _quiet_hours_scenario(env, db, f"{task_queue}-{attempt}", tmp_path / str(attempt))
+            return
+        except RPCError as exc:
+            if attempt == 2 or exc.status != RPCStatusCode.CANCELLED:  # how a stall surfaces
+                raise
+        finally:
+            await env.shutdown()
+            engine.dispose()
