@@ -246,8 +246,13 @@ class JourneyRouter:
         events, journeys, acted_on = await asyncio.to_thread(self._load, event_ids)
         # Most events (page views, product views) start and advance nothing: they are only
         # marked routed, together, with no query or Temporal call of their own.
-        busy = [e for e in events if self._may_act(e, acted_on)]
-        done: list[int] = [e.id for e in events if not self._may_act(e, acted_on)]
+        busy: list[Event] = []
+        done: list[int] = []
+        for event in events:
+            if self._may_act(event, acted_on):
+                busy.append(event)
+            else:
+                done.append(event.id)
         # One user's events keep their order; different users are routed side by side.
         by_user: dict[str | None, list[Event]] = {}
         for event in busy:
