@@ -15,16 +15,17 @@ the newer call did not mention is still set by the older one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Table, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store.models import PushToken, User
+from store.types import UTCDateTime
 from store.upsert import insert_ignore_many
 from store.webhooks import record_consent
 from triggers.segment import Message
@@ -232,20 +233,78 @@ def _apply_devices_and_consent(
             upsert_consent(session, user_id=user_id, channel=channel, unsubscribed=value, at=at)
 
 
-def upsert_profiles(
-    session: Session, *, messages_by_user: Mapping[str, Sequence[Message]]
-) -> dict[str, User]:
+def upsert_profiles(session: Session, *, messages_by_user: Mapping[str, Sequence[Message]]) -> None:
     """Create or update the profiles of many users from the calls that named them.
 
-    A handful of statements whatever the number of users: the missing rows are inserted in
-    one statement (``created_at`` = each user's first call), all rows are read and locked in
-    one (in id order, so two concurrent requests cannot deadlock on each other's rows), and
-    the changes are flushed together. Each user's calls apply in event-time order; a field,
-    token or consent that a later-dated call set before keeps its value, and
-    ``last_seen_at`` only moves forward.
+    A handful of statements whatever the number of users. Each user's calls apply in
+    event-time order; a field, token or consent that a later-dated call set before keeps its
+    value, and ``last_seen_at`` only moves forward. Users named only by track, page, screen,
+    group or alias calls (most of a busy stream) are upserted by one statement that moves
+    ``last_seen_at`` and fills what is still empty; users with identify calls are read,
+    locked and merged trait by trait.
     """
-    ids = sorted(messages_by_user)
-    ordered = {u: sorted(messages_by_user[u], key=lambda m: m.timestamp) for u in ids}
+    ordered = {u: sorted(ms, key=lambda m: m.timestamp) for u, ms in messages_by_user.items()}
+    seen_only = sorted(u for u, ms in ordered.items() if all(m.type != "identify" for m in ms))
+    _touch_profiles(session, [(u, ordered[u]) for u in seen_only])
+    identified = sorted(set(ordered) - set(seen_only))
+    if identified:
+        _merge_profiles(session, {u: ordered[u] for u in identified})
+
+
+def _first(values: Iterator[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _touch_profiles(session: Session, users: Sequence[tuple[str, Sequence[Message]]]) -> None:
+    """Upsert the profiles of users whose calls carry no traits, in id order (two requests
+    lock shared rows in the same order): a new row starts at the first call; a stored one
+    keeps its fields, takes a later ``last_seen_at`` and fills an empty ``anonymous_id``,
+    ``locale`` or ``timezone`` from the first call that has one (the weak fill of
+    ``apply_context``)."""
+    if not users:
+        return
+    rows = [
+        {
+            "id": user_id,
+            "anonymous_id": _first(m.anonymous_id for m in messages),
+            "locale": _first(_COLUMNS["locale"](m.context.get("locale")) for m in messages),
+            "timezone": _first(_COLUMNS["timezone"](m.context.get("timezone")) for m in messages),
+            "created_at": messages[0].timestamp,
+            "last_seen_at": max(m.timestamp for m in messages),
+            "updated_at": messages[-1].received_at,
+        }
+        for user_id, messages in users
+    ]
+    session.execute(_TOUCH, rows)
+
+
+# Both databases speak this dialect of upsert; the empty JSON literals fill a new row's
+# traits, tags and trait_times.
+_TOUCH = text(
+    "INSERT INTO users (id, anonymous_id, locale, timezone, traits, tags, trait_times,"
+    " created_at, last_seen_at, updated_at)"
+    " VALUES (:id, :anonymous_id, :locale, :timezone, '{}', '[]', '{}',"
+    " :created_at, :last_seen_at, :updated_at)"
+    " ON CONFLICT (id) DO UPDATE SET"
+    " last_seen_at = CASE WHEN users.last_seen_at IS NULL"
+    " OR excluded.last_seen_at > users.last_seen_at"
+    " THEN excluded.last_seen_at ELSE users.last_seen_at END,"
+    " updated_at = excluded.updated_at,"
+    " anonymous_id = COALESCE(users.anonymous_id, excluded.anonymous_id),"
+    " locale = COALESCE(users.locale, excluded.locale),"
+    " timezone = COALESCE(users.timezone, excluded.timezone)"
+).bindparams(
+    bindparam("created_at", type_=UTCDateTime),
+    bindparam("last_seen_at", type_=UTCDateTime),
+    bindparam("updated_at", type_=UTCDateTime),
+)
+
+
+def _merge_profiles(session: Session, ordered: Mapping[str, Sequence[Message]]) -> None:
+    """Insert the missing rows in one statement (``created_at`` = each user's first call),
+    read and lock all rows in one (in id order, so two concurrent requests cannot deadlock on
+    each other's rows), merge each user's calls in order and flush the changes together."""
+    ids = sorted(ordered)
     new_rows: list[dict[str, Any]] = [
         {
             "id": user_id,
@@ -286,7 +345,6 @@ def upsert_profiles(
             if user.last_seen_at is None or message.timestamp > user.last_seen_at:
                 user.last_seen_at = message.timestamp
             user.updated_at = message.received_at
-    return users
 
 
 # Users per statement: well inside SQLite's and PostgreSQL's bound-parameter limits.

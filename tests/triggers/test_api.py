@@ -642,6 +642,43 @@ def test_last_seen_at_never_moves_backwards(client: TestClient, factory: Session
     assert profile.created_at == datetime(2024, 4, 30, 12, tzinfo=UTC)
 
 
+def test_a_batch_of_calls_updates_each_profile_as_single_calls_would(
+    client: TestClient, factory: SessionFactory
+) -> None:
+    """Users named only by track calls and users with identify calls in one batch: the
+    first keep their explicit traits, gain what is missing and move last_seen forward only."""
+    traits = {"locale": "zh-CN", "email": "a@example.com"}
+    body = {"userId": "u1", "traits": traits, "timestamp": "2024-04-10T00:00:00Z"}
+    assert post(client, "/v1/identify", body).status_code == 200
+    device = {"locale": "en-US", "timezone": "Asia/Shanghai"}
+    batch = [
+        # u1: seen earlier than the identify (last_seen stays), then later (moves on).
+        track(type="track", anonymousId="anon-1", timestamp="2024-04-09T00:00:00Z", context=device),
+        track(type="track", timestamp="2024-04-12T00:00:00Z"),
+        # u2: new, its calls out of order in the batch.
+        track(type="track", userId="u2", timestamp="2024-04-05T00:00:00Z"),
+        track(type="track", userId="u2", timestamp="2024-04-03T00:00:00Z", context=device),
+        # u3: an identify and a track in one batch.
+        {"type": "identify", "userId": "u3", "traits": {"timezone": "Europe/Paris"},
+         "timestamp": "2024-04-02T00:00:00Z"},
+        track(type="track", userId="u3", timestamp="2024-04-04T00:00:00Z", context=device),
+    ]  # fmt: skip
+    resp = post(client, "/v1/batch", {"batch": batch})
+    assert resp.status_code == 200 and "refused" not in resp.json()
+    u1, u2, u3 = user(factory, "u1"), user(factory, "u2"), user(factory, "u3")
+    assert u1 is not None and u2 is not None and u3 is not None
+    assert (u1.locale, u1.timezone, u1.email) == ("zh-CN", "Asia/Shanghai", "a@example.com")
+    assert u1.anonymous_id == "anon-1"
+    assert u1.created_at == datetime(2024, 4, 10, tzinfo=UTC)
+    assert u1.last_seen_at == datetime(2024, 4, 12, tzinfo=UTC)
+    assert u1.traits == traits and u1.updated_at == NOW
+    assert u2.created_at == datetime(2024, 4, 3, tzinfo=UTC)
+    assert u2.last_seen_at == datetime(2024, 4, 5, tzinfo=UTC)
+    assert (u2.locale, u2.timezone, u2.traits, u2.tags) == ("en-US", "Asia/Shanghai", {}, [])
+    assert (u3.timezone, u3.locale) == ("Europe/Paris", "en-US")
+    assert u3.last_seen_at == datetime(2024, 4, 4, tzinfo=UTC)
+
+
 def test_push_token_and_consent_traits(client: TestClient, factory: SessionFactory) -> None:
     traits = {
         "push_token": "tok-abc",
