@@ -1,0 +1,132 @@
+"""What ``bench/journeys.py`` and ``bench/latency.py`` share: the dev server on its on-disk
+store (as ``lifecycle dev`` starts it), a database with the shipped journeys published, the
+processes' environment (quiet hours and caps off), signed-up users with a phone, and CPU
+per process from ``/proc``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from chaos_kill_worker import WorkerProcess, free_port
+from ingest import ROOT, cpu_seconds, database
+
+from config import Settings, package_binary
+from devstack.stack import _wait_for_port, prepare_database
+from store.db import make_engine
+from store.models import User
+
+__all__ = ["ROOT", "WorkerProcess", "cpu_seconds", "database"]
+
+WRITE_KEY = "dev-write-key"
+
+
+@contextmanager
+def temporal_on_disk(workdir: Path) -> Iterator[tuple[str, int]]:
+    """``temporal server start-dev`` on a SQLite file in WAL mode (``lifecycle dev``'s store);
+    yields its address and pid."""
+    port = free_port()
+    log = (workdir / "temporal.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+        [
+            str(package_binary("temporal")), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(free_port()),
+            "--headless", "--log-level", "warn",
+            "--db-filename", str(workdir / "temporal.db"),
+            "--sqlite-pragma", "journal_mode=wal",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for_port("127.0.0.1", port, 60, proc)
+        yield f"127.0.0.1:{port}", proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def publish_shipped(url: str) -> None:
+    """Publish every shipped journey, as ``lifecycle dev`` does."""
+    prepare_database(Settings(database_url=url))
+
+
+def process_env(url: str, address: str, workdir: Path, task_queue: str) -> dict[str, str]:
+    """The API's and the worker's environment: quiet hours and frequency caps off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=url,
+        TEMPORAL_ADDRESS=address,
+        LIFECYCLE_ENVIRONMENT="development",
+        LIFECYCLE_DATA_DIR=str(workdir),
+        LIFECYCLE_LOG_FORMAT="text",
+        LIFECYCLE_TASK_QUEUE=task_queue,
+        LIFECYCLE_WRITE_KEY=WRITE_KEY,
+        LIFECYCLE_QUIET_HOURS="off",
+        LIFECYCLE_CAP_SMS_PER_DAY="0",
+        LIFECYCLE_CAP_MARKETING_PER_WEEK="0",
+    )
+    return env
+
+
+def add_users(url: str, user_ids: list[str]) -> None:
+    """Profiles with a phone number, as an identify call before the signup leaves them."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": uid,
+            "phone": f"+86138{i % 100_000_000:08d}",
+            "locale": "zh-CN",
+            "traits": {},
+            "tags": [],
+            "trait_times": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i, uid in enumerate(user_ids)
+    ]
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(User), rows)
+    engine.dispose()
+
+
+def wait_ready(worker: WorkerProcess, timeout: float = 60) -> None:
+    """Until the worker logs that Temporal lists its pollers."""
+    deadline = time.monotonic() + timeout
+    while not worker.ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker was not ready after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def signup(user_id: str, message_id: str) -> dict[str, object]:
+    """A ``user_signed_up`` track call as a platform sends it."""
+    return {
+        "userId": user_id,
+        "event": "user_signed_up",
+        "messageId": message_id,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "properties": {"channel": "app"},
+    }
+
+
+def welcome_decided(prefix: str) -> sa.TextClause:
+    """The count of users under ``prefix`` whose welcome SMS is decided (sent or skipped)."""
+    return sa.text(
+        "SELECT count(*) FROM messages WHERE step_id = 'welcome_sms' "
+        "AND status NOT IN ('pending', 'sending') AND user_id LIKE :prefix"
+    ).bindparams(prefix=f"{prefix}%")
