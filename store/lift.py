@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-Z95 = 1.959964
+from store.stats import newcombe, risk_ratio_interval
 
 
 @dataclass(frozen=True)
@@ -17,23 +16,25 @@ class Lift:
     relative: float | None  # (treatment / holdout) - 1
     relative_ci: tuple[float, float] | None
 
+    @property
+    def significant(self) -> bool | None:
+        """True when the absolute lift's interval excludes 0; None without a holdout."""
+        if self.absolute_ci is None:
+            return None
+        return self.absolute_ci[0] > 0 or self.absolute_ci[1] < 0
+
 
 def lift(converted_t: int, n_t: int, converted_h: int, n_h: int) -> Lift:
-    """Absolute lift (difference of proportions, Wald interval) and relative lift (risk
-    ratio, log-scale interval). None where a group is empty or a rate is zero."""
+    """Absolute lift (difference of proportions, Newcombe's hybrid score interval) and
+    relative lift (risk ratio, log-scale interval). None where a group is empty or a rate
+    is zero."""
     p_t = converted_t / n_t if n_t else None
     p_h = converted_h / n_h if n_h else None
     if p_t is None or p_h is None:
         return Lift(p_t, p_h, None, None, None, None)
     diff = p_t - p_h
-    se = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
-    abs_ci = (diff - Z95 * se, diff + Z95 * se)
+    abs_ci = newcombe(converted_t, n_t, converted_h, n_h)
     if p_t == 0 or p_h == 0:
         return Lift(p_t, p_h, diff, abs_ci, None, None)
-    ratio = p_t / p_h
-    se_log = math.sqrt((1 - p_t) / (n_t * p_t) + (1 - p_h) / (n_h * p_h))
-    rel_ci = (
-        math.exp(math.log(ratio) - Z95 * se_log) - 1,
-        math.exp(math.log(ratio) + Z95 * se_log) - 1,
-    )
-    return Lift(p_t, p_h, diff, abs_ci, ratio - 1, rel_ci)
+    low, high = risk_ratio_interval(converted_t, n_t, converted_h, n_h)
+    return Lift(p_t, p_h, diff, abs_ci, p_t / p_h - 1, (low - 1, high - 1))
