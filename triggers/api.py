@@ -44,6 +44,7 @@ from triggers.segment import (
     Parsed,
     PayloadError,
     decode_json,
+    may_hold_unstorable,
     parse_batch,
     parse_call,
     refusal,
@@ -187,7 +188,15 @@ def create_app(
             data = decode_json(body)
             try:
                 return Parsed(
-                    messages=[parse_call(kind, data, received_at=received_at, limits=limits)]
+                    messages=[
+                        parse_call(
+                            kind,
+                            data,
+                            received_at=received_at,
+                            limits=limits,
+                            check_text=may_hold_unstorable(body),
+                        )
+                    ]
                 )
             except PayloadError as exc:
                 return Parsed(refused=[refusal(data, exc)])
@@ -209,7 +218,12 @@ def create_app(
         )
 
     def parse_many(body: bytes, received_at: datetime) -> Parsed:
-        return parse_batch(decode_json(body), received_at=received_at, limits=limits)
+        return parse_batch(
+            decode_json(body),
+            received_at=received_at,
+            limits=limits,
+            check_text=may_hold_unstorable(body),
+        )
 
     @app.post(
         "/v1/batch",

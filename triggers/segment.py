@@ -394,36 +394,67 @@ def _printable(key: str) -> str:
     return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
 
 
-def _shape_problem(value: Any, path: str, depth: int, limits: Limits) -> tuple[str, str] | None:
+def _shape_problem(
+    value: Any, path: str, depth: int, limits: Limits, *, text: bool = True
+) -> tuple[str, str] | None:
     """The first place in ``value`` the store or a run could not take, and why.
 
     ``depth`` counts the objects and arrays around ``value`` (the field itself is at 1 when it
     is an object). Checked before anything is stored, so nothing that passes can later fail
-    in a JSON column, a payload converter or an SQL function.
+    in a JSON column, a payload converter or an SQL function. ``text=False`` skips the search
+    for unstorable characters, for a body known to hold none (see :func:`may_hold_unstorable`).
     """
+    found = _first_problem(value, depth, limits, text)
+    if found is None:
+        return None
+    where, why = found
+    for part in reversed(where):
+        path += f"[{part}]" if isinstance(part, int) else f".{_printable(part)}"
+    return path, why
+
+
+def _first_problem(
+    value: Any, depth: int, limits: Limits, text: bool
+) -> tuple[list[str | int], str] | None:
+    """:func:`_shape_problem`'s walk; the path comes back innermost part first, built only
+    for a value that fails."""
     if isinstance(value, str):
-        if _UNSTORABLE.search(value):
-            return path, "contains a NUL character or an unpaired surrogate"
+        if text and _UNSTORABLE.search(value):
+            return [], "contains a NUL character or an unpaired surrogate"
         return None
     if isinstance(value, float):
-        return None if math.isfinite(value) else (path, "must be a finite number")
-    if isinstance(value, dict | list):
+        return None if math.isfinite(value) else ([], "must be a finite number")
+    if isinstance(value, dict):
         if depth >= limits.max_depth:
-            return path, f"nests deeper than {limits.max_depth} levels"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                sub = f"{path}.{_printable(key)}"
-                if _UNSTORABLE.search(key):
-                    return sub, "has a key with a NUL character or an unpaired surrogate"
-                found = _shape_problem(item, sub, depth + 1, limits)
+            return [], f"nests deeper than {limits.max_depth} levels"
+        for key, item in value.items():
+            if text and _UNSTORABLE.search(key):
+                return [key], "has a key with a NUL character or an unpaired surrogate"
+            if isinstance(item, dict | list | float) or (text and isinstance(item, str)):
+                found = _first_problem(item, depth + 1, limits, text)
                 if found:
+                    found[0].append(key)
                     return found
-        else:
-            for i, item in enumerate(value):
-                found = _shape_problem(item, f"{path}[{i}]", depth + 1, limits)
+    elif isinstance(value, list):
+        if depth >= limits.max_depth:
+            return [], f"nests deeper than {limits.max_depth} levels"
+        for i, item in enumerate(value):
+            if isinstance(item, dict | list | float) or (text and isinstance(item, str)):
+                found = _first_problem(item, depth + 1, limits, text)
                 if found:
+                    found[0].append(i)
                     return found
     return None
+
+
+# A NUL or a lone surrogate reaches a decoded string only through a ``\u`` escape (0000,
+# D800-DFFF) or as bytes a strict UTF-8 decoder refuses but ``json`` lets through (ED A0-BF).
+_MAY_BE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
+
+
+def may_hold_unstorable(body: bytes) -> bool:
+    """Whether a JSON ``body`` could decode to a string with a NUL or a lone surrogate."""
+    return _MAY_BE_UNSTORABLE.search(body) is not None
 
 
 def shape_problem(value: Any, path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str] | None:
@@ -432,14 +463,18 @@ def shape_problem(value: Any, path: str, limits: Limits = DEFAULT_LIMITS) -> tup
     return _shape_problem(value, path, 0, limits)
 
 
-def _check_shape(data: Mapping[str, Any], prefix: str, limits: Limits) -> None:
+def _check_shape(data: Mapping[str, Any], prefix: str, limits: Limits, text: bool = True) -> None:
     """Refuse a call whose stored fields are too deep, not finite or not storable."""
     for name in _STORED_FIELDS.values():
         if name in data:
-            found = _shape_problem(data[name], _field_path(prefix, (name,)), 0, limits)
+            found = _shape_problem(data[name], _field_path(prefix, (name,)), 0, limits, text=text)
             if found:
                 path, why = found
                 raise PayloadError(f"{path} {why}.", field=path)
+
+
+# 19 digits in a row may be an integer beyond 64 bits (or text that merely looks like one).
+_LONG_INTEGER = re.compile(rb"[0-9]{19}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -451,7 +486,20 @@ def decode_json(body: bytes) -> dict[str, Any]:
 
     ``NaN``/``Infinity`` are not JSON and refuse the body; a number too large for a double
     (``1e400``) decodes as infinity and is refused per call by the shape check.
+
+    Most bodies go through orjson; one it cannot read as ``json`` would (another encoding
+    than UTF-8, a lone surrogate, a number out of a double's range, an integer longer than
+    18 digits, which orjson would turn into a float) goes through ``json``, which decides.
     """
+    if _LONG_INTEGER.search(body) is None:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if not isinstance(data, dict):
+                raise PayloadError("Body must be a JSON object.")
+            return data
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -479,8 +527,9 @@ def _parse_item(
     new_id: Callable[[], str],
     base_context: Mapping[str, Any] | None = None,
     base_sent_at: datetime | None = None,
+    text: bool = True,
 ) -> Message:
-    _check_shape(data, prefix, limits)
+    _check_shape(data, prefix, limits, text)
     call = _validate(_MODELS[kind], data, prefix)
     return _normalise(
         kind,
@@ -502,13 +551,24 @@ def parse_call(
     received_at: datetime,
     limits: Limits = DEFAULT_LIMITS,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    check_text: bool = True,
 ) -> Message:
     """Validate one call posted to ``/v1/{kind}`` (the URL decides the type).
+    ``check_text=False`` skips the search for NUL and lone surrogates, for a body
+    :func:`may_hold_unstorable` cleared.
 
     Raises:
         PayloadError: naming the field at fault.
     """
-    return _parse_item(kind, data, prefix="", received_at=received_at, limits=limits, new_id=new_id)
+    return _parse_item(
+        kind,
+        data,
+        prefix="",
+        received_at=received_at,
+        limits=limits,
+        new_id=new_id,
+        text=check_text,
+    )
 
 
 def refusal(data: Any, exc: PayloadError, *, index: int | None = None) -> Refusal:
@@ -527,11 +587,13 @@ def parse_batch(
     received_at: datetime,
     limits: Limits = DEFAULT_LIMITS,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    check_text: bool = True,
 ) -> Parsed:
     """Judge every call of a ``/v1/batch`` body on its own.
 
     The top-level ``context`` is merged under each message's own (the message wins) and the
-    top-level ``sentAt`` applies to messages without their own.
+    top-level ``sentAt`` applies to messages without their own. ``check_text=False`` skips
+    the search for NUL and lone surrogates, for a body :func:`may_hold_unstorable` cleared.
 
     Raises:
         PayloadError: only when the body itself is wrong (no ``batch`` array, a top-level
@@ -546,7 +608,9 @@ def parse_batch(
     out = Parsed()
     for i, item in enumerate(envelope.batch):
         try:
-            out.messages.append(_batch_item(i, item, envelope, received_at, limits, new_id))
+            out.messages.append(
+                _batch_item(i, item, envelope, received_at, limits, new_id, check_text)
+            )
         except PayloadError as exc:
             out.refused.append(refusal(_with_envelope(item, data), exc, index=i))
     return out
@@ -573,6 +637,7 @@ def _batch_item(
     received_at: datetime,
     limits: Limits,
     new_id: Callable[[], str],
+    text: bool,
 ) -> Message:
     prefix = f"batch[{i}]"
     if not isinstance(item, dict):
@@ -598,6 +663,7 @@ def _batch_item(
         base_context=envelope.context,
         base_sent_at=envelope.sent_at,
         new_id=new_id,
+        text=text,
     )
 
 
@@ -620,6 +686,7 @@ __all__ = [
     "PayloadError",
     "Refusal",
     "decode_json",
+    "may_hold_unstorable",
     "event_time",
     "parse_batch",
     "parse_call",

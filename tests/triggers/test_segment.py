@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from triggers.api import check_write_key
 from triggers.body import gunzip_limited
 from triggers.profiles import normalize_phone, valid_timezone
-from triggers.segment import PayloadError, decode_json, event_time, parse_batch, parse_call
+from triggers.segment import (
+    PayloadError,
+    decode_json,
+    event_time,
+    may_hold_unstorable,
+    parse_batch,
+    parse_call,
+)
 
 NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -145,3 +156,89 @@ def _basic(user: str, password: str = "") -> str:
 )
 def test_check_write_key(header: str | None, ok: bool) -> None:
     assert (check_write_key(header, "key") is None) is ok
+
+
+# --- decoding a body as json would, fast -----------------------------------------------------
+
+_JSON_TEXT = st.text(
+    alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=8
+)
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _holds_unstorable(value: object) -> bool:
+    if isinstance(value, str):
+        return any(c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_holds_unstorable(k) or _holds_unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_unstorable(v) for v in value)
+    return False
+
+
+@given(value=_JSON_VALUES, ascii_only=st.booleans())
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_decode_json_reads_any_body_as_json_does(value: object, ascii_only: bool) -> None:
+    """The fast decoder gives exactly what ``json`` gives (integers beyond 64 bits stay
+    integers), and a body whose strings hold a NUL or a lone surrogate is never cleared by
+    the quick scan that lets the per-string search be skipped."""
+    text = json.dumps({"v": value}, ensure_ascii=ascii_only)
+    body = text.encode("utf-8", "surrogatepass")
+    assert repr(decode_json(body)) == repr(json.loads(body))
+    if _holds_unstorable(value):
+        assert may_hold_unstorable(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"n": 123456789012345678901234567890}', {"n": 123456789012345678901234567890}),
+        ('{"s": "\u00e9"}'.encode("utf-16"), {"s": "\u00e9"}),  # json reads UTF-16 too
+        (b'{"x": 1e400}', {"x": float("inf")}),  # refused later, per call, with its field
+        (b'{"s": "\\ud800"}', {"s": "\ud800"}),
+    ],
+)
+def test_decode_json_falls_back_where_orjson_differs(body: bytes, expected: object) -> None:
+    assert decode_json(body) == expected
+
+
+@pytest.mark.parametrize("body", [b'{"x": NaN}', b"[1]", b'{"a": 1', b"\xff\xfe\x00"])
+def test_decode_json_refuses_what_json_refuses(body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        decode_json(body)
+
+
+def test_a_batch_cleared_by_the_scan_still_refuses_deep_and_infinite_values() -> None:
+    deep: dict[str, object] = {}
+    cursor = deep
+    for _ in range(40):
+        cursor["a"] = {}
+        cursor = cursor["a"]  # type: ignore[assignment]
+    body = (
+        json.dumps(
+            {
+                "batch": [
+                    {"type": "track", "userId": "u1", "event": "e", "properties": deep},
+                    {"type": "track", "userId": "u1", "event": "e", "properties": {"p": [1, 2.5]}},
+                    {"type": "track", "userId": "u1", "event": "e", "properties": {"ok": "fine"}},
+                ]
+            }  # fmt: skip
+        )
+        .encode()
+        .replace(b"2.5", b"1e400")
+    )  # json.dumps would write Infinity
+    assert not may_hold_unstorable(body)
+    parsed = parse_batch(decode_json(body), received_at=NOW, check_text=False)
+    assert [m.properties for m in parsed.messages] == [{"ok": "fine"}]
+    assert [(r.index, r.field) for r in parsed.refused] == [
+        (0, "batch[0].properties" + ".a" * 32),
+        (1, "batch[1].properties.p[1]"),
+    ]
