@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from store.lift import Lift, lift
 from store.models import Coupon, Enrollment, Event, Message
+from store.money import Costs, MoneyReport, money_report
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class JourneyReport:
     # another journey that reached the user earlier (see the module docstring).
     credited: int = 0
     credited_elsewhere: int = 0
+    # Orders, GMV, costs and ROI against the holdout (:mod:`store.money`), when priced.
+    money: MoneyReport | None = None
 
     def rate(self, group: str) -> float:
         """Conversion rate of ``group`` (treatment or holdout); 0 when nobody entered."""
@@ -116,6 +119,7 @@ class JourneyReport:
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["since"] = self.since.isoformat() if self.since else None
+        data["money"] = self.money.as_dict() if self.money else None
         return data
 
 
@@ -125,9 +129,14 @@ FAILED = ("failed", "bounced", "undelivered")
 
 
 def journey_report(
-    session: Session, *, journey_id: str, since: datetime | None = None
+    session: Session,
+    *,
+    journey_id: str,
+    since: datetime | None = None,
+    costs: Costs | None = None,
 ) -> JourneyReport:
-    """Entered, treatment vs holdout, per step and channel outcomes, conversions and lift."""
+    """Entered, treatment vs holdout, per step and channel outcomes, conversions and lift;
+    with ``costs``, also the journey's money (orders, GMV, costs, ROI)."""
     enrolled = select(Enrollment).where(Enrollment.journey_id == journey_id)
     if since is not None:
         enrolled = enrolled.where(Enrollment.entered_at >= since)
@@ -188,6 +197,9 @@ def journey_report(
         coupons_redeemed=redeemed,
         credited=credited,
         credited_elsewhere=converted_treatment - credited,
+        money=None
+        if costs is None
+        else money_report(session, journey_id=journey_id, costs=costs, since=since),
     )
 
 

@@ -1,0 +1,472 @@
+"""Money per journey: what the treatment earned and cost against its holdout, per entrant.
+
+Each entrant (enrollment) is followed for the journey's attribution window: its goal's
+``within`` from entry (7 days for a journey without a goal), the window the conversion
+counts use. Within it:
+
+- **orders** are the user's ``order_placed`` events (not the one that started the run); an
+  order inside the windows of several of the user's entries counts for the latest of them,
+  so a journey never counts one order twice;
+- **GMV** is each order's value before its coupon: the amount paid (``total_fen``, or
+  ``total`` in yuan) plus the discount of the coupon it used when the engine issued that
+  coupon (the ``coupons`` table knows its amount);
+- **coupon cost** is the discount of every coupon this journey issued to the entrant that
+  was redeemed (any time: a cost is a cost);
+- **message cost** is every message of the run a provider accepted, priced per channel from
+  settings: an SMS per segment (counted from the body the outbox recorded, 1 when no body
+  is kept), at its destination country's price when one is set.
+
+The differences are per entrant (treatment minus holdout) scaled to the treatment's
+entrants: incremental orders, GMV and margin (GMV times the margin rate), each with a 95%
+interval (:mod:`store.stats`: Newcombe for the conversion rate, the BCa bootstrap for orders
+and GMV per entrant). The journey's spend is the treatment's coupon cost plus its message
+cost; the holdout's coupons (issued but never announced) are not the journey's doing.
+
+    ROI = (incremental margin - spend) / spend
+    cost per incremental order = spend / incremental orders
+
+Spend is counted, not estimated, so their intervals are those of incremental margin and
+orders carried through the formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from journeys.durations import format_duration
+from message_templates.sms import sms_segments
+from store import stats
+from store.journeys import spec_of
+from store.models import Coupon, Enrollment, Event, JourneyVersion, Message, OutboxMessage, User
+
+if TYPE_CHECKING:
+    from config import Settings
+
+DEFAULT_WINDOW = timedelta(days=7)
+# Messages a provider accepted, and so billed (an undelivered SMS and a bounced email too).
+BILLED = ("sending", "sent", "delivered", "opened", "clicked", "undelivered", "bounced")
+GROUPS = ("treatment", "holdout")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What messages cost and what an order earns (settings: see the README)."""
+
+    sms_segment_fen: float = 5.0
+    email_fen: float = 1.0
+    push_fen: float = 0.0
+    margin_rate: float = 0.25
+    # E.164 prefix ("+1", "+852") -> fen per SMS segment there; the longest prefix wins.
+    sms_segment_fen_by_country: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Costs:
+        """The costs ``settings`` set (LIFECYCLE_SMS_COST_FEN_PER_SEGMENT, ...)."""
+        return cls(
+            sms_segment_fen=settings.sms_cost_fen_per_segment,
+            email_fen=settings.email_cost_fen,
+            push_fen=settings.push_cost_fen,
+            margin_rate=settings.margin_rate,
+            sms_segment_fen_by_country=dict(settings.sms_cost_fen_by_country),
+        )
+
+    def sms(self, phone: str | None, segments: int) -> float:
+        price = self.sms_segment_fen
+        best = 0
+        for prefix, fen in self.sms_segment_fen_by_country.items():
+            if phone and phone.startswith(prefix) and len(prefix) > best:
+                price, best = fen, len(prefix)
+        return price * segments
+
+    def message(self, channel: str, *, phone: str | None, body: str | None) -> float:
+        if channel == "sms":
+            return self.sms(phone, sms_segments(body) if body else 1)
+        return self.email_fen if channel == "email" else self.push_fen
+
+
+@dataclass
+class Entrant:
+    """One enrollment's outcome in its window."""
+
+    group: str
+    user_id: str
+    converted: bool
+    orders: int = 0
+    gmv_fen: int = 0
+    coupon_fen: int = 0
+    message_fen: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroupMoney:
+    """One group's totals."""
+
+    entrants: int
+    converted: int
+    orders: int
+    gmv_fen: int
+    coupon_fen: int
+    message_fen: float
+
+    def per_entrant(self, total: float) -> float | None:
+        return total / self.entrants if self.entrants else None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A difference with its 95% interval and what the sample can say about it.
+
+    ``more_treatment`` / ``more_holdout``: when the interval covers 0, about how many more
+    entrants each group needs (at the current split) for a two-sided test at alpha 0.05 to
+    detect the observed effect with 80% power; None when significant or nothing observed.
+    ``high`` None is an unbounded interval (a cost per order when the orders may be 0).
+    """
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    more_treatment: int | None = None
+    more_holdout: int | None = None
+
+    @property
+    def significant(self) -> bool | None:
+        """True when the interval excludes 0; None without an interval."""
+        if self.low is None and self.high is None:
+            return None
+        return (self.low is not None and self.low > 0) or (self.high is not None and self.high < 0)
+
+    def scaled(self, factor: float, shift: float = 0.0) -> Estimate:
+        """This estimate carried through ``x * factor + shift`` (``factor`` > 0)."""
+
+        def f(x: float | None) -> float | None:
+            return None if x is None else x * factor + shift
+
+        return Estimate(
+            f(self.value), f(self.low), f(self.high), self.more_treatment, self.more_holdout
+        )
+
+    def note(self) -> str:
+        """What a marketer should read into it."""
+        if self.value is None or self.significant is None:
+            return "no holdout to compare with"
+        if self.significant:
+            return "significant (95% interval excludes 0)"
+        if self.more_treatment is None or self.more_holdout is None:
+            return "not significant: no difference observed"
+        more = self.more_treatment + self.more_holdout
+        return (
+            f"not significant yet; about {more:,} more entrants ({self.more_holdout:,} of them "
+            "held out) would detect the observed effect"
+        )
+
+
+@dataclass(frozen=True)
+class Money:
+    """Treatment against holdout for one set of entrants (a journey, a step, a variant)."""
+
+    label: str
+    treatment: GroupMoney
+    holdout: GroupMoney
+    conversion: Estimate  # difference of conversion rates
+    orders_per_entrant: Estimate
+    gmv_per_entrant_fen: Estimate
+    incremental_orders: Estimate
+    incremental_gmv_fen: Estimate
+    incremental_margin_fen: Estimate
+    spend_fen: float  # the treatment's coupon cost + message cost
+    cost_per_incremental_order_fen: Estimate
+    roi: Estimate
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in data:
+            if isinstance(getattr(self, name), Estimate):
+                estimate = getattr(self, name)
+                data[name] |= {"significant": estimate.significant, "note": estimate.note()}
+        return data
+
+
+@dataclass(frozen=True)
+class MoneyReport:
+    """A journey's money: the whole journey, then per send step (and A/B variant)."""
+
+    journey_id: str
+    window: str
+    costs: Costs
+    journey: Money
+    steps: list[Money]
+    sample_ratio: stats.SampleRatio | None  # the split of users against the configured one
+
+    def as_dict(self) -> dict[str, Any]:
+        ratio = self.sample_ratio
+        return {
+            "journey_id": self.journey_id,
+            "window": self.window,
+            "costs": asdict(self.costs),
+            "journey": self.journey.as_dict(),
+            "steps": [s.as_dict() for s in self.steps],
+            "sample_ratio": None
+            if ratio is None
+            else asdict(ratio)
+            | {"realized_share": ratio.realized_share, "mismatch": ratio.mismatch},
+        }
+
+
+def money_report(
+    session: Session, *, journey_id: str, costs: Costs, since: datetime | None = None
+) -> MoneyReport:
+    """Money per entrant, treatment against holdout, for ``journey_id`` (entries since)."""
+    versions = {
+        v.version: spec_of(v)
+        for v in session.scalars(
+            select(JourneyVersion).where(JourneyVersion.journey_id == journey_id)
+        )
+    }
+    ours: ColumnElement[bool] = Enrollment.journey_id == journey_id
+    if since is not None:
+        ours = ours & (Enrollment.entered_at >= since)
+    rows = session.execute(
+        select(
+            Enrollment.id,
+            Enrollment.user_id,
+            Enrollment.group,
+            Enrollment.entered_at,
+            Enrollment.journey_version,
+            Enrollment.converted_at,
+            Enrollment.trigger_message_id,
+        )
+        .where(ours)
+        .order_by(Enrollment.user_id, Enrollment.entered_at, Enrollment.id)
+    ).all()
+    entrants = {r.id: Entrant(r.group, r.user_id, r.converted_at is not None) for r in rows}
+    by_user: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_user[r.user_id].append(r)
+
+    def window(version: int) -> timedelta:
+        spec = versions.get(version)
+        return spec.goal.within if spec is not None and spec.goal is not None else DEFAULT_WINDOW
+
+    def latest_entry(user_id: str, at: datetime) -> Any | None:
+        entries = by_user.get(user_id, [])
+        i = bisect_right([e.entered_at for e in entries], at)
+        return entries[i - 1] if i else None
+
+    users = select(Enrollment.user_id).where(ours).distinct()
+    start = min((r.entered_at for r in rows), default=None)
+    if start is not None:
+        orders = session.execute(
+            select(Event.message_id, Event.user_id, Event.timestamp, Event.properties).where(
+                Event.type == "track",
+                Event.event == "order_placed",
+                Event.user_id.in_(users),
+                Event.timestamp >= start,
+            )
+        ).all()
+        discounts = _coupon_amounts(session, {_code(o.properties) for o in orders} - {None})
+        for o in orders:
+            entry = latest_entry(o.user_id, o.timestamp)
+            if (
+                entry is None
+                or o.message_id == entry.trigger_message_id
+                or o.timestamp >= entry.entered_at + window(entry.journey_version)
+            ):
+                continue
+            entrant = entrants[entry.id]
+            entrant.orders += 1
+            entrant.gmv_fen += _paid_fen(o.properties) + discounts.get(_code(o.properties), 0)
+    for user_id, issued_at, amount in session.execute(
+        select(Coupon.user_id, Coupon.issued_at, Coupon.amount_fen).where(
+            Coupon.journey_id == journey_id,
+            Coupon.redeemed_at.is_not(None),
+            Coupon.user_id.in_(users),
+        )
+    ):
+        entry = latest_entry(user_id, issued_at)
+        if entry is not None:
+            entrants[entry.id].coupon_fen += amount
+    reached: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    step_cost: dict[tuple[str, str | None], float] = defaultdict(float)
+    for enrollment_id, step, variant, channel, status, body, phone in session.execute(
+        select(
+            Message.enrollment_id,
+            Message.step_id,
+            Message.variant,
+            Message.channel,
+            Message.status,
+            OutboxMessage.body,
+            User.phone,
+        )
+        .outerjoin(OutboxMessage, OutboxMessage.message_key == Message.idempotency_key)
+        .outerjoin(User, User.id == Message.user_id)
+        .where(
+            Message.journey_id == journey_id,
+            true()
+            if since is None
+            else Message.enrollment_id.in_(select(Enrollment.id).where(ours)),
+        )
+    ):
+        if enrollment_id is None or enrollment_id not in entrants:
+            continue
+        entrant = entrants[enrollment_id]
+        key = ((step or "").split(".")[0], variant)
+        reached[key].add(enrollment_id)
+        if status in BILLED:
+            fen = costs.message(channel, phone=phone, body=body)
+            entrant.message_fen += fen
+            if entrant.group == "treatment":
+                step_cost[key] += fen
+    steps = []
+    for key in sorted(reached, key=lambda k: (k[0], k[1] or "")):
+        step, variant = key
+        label = f"{step} · {variant}" if variant else step
+        subset = [entrants[i] for i in sorted(reached[key])]
+        steps.append(compare(label, subset, costs=costs, spend_fen=step_cost[key]))
+    return MoneyReport(
+        journey_id=journey_id,
+        window=format_duration(window(max(versions)) if versions else DEFAULT_WINDOW),
+        costs=costs,
+        journey=compare(journey_id, list(entrants.values()), costs=costs),
+        steps=steps,
+        sample_ratio=_sample_ratio(rows, versions),
+    )
+
+
+def compare(
+    label: str, entrants: Sequence[Entrant], *, costs: Costs, spend_fen: float | None = None
+) -> Money:
+    """Treatment against holdout among ``entrants``; ``spend_fen`` overrides the spend (a
+    step's own message cost), which is otherwise the treatment's coupon and message cost."""
+    t = [e for e in entrants if e.group == "treatment"]
+    h = [e for e in entrants if e.group == "holdout"]
+    tg, hg = _totals(t), _totals(h)
+    spend = tg.coupon_fen + tg.message_fen if spend_fen is None else spend_fen
+    conversion = _conversion(tg, hg)
+    orders = _mean_difference([e.orders for e in t], [e.orders for e in h])
+    gmv = _mean_difference([e.gmv_fen for e in t], [e.gmv_fen for e in h])
+    n = len(t)
+    inc_orders, inc_gmv = orders.scaled(n), gmv.scaled(n)
+    margin = inc_gmv.scaled(costs.margin_rate)
+    roi = margin.scaled(1 / spend, -1.0) if spend > 0 else Estimate(None)
+    return Money(
+        label=label,
+        treatment=tg,
+        holdout=hg,
+        conversion=conversion,
+        orders_per_entrant=orders,
+        gmv_per_entrant_fen=gmv,
+        incremental_orders=inc_orders,
+        incremental_gmv_fen=inc_gmv,
+        incremental_margin_fen=margin,
+        spend_fen=spend,
+        cost_per_incremental_order_fen=_cost_per(spend, inc_orders),
+        roi=roi,
+    )
+
+
+def _totals(group: Sequence[Entrant]) -> GroupMoney:
+    return GroupMoney(
+        entrants=len(group),
+        converted=sum(e.converted for e in group),
+        orders=sum(e.orders for e in group),
+        gmv_fen=sum(e.gmv_fen for e in group),
+        coupon_fen=sum(e.coupon_fen for e in group),
+        message_fen=math.fsum(e.message_fen for e in group),
+    )
+
+
+def _more(needed: float | None, n_t: int, n_h: int) -> tuple[int | None, int | None]:
+    """More entrants per group to reach ``needed`` in the treatment at the current split."""
+    if needed is None:
+        return None, None
+    ratio = n_h / n_t
+    return max(1, math.ceil(needed - n_t)), max(1, math.ceil(needed * ratio - n_h))
+
+
+def _conversion(t: GroupMoney, h: GroupMoney) -> Estimate:
+    if not t.entrants or not h.entrants:
+        return Estimate(None)
+    p_t, p_h = t.converted / t.entrants, h.converted / h.entrants
+    low, high = stats.newcombe(t.converted, t.entrants, h.converted, h.entrants)
+    estimate = Estimate(p_t - p_h, low, high)
+    if estimate.significant:
+        return estimate
+    needed = stats.entrants_for_power(stats.cohens_h(p_t, p_h), ratio=h.entrants / t.entrants)
+    more_t, more_h = _more(needed, t.entrants, h.entrants)
+    return Estimate(p_t - p_h, low, high, more_t, more_h)
+
+
+def _mean_difference(t: Sequence[float], h: Sequence[float]) -> Estimate:
+    """The difference of means per entrant with its BCa interval and, when it covers 0,
+    the entrants a normal test would need to detect it."""
+    if not t or not h:
+        return Estimate(None)
+    diff = stats.mean(t) - stats.mean(h)
+    low, high = stats.bootstrap_difference(t, h)
+    estimate = Estimate(diff, low, high)
+    if estimate.significant:
+        return estimate
+    needed = stats.entrants_for_power(
+        diff, var1=stats.variance(t), var2=stats.variance(h), ratio=len(h) / len(t)
+    )
+    more_t, more_h = _more(needed, len(t), len(h))
+    return Estimate(diff, low, high, more_t, more_h)
+
+
+def _cost_per(spend: float, orders: Estimate) -> Estimate:
+    """``spend / incremental orders``: decreasing in the orders, so the interval's ends
+    swap; unbounded above when the orders' interval reaches 0."""
+    if orders.value is None or orders.value <= 0 or spend <= 0:
+        return Estimate(None)
+    low = spend / orders.high if orders.high is not None and orders.high > 0 else None
+    high = spend / orders.low if orders.low is not None and orders.low > 0 else None
+    return Estimate(spend / orders.value, low, high, orders.more_treatment, orders.more_holdout)
+
+
+def _sample_ratio(rows: Iterable[Any], versions: dict[int, Any]) -> stats.SampleRatio | None:
+    """Users per group against each version's holdout share (the split is by user)."""
+    seen: set[tuple[int, str, str]] = {(r.journey_version, r.user_id, r.group) for r in rows}
+    holdout, shares = 0, []
+    for version, _user, group in seen:
+        spec = versions.get(version)
+        share = (spec.holdout if spec is not None else 0) / 100
+        if 0 < share < 1:
+            holdout += group == "holdout"
+            shares.append(share)
+    total = len(shares)
+    if not total:
+        return None
+    return stats.sample_ratio_mismatch(
+        holdout=holdout, total=total, expected_share=math.fsum(shares) / total
+    )
+
+
+def _code(properties: dict[str, Any]) -> str | None:
+    code = properties.get("coupon_code")
+    return code if isinstance(code, str) and code else None
+
+
+def _paid_fen(properties: dict[str, Any]) -> int:
+    for key, scale in (("total_fen", 1), ("total", 100)):
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return round(value * scale)
+    return 0
+
+
+def _coupon_amounts(session: Session, codes: set[str | None]) -> dict[str | None, int]:
+    found: dict[str | None, int] = {}
+    wanted = sorted(c for c in codes if c)
+    for i in range(0, len(wanted), 500):
+        stmt = select(Coupon.code, Coupon.amount_fen).where(Coupon.code.in_(wanted[i : i + 500]))
+        found.update({code: amount for code, amount in session.execute(stmt)})
+    return found
