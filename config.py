@@ -189,6 +189,15 @@ class Settings(BaseSettings):
     cap_sms_per_day: int = Field(default=1, ge=0)
     cap_marketing_per_week: int = Field(default=3, ge=0)
 
+    # What `lifecycle report` prices a journey's money with: fen per message a provider
+    # accepted (an SMS per segment; per destination as JSON {"+1": 60} by E.164 prefix,
+    # the longest prefix winning), and the margin an order's value earns.
+    sms_cost_fen_per_segment: float = Field(default=5.0, ge=0)
+    sms_cost_fen_by_country: dict[str, float] = Field(default_factory=dict)
+    email_cost_fen: float = Field(default=1.0, ge=0)
+    push_cost_fen: float = Field(default=0.0, ge=0)
+    margin_rate: float = Field(default=0.25, ge=0, le=1)
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str | None) -> str | None:
