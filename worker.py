@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,7 +179,7 @@ def build_workers(
         workflows=WORKFLOWS,
         activities=[
             delivery.prepare_send,
-            CouponActivities(factory).issue_coupon,
+            CouponActivities(factory, announce=route_soon(router)).issue_coupon,
             EnrollmentActivities(factory).finish_enrollment,
             AudienceActivities(factory).in_audience,
             ProfileActivities(factory, default_timezone=settings.default_timezone).next_local_time,
@@ -221,6 +221,29 @@ def build_workers(
         for kind in CHANNEL_KINDS
     ]
     return [journeys, *senders, *bulk]
+
+
+def route_soon(router: JourneyRouter) -> Callable[[int], None]:
+    """Hand an event an activity just stored (``coupon_issued``) to ``router`` on this
+    worker's event loop, without waiting for it: the journeys it starts begin within a
+    moment, not at the pending-event loop's next pass. Best effort: an event this leaves
+    unrouted is routed by that loop (``route_pending_forever``)."""
+    loop = asyncio.get_running_loop()
+    running: set[Future[None]] = set()
+
+    def done(future: Future[None]) -> None:
+        running.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning(
+                "routing a stored event failed; the pending loop retries: %r", future.exception()
+            )
+
+    def route(event_id: int) -> None:
+        future = asyncio.run_coroutine_threadsafe(router.route([event_id]), loop)
+        running.add(future)
+        future.add_done_callback(done)
+
+    return route
 
 
 def activity_pool() -> ThreadPoolExecutor:

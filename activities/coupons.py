@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -13,6 +15,8 @@ from store.models import Coupon, Event
 from store.upsert import insert_ignore
 from workflows.contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
 
+log = logging.getLogger(__name__)
+
 # No 0/O/1/I: codes are read aloud and typed from SMS.
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -22,12 +26,27 @@ def new_code(length: int = 10) -> str:
 
 
 class CouponActivities:
-    def __init__(self, factory: SessionFactory):
+    """``announce``, when given, is handed the id of each ``coupon_issued`` event as soon as
+    it is committed (the worker routes it at once, best effort); without it, or if routing
+    fails, the worker's pending-event loop routes the event later."""
+
+    def __init__(self, factory: SessionFactory, *, announce: Callable[[int], None] | None = None):
         self._factory = factory
+        self._announce = announce
 
     @activity.defn(name=ISSUE_COUPON)
     def issue_coupon(self, inp: IssueCouponInput) -> CouponRef:
         """Issue the coupon keyed by ``issue_key``, or return the one already issued."""
+        coupon, event_id = self._issue(inp)
+        if event_id is not None and self._announce is not None:
+            try:
+                self._announce(event_id)
+            except Exception:  # the pending-event loop routes it anyway
+                log.exception("could not hand coupon_issued event %s to the router", event_id)
+        return coupon
+
+    def _issue(self, inp: IssueCouponInput) -> tuple[CouponRef, int | None]:
+        """The coupon, and the id of its ``coupon_issued`` event if nobody routed it yet."""
         with transaction(self._factory) as session:
             coupon = None
             for _ in range(5):  # a fresh code on the (astronomically rare) code collision
@@ -50,13 +69,14 @@ class CouponActivities:
                     break
             if coupon is None:
                 raise RuntimeError(f"could not issue coupon {inp.issue_key}")
-            # Announce it like the platform would, so coupon journeys (expiry nudges) start;
-            # the worker's pending-event router picks it up.
+            # Announce it like the platform would, so coupon journeys (expiry nudges) start:
+            # routed once committed (``announce``), or by the worker's pending-event loop.
+            message_id = f"coupon-issued:{coupon.id}"
             insert_ignore(
                 session,
                 Event,
                 values={
-                    "message_id": f"coupon-issued:{coupon.id}",
+                    "message_id": message_id,
                     "type": "track",
                     "user_id": inp.user_id,
                     "event": "coupon_issued",
@@ -73,10 +93,14 @@ class CouponActivities:
                     "received_at": datetime.now(UTC),
                 },
             )
-            return CouponRef(
+            unrouted = session.scalar(
+                select(Event.id).where(Event.message_id == message_id, Event.routed_at.is_(None))
+            )
+            ref = CouponRef(
                 coupon_id=coupon.id,
                 code=coupon.code,
                 amount_fen=coupon.amount_fen,
                 min_spend_fen=coupon.min_spend_fen,
                 expires_at=coupon.expires_at,
             )
+        return ref, unrouted
