@@ -57,6 +57,12 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(seconds=20)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 RESTART = "restart"
+# Runs started by this interpreter issue coupons and decide sends (the policy) as local
+# activities: run by the worker inside the workflow task that asks for them, with no round
+# trip through the server's queues. Both are idempotent (the coupon's issue key, the ledger
+# row), so a local activity run again after a lost workflow task issues and decides nothing
+# twice. Runs recorded before take the server's queues as they did (replay).
+LOCAL_ACTIVITIES = "local-coupon-and-policy"
 # The furthest a wait_until waits for an instant it read from an event (ten years); beyond it
 # the step does not wait, as for a value that is not an instant.
 MAX_WAIT_UNTIL = timedelta(days=3653)
@@ -236,7 +242,17 @@ class JourneyWorkflow:
         result_type: Any = None,
         task_queue: str | None = None,
         timeout: timedelta = ACTIVITY_TIMEOUT,
+        *,
+        local: bool = False,
     ) -> Any:
+        if local and workflow.patched(LOCAL_ACTIVITIES):
+            return await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=timeout,
+                retry_policy=RETRY,
+            )
         return await workflow.execute_activity(
             name,
             arg,
@@ -259,6 +275,7 @@ class JourneyWorkflow:
                 now=workflow.now(),
             ),
             CouponRef,
+            local=True,
         )
 
     def _variant(self, step: SendStep) -> tuple[str, str | None]:
@@ -312,7 +329,9 @@ class JourneyWorkflow:
         )
         while True:
             try:
-                result: DeliverResult = await self._activity(PREPARE_SEND, request, DeliverResult)
+                result: DeliverResult = await self._activity(
+                    PREPARE_SEND, request, DeliverResult, local=True
+                )
                 if result.status == "ready":  # the provider call, on the channel's queue
                     queue = channel_task_queue(workflow.info().task_queue, channel)
                     result = await self._activity(
