@@ -1,27 +1,45 @@
 """What ``bench/journeys.py`` and ``bench/latency.py`` share: the dev server on its on-disk
 store (as ``lifecycle dev`` starts it), a database with the shipped journeys published, the
 processes' environment (quiet hours and caps off), signed-up users with a phone, and CPU
-per process from ``/proc``."""
+per process from ``/proc``.
+
+Imported first by those scripts: a script's own folder comes first on ``sys.path``, where
+``bench/journeys.py`` would hide the ``journeys`` package; this puts the project root first
+and the bench and test folders last.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-from chaos_kill_worker import WorkerProcess, free_port
-from ingest import ROOT, cpu_seconds, database
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+for extra in (_HERE.parent / "tests", _HERE):
+    if str(extra) not in sys.path:
+        sys.path.append(str(extra))
 
-from config import Settings, package_binary
-from devstack.stack import _wait_for_port, prepare_database
-from store.db import make_engine
-from store.models import User
+import chaos_parts  # noqa: E402, F401 - first: it takes bench/ off the path again, so put it back
+
+if str(_HERE) not in sys.path:
+    sys.path.append(str(_HERE))
+
+import sqlalchemy as sa  # noqa: E402
+from chaos_kill_worker import WorkerProcess, free_port  # noqa: E402
+from ingest import ROOT, cpu_seconds, database  # noqa: E402
+
+from config import Settings, package_binary  # noqa: E402
+from devstack.stack import _wait_for_port, prepare_database  # noqa: E402
+from store.db import make_engine  # noqa: E402
+from store.models import User  # noqa: E402
 
 __all__ = ["ROOT", "WorkerProcess", "cpu_seconds", "database"]
 
@@ -82,13 +100,19 @@ def process_env(url: str, address: str, workdir: Path, task_queue: str) -> dict[
     return env
 
 
-def add_users(url: str, user_ids: list[str]) -> None:
-    """Profiles with a phone number, as an identify call before the signup leaves them."""
+def phone(number: int) -> str:
+    """The ``number``-th user's phone, E.164."""
+    return f"+86138{number % 100_000_000:08d}"
+
+
+def add_users(url: str, user_ids: list[str], *, first: int = 0) -> None:
+    """Profiles with a phone number (``phone(first)`` on), as an identify call before the
+    signup leaves them."""
     now = datetime.now(UTC)
     rows = [
         {
             "id": uid,
-            "phone": f"+86138{i % 100_000_000:08d}",
+            "phone": phone(first + i),
             "locale": "zh-CN",
             "traits": {},
             "tags": [],

@@ -38,18 +38,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-for extra in (_HERE.parent / "tests", _HERE):
-    if str(extra) not in sys.path:
-        sys.path.append(str(extra))
+import journey_stack  # first: puts the project's packages ahead of bench/ on sys.path
 
-import chaos_parts  # noqa: E402 - first: it takes bench/ off the path again, so put it back
+ROOT = journey_stack.ROOT
 
-if str(_HERE) not in sys.path:
-    sys.path.append(str(_HERE))
-
+import chaos_parts  # noqa: E402
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from bare_journey import (  # noqa: E402
@@ -283,8 +276,8 @@ async def bench(args: argparse.Namespace) -> int:
 def py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` (collapsed stacks, GIL-holding samples) into ``output``."""
     return subprocess.Popen(  # noqa: S603 - py-spy on our own child
-        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", output,
-         "--rate", "200", "--nonblocking", "--gil"],
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+         "--format", "raw", "--output", output, "--rate", "200", "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
