@@ -377,6 +377,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
     from devstack.views import print_report
     from store.journeys import live_journeys
+    from store.money import Costs
     from store.reports import journey_report
 
     since = None
@@ -388,7 +389,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
     with _engine_factory(settings)() as session:
         ids = [args.journey] if args.journey else [r.journey_id for r in live_journeys(session)]
-        reports = [journey_report(session, journey_id=j, since=since) for j in ids]
+        costs = Costs.of(settings)
+        reports = [journey_report(session, journey_id=j, since=since, costs=costs) for j in ids]
     if args.json:
         print(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
         return 0
@@ -968,6 +970,15 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_report,
         "what journeys achieved: sends, skips by reason, conversions, lift over holdout",
         "lifecycle report new_user_coupon --since 2026-06-01 --json",
+    )
+    r.description = (
+        "what journeys achieved: sends, skips by reason, conversions, lift over holdout, and\n"
+        "money per entrant (orders, GMV, coupon and message cost; incremental margin, cost per\n"
+        "incremental order, ROI) with 95% intervals and what is not significant yet. Priced by\n"
+        "LIFECYCLE_SMS_COST_FEN_PER_SEGMENT (default 5 fen), LIFECYCLE_SMS_COST_FEN_BY_COUNTRY\n"
+        "(JSON by E.164 prefix, e.g. '{\"+1\": 60}'), LIFECYCLE_EMAIL_COST_FEN (default 1),\n"
+        "LIFECYCLE_PUSH_COST_FEN (default 0) and LIFECYCLE_MARGIN_RATE (default 0.25). The\n"
+        "methods (Newcombe, BCa bootstrap, power, sample-ratio check) are in the README."
     )
     r.add_argument("journey", nargs="?", help="one journey (default: all)")
     r.add_argument("--since", help="only enrollments from this date or instant on")

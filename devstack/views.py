@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from devstack.money_view import print_money
 from store.reports import JourneyReport
 
 
@@ -45,9 +46,10 @@ def print_report(report: JourneyReport, console: Console, *, goal: str = "") -> 
             f"{report.credited_elsewhere} to a journey that reached the user first"
         )
     lift = report.lift
+    verdict = "" if lift.significant is None else "" if lift.significant else " — not significant"
     console.print(
         f"lift: {_pct(lift.absolute)} points{_span(lift.absolute_ci)} absolute, "
-        f"{_pct(lift.relative)}{_span(lift.relative_ci)} relative (95% CI)"
+        f"{_pct(lift.relative)}{_span(lift.relative_ci)} relative (95% CI){verdict}"
     )
     if report.coupons_issued:
         rate = report.coupons_redeemed / report.coupons_issued
@@ -57,3 +59,5 @@ def print_report(report: JourneyReport, console: Console, *, goal: str = "") -> 
         )
     exits = ", ".join(f"{k} {v}" for k, v in sorted(report.exits.items())) or "none"
     console.print(f"entered {sum(report.entered.values())} · exits: {exits}")
+    if report.money is not None:
+        print_money(report.money, console)

@@ -26,7 +26,11 @@ cost; the holdout's coupons (issued but never announced) are not the journey's d
     cost per incremental order = spend / incremental orders
 
 Spend is counted, not estimated, so their intervals are those of incremental margin and
-orders carried through the formulas.
+orders carried through the formulas. An ROI is significant when its interval excludes 0 (the
+journey surely pays, or surely loses); a cost per incremental order when the incremental
+orders are. When a difference is not significant, :func:`store.stats.entrants_for_power`
+says about how many more entrants (at the current split) would detect the observed effect;
+for ROI, the observed GMV difference against the one at which ROI is 0.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import math
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +59,9 @@ DEFAULT_WINDOW = timedelta(days=7)
 # Messages a provider accepted, and so billed (an undelivered SMS and a bounced email too).
 BILLED = ("sending", "sent", "delivered", "opened", "clicked", "undelivered", "bounced")
 GROUPS = ("treatment", "holdout")
+# The fewest non-zero values (buyers) a group needs for a bootstrap interval of its mean:
+# the usual rule of thumb for a binomial count (n p >= 5).
+MIN_BUYERS = 5
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,17 @@ class Estimate:
     high: float | None = None
     more_treatment: int | None = None
     more_holdout: int | None = None
+    # Set where the interval is not tested against 0: a cost per incremental order is
+    # significant when the incremental orders are.
+    decided: bool | None = None
+    # Why there is no interval where a comparison was made (too few buyers to resample).
+    unsure: str | None = None
 
     @property
     def significant(self) -> bool | None:
         """True when the interval excludes 0; None without an interval."""
+        if self.decided is not None:
+            return self.decided
         if self.low is None and self.high is None:
             return None
         return (self.low is not None and self.low > 0) or (self.high is not None and self.high < 0)
@@ -150,9 +164,13 @@ class Estimate:
         def f(x: float | None) -> float | None:
             return None if x is None else x * factor + shift
 
-        return Estimate(
-            f(self.value), f(self.low), f(self.high), self.more_treatment, self.more_holdout
-        )
+        return replace(self, value=f(self.value), low=f(self.low), high=f(self.high))
+
+    def needing(self, more: tuple[int | None, int | None]) -> Estimate:
+        """This estimate, with the entrants still needed when it is not significant."""
+        if self.significant is not False:
+            return self
+        return replace(self, more_treatment=more[0], more_holdout=more[1])
 
     def note(self) -> str:
         """What a marketer should read into it."""
@@ -160,12 +178,13 @@ class Estimate:
             return "no holdout to compare with"
         if self.significant:
             return "significant (95% interval excludes 0)"
+        why = f" ({self.unsure})" if self.unsure else ""
         if self.more_treatment is None or self.more_holdout is None:
-            return "not significant: no difference observed"
+            return f"not significant{why}" if why else "not significant: no difference observed"
         more = self.more_treatment + self.more_holdout
         return (
-            f"not significant yet; about {more:,} more entrants ({self.more_holdout:,} of them "
-            "held out) would detect the observed effect"
+            f"not significant yet{why}; about {more:,} more entrants ({self.more_holdout:,} of "
+            "them held out) would detect the observed effect"
         )
 
 
@@ -356,7 +375,14 @@ def compare(
     n = len(t)
     inc_orders, inc_gmv = orders.scaled(n), gmv.scaled(n)
     margin = inc_gmv.scaled(costs.margin_rate)
-    roi = margin.scaled(1 / spend, -1.0) if spend > 0 else Estimate(None)
+    roi = Estimate(None)
+    if spend > 0 and gmv.value is not None:
+        # ROI is 0 where the margin pays the spend: GMV per entrant higher by this much.
+        even = spend / (costs.margin_rate * n) if costs.margin_rate else math.inf
+        more = _more_for(gmv.value - even, [e.gmv_fen for e in t], [e.gmv_fen for e in h])
+        if gmv.unsure:  # and at least what an interval of GMV needs
+            more = _at_least(more, (gmv.more_treatment, gmv.more_holdout))
+        roi = margin.scaled(1 / spend, -1.0).needing(more)
     return Money(
         label=label,
         treatment=tg,
@@ -392,34 +418,70 @@ def _more(needed: float | None, n_t: int, n_h: int) -> tuple[int | None, int | N
     return max(1, math.ceil(needed - n_t)), max(1, math.ceil(needed * ratio - n_h))
 
 
+def _at_least(
+    a: tuple[int | None, int | None], b: tuple[int | None, int | None]
+) -> tuple[int | None, int | None]:
+    """The larger need of each group; unknown (None) when either is."""
+    (a0, a1), (b0, b1) = a, b
+    if a0 is None or a1 is None or b0 is None or b1 is None:
+        return None, None
+    return max(a0, b0), max(a1, b1)
+
+
 def _conversion(t: GroupMoney, h: GroupMoney) -> Estimate:
     if not t.entrants or not h.entrants:
         return Estimate(None)
     p_t, p_h = t.converted / t.entrants, h.converted / h.entrants
     low, high = stats.newcombe(t.converted, t.entrants, h.converted, h.entrants)
-    estimate = Estimate(p_t - p_h, low, high)
-    if estimate.significant:
-        return estimate
     needed = stats.entrants_for_power(stats.cohens_h(p_t, p_h), ratio=h.entrants / t.entrants)
-    more_t, more_h = _more(needed, t.entrants, h.entrants)
-    return Estimate(p_t - p_h, low, high, more_t, more_h)
+    return Estimate(p_t - p_h, low, high).needing(_more(needed, t.entrants, h.entrants))
 
 
 def _mean_difference(t: Sequence[float], h: Sequence[float]) -> Estimate:
     """The difference of means per entrant with its BCa interval and, when it covers 0,
-    the entrants a normal test would need to detect it."""
+    the entrants a normal test would need to detect it.
+
+    With fewer than :data:`MIN_BUYERS` non-zero values in a group the bootstrap cannot see
+    how that group's mean varies (a holdout of 2 who bought nothing resamples to 0 every
+    time), so no interval is given and the difference is not significant: the entrants
+    still needed are then at least those for :data:`MIN_BUYERS` buyers in each group.
+    """
     if not t or not h:
         return Estimate(None)
     diff = stats.mean(t) - stats.mean(h)
+    buyers = [sum(1 for v in group if v) for group in (t, h)]
+    if min(buyers) < MIN_BUYERS:
+        more = _more_for(diff, t, h)
+        if 0 in buyers:
+            more = (None, None)
+        else:
+            more = _at_least(
+                more,
+                (
+                    math.ceil(MIN_BUYERS * len(t) / buyers[0]) - len(t),
+                    math.ceil(MIN_BUYERS * len(h) / buyers[1]) - len(h),
+                ),
+            )
+        unsure = (
+            f"{buyers[0]} buyers treated, {buyers[1]} held out: "
+            f"an interval needs {MIN_BUYERS} in each group"
+        )
+        return Estimate(diff, decided=False, unsure=unsure).needing(more)
     low, high = stats.bootstrap_difference(t, h)
-    estimate = Estimate(diff, low, high)
-    if estimate.significant:
-        return estimate
+    return Estimate(diff, low, high).needing(_more_for(diff, t, h))
+
+
+def _more_for(
+    effect: float, t: Sequence[float], h: Sequence[float]
+) -> tuple[int | None, int | None]:
+    """More entrants per group for a normal test to tell ``effect`` (a difference of the
+    per-entrant means) from none, with the variances observed."""
+    if not math.isfinite(effect):
+        return None, None
     needed = stats.entrants_for_power(
-        diff, var1=stats.variance(t), var2=stats.variance(h), ratio=len(h) / len(t)
+        effect, var1=stats.variance(t), var2=stats.variance(h), ratio=len(h) / len(t)
     )
-    more_t, more_h = _more(needed, len(t), len(h))
-    return Estimate(diff, low, high, more_t, more_h)
+    return _more(needed, len(t), len(h))
 
 
 def _cost_per(spend: float, orders: Estimate) -> Estimate:
@@ -429,7 +491,14 @@ def _cost_per(spend: float, orders: Estimate) -> Estimate:
         return Estimate(None)
     low = spend / orders.high if orders.high is not None and orders.high > 0 else None
     high = spend / orders.low if orders.low is not None and orders.low > 0 else None
-    return Estimate(spend / orders.value, low, high, orders.more_treatment, orders.more_holdout)
+    return Estimate(
+        spend / orders.value,
+        low,
+        high,
+        orders.more_treatment,
+        orders.more_holdout,
+        decided=orders.significant,
+    )
 
 
 def _sample_ratio(rows: Iterable[Any], versions: dict[int, Any]) -> stats.SampleRatio | None:
