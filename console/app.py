@@ -34,6 +34,7 @@ from console.auth import (
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
+from store.money import Costs
 from triggers.api import limits_of
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def console_app(
     now = clock or (lambda: datetime.now(UTC))
     signer = SessionSigner(settings.admin_token)
     throttle = LoginThrottle() if login_throttle is None else login_throttle
-    pages = ConsolePages(session_factory, now=now)
+    pages = ConsolePages(session_factory, now=now, costs=Costs.of(settings))
     env = template_environment()
     app = FastAPI(title="lifecycle console", docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from audiences.audience import Audience, shipped_audiences
 from audiences.describe import describe
+from console.intervals import error_bar
 from console.queries import (
     conversions_over_time,
     filter_choices,
@@ -21,6 +22,16 @@ from console.queries import (
     user_view,
 )
 from console.svg import conversion_chart, journey_diagram
+from devstack.money_view import (
+    difference_rows,
+    interval,
+    points,
+    pricing_line,
+    roi_line,
+    signed_yuan,
+    split_line,
+    yuan,
+)
 from journeys.catalog import load_catalog
 from journeys.models import Journey
 from journeys.validate import (
@@ -33,12 +44,50 @@ from journeys.validate import (
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, live_journeys, publish, set_status, spec_of
+from store.money import Costs
 from store.rejected import list_rejected, pending_counts
-from store.reports import journey_report, user_timeline
+from store.reports import JourneyReport, journey_report, user_timeline
 from triggers.replay import ReplayError, replay
 from triggers.segment import Limits
 
 SAMPLE_SIZE = 20
+
+
+def _with_money(report: JourneyReport) -> dict[str, Any]:
+    """A report and its money as the Reports pages show it: the terminal's words, and each
+    difference with its interval drawn as an error bar."""
+    money = report.money
+    if money is None:
+        return {"report": report, "money": None}
+    j = money.journey
+    return {
+        "report": report,
+        "money": {
+            "pricing": pricing_line(money),
+            "journey": j,
+            "groups": [
+                (name, g, yuan(g.gmv_fen), yuan(g.coupon_fen), yuan(g.message_fen))
+                for name, g in (("treatment", j.treatment), ("holdout", j.holdout))
+            ],
+            "differences": [(row, error_bar(row.estimate)) for row in difference_rows(j)],
+            "spend": yuan(j.spend_fen),
+            "roi": roi_line(j),
+            "split": split_line(money),
+            "mismatch": bool(money.sample_ratio and money.sample_ratio.mismatch),
+            "steps": [
+                (
+                    s,
+                    f"{points(s.conversion.value)} {interval(s.conversion, points)}".strip(),
+                    f"{signed_yuan(s.gmv_per_entrant_fen.value)} "
+                    f"{interval(s.gmv_per_entrant_fen, signed_yuan)}".strip(),
+                    yuan(s.spend_fen),
+                )
+                for s in money.steps
+            ],
+        },
+    }
+
+
 PASTED = "<pasted YAML>"
 NOTICES = {
     "published": "Published: new entries take this version; running ones keep theirs.",
@@ -60,9 +109,12 @@ class PublishOutcome:
 class ConsolePages:
     """Read models of the console pages, and its two actions (publish, pause/resume)."""
 
-    def __init__(self, factory: SessionFactory, *, now: Callable[[], datetime]):
+    def __init__(
+        self, factory: SessionFactory, *, now: Callable[[], datetime], costs: Costs | None = None
+    ):
         self._factory = factory
         self._now = now
+        self._costs = costs or Costs()
 
     @cached_property
     def _renderer(self) -> TemplateRenderer:
@@ -251,17 +303,19 @@ class ConsolePages:
     def reports(self) -> list[Any]:
         with self._factory() as session:
             return [
-                journey_report(session, journey_id=row.journey_id) for row in live_journeys(session)
+                _with_money(journey_report(session, journey_id=row.journey_id, costs=self._costs))
+                for row in live_journeys(session)
             ]
 
     def report(self, journey_id: str) -> dict[str, Any] | None:
         with self._factory() as session:
             if latest_version(session, journey_id=journey_id) is None:
                 return None
-            report = journey_report(session, journey_id=journey_id)
+            report = journey_report(session, journey_id=journey_id, costs=self._costs)
             points = conversions_over_time(session, journey_id=journey_id)
         return {
             "title": f"Report {journey_id}",
             "report": report,
+            "money": _with_money(report)["money"],
             "chart": conversion_chart(points),
         }

@@ -180,7 +180,10 @@ def test_the_report_has_the_numbers_of_lifecycle_report_and_a_chart(db, admin):
     assert holdout[0] == holdout[1] == treatment[0]
 
     listed = rows(http.get("/console/reports").text, "journey")
-    assert listed == {"new_user_coupon": "new_user_coupon 5 25.0% 0.0% +25.0%"}
+    # Then the money: nobody ordered, so no incremental GMV and the messages are lost.
+    assert listed == {
+        "new_user_coupon": "new_user_coupon 5 25.0% 0.0% +25.0% ¥0.00 -100.0% not yet"
+    }
     assert http.get("/console/reports/nope").status_code == 404
 
 
