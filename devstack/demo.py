@@ -10,16 +10,19 @@ entry on the Temporal time-skipping server, the worker sends through the outbox 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console
 
 from config import Settings
+from devstack.money_view import roi_line
 from journeys.validate import load_journey, shipped_journey_files
 from simulate.behaviour import Behaviour
 from simulate.results import SimulationResult
 from simulate.runner import run_simulation
 from simulate.view import print_result, progress_bar
+from store.db import make_engine, make_session_factory
+from store.money import Costs, money_report
 
 FIRST = "new_user_coupon"
 DAYS = 14
@@ -32,6 +35,7 @@ class DemoResult:
     converted: int
     sample_user: str | None
     simulation: SimulationResult
+    roi: list[str] = field(default_factory=list)  # each journey's ROI line, as printed last
 
 
 async def run_demo(
@@ -62,10 +66,30 @@ async def run_demo(
             progress=progress,
         )
     print_result(result, console)
+    roi = roi_lines(settings, [j.id for j, _ in journeys])
+    console.print()
+    console.print("[bold]ROI per journey[/] (lifecycle report has the rest):")
+    for line in roi:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     return DemoResult(
         users=users,
         entered=sum(sum(j.entered.values()) for j in result.journeys),
         converted=sum(sum(j.converted.values()) for j in result.journeys),
         sample_user=result.sample.user_id if result.sample else None,
         simulation=result,
+        roi=roi,
     )
+
+
+def roi_lines(settings: Settings, journey_ids: list[str]) -> list[str]:
+    """Each journey's ROI line from the demo's database, with what it cannot show yet."""
+    engine = make_engine(f"sqlite:///{settings.data_dir / 'demo.db'}")
+    try:
+        with make_session_factory(engine)() as session:
+            costs = Costs.of(settings)
+            return [
+                roi_line(money_report(session, journey_id=j, costs=costs).journey)
+                for j in journey_ids
+            ]
+    finally:
+        engine.dispose()

@@ -50,8 +50,9 @@ def print_funnel(funnel: JourneyFunnel, console: Console) -> None:
     )
     console.print(table)
     lift = funnel.lift
+    unsure = " (not significant)" if lift.significant is False else ""
     console.print(
-        f"lift: {_pct(lift.absolute)} points absolute, {_pct(lift.relative)} relative · "
+        f"lift: {_pct(lift.absolute)} points absolute, {_pct(lift.relative)} relative{unsure} · "
         f"exits: {', '.join(f'{k} {v}' for k, v in funnel.exits.items()) or 'none'}"
         + (
             f" · coupons: {funnel.coupons_issued} issued, {funnel.coupons_redeemed} redeemed"

@@ -35,3 +35,11 @@ async def test_demo_simulates_the_shipped_journeys(tmp_path):
         assert title in text
     assert "marketing sends inside quiet hours: 0" in text
     assert (tmp_path / "demo.db").exists()
+    # It ends with each journey's ROI, saying when the holdout is too small to tell.
+    assert [line.split(":")[0] for line in result.roi] == list(funnels)
+    ending = text.rstrip().splitlines()[-len(result.roi) :]
+    assert [line.strip() for line in ending] == result.roi
+    assert all(" — " in line for line in result.roi)
+    # A lift from a handful held out says it is not significant.
+    unsure = [f for f in funnels.values() if f.lift.significant is False]
+    assert text.count("relative (not significant)") == len(unsure)
