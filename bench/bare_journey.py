@@ -3,8 +3,10 @@ new user's journey runs up to the welcome SMS, each one small INSERT.
 
 Three activities in a row, as ``new_user_coupon`` runs them (the coupon, the send's policy,
 the provider call), the last left out for a held-out user as the journey leaves it out;
-then a two-day timer, so the run stays open like a journey's. Workflow code only: the
-activities live with the worker that registers them (``bench/journeys.py``).
+then a two-day timer, so the run stays open like a journey's. As the journey's coupon starts
+a ``coupon_expiry`` run, the coupon activity starts a second bare workflow that waits on a
+timer. Workflow code only: the activities live with the worker that registers them
+(``bench/journeys.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 BARE_WORKFLOW = "BareSignupWorkflow"
+BARE_EXPIRY = "BareExpiryWorkflow"
 STEPS = ("issue_coupon", "prepare_send", "send_message")
 TIMEOUT = timedelta(seconds=30)
 
@@ -44,3 +47,12 @@ class BareSignupWorkflow:
                 start_to_close_timeout=TIMEOUT,
             )
         await workflow.sleep(timedelta(days=2))
+
+
+@workflow.defn(name=BARE_EXPIRY)
+class BareExpiryWorkflow:
+    """What a coupon's expiry run does at first: wait on a timer."""
+
+    @workflow.run
+    async def run(self, user_id: str) -> None:
+        await workflow.sleep(timedelta(days=5))

@@ -11,7 +11,8 @@ journeys published, quiet hours and frequency caps off, one worker process, in o
 - **bare**: a bare workflow per user (``bench/bare_journey.py``) started by this script,
   ``--clients`` at a time, running the same activities (coupon, policy, provider call; the
   last left out for the same held-out users), each one small INSERT, on a worker process
-  with the same activity threads and sandbox.
+  with the same activity threads and sandbox; its coupon activity starts a second bare
+  workflow waiting on a timer, as the journey's coupon starts a ``coupon_expiry`` run.
 
 Rounds alternate A B B A, each with users of its own; the side's worker runs during its
 rounds only. Prints both rates per round, the ratio journey / bare (goal ≥ 0.8) and CPU
@@ -46,8 +47,10 @@ import chaos_parts  # noqa: E402
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from bare_journey import (  # noqa: E402
+    BARE_EXPIRY,
     BARE_WORKFLOW,
     STEPS,
+    BareExpiryWorkflow,
     BareSignup,
     BareSignupWorkflow,
     BareStep,
@@ -109,21 +112,34 @@ async def run_bare_worker() -> None:
     engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
     insert = sa.text(f"INSERT INTO {BARE_TABLE} (user_id, step, final) VALUES (:u, :s, :f)")
 
+    client = await connect(settings)
+    loop = asyncio.get_running_loop()
+
+    def start_expiry(user_id: str) -> None:
+        # As the journey's worker routes coupon_issued: started beside, not awaited.
+        asyncio.run_coroutine_threadsafe(
+            client.start_workflow(
+                BARE_EXPIRY, user_id, id=f"bare-expiry:{user_id}", task_queue=BARE_QUEUE
+            ),
+            loop,
+        )
+
     def one_insert(name: str) -> Callable[[BareStep], None]:
         @activity.defn(name=name)
         def step(inp: BareStep) -> None:
             with engine.begin() as conn:
                 conn.execute(insert, {"u": inp.user_id, "s": inp.step, "f": inp.final})
+            if name == STEPS[0]:
+                start_expiry(inp.user_id)
 
         return step
 
     activities = [one_insert(name) for name in STEPS]
-    client = await connect(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
         worker = Worker(
             client,
             task_queue=BARE_QUEUE,
-            workflows=[BareSignupWorkflow],
+            workflows=[BareSignupWorkflow, BareExpiryWorkflow],
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=ACTIVITY_THREADS,
