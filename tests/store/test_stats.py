@@ -38,9 +38,7 @@ def test_newcombe_is_honest_where_the_wald_interval_claims_certainty():
 
 @pytest.mark.parametrize(("x1", "n1", "x2", "n2"), [(30, 100, 10, 50), (1210, 9000, 98, 1000)])
 def test_risk_ratio_matches_statsmodels_log_method(x1, n1, x2, n2):
-    expected = proportion.confint_proportions_2indep(
-        x1, n1, x2, n2, compare="ratio", method="log"
-    )
+    expected = proportion.confint_proportions_2indep(x1, n1, x2, n2, compare="ratio", method="log")
     assert stats.risk_ratio_interval(x1, n1, x2, n2) == pytest.approx(expected, rel=1e-12)
 
 
@@ -129,3 +127,31 @@ def test_bootstrap_is_deterministic_and_exact_on_constant_data():
     )
     assert stats.bootstrap_difference([0] * 50, [0] * 5) == (0.0, 0.0)
     assert stats.bootstrap_difference([100] * 50, [40] * 5) == (60.0, 60.0)
+
+
+def test_a_group_of_thousands_of_buyers_still_matches_scipy_bca_and_stays_fast():
+    import time
+
+    # 2,400 buyers treated (their mean drawn from its normal approximation) against 300
+    # held out (resampled): scipy resamples every value of both.
+    treatment, holdout = _revenue(5, 12_000, 0.2), _revenue(6, 1_500, 0.2)
+    started = time.perf_counter()
+    ours = stats.bootstrap_difference(treatment, holdout)
+    assert time.perf_counter() - started < 5
+
+    def diff(a, b, axis):
+        return a.mean(axis=axis) - b.mean(axis=axis)
+
+    reference = scipy_stats.bootstrap(
+        (np.array(treatment, float), np.array(holdout, float)),
+        diff,
+        method="BCa",
+        n_resamples=4_000,
+        batch=500,
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    width = reference.high - reference.low
+    assert ours[0] == pytest.approx(reference.low, abs=0.05 * width)
+    assert ours[1] == pytest.approx(reference.high, abs=0.05 * width)
+    # The holdout's tail: the normal interval would be far off on the low side.
+    assert stats.normal_difference(treatment, holdout)[0] > ours[0] + 0.15 * width
