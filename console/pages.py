@@ -303,7 +303,11 @@ class ConsolePages:
     def reports(self) -> list[Any]:
         with self._factory() as session:
             return [
-                _with_money(journey_report(session, journey_id=row.journey_id, costs=self._costs))
+                _with_money(
+                    journey_report(
+                        session, journey_id=row.journey_id, costs=self._costs, money_steps=False
+                    )
+                )
                 for row in live_journeys(session)
             ]
 

@@ -241,9 +241,15 @@ class MoneyReport:
 
 
 def money_report(
-    session: Session, *, journey_id: str, costs: Costs, since: datetime | None = None
+    session: Session,
+    *,
+    journey_id: str,
+    costs: Costs,
+    since: datetime | None = None,
+    steps: bool = True,
 ) -> MoneyReport:
-    """Money per entrant, treatment against holdout, for ``journey_id`` (entries since)."""
+    """Money per entrant, treatment against holdout, for ``journey_id`` (entries since);
+    per send step and variant too unless ``steps`` is False (a list of journeys)."""
     versions = {
         v.version: spec_of(v)
         for v in session.scalars(
@@ -344,18 +350,18 @@ def money_report(
             entrant.message_fen += fen
             if entrant.group == "treatment":
                 step_cost[key] += fen
-    steps = []
-    for key in sorted(reached, key=lambda k: (k[0], k[1] or "")):
+    by_step = []
+    for key in sorted(reached, key=lambda k: (k[0], k[1] or "")) if steps else []:
         step, variant = key
         label = f"{step} · {variant}" if variant else step
         subset = [entrants[i] for i in sorted(reached[key])]
-        steps.append(compare(label, subset, costs=costs, spend_fen=step_cost[key]))
+        by_step.append(compare(label, subset, costs=costs, spend_fen=step_cost[key]))
     return MoneyReport(
         journey_id=journey_id,
         window=format_duration(window(max(versions)) if versions else DEFAULT_WINDOW),
         costs=costs,
         journey=compare(journey_id, list(entrants.values()), costs=costs),
-        steps=steps,
+        steps=by_step,
         sample_ratio=_sample_ratio(rows, versions),
     )
 

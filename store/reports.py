@@ -134,9 +134,11 @@ def journey_report(
     journey_id: str,
     since: datetime | None = None,
     costs: Costs | None = None,
+    money_steps: bool = True,
 ) -> JourneyReport:
     """Entered, treatment vs holdout, per step and channel outcomes, conversions and lift;
-    with ``costs``, also the journey's money (orders, GMV, costs, ROI)."""
+    with ``costs``, also the journey's money (orders, GMV, costs, ROI), per send step
+    unless ``money_steps`` is False."""
     enrolled = select(Enrollment).where(Enrollment.journey_id == journey_id)
     if since is not None:
         enrolled = enrolled.where(Enrollment.entered_at >= since)
@@ -199,7 +201,9 @@ def journey_report(
         credited_elsewhere=converted_treatment - credited,
         money=None
         if costs is None
-        else money_report(session, journey_id=journey_id, costs=costs, since=since),
+        else money_report(
+            session, journey_id=journey_id, costs=costs, since=since, steps=money_steps
+        ),
     )
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from conftest import Database
 from money_support import COSTS, T0, seed
+from sqlalchemy import select
 
 from store import stats
 from store.db import transaction
-from store.models import Enrollment
+from store.models import Enrollment, Message
 from store.money import Entrant, compare, money_report
 from store.reports import journey_report
 
@@ -161,3 +162,25 @@ def test_journey_report_carries_the_money_when_priced(db: Database) -> None:
     data: Any = priced.as_dict()
     assert data["money"]["journey"]["roi"]["significant"] is False
     assert data["money"]["sample_ratio"]["mismatch"] is False
+
+
+def test_money_per_ab_variant(db: Database) -> None:
+    seed(db)
+    # The variant is chosen per user, held-out runs included (their ledger row keeps it).
+    short = {"t0", "t1", "t2", "h0", "h1"}
+    with transaction(db.factory) as session:
+        for row in session.scalars(select(Message).where(Message.step_id == "welcome_sms")):
+            row.variant = "short" if row.user_id in short else "long"
+    with db.factory() as session:
+        steps = money_report(session, journey_id="new_user_coupon", costs=COSTS).steps
+    by_label = {s.label: s for s in steps}
+    assert "welcome_sms" not in by_label
+    a, b = by_label["welcome_sms · short"], by_label["welcome_sms · long"]
+    # short: t0 (2 orders, ¥150), t1 (1, ¥300), t2 (none in the window) against h0 (1, ¥60)
+    # and h1 (none); long: t3-t5 and h2-h3, nobody ordered.
+    assert (a.treatment.entrants, a.holdout.entrants) == (3, 2)
+    assert (a.treatment.orders, a.treatment.gmv_fen, a.holdout.gmv_fen) == (3, 45000, 6000)
+    assert a.gmv_per_entrant_fen.value == pytest.approx(45000 / 3 - 6000 / 2)
+    assert a.spend_fen == pytest.approx(2 * 5 + 5 + 5)  # t0's two segments, t1, t2
+    assert (b.treatment.entrants, b.holdout.entrants, b.treatment.orders) == (3, 2, 0)
+    assert b.spend_fen == pytest.approx(5 + 60)  # t3, t4 at the +1 price; t5 skipped
