@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -140,46 +139,39 @@ def insert_events(
     return {message_id: event_id for message_id, event_id in found}
 
 
-_EVENT_COLUMNS = (
-    "message_id",
-    "type",
-    "user_id",
-    "anonymous_id",
-    "event",
-    "properties",
-    "context",
-    "timestamp",
-    "received_at",
-    "routed_at",
-)
-# The columns above, in order; every value is a bound parameter.
+# One statement whatever the batch: each column travels as one array parameter (psycopg
+# dumps lists of text and datetimes in C), so PostgreSQL parses one short statement and the
+# rows go in one round trip. JSON columns travel as text, encoded by orjson.
 _INSERT_EVENTS_PG = (
     "INSERT INTO events (message_id, type, user_id, anonymous_id, event, properties, context,"
-    " timestamp, received_at, routed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " timestamp, received_at, routed_at)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[]::jsonb[], %b::text[]::jsonb[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])"
     " ON CONFLICT (message_id) DO NOTHING RETURNING message_id, id"
 )
 
 
 def _insert_events_pg(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """The batch through psycopg's own executemany (pipelined, one short statement parsed
-    once): the multi-row INSERT SQLAlchemy renders is long enough that psycopg re-parses it
-    for every batch, a fifth of the API's CPU on PostgreSQL."""
+    """The batch as one ``INSERT ... SELECT FROM unnest(arrays)`` through psycopg: neither
+    a multi-row VALUES statement (long, re-parsed per batch) nor one statement per row."""
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    params = [
-        tuple(
-            Jsonb(row[c], json_dumps) if c in ("properties", "context") else row[c]
-            for c in _EVENT_COLUMNS
-        )
-        for row in rows
-    ]
-    inserted: dict[str, int] = {}
+    columns = (
+        [r["message_id"] for r in rows],
+        [r["type"] for r in rows],
+        [r["user_id"] for r in rows],
+        [r["anonymous_id"] for r in rows],
+        [r["event"] for r in rows],
+        [json_dumps(r["properties"]) for r in rows],
+        [json_dumps(r["context"]) for r in rows],
+        [r["timestamp"] for r in rows],
+        [r["received_at"] for r in rows],
+        [r["routed_at"] for r in rows],
+    )
     with connection.cursor() as cursor:
-        cursor.executemany(_INSERT_EVENTS_PG, params, returning=True)
-        while True:
-            inserted.update((message_id, event_id) for message_id, event_id in cursor.fetchall())
-            if not cursor.nextset():
-                return inserted
+        cursor.execute(_INSERT_EVENTS_PG, columns)
+        return {message_id: event_id for message_id, event_id in cursor.fetchall()}
 
 
 def unrouted_event_ids(session: Session, *, message_ids: Sequence[str]) -> list[int]:

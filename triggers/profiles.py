@@ -275,16 +275,17 @@ def _touch_profiles(session: Session, users: Sequence[tuple[str, Sequence[Messag
         }
         for user_id, messages in users
     ]
-    session.execute(_TOUCH, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        connection = session.connection().connection.driver_connection
+        assert connection is not None
+        with connection.cursor() as cursor:
+            cursor.execute(_TOUCH_PG, [[row[c] for row in rows] for c in _TOUCHED])
+    else:
+        session.execute(_TOUCH, rows)
 
 
-# Both databases speak this dialect of upsert; the empty JSON literals fill a new row's
-# traits, tags and trait_times.
-_TOUCH = text(
-    "INSERT INTO users (id, anonymous_id, locale, timezone, traits, tags, trait_times,"
-    " created_at, last_seen_at, updated_at)"
-    " VALUES (:id, :anonymous_id, :locale, :timezone, '{}', '[]', '{}',"
-    " :created_at, :last_seen_at, :updated_at)"
+_TOUCHED = ("id", "anonymous_id", "locale", "timezone", "created_at", "last_seen_at", "updated_at")
+_ON_CONFLICT = (
     " ON CONFLICT (id) DO UPDATE SET"
     " last_seen_at = CASE WHEN users.last_seen_at IS NULL"
     " OR excluded.last_seen_at > users.last_seen_at"
@@ -293,6 +294,25 @@ _TOUCH = text(
     " anonymous_id = COALESCE(users.anonymous_id, excluded.anonymous_id),"
     " locale = COALESCE(users.locale, excluded.locale),"
     " timezone = COALESCE(users.timezone, excluded.timezone)"
+)
+_INSERT_USERS = (
+    "INSERT INTO users (id, anonymous_id, locale, timezone, created_at, last_seen_at,"
+    " updated_at, traits, tags, trait_times)"
+)
+# PostgreSQL: one statement whatever the number of users, each column one binary array
+# (psycopg dumps lists of text and datetimes in C), rows in id order.
+_TOUCH_PG = (
+    _INSERT_USERS  # noqa: S608 - constants only; every value is a bound parameter
+    + " SELECT id, anonymous_id, locale, timezone, created_at, last_seen_at,"
+    " updated_at, '{}', '[]', '{}' FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[]) WITH ORDINALITY AS"
+    " u(id, anonymous_id, locale, timezone, created_at, last_seen_at, updated_at, n)"
+    " ORDER BY n" + _ON_CONFLICT
+)
+# SQLite: the same upsert, row by row (executemany of one short statement).
+_TOUCH = text(
+    _INSERT_USERS + " VALUES (:id, :anonymous_id, :locale, :timezone, :created_at,"
+    " :last_seen_at, :updated_at, '{}', '[]', '{}')" + _ON_CONFLICT
 ).bindparams(
     bindparam("created_at", type_=UTCDateTime),
     bindparam("last_seen_at", type_=UTCDateTime),
