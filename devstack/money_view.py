@@ -38,9 +38,10 @@ def count(x: float | None) -> str:
 
 
 def interval(e: Estimate, fmt: Format) -> str:
-    """``[low, high]`` in ``fmt``; an open end (no bound) shows as ∞; no interval, ""."""
+    """``[low, high]`` in ``fmt``; an open end (no bound) shows as ∞; no interval, "" (or
+    why not, when a comparison was made)."""
     if e.low is None and e.high is None:
-        return ""
+        return "(too few buyers)" if e.unsure else ""
     low = fmt(e.low) if e.low is not None else "-∞"
     return f"[{low}, {fmt(e.high) if e.high is not None else '∞'}]"
 
@@ -80,7 +81,8 @@ def roi_line(money: Money) -> str:
     if roi.value is None:
         reason = "no holdout to compare with" if not money.holdout.entrants else "nothing spent"
         return f"{money.label}: ROI — ({reason})"
-    shown = " ".join(filter(None, (pct(roi.value), interval(roi, pct))))
+    bounds = "" if roi.unsure else interval(roi, pct)  # the note says why there are none
+    shown = " ".join(filter(None, (pct(roi.value), bounds)))
     return (
         f"{money.label}: ROI {shown} on {yuan(money.spend_fen)} spent, incremental margin "
         f"{signed_yuan(money.incremental_margin_fen.value)} — {roi.note()}"

@@ -45,8 +45,8 @@ def test_report_page_shows_money_with_error_bars_and_notes(db, priced):
         "holdout": "holdout 4 1 1 ¥60.00 ¥0.00 ¥0.00",
     }
     differences = rows(page, "difference")
-    assert differences["incremental GMV"] == "incremental GMV +¥360.00 not yet"
-    assert differences["ROI"] == "ROI +416.0% not yet"
+    assert differences["incremental GMV"] == "incremental GMV +¥360.00 (too few buyers) not yet"
+    assert differences["ROI"] == "ROI +416.0% (too few buyers) not yet"
     assert differences["conversion (points)"].startswith("conversion (points) +8.3 [-")
     # One error bar per difference: the conversion's interval covers the 0 tick.
     bars = dict(
