@@ -504,6 +504,7 @@ def _cost_per(spend: float, orders: Estimate) -> Estimate:
         orders.more_treatment,
         orders.more_holdout,
         decided=orders.significant,
+        unsure=orders.unsure,
     )
 
 
