@@ -208,6 +208,8 @@ def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
 
 def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``; nested objects are merged the same way."""
+    if not base:
+        return dict(top)
     out = dict(base)
     for key, value in top.items():
         below = out.get(key)
@@ -466,11 +468,12 @@ def shape_problem(value: Any, path: str, limits: Limits = DEFAULT_LIMITS) -> tup
 def _check_shape(data: Mapping[str, Any], prefix: str, limits: Limits, text: bool = True) -> None:
     """Refuse a call whose stored fields are too deep, not finite or not storable."""
     for name in _STORED_FIELDS.values():
-        if name in data:
-            found = _shape_problem(data[name], _field_path(prefix, (name,)), 0, limits, text=text)
+        value = data.get(name)
+        if isinstance(value, dict | list | float) or (text and isinstance(value, str)):
+            found = _shape_problem(value, "", 0, limits, text=text)
             if found:
-                path, why = found
-                raise PayloadError(f"{path} {why}.", field=path)
+                path = _field_path(prefix, (name,)) + found[0]
+                raise PayloadError(f"{path} {found[1]}.", field=path)
 
 
 # 19 digits in a row may be an integer beyond 64 bits (or text that merely looks like one).
