@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from store.money import Estimate
+from store.uplift import Estimate
 
 BAR_W, BAR_H, PAD = 220, 18, 8
 SURE, UNSURE, AXIS = "#1a7f37", "#8a97a8", "#c3cad4"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from store.money import Estimate, Money, MoneyReport
+from store.money import MoneyReport
+from store.uplift import Estimate, Money
 
 Format = Callable[[float | None], str]
 

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from store import stats
 from store.db import transaction
 from store.models import Enrollment, Message
-from store.money import Entrant, compare, money_report
+from store.money import money_report
 from store.reports import journey_report
+from store.uplift import Entrant, compare
 
 
 def test_money_per_entrant_against_the_holdout(db: Database) -> None:
@@ -67,7 +68,7 @@ def test_money_intervals_are_the_bootstrap_carried_through_to_roi() -> None:
     entrants = _entrants("treatment", treated) + _entrants("holdout", held)
     entrants[-1].coupon_fen = 2000  # a holdout coupon: not the journey's spend
     entrants[0].message_fen = entrants[1].message_fen = 50.0
-    money = compare("j", entrants, costs=COSTS)
+    money = compare("j", entrants, margin_rate=COSTS.margin_rate)
     spend = 100.0
     assert money.spend_fen == spend
     gmv = stats.bootstrap_difference(treated, held)
