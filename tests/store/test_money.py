@@ -4,6 +4,7 @@ hand (tests/money_support.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -185,3 +186,30 @@ def test_money_per_ab_variant(db: Database) -> None:
     assert a.spend_fen == pytest.approx(2 * 5 + 5 + 5)  # t0's two segments, t1, t2
     assert (b.treatment.entrants, b.holdout.entrants, b.treatment.orders) == (3, 2, 0)
     assert b.spend_fen == pytest.approx(5 + 60)  # t3, t4 at the +1 price; t5 skipped
+
+
+def test_an_order_counts_once_for_the_latest_entry_and_since_narrows(db: Database) -> None:
+    seed(db)
+    with transaction(db.factory) as session:
+        # t0 enters again on day 2: its day-3 order (¥50) is the new entry's, not both.
+        session.add(
+            Enrollment(
+                journey_id="new_user_coupon", journey_version=1, user_id="t0",
+                entry_number=2, group="treatment", workflow_id="journey:new_user_coupon:t0:2",
+                entered_at=T0 + timedelta(days=2),
+            )
+        )  # fmt: skip
+    with db.factory() as session:
+        everyone = money_report(session, journey_id="new_user_coupon", costs=COSTS).journey
+        later = money_report(
+            session, journey_id="new_user_coupon", costs=COSTS, since=T0 + timedelta(days=1)
+        ).journey
+    assert (everyone.treatment.entrants, everyone.treatment.orders) == (7, 3)
+    assert everyone.treatment.gmv_fen == 45000
+    # Since day 1: only the second entry, with its one order and no messages.
+    assert (later.treatment.entrants, later.treatment.orders, later.treatment.gmv_fen) == (
+        1,
+        1,
+        5000,
+    )
+    assert later.holdout.entrants == 0 and later.roi.value is None
