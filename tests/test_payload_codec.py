@@ -21,7 +21,7 @@ from config import Settings
 from enrollment.router import workflow_id
 from journey_support import add_user, at_rest, publish_shipped, router_for, store_event, user_in
 from triggers.payload_codec import EncryptionCodec, PayloadKeyError, parse_payload_keys
-from triggers.temporal_client import data_converter
+from triggers.temporal_client import data_converter, shared_cache_data_converter
 from worker import running_worker
 from workflows.contracts import JourneyInput
 
@@ -84,10 +84,36 @@ def test_a_bad_key_list_is_refused_naming_the_entry_not_the_key(text, message):
 def test_no_keys_no_encryption():
     assert settings(None).payload_keys is None
     assert settings("").payload_keys is None
-    assert data_converter(settings(None)) is pydantic_data_converter
+    plain = data_converter(settings(None))
+    assert plain is shared_cache_data_converter and plain.payload_codec is None
     converter = data_converter(settings(f"k1:{OLD}"))
     assert isinstance(converter.payload_codec, EncryptionCodec)
-    assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+    assert converter.payload_converter_class is plain.payload_converter_class
+
+
+def test_shared_cache_converter_speaks_the_pydantic_converters_format():
+    """Clients, workers and histories recorded with Temporal's pydantic converter and ours
+    read each other's payloads: the cache changes nothing on the wire."""
+    from journeys.validate import load_journey, shipped_journey_files
+    from workflows.contracts import EventSignal
+
+    path = next(p for p in shipped_journey_files() if p.stem == "new_user_coupon")
+    now = datetime.now(UTC)
+    inp = JourneyInput(
+        journey=load_journey(path),
+        journey_version=1,
+        enrollment_id=7,
+        user_id="u-1",
+        group="treatment",
+        trigger=EventSignal("m-1", "user_signed_up", now, {"channel": "app"}),
+    )
+    ours = shared_cache_data_converter.payload_converter
+    theirs = pydantic_data_converter.payload_converter
+    assert ours.to_payloads([inp]) == theirs.to_payloads([inp])
+    assert ours.from_payloads(theirs.to_payloads([inp]), [JourneyInput]) == [inp]
+    # A second converter (each workflow run builds its own) decodes the same.
+    again = shared_cache_data_converter.payload_converter_class()
+    assert again.from_payloads(ours.to_payloads([inp]), [JourneyInput]) == [inp]
 
 
 # --- the codec ----------------------------------------------------------------------------------
