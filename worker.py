@@ -6,10 +6,12 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -268,6 +270,7 @@ async def run_worker(settings: Settings) -> None:
     """Connect, build everything from settings, and run until SIGTERM or SIGINT, then drain
     (``worker_shutdown_grace``)."""
     stop = stop_on_signals()  # first: a signal while connecting stops the worker cleanly too
+    keep_bytecode(Path(settings.data_dir) / "pycache")
     # A pooled connection per activity thread (and a few for routing), kept open.
     engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
     factory = make_session_factory(engine)
@@ -306,6 +309,17 @@ async def run_worker(settings: Settings) -> None:
         finally:
             for task in (stopping, sweeper, purger, ready):
                 task.cancel()
+
+
+def keep_bytecode(folder: Path) -> None:
+    """Let the sandbox load the workflow modules it imports afresh for every run from
+    bytecode, even where ``PYTHONDONTWRITEBYTECODE`` is set (as in many container images):
+    without it each new run compiled ``workflows/journey.py`` from source again, a fifth of
+    the worker's CPU in ``bench/journeys.py``. The bytecode goes to ``folder``, not next to
+    the sources; if it cannot be written there, modules are compiled as before."""
+    if sys.dont_write_bytecode:
+        sys.pycache_prefix = sys.pycache_prefix or str(folder)
+        sys.dont_write_bytecode = False
 
 
 def stop_on_signals() -> asyncio.Event:
