@@ -116,7 +116,8 @@ def test_two_apis_and_two_workers_route_each_event_once_and_send_each_step_once(
             env = _worker_env(
                 db.url, address, f"scale-{uuid.uuid4().hex[:8]}", twilio.url, tmp_path
             )
-            workers, metrics = [], []
+            workers: list[WorkerProcess] = []
+            metrics: list[str] = []
             for n in (1, 2):
                 folder = tmp_path / f"worker-{n}"
                 folder.mkdir()
@@ -124,12 +125,13 @@ def test_two_apis_and_two_workers_route_each_event_once_and_send_each_step_once(
                 metrics.append(f"http://127.0.0.1:{port}/metrics")
                 worker_env = {**env, "LIFECYCLE_WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}"}
                 workers.append(WorkerProcess(worker_env, folder))
-            apis = []
+            apis: list[ApiProcess] = []
             for n in (1, 2):
                 folder = tmp_path / f"api-{n}"
                 folder.mkdir()
                 apis.append(ApiProcess(env, folder))
-            for part in [*workers, *apis]:
+            parts: list[WorkerProcess | ApiProcess] = [*workers, *apis]
+            for part in parts:
                 part.start()
                 started.append(part)
             deadline = time.monotonic() + 90
