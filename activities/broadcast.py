@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -25,7 +26,7 @@ from audiences.rules import AudienceError
 from store.broadcasts import due_sends, held_sends, record_progress
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
-from store.models import Broadcast, Message, User
+from store.models import Broadcast, Consent, Message, User
 from store.upsert import insert_ignore_many
 from workflows.contracts import (
     BROADCAST_DEFERRED,
@@ -104,33 +105,63 @@ class BroadcastActivities:
     ) -> BroadcastPage:
         """The policy for each (user id, ledger key or None for a new row).
 
-        Per chunk, the ledger rows are written in one statement and read (locked) in one,
-        the users are loaded in one (the policy's own look-ups find them in the session),
-        and locked and checked for recent sends in one (only those with recent sends are
-        counted against each cap one by one); the policy itself is the journeys'
-        (:meth:`DeliveryActivities.decide`).
+        Per chunk, in one transaction: the ledger rows are written in one statement and read
+        (locked) in one, the users are locked and checked for recent sends in one (only
+        those with recent sends are counted against each cap one by one), the users and
+        their consents for the channel and topic are read in one each (the policy's look-ups
+        of them are answered from those, absent ones too), and the rows the policy changed
+        are written together at the commit. The policy itself is the journeys'
+        (:meth:`DeliveryActivities.decide`), asked for each recipient.
         """
         page = BroadcastPage()
         todo = list(recipients)
         for start in range(0, len(todo), CHUNK):
             activity.heartbeat(start)
-            chunk = todo[start : start + CHUNK]
-            requests = [self._request(inp, user_id, key) for user_id, key in chunk]
-            with transaction(self._factory) as session:
-                rows = self._ledger_rows(session, inp, requests)
-                ids = [r.user_id for r in requests]
-                list(session.scalars(select(User).where(User.id.in_(ids))))  # into the session
-                fresh = self._delivery.without_recent_sends(session, user_ids=ids, now=inp.now)
-                for request in requests:
-                    row = rows[request.idempotency_key]
+            requests = [
+                self._request(inp, user_id, key) for user_id, key in todo[start : start + CHUNK]
+            ]
+            try:
+                decided = self._decide_chunk(inp, requests, isolated=False)
+            except Exception:
+                # One recipient's data broke the policy (or the database failed): the chunk
+                # is decided again from the start, each recipient on a savepoint of its own,
+                # so only that recipient fails. A database failure raises again, and the
+                # attempt is retried.
+                decided = self._decide_chunk(inp, requests, isolated=True)
+            for user_id, status, reason in decided:
+                if status == "ready":
+                    page.ready.append(user_id)
+                elif status == "skipped" and reason:
+                    page.skipped[reason] = page.skipped.get(reason, 0) + 1
+        with self._factory() as session:
+            page.held, page.next_deferred_at = held_sends(session, broadcast_id=inp.broadcast_id)
+        return page
+
+    def _decide_chunk(
+        self, inp: BroadcastPageInput, requests: list[DeliverInput], *, isolated: bool
+    ) -> list[tuple[str, str, str | None]]:
+        """(user id, status, reason) of each request, decided and committed together;
+        ``isolated``: each recipient on a savepoint, a failure recorded on its row."""
+        decided: list[tuple[str, str, str | None]] = []
+        with transaction(self._factory) as session:
+            rows = self._ledger_rows(session, inp, requests)
+            ids = [r.user_id for r in requests]
+            # Locked before they are loaded: the lock's UPDATE then has no loaded users to
+            # bring up to date, and the policy reads them as they are under the lock.
+            fresh = self._delivery.without_recent_sends(session, user_ids=ids, now=inp.now)
+            known = _Preloaded(session, inp, ids)
+            for request in requests:
+                row = rows[request.idempotency_key]
+                under_caps = request.user_id in fresh
+                if not isolated:
+                    result = self._delivery.decide(
+                        known, request, row, held_checked=True, under_caps=under_caps
+                    )
+                else:
                     try:
                         with session.begin_nested():
                             result = self._delivery.decide(
-                                session,
-                                request,
-                                row,
-                                held_checked=True,
-                                under_caps=request.user_id in fresh,
+                                known, request, row, held_checked=True, under_caps=under_caps
                             )
                     except Exception:
                         # One recipient's data never holds the page: a retry would fail the
@@ -139,17 +170,13 @@ class BroadcastActivities:
                             "broadcast %s: the policy failed for one recipient", inp.broadcast_id
                         )
                         row.status, row.reason = "failed", "policy_error"
-                        page.skipped["policy_error"] = page.skipped.get("policy_error", 0) + 1
+                        # Counted with the page's skips, by its reason.
+                        decided.append((request.user_id, "skipped", "policy_error"))
                         continue
-                    if result.status == "ready":
-                        page.ready.append(request.user_id)
-                    elif result.status == "skipped" and result.reason:
-                        page.skipped[result.reason] = page.skipped.get(result.reason, 0) + 1
-                    elif result.status == "deferred":
-                        row.deferred_until = result.defer_until
-        with self._factory() as session:
-            page.held, page.next_deferred_at = held_sends(session, broadcast_id=inp.broadcast_id)
-        return page
+                if result.status == "deferred":
+                    row.deferred_until = result.defer_until
+                decided.append((request.user_id, result.status, result.reason))
+        return decided
 
     def _request(self, inp: BroadcastPageInput, user_id: str, key: str | None) -> DeliverInput:
         request = batch_delivery(inp, user_id)
@@ -173,3 +200,37 @@ class BroadcastActivities:
         keys = [r.idempotency_key for r in requests]
         stmt = select(Message).where(Message.idempotency_key.in_(keys)).with_for_update()
         return {row.idempotency_key: row for row in session.scalars(stmt)}
+
+
+class _Preloaded:
+    """A chunk's session whose ``get`` of the chunk's users, and of their consents for the
+    broadcast's channel and topic, is answered from one query each, absent rows included
+    (the session's own ``get`` would ask the database for each consent a user does not
+    have). Everything else is the session's."""
+
+    def __init__(self, session: Session, inp: BroadcastPageInput, user_ids: list[str]):
+        self._session = session
+        users = session.scalars(select(User).where(User.id.in_(user_ids)))
+        self._known: dict[tuple[type, Any], Any] = {(User, u.id): u for u in users}
+        self._known |= {
+            (User, user_id): None for user_id in user_ids if (User, user_id) not in self._known
+        }
+        consents = session.scalars(
+            select(Consent).where(
+                Consent.user_id.in_(user_ids),
+                Consent.channel == inp.channel,
+                Consent.topic == inp.topic,
+            )
+        )
+        by_user = {c.user_id: c for c in consents}
+        for user_id in user_ids:
+            self._known[(Consent, (user_id, inp.channel, inp.topic))] = by_user.get(user_id)
+
+    def get(self, model: type, key: Any) -> Any:
+        try:
+            return self._known[(model, key)]
+        except (KeyError, TypeError):
+            return self._session.get(model, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
