@@ -88,9 +88,12 @@ class BareWorkerProcess(WorkerProcess):
         self.log_path = self._workdir / f"bare-worker-{self.lives:02d}.log"
         self._log = self.log_path.open("wb")
         self.started_at = time.monotonic()
+        # Its sandbox loads the workflow module from bytecode, as ``lifecycle worker`` does.
+        env = {k: v for k, v in self._env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(self._workdir / "pycache")
         self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, str(Path(__file__).resolve()), "--bare-worker"],
-            env=self._env,
+            env=env,
             cwd=self._workdir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
