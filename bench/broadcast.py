@@ -7,7 +7,8 @@ sqlite``), rounds taking turns A B B A (``--rounds``), each on a fresh Temporal 
 
 - **A, baseline**: a bare workflow that runs ``--recipients`` trivial activities (they return
   their argument), in pages of 1,000 with continue-as-new and at most as many in flight as a
-  broadcast has (``workflows.broadcast.WINDOW``), on one worker with the same thread pool;
+  broadcast has (``workflows.broadcast.BATCHES_IN_FLIGHT`` batches), on one worker with the
+  same thread pool;
 - **B, broadcast**: ``lifecycle broadcast start`` (the real checks, row and workflow) to an
   audience of as many users of its own (each B round has fresh users: no cap is reached),
   through the outbox channel, with the real workers of ``worker.build_workers``: every
@@ -53,8 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, event, func, insert, select, text  # noqa: E402
 from temporalio import activity, workflow  # noqa: E402
+from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
 from bench.chaos_kill_worker import temporal_dev_server  # noqa: E402
@@ -64,11 +65,19 @@ from message_templates.render import TemplateRenderer  # noqa: E402
 from store.db import SessionFactory, transaction  # noqa: E402
 from store.models import Message, User  # noqa: E402
 from triggers.broadcasts import plan_broadcast, start_broadcast  # noqa: E402
+from triggers.temporal_client import data_converter  # noqa: E402
 from worker import ACTIVITY_THREADS, running_worker  # noqa: E402
-from workflows.broadcast import WINDOW, BroadcastWorkflow  # noqa: E402
-from workflows.contracts import broadcast_workflow_id  # noqa: E402
+from workflows.broadcast import BATCHES_IN_FLIGHT, WINDOW, BroadcastWorkflow  # noqa: E402
+from workflows.contracts import (  # noqa: E402
+    BROADCAST_BATCH,
+    BROADCAST_DEFERRED,
+    BROADCAST_PAGE,
+    broadcast_workflow_id,
+)
 
 PAGE = 1000
+# Activities in flight, at most: as many sends as a broadcast has in flight.
+IN_FLIGHT = max(WINDOW, BATCHES_IN_FLIGHT * BROADCAST_BATCH)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -86,7 +95,7 @@ class PagedInput:
 
 @workflow.defn(name="BenchBaselineWorkflow")
 class BaselineWorkflow:
-    """``total`` trivial activities, a page of 1,000 per run, at most ``WINDOW`` in flight."""
+    """``total`` trivial activities, a page of 1,000 per run, at most ``IN_FLIGHT`` at once."""
 
     def __init__(self) -> None:
         self._in_flight = 0
@@ -96,7 +105,7 @@ class BaselineWorkflow:
         page = min(PAGE, inp.total - inp.done)
         tasks = []
         for i in range(inp.done, inp.done + page):
-            await workflow.wait_condition(lambda: self._in_flight < WINDOW)
+            await workflow.wait_condition(lambda: self._in_flight < IN_FLIGHT)
             self._in_flight += 1
             tasks.append(asyncio.create_task(self._one(i)))
         await asyncio.gather(*tasks)
@@ -114,6 +123,17 @@ class BaselineWorkflow:
             self._in_flight -= 1
 
 
+def worker_settings() -> Settings:
+    """The outbox for SMS, quiet hours off, the SMS rate limits out of the way."""
+    return Settings(
+        environment="development",
+        quiet_hours=None,
+        sms_provider="outbox",
+        sms_rate_per_second=1_000_000,
+        sms_broadcast_rate_per_second=1_000_000,
+    )
+
+
 @dataclass
 class Round:
     kind: str  # "A" (baseline) or "B" (broadcast)
@@ -122,6 +142,7 @@ class Round:
     cpu: dict[str, float]  # CPU seconds per process
     statements: int = 0
     commits: int = 0
+    paging: float = 0.0  # seconds the workflow waited on page activities
 
     @property
     def rate(self) -> float:
@@ -134,6 +155,7 @@ class SqlCounter:
 
     statements: int = 0
     commits: int = 0
+    paging: float = 0.0  # seconds the workflow waited on page activities
     backends: set[int] = field(default_factory=set)
 
     def watch(self, engine: Engine) -> None:
@@ -261,13 +283,7 @@ async def broadcast(
     meter: CpuMeter,
     sql: SqlCounter,
 ) -> Round:
-    settings = Settings(
-        environment="development",
-        quiet_hours=None,
-        sms_provider="outbox",
-        sms_rate_per_second=1_000_000,
-        sms_broadcast_rate_per_second=1_000_000,
-    )
+    settings = worker_settings()
     audience = Path(tempfile.mkdtemp()) / f"{tier}.yaml"
     audience.write_text(f"id: {tier}\nname: Benchmark users\nrule: {{tier: {tier}}}\n")
     async with running_worker(client, settings, factory, task_queue=queue):
@@ -300,6 +316,7 @@ async def broadcast(
             result = await handle.result()
             seconds = time.perf_counter() - began
             statements, commits = sql.statements - statements, sql.commits - commits
+        paging = await time_in_pages(client, broadcast_workflow_id(broadcast_id))
     with factory() as session:
         sent = session.scalar(
             select(func.count())
@@ -308,7 +325,27 @@ async def broadcast(
         )
     if result.sent != count or sent != count:
         raise SystemExit(f"broadcast sent {result.sent} ({sent} in the ledger) of {count}")
-    return Round("B", seconds, count, cpu, statements, commits)
+    return Round("B", seconds, count, cpu, statements, commits, paging)
+
+
+async def time_in_pages(client: Client, workflow_id: str) -> float:
+    """Seconds between the scheduling and the completion of the page activities of every
+    run of the broadcast: the time its sends waited for the next page's decisions."""
+    waited = 0.0
+    async for run in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        history = await client.get_workflow_handle(workflow_id, run_id=run.run_id).fetch_history()
+        scheduled: dict[int, datetime] = {}
+        for ev in history.events:
+            if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                name = ev.activity_task_scheduled_event_attributes.activity_type.name
+                if name in (BROADCAST_PAGE, BROADCAST_DEFERRED):
+                    scheduled[ev.event_id] = ev.event_time.ToDatetime()
+            elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                done = ev.activity_task_completed_event_attributes
+                began = scheduled.get(done.scheduled_event_id)
+                if began is not None:
+                    waited += (ev.event_time.ToDatetime() - began).total_seconds()
+    return waited
 
 
 async def connect(address: str) -> Client:
@@ -317,7 +354,7 @@ async def connect(address: str) -> Client:
     deadline = time.monotonic() + 60
     while True:
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=data_converter(worker_settings()))
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
@@ -325,15 +362,16 @@ async def connect(address: str) -> Client:
 
 
 @contextmanager
-def profiled(path: str | None) -> Iterator[None]:
-    """``py-spy record`` on this process (the workers) while the block runs."""
+def profiled(path: str | None, *, gil: bool) -> Iterator[None]:
+    """``py-spy record`` on this process (the workers) while the block runs: the samples of
+    threads holding the GIL (where the CPU goes), or of every thread not idle."""
     if not path:
         yield
         return
     spy = Path(sys.executable).with_name("py-spy")
     proc = subprocess.Popen(  # noqa: S603 - our own tool and arguments
         [str(spy), "record", "--pid", str(os.getpid()), "--format", "raw", "--output", path,
-         "--rate", "100", "--nonblocking"],
+         "--rate", "100", "--nonblocking", *(["--gil"] if gil else [])],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)  # attached before the round begins
@@ -351,7 +389,7 @@ def describe(r: Round) -> str:
     line += f"{unit:12}  CPU ms/message: {cpu}"
     if r.kind == "B":
         line += f"  SQL/message: {r.statements / r.messages:.2f} statements, "
-        line += f"{r.commits / r.messages:.2f} commits"
+        line += f"{r.commits / r.messages:.2f} commits; in page activities {r.paging:.1f} s"
     return line
 
 
@@ -372,7 +410,8 @@ async def run(args: argparse.Namespace) -> list[Round]:
                 if kind == "A":
                     done = await baseline(client, args.recipients, f"bench-baseline-{i}", meter)
                 else:
-                    with profiled(args.profile if tiers[0] == f"bench{i}" else None):
+                    first = tiers[0] == f"bench{i}"
+                    with profiled(args.profile if first else None, gil=not args.profile_waits):
                         done = await broadcast(
                             client,
                             factory,
@@ -412,6 +451,11 @@ def main() -> None:
         "--rounds", default="ABBA", help="A baseline, B broadcast, in this order (default ABBA)"
     )
     parser.add_argument("--profile", help="py-spy raw (collapsed) output of the first B round")
+    parser.add_argument(
+        "--profile-waits",
+        action="store_true",
+        help="profile every busy thread, waits on the database included (default: GIL only)",
+    )
     args = parser.parse_args()
     if not args.rounds or set(args.rounds) - {"A", "B"}:
         parser.error("--rounds: a string of A and B, e.g. ABBA")

@@ -4,7 +4,7 @@ Waits for ``send_at`` on a durable timer, then works a page at a time: an activi
 next ~1,000 audience members (keyset) and runs each through the journeys' delivery policy,
 returning the user ids ready to send; the ready sends go out in batches (``send_batch``, up
 to ``batch_size`` each) on the channel's rate-limited bulk task queue, paced by
-``rate_per_second`` if given. Sends held by
+``rate_per_second`` if given, ``BATCHES_IN_FLIGHT`` at once. Sends held by
 quiet hours are stored on their ledger rows and asked again when due. After each page the
 run continues as new, so no history grows past a few thousand events.
 
@@ -46,9 +46,16 @@ with workflow.unsafe.imports_passed_through():
 # A page's policy work: ~1,000 recipients, a few queries each.
 PAGE_TIMEOUT = timedelta(minutes=5)
 PAGE_HEARTBEAT = timedelta(minutes=1)
-# Sends in flight at once (in batches): enough to keep every bulk worker busy, few enough
-# that a pause takes effect within a window.
+# Sends in flight at once, at least: enough to keep every worker busy, few enough that a
+# pause takes effect within a window.
 WINDOW = 200
+# Batches in flight at once, at least: a worker's activity slots (16) each sending one, so
+# the sends are not held to ten streams (200 sends in batches of 20), each waiting on its own
+# database round trips and provider calls; a pause takes effect within that many batches.
+# Runs begun before kept ``WINDOW`` sends in flight, and do so after an upgrade; once none
+# can be in flight, ``workflow.deprecate_patch(WIDER_WINDOW)`` replaces the check.
+BATCHES_IN_FLIGHT = 16
+WIDER_WINDOW = "broadcast-batches-in-flight"
 # Broadcasts started before batches sent one ``send_message`` per recipient; a page such a run
 # had begun that way finishes that way after an upgrade (its next page uses batches).
 BATCHES = "broadcast-send-batches"
@@ -179,7 +186,10 @@ class BroadcastWorkflow:
         rate = self._inp.rate_per_second
         # A slow broadcast sends in smaller batches, so a second's worth is never a burst.
         size = max(1, min(self._inp.batch_size, int(rate))) if rate else self._inp.batch_size
-        room = WINDOW - size  # in flight before the next batch may start
+        window = WINDOW
+        if workflow.patched(WIDER_WINDOW):
+            window = max(WINDOW, BATCHES_IN_FLIGHT * size)
+        room = window - size  # in flight before the next batch may start
         tick_started, in_tick = workflow.now(), 0
         tasks: list[asyncio.Task[None]] = []
         for start in range(0, len(user_ids), size):
