@@ -25,13 +25,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -191,6 +191,38 @@ class ActedOnEvents:
         return frozenset(names)
 
 
+def _signal_of(event: Event) -> EventSignal:
+    assert event.event is not None
+    return EventSignal(
+        message_id=event.message_id,
+        event=event.event,
+        timestamp=event.timestamp,
+        properties=dict(event.properties or {}),
+    )
+
+
+def _open_runs_stmt() -> Select[str, str, str | None, str, str, int]:
+    """Open enrollments, with what decides whether an event reaches each (narrow it with a
+    ``where`` on the user)."""
+    return select(
+        Enrollment.user_id,
+        Enrollment.workflow_id,
+        Enrollment.trigger_message_id,
+        Enrollment.entry_key,
+        Enrollment.journey_id,
+        Enrollment.journey_version,
+    ).where(Enrollment.exited_at.is_(None))
+
+
+def _redeem(session: Session, user_id: str, code: str, at: datetime) -> None:
+    """A coupon we issued was used: reports count it redeemed."""
+    session.execute(
+        update(Coupon)
+        .where(Coupon.user_id == user_id, Coupon.code == code, Coupon.redeemed_at.is_(None))
+        .values(redeemed_at=at)
+    )
+
+
 def _may_reenter(journey: Journey, exited_at: datetime, now: datetime) -> bool:
     policy = journey.re_entry
     if policy == "never":
@@ -269,7 +301,15 @@ class JourneyRouter:
                     except Exception as exc:  # one event never stops the others
                         failed.append((event, exc))
 
+        # A user with one event in the batch (most of a stream) needs nothing of the others':
+        # those events are read and written together, a few statements for all of them.
+        alone = [evs[0] for evs in by_user.values() if len(evs) == 1]
         try:
+            if alone:
+                retry = await self._route_together(alone, journeys, limit, done, failed)
+                by_user = {e.user_id: [e] for e in retry} | {
+                    u: evs for u, evs in by_user.items() if len(evs) > 1
+                }
             async with asyncio.TaskGroup() as group:
                 for user_events in by_user.values():
                     group.create_task(route_user(user_events))
@@ -369,13 +409,8 @@ class JourneyRouter:
         return cached
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
-        """A coupon we issued was used: reports count it redeemed."""
         with transaction(self._factory) as session:
-            session.execute(
-                update(Coupon)
-                .where(Coupon.user_id == user_id, Coupon.code == code, Coupon.redeemed_at.is_(None))
-                .values(redeemed_at=at)
-            )
+            _redeem(session, user_id, code, at)
 
     def _mark_routed(self, event_ids: list[int]) -> None:
         at = self._clock()
@@ -390,17 +425,20 @@ class JourneyRouter:
     async def _route_one(self, event: Event, journeys: list[tuple[int, Journey]]) -> None:
         if event.type != "track" or not event.user_id or not event.event:
             return
-        signal = EventSignal(
-            message_id=event.message_id,
-            event=event.event,
-            timestamp=event.timestamp,
-            properties=dict(event.properties or {}),
-        )
+        signal = _signal_of(event)
         code = signal.properties.get("coupon_code")
         if event.event in REDEEMING_EVENTS and isinstance(code, str):
             await asyncio.to_thread(self._redeem, event.user_id, code, event.timestamp)
         await self._signal_open_runs(event.user_id, signal)
+        for version, journey, key in self._triggered(event, signal, journeys):
+            await self._enter(journey, version, event.user_id, signal, key)
+
+    def _triggered(
+        self, event: Event, signal: EventSignal, journeys: list[tuple[int, Journey]]
+    ) -> list[tuple[int, Journey, str]]:
+        """The journeys ``event`` may enter its user into, with the entry key of each."""
         too_old = self._clock() - event.timestamp > self._max_trigger_age
+        found: list[tuple[int, Journey, str]] = []
         for version, journey in journeys:
             trigger = journey.trigger
             if trigger.event != event.event or not matches(trigger.where, signal.properties):
@@ -417,7 +455,83 @@ class JourneyRouter:
                     )
                     continue
                 key = str(value)
-            await self._enter(journey, version, event.user_id, signal, key)
+            found.append((version, journey, key))
+        return found
+
+    async def _route_together(
+        self,
+        events: list[Event],
+        journeys: list[tuple[int, Journey]],
+        limit: asyncio.Semaphore,
+        done: list[int],
+        failed: list[tuple[Event, Exception]],
+    ) -> list[Event]:
+        """Route events of different users as :meth:`_route_one` would, with the database
+        work done for all of them at once: one transaction redeems coupons and reads the open
+        runs, one per (journey, key) writes the entries; then each event's signals and starts
+        go to Temporal side by side. Returns the events to route again one by one: all of
+        them if a shared step failed (so that only a poisoned event counts an attempt)."""
+        signals = {e.id: _signal_of(e) for e in events}
+        try:
+            targets = await asyncio.to_thread(self._prepare_together, events, signals)
+            entries: dict[int, list[tuple[Journey, int, _Entry]]] = {e.id: [] for e in events}
+            wanted: dict[tuple[str, int, str], tuple[Journey, list[Event]]] = {}
+            for event in events:
+                for version, journey, key in self._triggered(event, signals[event.id], journeys):
+                    wanted.setdefault((journey.id, version, key), (journey, []))[1].append(event)
+            for (_, version, key), (journey, entering) in wanted.items():
+                by_user = {e.user_id: e for e in entering if e.user_id}
+                made = await asyncio.to_thread(
+                    self._enroll_many,
+                    journey,
+                    version,
+                    list(by_user),
+                    {u: signals[e.id] for u, e in by_user.items()},
+                    key,
+                )
+                for entry in made:
+                    entries[by_user[entry.user_id].id].append((journey, version, entry))
+        except Exception:
+            log.debug("routing %d events together failed; routing them one by one", len(events))
+            return events
+
+        async def act(event: Event) -> None:
+            assert event.user_id is not None
+            signal = signals[event.id]
+            async with limit:
+                try:
+                    await self._signal(targets.get(event.id, []), signal)
+                    for journey, version, entry in entries[event.id]:
+                        await self._start(journey, version, event.user_id, entry, signal)
+                    done.append(event.id)
+                except Exception as exc:  # one event never stops the others
+                    failed.append((event, exc))
+
+        async with asyncio.TaskGroup() as group:
+            for event in events:
+                group.create_task(act(event))
+        return []
+
+    def _prepare_together(
+        self, events: list[Event], signals: dict[int, EventSignal]
+    ) -> dict[int, list[tuple[str, UsedProperties]]]:
+        """Redeem the coupons the events name and find the open runs each event reaches, in
+        one transaction; the runs by event id."""
+        with transaction(self._factory) as session:
+            for event in events:
+                code = signals[event.id].properties.get("coupon_code")
+                if event.event in REDEEMING_EVENTS and isinstance(code, str):
+                    _redeem(session, event.user_id or "", code, event.timestamp)
+            users = {e.user_id for e in events if e.user_id}
+            rows: dict[str, list[Any]] = {}
+            for start in range(0, len(users), 500):
+                chunk = sorted(users)[start : start + 500]
+                for row in session.execute(_open_runs_stmt().where(Enrollment.user_id.in_(chunk))):
+                    rows.setdefault(row.user_id, []).append(row)
+            return {
+                e.id: self._reached(session, rows.get(e.user_id or "", []), signals[e.id])
+                for e in events
+            }
 
     async def _enter(
         self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str = ""
@@ -516,7 +630,7 @@ class JourneyRouter:
         self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str
     ) -> _Entry | None:
         """Write (or find) the enrollment row; None if this event may not (re-)enter."""
-        entries = self._enroll_many(journey, version, [user_id], signal, key)
+        entries = self._enroll_many(journey, version, [user_id], {user_id: signal}, key)
         return entries[0] if entries else None
 
     def _enroll_many(
@@ -524,13 +638,14 @@ class JourneyRouter:
         journey: Journey,
         version: int,
         user_ids: list[str],
-        signal: EventSignal,
+        signals: EventSignal | Mapping[str, EventSignal],
         key: str = "",
         *,
         now: datetime | None = None,
     ) -> list[_Entry]:
         """Write (or find) the enrollment rows of many users in one transaction; the entries
-        whose runs should be started, in ``user_ids`` order.
+        whose runs should be started, in ``user_ids`` order. ``signals`` is the trigger of
+        all of them (a sweep's tick) or each user's own (a batch of events).
 
         For each user the newest enrollment of (journey, user, key) decides: an open one keeps
         its run (a repeated trigger reaches it as a signal); a closed one allows a new entry as
@@ -539,6 +654,9 @@ class JourneyRouter:
         at ``now`` (default: the clock).
         """
         now = now or self._clock()
+        signal_of: Mapping[str, EventSignal] = (
+            dict.fromkeys(user_ids, signals) if isinstance(signals, EventSignal) else signals
+        )
         entries: dict[str, _Entry] = {}
         with transaction(self._factory) as session:
             latest: dict[str, Enrollment] = {}
@@ -557,7 +675,7 @@ class JourneyRouter:
             for user_id in dict.fromkeys(user_ids):
                 last = latest.get(user_id)
                 if last is not None:
-                    if last.trigger_message_id == signal.message_id:
+                    if last.trigger_message_id == signal_of[user_id].message_id:
                         if last.exited_at is None:
                             entries[user_id] = _Entry(
                                 user_id,
@@ -572,7 +690,13 @@ class JourneyRouter:
                         continue
                 candidates.append(user_id)
             if journey.entry is not None and candidates:
-                allowed = self._in_entry_audience(session, journey, candidates, signal.timestamp)
+                # Each user is judged at their event's time.
+                at_time: dict[datetime, list[str]] = {}
+                for user_id in candidates:
+                    at_time.setdefault(signal_of[user_id].timestamp, []).append(user_id)
+                allowed: set[str] = set()
+                for at, users in at_time.items():
+                    allowed |= self._in_entry_audience(session, journey, users, at)
                 candidates = [u for u in candidates if u in allowed]
             wanted: dict[str, str] = {}
             new_rows: list[dict[str, Any]] = []
@@ -590,8 +714,9 @@ class JourneyRouter:
                         "entry_number": number,
                         "group": holdout_group(journey.id, user_id, journey.holdout),
                         "workflow_id": wid,
-                        "trigger_message_id": signal.message_id,
-                        "entered_at": signal.timestamp,  # business time: when it happened
+                        "trigger_message_id": signal_of[user_id].message_id,
+                        # business time: when it happened
+                        "entered_at": signal_of[user_id].timestamp,
                     }
                 )
             for start in range(0, len(new_rows), 500):  # within every database's parameter limit
@@ -601,7 +726,8 @@ class JourneyRouter:
                     select(Enrollment).where(Enrollment.workflow_id.in_(list(wanted)))
                 )
                 for row in created:
-                    if row.trigger_message_id == signal.message_id:  # not a concurrent entry
+                    # Not a concurrent entry:
+                    if row.trigger_message_id == signal_of[row.user_id].message_id:
                         metrics().enrollment_started(journey.id, row.group)
                         entries[row.user_id] = _Entry(
                             row.user_id, row.id, row.workflow_id, row.group, key, row.entry_number
@@ -665,6 +791,9 @@ class JourneyRouter:
 
     async def _signal_open_runs(self, user_id: str, signal: EventSignal) -> None:
         targets = await asyncio.to_thread(self._open_runs_for, user_id, signal)
+        await self._signal(targets, signal)
+
+    async def _signal(self, targets: list[tuple[str, UsedProperties]], signal: EventSignal) -> None:
         for wid, uses in targets:
             # Each run hears only the properties its journey uses.
             heard = replace(signal, properties=uses.of_signal(signal.event, signal.properties))
@@ -676,24 +805,23 @@ class JourneyRouter:
 
     def _open_runs_for(self, user_id: str, signal: EventSignal) -> list[tuple[str, UsedProperties]]:
         with transaction(self._factory) as session:
-            stmt = select(
-                Enrollment.workflow_id,
-                Enrollment.trigger_message_id,
-                Enrollment.entry_key,
-                Enrollment.journey_id,
-                Enrollment.journey_version,
-            ).where(Enrollment.user_id == user_id, Enrollment.exited_at.is_(None))
-            rows = session.execute(stmt).all()
-            targets = []
-            for wid, trigger_id, key, journey_id, version in rows:
-                journey = self._spec(session, journey_id, version)
-                if trigger_id == signal.message_id or not journey.concerns(signal.event):
-                    continue
-                # A keyed run hears events of its own key, and key-less ones (account_deleted).
-                name = journey.trigger.key
-                if name and name in signal.properties and str(signal.properties[name]) != key:
-                    continue
-                targets.append((wid, self._used(journey, version)))
+            rows = session.execute(_open_runs_stmt().where(Enrollment.user_id == user_id)).all()
+            return self._reached(session, rows, signal)
+
+    def _reached(
+        self, session: Session, rows: Sequence[Any], signal: EventSignal
+    ) -> list[tuple[str, UsedProperties]]:
+        """Of a user's open runs, the ones ``signal`` concerns, with what each may hear."""
+        targets = []
+        for _, wid, trigger_id, key, journey_id, version in rows:
+            journey = self._spec(session, journey_id, version)
+            if trigger_id == signal.message_id or not journey.concerns(signal.event):
+                continue
+            # A keyed run hears events of its own key, and key-less ones (account_deleted).
+            name = journey.trigger.key
+            if name and name in signal.properties and str(signal.properties[name]) != key:
+                continue
+            targets.append((wid, self._used(journey, version)))
         return targets
 
     def _spec(self, session: Session, journey_id: str, version: int) -> Journey:
