@@ -22,6 +22,7 @@ Measure while nothing else runs: a loaded machine flatters the slower side.
     .venv/bin/python bench/ingest.py                         # PostgreSQL, 20,000 events/round
     .venv/bin/python bench/ingest.py --database sqlite --events 5000
     .venv/bin/python bench/ingest.py --signups --events 2000 # triggering events
+    .venv/bin/python bench/ingest.py --small-calls           # + track calls beside full batches
 """
 
 from __future__ import annotations
@@ -264,6 +265,55 @@ def api_round(
     return took, cpu_seconds(pid) - cpu0, latencies
 
 
+def small_calls_beside_full_batches(api: chaos_parts.ApiProcess, clients: int) -> None:
+    """Single ``track`` calls, one every 50 ms, alone and then while ``clients`` clients post
+    full batches (as many calls as fit in 500 KB); prints the single calls' latencies."""
+    run = uuid.uuid4().hex[:6]
+    one = calls(1, 1, run)[0]
+    sample = json.dumps({"batch": calls(100, 2000, f"{run}b"), "sentAt": one["timestamp"]})
+    per_batch = int(100 * 500 * 1024 * 0.95 / len(sample))  # the API takes up to 500 KB
+    stop = threading.Event()
+
+    def singles(label: str, seconds: float) -> list[float]:
+        took: list[float] = []
+        with httpx.Client(base_url=api.url, auth=(WRITE_KEY, ""), timeout=120) as http:
+            end = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < end and not (label == "beside" and stop.is_set()):
+                n += 1
+                body = {**one, "messageId": f"{run}-{label}-{n}", "userId": f"solo-{n % 50}"}
+                started = time.perf_counter()
+                resp = http.post("/v1/track", content=json.dumps(body))
+                took.append(time.perf_counter() - started)
+                if resp.status_code != 200:
+                    raise RuntimeError(f"track answered {resp.status_code}: {resp.text[:200]}")
+                time.sleep(0.05)
+        return took
+
+    def batches() -> None:
+        every = calls(per_batch * clients * 3, 2000, f"{run}b")
+        chunks = [every[i : i + per_batch] for i in range(0, len(every), per_batch)]
+        try:
+            api_round(api, chunks, clients)
+        finally:
+            stop.set()
+
+    def show(label: str, took: list[float]) -> None:
+        took = sorted(took)
+        p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+        print(
+            f"single track calls {label}: {len(took)} calls, p50 {p50 * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {took[-1] * 1000:.0f} ms"
+        )
+
+    show("alone", singles("alone", 5))
+    loader = threading.Thread(target=batches)
+    loader.start()
+    beside = singles("beside", 600)
+    loader.join()
+    show(f"beside {clients} clients posting batches of {per_batch}", beside)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ingest.py",
@@ -277,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument(
         "--api-workers", type=int, default=1, help="API processes (LIFECYCLE_API_WORKERS; 1)"
+    )
+    parser.add_argument(
+        "--small-calls",
+        action="store_true",
+        help="afterwards, time single track calls beside full (500 KB) batches",
     )
     parser.add_argument(
         "--signups",
@@ -350,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 rate = args.events / took
                 rates[side].append(rate)
                 print(f"round {number} {side:8} {took:7.2f}s  {rate:8.0f} events/s{extra}")
+            if args.small_calls:
+                small_calls_beside_full_batches(api, args.clients)
         finally:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
