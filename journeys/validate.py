@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from journeys.catalog import CATALOG_FILE, EventSpec, load_catalog
 from journeys.durations import format_duration
 from journeys.models import (
-    STEP_TYPES,
     AudienceCondition,
     BranchStep,
     ContextCondition,
@@ -29,11 +28,11 @@ from journeys.models import (
     WaitUntilStep,
     walk,
 )
+from journeys.wording import describe
 from message_templates.sample import sample_context
 
 SHIPPED = Path(__file__).parent
 _FIELD_MESSAGE = re.compile(r"^([a-z_]+): (.+)$")
-_UNION_TAGS = {*STEP_TYPES, "ContextCondition", "AudienceCondition", "ReEntryAfter"}
 
 
 @dataclass(frozen=True)
@@ -129,13 +128,18 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            # Drop pydantic's union tags ("send", "ContextCondition", ...) from the path.
-            loc = tuple(p for p in err["loc"] if p not in _UNION_TAGS)
             msg = err["msg"].removeprefix("Value error, ")
             named = _FIELD_MESSAGE.match(msg) if err["type"] == "value_error" else None
             if named:  # a model validator naming its field: "template: Field required"
-                loc, msg = (*loc, named[1]), named[2]
-            problems.append(Problem(file, _line_for(lines, loc), _field(loc), msg))
+                missing = named[2].startswith("Field required")
+                err = {
+                    **err,
+                    "loc": (*err["loc"], named[1]),
+                    "msg": named[2],
+                    "type": "missing" if missing else "value_error",
+                }
+            loc, text = describe(err, data)
+            problems.append(Problem(file, _line_for(lines, loc), _field(loc), text))
         raise JourneyError(problems) from None
 
 
