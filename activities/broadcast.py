@@ -1,6 +1,6 @@
 """A broadcast's pages: who the next audience members are, and the delivery policy for
-each of them in one activity (the provider calls are ``send_message``, one per ready send,
-on the channel's rate-limited task queue).
+each of them in one activity (the provider calls are ``send_batch``, a batch of ready sends
+each, on the channel's rate-limited bulk task queue).
 
 Each recipient goes through :meth:`DeliveryActivities.decide`, the journeys' policy: a
 ledger row keyed by the broadcast's first execution run id + user id (a retried page finds
