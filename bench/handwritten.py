@@ -12,8 +12,9 @@ from typing import Any
 
 POSTGRESQL = {
     "new_users_7d": """
-        SELECT count(*) FROM users u
-        WHERE u.created_at >= :now - interval '7 days' AND u.created_at <= :now
+        SELECT count(DISTINCT s.user_id) FROM events s JOIN users u ON u.id = s.user_id
+        WHERE s.event = 'user_signed_up'
+          AND s.timestamp >= :now - interval '7 days' AND s.timestamp <= :now
           AND NOT EXISTS (SELECT 1 FROM events e
                           WHERE e.user_id = u.id AND e.event = 'order_placed'
                             AND e.timestamp <= :now)
@@ -71,8 +72,8 @@ POSTGRESQL = {
 
 SQLITE = {
     "new_users_7d": """
-        SELECT count(*) FROM users u
-        WHERE u.created_at >= :since_7d AND u.created_at <= :now
+        SELECT count(DISTINCT s.user_id) FROM events s JOIN users u ON u.id = s.user_id
+        WHERE s.event = 'user_signed_up' AND s.timestamp >= :since_7d AND s.timestamp <= :now
           AND NOT EXISTS (SELECT 1 FROM events e
                           WHERE e.user_id = u.id AND e.event = 'order_placed'
                             AND e.timestamp <= :now)

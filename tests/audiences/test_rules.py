@@ -282,6 +282,10 @@ def order(user_id: str, ago: timedelta, **properties: Any) -> EventRow:
     return EventRow(user_id, "order_placed", NOW - ago, properties)
 
 
+def signed_up(user_id: str, ago: timedelta) -> EventRow:
+    return EventRow(user_id, "user_signed_up", NOW - ago, {})
+
+
 def cart(user_id: str, ago: timedelta, **properties: Any) -> EventRow:
     return EventRow(user_id, "cart_updated", NOW - ago, properties)
 
@@ -296,6 +300,8 @@ def shipped_population() -> Population:
         person("new_and_ordered", created_at=NOW - D),
         person("new_orders_later", created_at=NOW - D),
         person("new_8_days_ago", created_at=NOW - 8 * D),
+        person("new_viewer_only", created_at=NOW - 2 * D),  # first seen, never signed up
+        person("signed_up_8_days_ago_seen_now", created_at=NOW - 2 * D),
         # dormant_30d
         person("dormant_push", last_seen_at=NOW - 40 * D),
         person("dormant_never_seen_sms", last_seen_at=None, phone="+8613800138000"),
@@ -331,6 +337,18 @@ def shipped_population() -> Population:
         person("tagged_similar", tags=["母婴", "母婴人群x"]),
     ]
     events = [
+        *(
+            signed_up(user_id, ago)
+            for user_id, ago in (
+                ("new", 2 * D),
+                ("new_at_the_edge", 7 * D),
+                ("new_and_ordered", D),
+                ("new_orders_later", D),
+                ("new_8_days_ago", 8 * D),
+                ("signed_up_8_days_ago_seen_now", 8 * D),
+            )
+        ),
+        EventRow("new_viewer_only", "product_viewed", NOW - 2 * D, {"product_id": "p1"}),
         order("new_and_ordered", H),
         order("new_orders_later", -H),  # after now: not yet
         cart("cart_open", 2 * D, cart_id="c1"),
@@ -431,7 +449,7 @@ def test_explain_says_which_part_matched(db: Database) -> None:
         "new_and_ordered": [True, False],
         "new_8_days_ago": [False, True],
     }
-    assert why["new"][0][0] == "signed up within 7d"
+    assert why["new"][0][0] == "user_signed_up at least 1× within 7d"
     assert why["new"][1][0].startswith("order_placed exactly 0×")
 
     why = explained(

@@ -35,18 +35,22 @@ def test_audiences_show_rule_count_and_why_a_sample_matched(db, admin):
     add_user(db.factory, "fresh-2", NOW - timedelta(days=6))
     add_user(db.factory, "old", NOW - timedelta(days=30))
     add_user(db.factory, "buyer", NOW - timedelta(days=1))
+    for user_id, days in (("fresh-1", 2), ("fresh-2", 6), ("old", 30), ("buyer", 1)):
+        store_event(db.factory, user_id, "user_signed_up", NOW - timedelta(days=days))
     store_event(db.factory, "buyer", "order_placed", NOW - timedelta(hours=5))
+    add_user(db.factory, "visitor", NOW - timedelta(days=1))  # first seen, never signed up
+    store_event(db.factory, "visitor", "product_viewed", NOW - timedelta(days=1))
 
     listed = rows(http.get("/console/audiences").text, "audience")
     assert set(listed) == set(shipped_audiences())
     assert listed["new_users_7d"].startswith("New users (7 days) new_users_7d")
     assert listed["new_users_7d"].endswith(" 2")  # members now
-    assert "signed up within 7d" in listed["new_users_7d"]
+    assert "user_signed_up at least 1× within 7d" in listed["new_users_7d"]
 
     page = http.get("/console/audiences/new_users_7d").text
     members = rows(page, "member")
     assert list(members) == ["fresh-1", "fresh-2"]
-    assert "✓ signed up within 7d" in members["fresh-1"]
+    assert "✓ user_signed_up at least 1× within 7d" in members["fresh-1"]
     assert "✓ order_placed exactly 0×" in members["fresh-1"]
     assert http.get("/console/audiences/nobody_at_all").status_code == 404
 
