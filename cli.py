@@ -26,6 +26,7 @@ the map:
   build      journeys, audiences, templates, send-test
   send       broadcast (one-off campaigns), sweeps (scheduled entries)
   watch      report, users timeline, outbox; the web console at http://127.0.0.1:8000/console
+             kpi                             the growth plan's KPIs against their targets
              events rejected / replay        what the API refused, what the router parked
   stop       pause-all / resume-all; users forget (erasure)
 
@@ -42,6 +43,31 @@ every command has examples in its own help: lifecycle COMMAND --help (--debug sh
 configuration comes from the environment (or .env): DATABASE_URL, TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, and LIFECYCLE_* for the rest (LIFECYCLE_WRITE_KEY, ...).
 """
+
+
+KPI_HELP = """\
+the growth plan's KPIs, each per complete week or month between --since and --until, the
+latest against its target (LIFECYCLE_KPI_TARGETS, JSON by key), each rate with its 95%
+Wilson interval. Computed in SQL from the events the platform sends:
+
+  a visit     a session_started event; an order: an order_placed event (userId set)
+  signup      the profile's created_at (the user's first call)
+  periods     weeks from Monday 00:00, months from the 1st, in LIFECYCLE_DEFAULT_TIMEZONE
+              (default Asia/Shanghai); only complete ones, and for cohorts only those
+              whose every member's window has closed by --until
+
+  order_conversion         of the week's visitors, the share who ordered that week
+                           (target 3.5%)
+  first_order_7d           of the week's signups, the share who ordered within 7 days
+                           (168 h) of signing up (target 15%, our figure: the plan has none)
+  retention_30d            of the week's signups, the share who visited 30-59 days after
+                           signing up (target 30%); the cohort table shows weeks 1-8
+  repurchase_90d / _365d   of the users who ordered in the 90 / 365 days before the
+                           month's end, the share who ordered twice or more (365d: 40%)
+  monthly_active_3_visits  of the month's visitors, the share with 3 or more visits (65%)
+  gmv, average_order_value orders' value before their coupon (amount paid plus an
+                           engine-issued coupon's discount, as in `lifecycle report`) per
+                           week, and per order (no target unless set)"""
 
 
 class CliError(Exception):
@@ -398,6 +424,34 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     for report in reports:
         print_report(report, console)
         console.print()
+    return 0
+
+
+def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from devstack.kpi_view import print_kpis
+    from store.kpi import kpi_report
+
+    until = _instant(args.until, "--until") if args.until else datetime.now(UTC)
+    since = _instant(args.since, "--since") if args.since else None
+    if since is not None and since >= until:
+        raise CliError("--since must come before --until")
+    with _engine_factory(settings)() as session:
+        report = kpi_report(
+            session,
+            since=since,
+            until=until,
+            timezone=settings.default_timezone,
+            targets=settings.kpi_targets,
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    # Piped or redirected, the lines keep their width instead of folding at 80 columns.
+    print_kpis(report, Console(width=None if sys.stdout.isatty() else 132))
     return 0
 
 
@@ -983,6 +1037,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("journey", nargs="?", help="one journey (default: all)")
     r.add_argument("--since", help="only enrollments from this date or instant on")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+
+    k = add(
+        "kpi",
+        cmd_kpi,
+        "the growth plan's KPIs per week or month against their targets, with Wilson intervals",
+        "lifecycle kpi --since 2026-01-01 --json",
+    )
+    k.description = KPI_HELP
+    k.add_argument("--since", help="from this date or instant on (default: 26 weeks before)")
+    k.add_argument("--until", help="up to this date or instant (default: now)")
+    k.add_argument("--json", action="store_true", help="machine-readable output")
 
     add(
         "pause-all",

@@ -198,6 +198,11 @@ class Settings(BaseSettings):
     push_cost_fen: float = Field(default=0.0, ge=0)
     margin_rate: float = Field(default=0.25, ge=0, le=1)
 
+    # Targets `lifecycle kpi` and the console's Growth page hold each KPI to, as JSON by KPI
+    # key, e.g. '{"order_conversion": 0.04, "gmv": 50000000}' (rates as fractions, money in
+    # fen); keys not given keep the plan's numbers (store/kpi.py DEFAULT_TARGETS).
+    kpi_targets: dict[str, float] = Field(default_factory=dict)
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str | None) -> str | None:

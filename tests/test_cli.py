@@ -21,6 +21,7 @@ COMMANDS = [
     "migrate",
     "journeys",
     "report",
+    "kpi",
     "pause-all",
     "resume-all",
     "templates",
