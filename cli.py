@@ -51,7 +51,7 @@ latest against its target (LIFECYCLE_KPI_TARGETS, JSON by key), each rate with i
 Wilson interval. Computed in SQL from the events the platform sends:
 
   a visit     a session_started event; an order: an order_placed event (userId set)
-  signup      the profile's created_at (the user's first call)
+  signup      the user's first user_signed_up event
   periods     weeks from Monday 00:00, months from the 1st, in LIFECYCLE_DEFAULT_TIMEZONE
               (default Asia/Shanghai); only complete ones, and for cohorts only those
               whose every member's window has closed by --until

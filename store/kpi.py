@@ -3,8 +3,8 @@
 Definitions (the README's "Growth KPIs" says the same, for a reader of the numbers):
 
 - a **visit** is a ``session_started`` event (once per session), an **order** an
-  ``order_placed`` event; only events with a ``userId`` count; a user's **signup** is the
-  profile's ``created_at`` (the time of the first call the platform sent for them);
+  ``order_placed`` event, a **signup** the user's first ``user_signed_up`` event (a profile
+  first seen viewing a product has not signed up); only events with a ``userId`` count;
 - periods are calendar weeks (Monday 00:00) and months (the 1st, 00:00) in the settings'
   time zone (``LIFECYCLE_DEFAULT_TIMEZONE``), cut in Python with ``zoneinfo`` and handed to
   the query as instants; a KPI reports each period that is complete by ``until`` and began
@@ -41,12 +41,12 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from store import stats
-from store.models import Coupon, Event, User
+from store.models import Coupon, Event
 from store.types import UTCDateTime
 
 Period = Literal["week", "month"]
 Unit = Literal["rate", "fen"]
-VISIT, ORDER = "session_started", "order_placed"
+VISIT, ORDER, SIGNUP = "session_started", "order_placed", "user_signed_up"
 DEFAULT_SPAN = timedelta(weeks=26)
 FIRST_ORDER_DAYS = 7
 RETENTION_FROM, RETENTION_TO = 30, 60  # days after signup
@@ -254,55 +254,69 @@ def order_conversion_query(spans: Sequence[tuple[datetime, datetime]]) -> Select
     )
 
 
-def first_order_query(spans: Sequence[tuple[datetime, datetime]], dialect: str) -> Select[Any]:
-    p = _table(spans)
-    o = aliased(Event)
-    ordered = (
+def _signups(p: sa.Subquery) -> sa.Subquery:
+    """Per period: the users whose first ``user_signed_up`` event falls in it, and when."""
+    first, earlier = aliased(Event), aliased(Event)
+    before = (
         select(1)
         .where(
-            o.user_id == User.id,
-            o.event == literal_column(f"'{ORDER}'"),
-            o.timestamp >= User.created_at,
-            o.timestamp < plus_days(User.created_at, FIRST_ORDER_DAYS, dialect),
+            earlier.user_id == first.user_id,
+            earlier.event == literal_column(f"'{SIGNUP}'"),
+            earlier.timestamp < first.timestamp,
         )
         .exists()
     )
     return (
-        select(p.c.i, func.count(sa.case((ordered, 1))), func.count())
-        .join_from(User, p, _in(p, User.created_at))
-        .group_by(p.c.i)
+        select(p.c.i, first.user_id, func.min(first.timestamp).label("at"))
+        .join_from(first, p, _in(p, first.timestamp))
+        .where(first.event == literal_column(f"'{SIGNUP}'"), first.user_id.is_not(None), ~before)
+        .group_by(p.c.i, first.user_id)
+        .subquery("signups")
     )
+
+
+def first_order_query(spans: Sequence[tuple[datetime, datetime]], dialect: str) -> Select[Any]:
+    su = _signups(_table(spans))
+    ordered = (
+        select(1)
+        .where(
+            Event.user_id == su.c.user_id,
+            _is(ORDER),
+            Event.timestamp >= su.c.at,
+            Event.timestamp < plus_days(su.c.at, FIRST_ORDER_DAYS, dialect),
+        )
+        .exists()
+    )
+    return select(su.c.i, func.count(sa.case((ordered, 1))), func.count()).group_by(su.c.i)
 
 
 def cohort_query(spans: Sequence[tuple[datetime, datetime]], dialect: str) -> Select[Any]:
     """Per signup week: retained (days 30-59), signups, then visitors in weeks 1..8."""
-    p = _table(spans)
-    created = User.created_at
+    su = _signups(_table(spans))
 
     def day(n: int) -> ColumnElement[Any]:
-        return plus_days(created, n, dialect)
+        return plus_days(su.c.at, n, dialect)
 
     def visited(lo: int, hi: int) -> ColumnElement[int]:
         within = and_(Event.timestamp >= day(lo), Event.timestamp < day(hi))
-        return func.count(sa.distinct(sa.case((within, User.id))))
+        return func.count(sa.distinct(sa.case((within, su.c.user_id))))
 
     last = max(RETENTION_TO, 7 * (COHORT_WEEKS + 1))
     visits = and_(
-        Event.user_id == User.id,
+        Event.user_id == su.c.user_id,
         _is(VISIT),
         Event.timestamp >= day(min(7, RETENTION_FROM)),
         Event.timestamp < day(last),
     )
     return (
         select(
-            p.c.i,
+            su.c.i,
             visited(RETENTION_FROM, RETENTION_TO),
-            func.count(sa.distinct(User.id)),
+            func.count(sa.distinct(su.c.user_id)),
             *(visited(7 * k, 7 * k + 7) for k in range(1, COHORT_WEEKS + 1)),
         )
-        .join_from(User, p, _in(p, created))
-        .outerjoin(Event, visits)
-        .group_by(p.c.i)
+        .select_from(su.outerjoin(Event, visits))
+        .group_by(su.c.i)
     )
 
 

@@ -23,6 +23,7 @@ def seeded(db, monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setenv("LIFECYCLE_DATABASE_URL", db.url)
     monkeypatch.delenv("LIFECYCLE_KPI_TARGETS", raising=False)
     add_user(db.factory, "u1", datetime(2026, 5, 18, 10, tzinfo=SHANGHAI))
+    store_event(db.factory, "u1", "user_signed_up", datetime(2026, 5, 18, 10, tzinfo=SHANGHAI))
     for user in ("u1", "u2", "u3", "u4"):
         store_event(db.factory, user, "session_started", datetime(2026, 5, 19, tzinfo=SHANGHAI))
     store_event(

@@ -31,6 +31,10 @@ def shares(kpi) -> list[tuple[int | None, int]]:
     return [(p.x, p.n) for p in kpi.points]
 
 
+def sign_up(db, user: str, at: datetime) -> None:
+    store_event(db.factory, user, "user_signed_up", at)
+
+
 def visit(db, user: str, at: datetime) -> None:
     store_event(db.factory, user, "session_started", at)
 
@@ -66,15 +70,19 @@ def test_order_conversion_is_buyers_among_the_weeks_visitors(db):
 
 
 def test_first_order_within_7_days_of_signup(db):
-    add_user(db.factory, "n1", local(5, 18, 10))
-    add_user(db.factory, "n2", local(5, 20, 10))
-    add_user(db.factory, "n3", local(5, 24, 22))
-    add_user(db.factory, "n4", local(5, 19, 10))
-    add_user(db.factory, "late", local(5, 26, 10))  # its 7 days end after `until`
+    sign_up(db, "n1", local(5, 18, 10))
+    sign_up(db, "n2", local(5, 20, 10))
+    sign_up(db, "n3", local(5, 24, 22))
+    sign_up(db, "n4", local(5, 19, 10))
+    sign_up(db, "late", local(5, 26, 10))  # its 7 days end after `until`
     order(db, "n1", local(5, 19))
     order(db, "n2", local(5, 27, 9, 59))  # 6 days 23:59 after signup
     order(db, "n4", local(5, 26, 10, 0))  # exactly 7 days: too late
     order(db, "late", local(5, 26, 11))
+    add_user(db.factory, "browser", local(5, 19))  # first seen viewing: never signed up
+    store_event(db.factory, "browser", "product_viewed", local(5, 19))
+    order(db, "browser", local(5, 20))
+    sign_up(db, "n1", local(5, 25, 10))  # signed up again: counts at the first one only
 
     found = report(db, local(5, 18), local(6, 1, 10)).kpi("first_order_7d")
     assert shares(found) == [(2, 4)]
@@ -87,14 +95,14 @@ def test_first_order_within_7_days_of_signup(db):
 def test_retention_cohorts_count_visits_30_to_59_days_after_signup(db):
     signup = local(5, 18, 12)
     for user in ("r1", "r2", "r3", "r4"):
-        add_user(db.factory, user, signup)
+        sign_up(db, user, signup)
     visit(db, "r1", signup + timedelta(days=10))  # week 1
     visit(db, "r1", signup + timedelta(days=35))  # week 5, retained
     visit(db, "r1", signup + timedelta(days=36))
     visit(db, "r2", signup + timedelta(days=29))  # week 4, too early
     visit(db, "r2", signup + timedelta(days=60))  # week 8, too late
     visit(db, "r3", signup + timedelta(days=30))  # week 4, retained
-    add_user(db.factory, "young", local(6, 2))  # its cohort's 60 days are not over
+    sign_up(db, "young", local(6, 2))  # its cohort's 60 days are not over
     visit(db, "young", local(6, 2) + timedelta(days=31))
 
     found = report(db, local(5, 18), local(8, 3, 1))
