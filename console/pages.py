@@ -47,6 +47,8 @@ from store.journeys import latest_version, live_journeys, publish, set_status, s
 from store.money import Costs
 from store.rejected import list_rejected, pending_counts
 from store.reports import JourneyReport, journey_report, user_timeline
+from store.users import find_users
+from triggers.profiles import normalize_phone
 from triggers.replay import ReplayError, replay
 from triggers.segment import Limits
 
@@ -110,11 +112,17 @@ class ConsolePages:
     """Read models of the console pages, and its two actions (publish, pause/resume)."""
 
     def __init__(
-        self, factory: SessionFactory, *, now: Callable[[], datetime], costs: Costs | None = None
+        self,
+        factory: SessionFactory,
+        *,
+        now: Callable[[], datetime],
+        costs: Costs | None = None,
+        default_timezone: str | None = None,
     ):
         self._factory = factory
         self._now = now
         self._costs = costs or Costs()
+        self._default_timezone = default_timezone
 
     @cached_property
     def _renderer(self) -> TemplateRenderer:
@@ -297,8 +305,15 @@ class ConsolePages:
             return {
                 "title": f"User {user_id}",
                 "view": view,
-                "timeline": user_timeline(session, user_id=user_id),
+                "timeline": user_timeline(
+                    session, user_id=user_id, default_timezone=self._default_timezone
+                ),
             }
+
+    def find_users(self, query: str) -> list[Any]:
+        """Users by id, email or phone (typed as people type it)."""
+        with self._factory() as session:
+            return find_users(session, query=query, phone=normalize_phone(query.strip()))
 
     def reports(self) -> list[Any]:
         with self._factory() as session:

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from store.lift import Lift, lift
-from store.models import Coupon, Enrollment, Event, Message
+from store.models import Coupon, Enrollment, Event, Message, User
 from store.money import Costs, MoneyReport, money_report
 
 
@@ -33,14 +35,30 @@ class TimelineEntry:
     at: datetime
     kind: str  # event | enrolled | coupon | message | exit
     text: str
+    properties: dict[str, Any] | None = None  # an event's properties
 
 
-def user_timeline(session: Session, *, user_id: str) -> list[TimelineEntry]:
-    """Everything that happened to a user, oldest first: events, entries, coupons, sends
-    and skips (with reasons), exits."""
+# Why a send is held, in words, by the ledger's reason (activities/delivery.py).
+DEFERRAL_REASONS = {
+    "quiet_hours": "quiet hours",
+    "frequency_cap": "frequency cap reached",
+    "journey_paused": "the journey is paused",
+    "paused_all": "all sends are paused",
+}
+
+
+def user_timeline(
+    session: Session, *, user_id: str, default_timezone: str | None = None
+) -> list[TimelineEntry]:
+    """Everything that happened to a user, oldest first: events (with their properties),
+    entries, coupons, sends and skips (with reasons), exits. A send held for later says why
+    and when it will be tried again, in the user's time zone (``default_timezone`` when the
+    profile has none) and in UTC."""
     entries: list[TimelineEntry] = []
     for ev in session.scalars(select(Event).where(Event.user_id == user_id, Event.type == "track")):
-        entries.append(TimelineEntry(ev.timestamp, "event", f"{ev.event}"))
+        entries.append(TimelineEntry(ev.timestamp, "event", f"{ev.event}", ev.properties or None))
+    user = session.get(User, user_id)
+    zone = _zone((user.timezone if user else None) or default_timezone)
     attributed = _credit(Enrollment.user_id == user_id).subquery()
     credit = {
         enrollment_id: credited_to
@@ -70,12 +88,31 @@ def user_timeline(session: Session, *, user_id: str) -> list[TimelineEntry]:
         entries.append(TimelineEntry(c.issued_at, "coupon", text))
     for m in session.scalars(select(Message).where(Message.user_id == user_id)):
         text = f"{m.channel} {m.step_id} ({m.template}): {m.status}"
-        if m.reason:
+        if m.status == "pending" and m.deferred_until is not None:
+            why = DEFERRAL_REASONS.get(m.reason or "", m.reason or "held")
+            text = f"{m.channel} {m.step_id} ({m.template}): deferred — {why}; "
+            text += f"will be tried again {_local_and_utc(m.deferred_until, zone)}"
+        elif m.reason:
             text += f" — {m.reason}"
         entries.append(TimelineEntry(m.sent_at or m.created_at, "message", text))
     order = {"event": 0, "enrolled": 1, "coupon": 2, "message": 3, "exit": 4}
     entries.sort(key=lambda e: (e.at, order[e.kind]))
     return entries
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _local_and_utc(at: datetime, zone: ZoneInfo | None) -> str:
+    """``2026-12-06 08:00 Asia/Shanghai (2026-12-06 00:00 UTC)``, or UTC alone."""
+    utc = f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if zone is None or zone.key == "UTC":
+        return utc
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M} {zone.key} ({utc})"
 
 
 @dataclass
