@@ -173,8 +173,14 @@ def test_validate_prints_one_line_per_problem(
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 2, err
-    assert lines[0].startswith(f"lifecycle: {bad}:8: steps[0].duration: malformed duration '4x'")
-    assert lines[1].startswith(f"{bad}:11: steps[1].channel: ")
+    assert lines[0].startswith(
+        f"lifecycle: {bad}:8: steps[0].duration: step 1 ('pause'), field `duration`: "
+        "malformed duration '4x'"
+    )
+    assert lines[1] == (
+        f"{bad}:11: steps[1].channel: step 2 ('hello'), field `channel` is 'fax'; "
+        "it should be 'sms', 'email' or 'push'"
+    )
 
 
 def test_publish_refuses_a_bad_journey_and_publishes_nothing(
