@@ -38,6 +38,7 @@ quick start:
        -d '{"userId":"u1","event":"user_signed_up"}' http://127.0.0.1:8000/v1/track
   lifecycle outbox               what the outbox channel "sent"
   lifecycle users timeline u1    everything that happened to one user
+  lifecycle users find alice@example.com    a user by id, email or phone
 
 every command has examples in its own help: lifecycle COMMAND --help (--debug shows tracebacks).
 configuration comes from the environment (or .env): DATABASE_URL, TEMPORAL_ADDRESS,
@@ -688,14 +689,38 @@ def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_timeline(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
     from store.reports import user_timeline
 
     with _engine_factory(settings)() as session:
-        entries = user_timeline(session, user_id=args.user_id)
+        entries = user_timeline(
+            session, user_id=args.user_id, default_timezone=settings.default_timezone
+        )
     if not entries:
         raise CliError(f"nothing recorded for user {args.user_id!r}")
     for e in entries:
         print(f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {e.kind:8}  {e.text}")
+        if args.properties and e.properties:
+            print(f"{'':37}{json.dumps(e.properties, ensure_ascii=False, default=str)}")
+    return 0
+
+
+def cmd_users_find(settings: Settings, args: argparse.Namespace) -> int:
+    from store.users import find_users
+    from triggers.profiles import normalize_phone
+
+    query = args.query.strip()
+    with _engine_factory(settings)() as session:
+        found = find_users(session, query=query, phone=normalize_phone(query))
+    if not found:
+        raise CliError(f"no user has the id, email or phone {query!r}")
+    for u in found:
+        seen = f"{u.last_seen_at:%Y-%m-%d %H:%M} UTC" if u.last_seen_at else "never"
+        print(
+            f"{u.id}  email {u.email or '-'}  phone {u.phone or '-'}  "
+            f"signed up {u.created_at:%Y-%m-%d %H:%M} UTC  last seen {seen}"
+        )
     return 0
 
 
@@ -1221,10 +1246,21 @@ def build_parser() -> argparse.ArgumentParser:
         "timeline",
         cmd_users_timeline,
         "events, journeys, coupons, sends and skips of a user",
-        "lifecycle users timeline u1",
+        "lifecycle users timeline u1 --properties",
         usub,
     )
     t.add_argument("user_id")
+    t.add_argument(
+        "--properties", action="store_true", help="each event's properties, as JSON, beneath it"
+    )
+    fu = add(
+        "find",
+        cmd_users_find,
+        "users by id, email or phone (as typed: +86 138 0013 8000, 138-0013-8000)",
+        "lifecycle users find alice@example.com",
+        usub,
+    )
+    fu.add_argument("query", help="a user id, an email address or a phone number")
 
     broadcast = add(
         "broadcast",
