@@ -92,7 +92,7 @@ def user_timeline(
             why = DEFERRAL_REASONS.get(m.reason or "", m.reason or "held")
             text = f"{m.channel} {m.step_id} ({m.template}): deferred — {why}; "
             text += f"will be tried again {_local_and_utc(m.deferred_until, zone)}"
-        elif m.reason:
+        elif m.reason and m.status not in SENT:  # a send held earlier keeps its reason
             text += f" — {m.reason}"
         entries.append(TimelineEntry(m.sent_at or m.created_at, "message", text))
     order = {"event": 0, "enrolled": 1, "coupon": 2, "message": 3, "exit": 4}
