@@ -25,7 +25,7 @@ the map:
              api, worker, scheduler, migrate the processes of a real deployment
   build      journeys, audiences, templates, send-test
   send       broadcast (one-off campaigns), sweeps (scheduled entries)
-  watch      report, users timeline, outbox; the web console at http://127.0.0.1:8000/console
+  watch      report, users find / timeline, outbox; the web console at http://127.0.0.1:8000/console
              kpi                             the growth plan's KPIs against their targets
              events rejected / replay        what the API refused, what the router parked
   stop       pause-all / resume-all; users forget (erasure)
@@ -1232,7 +1232,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a corrected copy of the refused call, as JSON ('-' reads stdin)",
     )
 
-    users = add("users", lambda *_: 0, "look at one user", "lifecycle users timeline u1")
+    users = add(
+        "users",
+        lambda *_: 0,
+        "find a user by id, email or phone; their timeline",
+        "lifecycle users timeline u1",
+    )
     usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     f = add(
         "forget",
