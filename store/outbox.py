@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store.db import SessionFactory, transaction
 from store.models import OutboxMessage
-from store.upsert import insert_ignore
 
 
 class OutboxRecord(Protocol):
@@ -43,26 +43,33 @@ class SqlOutboxSink:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def record(self, message: OutboxRecord) -> int:
+        """The outbox row's id: inserted, or the one a retried send stored before.
+
+        Core statements on the session's connection: one insert (no ORM unit of work),
+        and a lookup only when the key was there already.
+        """
+        table: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        values = {
+            "message_key": message.key,
+            "channel": message.channel,
+            "recipient": message.to,
+            "subject": message.subject or message.title,
+            "body": message.body,
+            "html": message.html,
+            "data": dict(message.data),
+            "created_at": self._clock(),
+        }
         with transaction(self._factory) as session:
-            insert_ignore(
-                session,
-                OutboxMessage,
-                values={
-                    "message_key": message.key,
-                    "channel": message.channel,
-                    "recipient": message.to,
-                    "subject": message.subject or message.title,
-                    "body": message.body,
-                    "html": message.html,
-                    "data": dict(message.data),
-                    "created_at": self._clock(),
-                },
-            )
-            row_id = session.scalar(
-                select(OutboxMessage.id).where(OutboxMessage.message_key == message.key)
-            )
+            connection = session.connection()
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(table).on_conflict_do_nothing().returning(table.c.id)
+            row_id = connection.execute(stmt, values).scalar()
+            if row_id is None:
+                row_id = connection.execute(
+                    select(table.c.id).where(table.c.message_key == message.key)
+                ).scalar()
         assert row_id is not None
-        return row_id
+        return int(row_id)
 
 
 def list_outbox(session: Session, *, limit: int = 50) -> list[OutboxMessage]:
