@@ -91,7 +91,12 @@ def console_app(
     now = clock or (lambda: datetime.now(UTC))
     signer = SessionSigner(settings.admin_token)
     throttle = LoginThrottle() if login_throttle is None else login_throttle
-    pages = ConsolePages(session_factory, now=now, costs=Costs.of(settings))
+    pages = ConsolePages(
+        session_factory,
+        now=now,
+        costs=Costs.of(settings),
+        default_timezone=settings.default_timezone,
+    )
     env = template_environment()
     app = FastAPI(title="lifecycle console", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -371,10 +376,16 @@ def console_app(
         return RedirectResponse(f"{base(request)}/rejected?{query}", status_code=303)
 
     @app.get("/users")
-    def find_user(request: Request, id: str = "") -> Response:
+    def find_user(request: Request, q: str = "", id: str = "") -> Response:
+        """Search by id, email or phone; one match opens that user's page."""
         logged_in(request)
-        target = f"/users/{quote(id.strip(), safe='')}" if id.strip() else "/journeys"
-        return RedirectResponse(f"{base(request)}{target}", status_code=303)
+        query = (q or id).strip()
+        found = pages.find_users(query) if query else []
+        if len(found) == 1:
+            target = f"/users/{quote(found[0].id, safe='')}"
+            return RedirectResponse(f"{base(request)}{target}", status_code=303)
+        page = {"title": "Users", "query": query, "found": found}
+        return show(request, "users.html.j2", "", lambda: page)
 
     @app.get("/users/{user_id:path}")
     def user(request: Request, user_id: str) -> Response:
