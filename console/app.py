@@ -31,6 +31,7 @@ from console.auth import (
     SessionSigner,
     csrf_ok,
 )
+from console.growth import growth_page
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
@@ -400,6 +401,22 @@ def console_app(
             "reports.html.j2",
             "reports",
             lambda: {"title": "Reports", "reports": pages.reports()},
+        )
+
+    @app.get("/growth")
+    def growth(request: Request, since: str = "") -> Response:
+        return show(
+            request,
+            "growth.html.j2",
+            "growth",
+            lambda: growth_page(
+                session_factory,
+                now=now(),
+                since=since,
+                timezone=settings.default_timezone,
+                targets=settings.kpi_targets,
+            ),
+            f"{since!r} is not a date before today (YYYY-MM-DD).",
         )
 
     @app.get("/reports/{journey_id}")
