@@ -202,8 +202,7 @@ async def bare_round(client: object, users: list[str], clients: int) -> None:
     await bounded(clients, [lambda u=u: start(u) for u in users])  # type: ignore[misc]
 
 
-async def bench(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-journeys-"))
+async def bench(args: argparse.Namespace, workdir: Path) -> int:
     with (
         temporal_on_disk(workdir) as (address, server_pid),
         database(args.database, workdir) as url,
@@ -322,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_bare_worker())
         return 0
     logging.basicConfig(level=logging.WARNING)
-    return asyncio.run(bench(args))
+    # The processes' logs and the dev server's file, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="bench-journeys-") as workdir:
+        return asyncio.run(bench(args, Path(workdir)))
 
 
 if __name__ == "__main__":

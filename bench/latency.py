@@ -137,8 +137,7 @@ async def post_all(http: httpx.AsyncClient, users: list[str], pace: float | None
     return posted, took
 
 
-async def bench(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+async def bench(args: argparse.Namespace, workdir: Path) -> int:
     twilio = CountingTwilio().start()
     with (
         temporal_on_disk(workdir) as (address, _),
@@ -212,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="clients of the burst (8)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for SMS")
     args = parser.parse_args(argv)
-    return asyncio.run(bench(args))
+    # The processes' logs and the dev server's file, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as workdir:
+        return asyncio.run(bench(args, Path(workdir)))
 
 
 if __name__ == "__main__":
