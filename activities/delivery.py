@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Table, case, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -300,13 +300,16 @@ class DeliveryActivities:
         except TransientSendError:
             metrics().failed(inp.channel, "transient")
             raise
+        ledger = _LEDGER.c
         with transaction(self._factory) as session:
-            session.execute(
-                update(Message)
-                .where(Message.id == message_id)
+            # A Core statement on the session's connection: no ORM synchronisation of a
+            # session that holds no row.
+            session.connection().execute(
+                update(_LEDGER)
+                .where(ledger.id == message_id)
                 .values(
                     # A webhook may already have moved it on.
-                    status=case((Message.status == "sending", "sent"), else_=Message.status),
+                    status=case((ledger.status == "sending", "sent"), else_=ledger.status),
                     sent_at=inp.now,
                     provider=result.provider,
                     provider_message_id=result.provider_message_id,
@@ -533,6 +536,7 @@ class _Ready:
 
 
 SENT_STATUSES = ("sent", "delivered", "opened", "clicked")
+_LEDGER: Table = Message.__table__  # type: ignore[assignment]
 
 
 def _retry_later(exc: TransientSendError, unsent: int) -> ApplicationError:
