@@ -57,10 +57,42 @@ Spans = list[tuple[datetime, datetime]]
 
 _PG_WEEK = "to_char(date_trunc('week', {ts} AT TIME ZONE :tz), 'YYYY-MM-DD')"
 _PG_MONTH = "to_char(date_trunc('month', {ts} AT TIME ZONE :tz), 'YYYY-MM-DD')"
-_PG_SIGNUPS = """
+# Each user's first sign-up (the same text in both dialects).
+SIGNUPS = """
     SELECT user_id, min(timestamp) AS at FROM events
     WHERE event = 'user_signed_up' AND user_id IS NOT NULL GROUP BY user_id
 """
+
+
+def _conversion(week: str) -> str:
+    """Order conversion: the week's visitors, and those of them who ordered that week."""
+    users = f"""SELECT DISTINCT {week} AS week, user_id FROM events
+                WHERE event = '{{event}}' AND user_id IS NOT NULL
+                  AND timestamp >= :lo AND timestamp < :hi"""
+    return f"""
+        WITH v AS ({users.format(event="session_started")}),
+             o AS ({users.format(event="order_placed")})
+        SELECT v.week, count(o.user_id), count(*)
+        FROM v LEFT JOIN o ON o.week = v.week AND o.user_id = v.user_id
+        GROUP BY v.week
+    """
+
+
+def _gmv(week: str, field: str, code: str) -> str:
+    """GMV and orders per week: the amount paid plus the discount of an issued coupon."""
+    return f"""
+        SELECT {week},
+               sum(round(coalesce({field.format(key="total_fen")},
+                                  {field.format(key="total")} * 100, 0))
+                   + coalesce(c.amount_fen, 0)),
+               count(*)
+        FROM events e LEFT JOIN coupons c ON c.code = {code}
+        WHERE e.event = 'order_placed' AND e.user_id IS NOT NULL
+          AND e.timestamp >= :lo AND e.timestamp < :hi
+        GROUP BY 1
+    """
+
+
 _PG_COHORT_WEEKS = ",\n".join(
     f"count(DISTINCT s.user_id) FILTER (WHERE v.timestamp >= s.at + interval '{7 * k} days' "
     f"AND v.timestamp < s.at + interval '{7 * k + 7} days')"
@@ -83,16 +115,7 @@ _PG_MONTH_ENDS = """
 """
 
 POSTGRESQL = {
-    "order_conversion": f"""
-        WITH v AS (SELECT DISTINCT {_PG_WEEK.format(ts="timestamp")} AS week, user_id
-                   FROM events WHERE event = 'session_started' AND user_id IS NOT NULL
-                     AND timestamp >= :lo AND timestamp < :hi),
-             o AS (SELECT DISTINCT {_PG_WEEK.format(ts="timestamp")} AS week, user_id
-                   FROM events WHERE event = 'order_placed' AND user_id IS NOT NULL
-                     AND timestamp >= :lo AND timestamp < :hi)
-        SELECT v.week, count(o.user_id), count(*) FROM v LEFT JOIN o USING (week, user_id)
-        GROUP BY v.week
-    """,
+    "order_conversion": _conversion(_PG_WEEK.format(ts="timestamp")),
     "first_order_7d": f"""
         SELECT {_PG_WEEK.format(ts="s.at")},
                count(*) FILTER (WHERE EXISTS (
@@ -100,7 +123,7 @@ POSTGRESQL = {
                    AND o.event = 'order_placed'
                    AND o.timestamp >= s.at AND o.timestamp < s.at + interval '7 days')),
                count(*)
-        FROM ({_PG_SIGNUPS}) s WHERE s.at >= :lo AND s.at < :new_hi GROUP BY 1
+        FROM ({SIGNUPS}) s WHERE s.at >= :lo AND s.at < :new_hi GROUP BY 1
     """,
     "cohorts": f"""
         SELECT {_PG_WEEK.format(ts="s.at")},
@@ -109,7 +132,7 @@ POSTGRESQL = {
                    AND v.timestamp < s.at + interval '60 days'),
                count(DISTINCT s.user_id),
                {_PG_COHORT_WEEKS}
-        FROM ({_PG_SIGNUPS}) s
+        FROM ({SIGNUPS}) s
         LEFT JOIN events v ON v.user_id = s.user_id AND v.event = 'session_started'
           AND v.timestamp >= s.at + interval '7 days' AND v.timestamp < s.at + interval '63 days'
         WHERE s.at >= :lo AND s.at < :hi
@@ -139,17 +162,11 @@ POSTGRESQL = {
         event="session_started",
         where="AND timestamp >= :mlo AND timestamp < :mhi",
     ),
-    "gmv": f"""
-        SELECT {_PG_WEEK.format(ts="e.timestamp")},
-               sum(round(coalesce((e.properties ->> 'total_fen')::float8,
-                                  (e.properties ->> 'total')::float8 * 100, 0))
-                   + coalesce(c.amount_fen, 0)),
-               count(*)
-        FROM events e LEFT JOIN coupons c ON c.code = e.properties ->> 'coupon_code'
-        WHERE e.event = 'order_placed' AND e.user_id IS NOT NULL
-          AND e.timestamp >= :lo AND e.timestamp < :hi
-        GROUP BY 1
-    """,
+    "gmv": _gmv(
+        _PG_WEEK.format(ts="e.timestamp"),
+        "(e.properties ->> '{key}')::float8",
+        "e.properties ->> 'coupon_code'",
+    ),
 }
 
 _LITE_WEEK = "date({ts}, '+8 hours', 'weekday 0', '-6 days')"
@@ -160,10 +177,6 @@ def _lite_plus(ts: str, days: int) -> str:
     return f"(datetime({ts}, '+{days} days') || substr({ts}, 20))"
 
 
-_LITE_SIGNUPS = """
-    SELECT user_id, min(timestamp) AS at FROM events
-    WHERE event = 'user_signed_up' AND user_id IS NOT NULL GROUP BY user_id
-"""
 _LITE_COHORT_WEEKS = ",\n".join(
     f"count(DISTINCT CASE WHEN v.timestamp >= {_lite_plus('s.at', 7 * k)} "
     f"AND v.timestamp < {_lite_plus('s.at', 7 * k + 7)} THEN s.user_id END)"
@@ -190,24 +203,14 @@ _LITE_REPURCHASE = """
 """
 
 SQLITE = {
-    "order_conversion": f"""
-        WITH v AS (SELECT DISTINCT {_LITE_WEEK.format(ts="timestamp")} AS week, user_id
-                   FROM events WHERE event = 'session_started' AND user_id IS NOT NULL
-                     AND timestamp >= :lo AND timestamp < :hi),
-             o AS (SELECT DISTINCT {_LITE_WEEK.format(ts="timestamp")} AS week, user_id
-                   FROM events WHERE event = 'order_placed' AND user_id IS NOT NULL
-                     AND timestamp >= :lo AND timestamp < :hi)
-        SELECT v.week, count(o.user_id), count(*)
-        FROM v LEFT JOIN o ON o.week = v.week AND o.user_id = v.user_id
-        GROUP BY v.week
-    """,
+    "order_conversion": _conversion(_LITE_WEEK.format(ts="timestamp")),
     "first_order_7d": f"""
         SELECT {_LITE_WEEK.format(ts="s.at")},
                sum(EXISTS (SELECT 1 FROM events o WHERE o.user_id = s.user_id
                              AND o.event = 'order_placed' AND o.timestamp >= s.at
                              AND o.timestamp < {_lite_plus("s.at", 7)})),
                count(*)
-        FROM ({_LITE_SIGNUPS}) s WHERE s.at >= :lo AND s.at < :new_hi GROUP BY 1
+        FROM ({SIGNUPS}) s WHERE s.at >= :lo AND s.at < :new_hi GROUP BY 1
     """,
     "cohorts": f"""
         SELECT {_LITE_WEEK.format(ts="s.at")},
@@ -216,7 +219,7 @@ SQLITE = {
                                    THEN s.user_id END),
                count(DISTINCT s.user_id),
                {_LITE_COHORT_WEEKS}
-        FROM ({_LITE_SIGNUPS}) s
+        FROM ({SIGNUPS}) s
         LEFT JOIN events v ON v.user_id = s.user_id AND v.event = 'session_started'
           AND v.timestamp >= {_lite_plus("s.at", 7)} AND v.timestamp < {_lite_plus("s.at", 63)}
         WHERE s.at >= :lo AND s.at < :hi
@@ -232,17 +235,11 @@ SQLITE = {
           GROUP BY 1, 2
         ) x GROUP BY month
     """,
-    "gmv": f"""
-        SELECT {_LITE_WEEK.format(ts="e.timestamp")},
-               sum(round(coalesce(json_extract(e.properties, '$.total_fen'),
-                                  json_extract(e.properties, '$.total') * 100, 0))
-                   + coalesce(c.amount_fen, 0)),
-               count(*)
-        FROM events e LEFT JOIN coupons c ON c.code = json_extract(e.properties, '$.coupon_code')
-        WHERE e.event = 'order_placed' AND e.user_id IS NOT NULL
-          AND e.timestamp >= :lo AND e.timestamp < :hi
-        GROUP BY 1
-    """,
+    "gmv": _gmv(
+        _LITE_WEEK.format(ts="e.timestamp"),
+        "json_extract(e.properties, '$.{key}')",
+        "json_extract(e.properties, '$.coupon_code')",
+    ),
 }
 
 

@@ -13,6 +13,8 @@ from devstack.money_view import yuan
 from store.kpi import Kpi, KpiReport, Point
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+TREND_PERIODS = 12  # the terminal's trend; the console draws every period
+TREND = f"trend (last {TREND_PERIODS})"
 
 
 def value_text(kpi: Kpi, value: float | None) -> str:
@@ -72,12 +74,12 @@ def print_kpis(report: KpiReport, console: Console) -> None:
     zone = report.timezone
     console.print(
         f"[bold]Growth KPIs[/bold], {when(report.since, zone)} to {when(report.until, zone)} "
-        f"({zone}): the latest complete week or month; `lifecycle kpi --help` defines each"
+        f"({zone}): each KPI's latest complete period"
     )
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
-    for column in ("KPI", "latest", "value", "95% interval", "of", "target", "", "trend"):
+    for column in ("KPI", "latest", "value", "95% interval", "of", "target", "", TREND):
         right = column in ("value", "of", "target")
-        table.add_column(column, justify="right" if right else "left", no_wrap=column != "of")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for kpi in report.kpis:
         latest = kpi.latest
         table.add_row(
@@ -88,7 +90,7 @@ def print_kpis(report: KpiReport, console: Console) -> None:
             count_text(kpi, latest),
             value_text(kpi, kpi.target) if kpi.target is not None else "",
             status_text(kpi),
-            sparkline([p.value for p in kpi.points]),
+            sparkline([p.value for p in kpi.points][-TREND_PERIODS:]),
         )
     console.print(table)
     if not report.cohorts:
