@@ -152,8 +152,10 @@ class DeliveryActivities:
         if outcome is not None:
             metrics().policy_outcome(inp.channel, outcome.status, outcome.reason)
             return outcome
-        # Passed: counted by frequency caps from now on, even if the provider is slow.
+        # Passed: counted by frequency caps from now on, even if the provider is slow. A hold
+        # it was under is over.
         row.status, row.sent_at = "sending", inp.now
+        row.reason, row.deferred_until = None, None
         return DeliverResult(message_id=row.id, status="ready")
 
     @activity.defn(name=SEND_MESSAGE)
@@ -579,6 +581,9 @@ def _skip(row: Message, reason: str) -> DeliverResult:
 
 
 def _defer(row: Message, reason: str, until: datetime) -> DeliverResult:
+    """Hold the send: the row stays ``pending`` and says why and until when (the timeline,
+    the console and ``broadcast status`` show it) until a later decision sends it."""
+    row.reason, row.deferred_until = reason, until
     return DeliverResult(message_id=row.id, status="deferred", reason=reason, defer_until=until)
 
 

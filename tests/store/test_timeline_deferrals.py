@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from activities.delivery import DeliveryActivities
 from activities.policy import QuietHours
 from channels.outbox import OutboxChannel
@@ -19,11 +17,6 @@ from workflows.contracts import DeliverInput, EventSignal
 EVENING = datetime(2026, 12, 5, 13, 30, tzinfo=UTC)  # 21:30 in Shanghai
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="activities/delivery.py's _defer returns the deferral without writing its reason "
-    "and deferred_until on the journey send's ledger row (broadcasts write deferred_until)",
-)
 def test_a_send_held_by_quiet_hours_reads_as_deferred_in_the_timeline(db):
     add_user(db.factory, "u1", EVENING, timezone="Asia/Shanghai")
     sink = OutboxChannel(SqlOutboxSink(db.factory))
