@@ -535,3 +535,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` (collapsed stacks, GIL-holding samples) into ``output``."""
+    return subprocess.Popen(  # noqa: S603 - py-spy on our own child
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+         "--format", "raw", "--output", output, "--rate", "200", "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip

@@ -33,7 +33,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -376,12 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         profiler = None
         if args.profile and api.proc is not None:
-            profiler = subprocess.Popen(  # noqa: S603 - py-spy on our own child
-                ["py-spy", "record", "--pid", str(api.proc.pid), "--format", "raw",
-                 "--output", args.profile, "--rate", "200", "--nonblocking", "--gil"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            profiler = chaos_parts.py_spy(api.proc.pid, args.profile)
         rates: dict[str, list[float]] = {"baseline": [], "api": []}
         cpu_per_event: list[float] = []
         latencies: list[float] = []

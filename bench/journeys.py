@@ -240,7 +240,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
                 if side == "journey":
                     add_users(url, users)
                     if args.profile:
-                        profiler = py_spy(worker.pid, f"{args.profile}.{number}")
+                        profiler = chaos_parts.py_spy(worker.pid, f"{args.profile}.{number}")
                     query = welcome_decided(prefix)
                 else:
                     query = sa.text(
@@ -289,16 +289,6 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
         detail = ", ".join(f"{name} {ms:.1f}" for name, ms in parts.items())
         print(f"CPU per user, {side}: {total:.1f} ms ({detail})")
     return 0
-
-
-def py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
-    """py-spy recording ``pid`` (collapsed stacks, GIL-holding samples) into ``output``."""
-    return subprocess.Popen(  # noqa: S603 - py-spy on our own child
-        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
-         "--format", "raw", "--output", output, "--rate", "200", "--nonblocking", "--gil"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
