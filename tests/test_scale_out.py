@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from conftest import Database
 from sqlalchemy import func, select
 
 from bench.chaos_kill_worker import (
@@ -38,7 +39,6 @@ from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.journeys import publish
 from store.models import Enrollment, Event
-from tests.conftest import Database
 
 USERS = 24
 WRITE_KEY = "dev-write-key"

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from conftest import Database
 from sqlalchemy import select
 
 from store.models import OutboxMessage
 from store.outbox import SqlOutboxSink
-from tests.conftest import Database
 
 
 @dataclass(frozen=True)
