@@ -46,7 +46,7 @@ from journeys.models import Journey
 from journeys.used_properties import UsedProperties, used_properties
 from observability.metrics import metrics
 from store.db import SessionFactory, transaction
-from store.journeys import live_journeys, spec_of
+from store.journeys import live_versions, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
 from store.rejected import Rejection, add_rejections
 from store.upsert import insert_ignore_many
@@ -392,21 +392,14 @@ class JourneyRouter:
             if event_ids:
                 stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
                 events = list(session.scalars(stmt))
+            # Statuses only: a version's spec is parsed once and cached (versions never change).
             journeys = [
-                (row.version, self._parsed(row))
-                for row in live_journeys(session)
-                if row.status == "published"
+                (version, self._spec(session, journey_id, version))
+                for journey_id, version, status in live_versions(session)
+                if status == "published"
             ]
             acted_on = self._acted_on.read(session)
         return events, journeys, acted_on
-
-    def _parsed(self, row: JourneyVersion) -> Journey:
-        """A version's spec, parsed once (published versions never change)."""
-        key = (row.journey_id, row.version)
-        cached = self._specs.get(key)
-        if cached is None:
-            cached = self._specs[key] = spec_of(row)
-        return cached
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         with transaction(self._factory) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
 from journeys.models import Journey
@@ -45,13 +45,17 @@ def latest_version(session: Session, *, journey_id: str) -> JourneyVersion | Non
     return session.scalar(stmt)
 
 
-def live_journeys(session: Session) -> list[JourneyVersion]:
-    """The latest version of every journey, published or paused."""
-    newest = (
+def _newest() -> Subquery:
+    return (
         select(JourneyVersion.journey_id, func.max(JourneyVersion.version).label("v"))
         .group_by(JourneyVersion.journey_id)
         .subquery()
     )
+
+
+def live_journeys(session: Session) -> list[JourneyVersion]:
+    """The latest version of every journey, published or paused."""
+    newest = _newest()
     stmt = (
         select(JourneyVersion)
         .join(
@@ -64,14 +68,35 @@ def live_journeys(session: Session) -> list[JourneyVersion]:
     return list(session.scalars(stmt))
 
 
+def live_versions(session: Session) -> list[tuple[str, int, str]]:
+    """(journey, version, status) of every journey's latest version, without its source and
+    spec: for callers that keep parsed specs of their own (versions never change)."""
+    newest = _newest()
+    stmt = (
+        select(JourneyVersion.journey_id, JourneyVersion.version, JourneyVersion.status)
+        .join(
+            newest,
+            (JourneyVersion.journey_id == newest.c.journey_id)
+            & (JourneyVersion.version == newest.c.v),
+        )
+        .order_by(JourneyVersion.journey_id)
+    )
+    return [(j, v, status) for j, v, status in session.execute(stmt)]
+
+
 def spec_of(row: JourneyVersion) -> Journey:
     return Journey.model_validate(row.spec)
 
 
 def journey_paused(session: Session, *, journey_id: str) -> bool:
     """Whether the journey's latest version is paused (its sends are held)."""
-    latest = latest_version(session, journey_id=journey_id)
-    return latest is not None and latest.status == "paused"
+    status = session.scalar(
+        select(JourneyVersion.status)
+        .where(JourneyVersion.journey_id == journey_id)
+        .order_by(JourneyVersion.version.desc())
+        .limit(1)
+    )
+    return status == "paused"
 
 
 def set_status(session: Session, *, journey_id: str, status: str) -> JourneyVersion:
