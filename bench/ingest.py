@@ -89,6 +89,23 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def process_env(url: str, address: str, workdir: Path, task_queue: str) -> dict[str, str]:
+    """The environment of the processes a bench starts: this run's database, dev server,
+    folder and task queue, development settings, no ``LIFECYCLE_`` variable of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=url,
+        TEMPORAL_ADDRESS=address,
+        LIFECYCLE_ENVIRONMENT="development",
+        LIFECYCLE_DATA_DIR=str(workdir),
+        LIFECYCLE_LOG_FORMAT="text",
+        LIFECYCLE_TASK_QUEUE=task_queue,
+        LIFECYCLE_WRITE_KEY=WRITE_KEY,
+    )
+    return env
+
+
 def calls(events: int, users: int, run: str, *, signups: bool = False) -> list[dict[str, Any]]:
     """``events`` track calls as a Segment client sends them, spread over ``users``; with
     ``signups``, one ``user_signed_up`` per new user."""
@@ -354,17 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                     source=path.read_text(encoding="utf-8"),
                     now=datetime.now(UTC),
                 )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
-        env.update(
-            PYTHONPATH=str(ROOT),
-            DATABASE_URL=url,
-            TEMPORAL_ADDRESS=address,
-            LIFECYCLE_ENVIRONMENT="development",
-            LIFECYCLE_DATA_DIR=str(workdir),
-            LIFECYCLE_LOG_FORMAT="text",
-            LIFECYCLE_TASK_QUEUE=f"bench-{free_port()}",
-            LIFECYCLE_API_WORKERS=str(args.api_workers),
-        )
+        env = process_env(url, address, workdir, f"bench-{free_port()}")
+        env["LIFECYCLE_API_WORKERS"] = str(args.api_workers)
         api = chaos_parts.ApiProcess(env, workdir)
         api.start()
         what = "user_signed_up" if args.signups else "product_viewed"

@@ -10,7 +10,6 @@ and the bench and test folders last.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ if str(_HERE) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 from chaos_kill_worker import WorkerProcess, free_port  # noqa: E402
 from ingest import ROOT, cpu_seconds, database  # noqa: E402
+from ingest import process_env as ingest_env  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
 from devstack.stack import _wait_for_port, prepare_database  # noqa: E402
@@ -83,16 +83,8 @@ def publish_shipped(url: str) -> None:
 
 def process_env(url: str, address: str, workdir: Path, task_queue: str) -> dict[str, str]:
     """The API's and the worker's environment: quiet hours and frequency caps off."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    env = ingest_env(url, address, workdir, task_queue)
     env.update(
-        PYTHONPATH=str(ROOT),
-        DATABASE_URL=url,
-        TEMPORAL_ADDRESS=address,
-        LIFECYCLE_ENVIRONMENT="development",
-        LIFECYCLE_DATA_DIR=str(workdir),
-        LIFECYCLE_LOG_FORMAT="text",
-        LIFECYCLE_TASK_QUEUE=task_queue,
-        LIFECYCLE_WRITE_KEY=WRITE_KEY,
         LIFECYCLE_QUIET_HOURS="off",
         LIFECYCLE_CAP_SMS_PER_DAY="0",
         LIFECYCLE_CAP_MARKETING_PER_WEEK="0",

@@ -515,10 +515,10 @@ class JourneyRouter:
                 code = signals[event.id].properties.get("coupon_code")
                 if event.event in REDEEMING_EVENTS and isinstance(code, str):
                     _redeem(session, event.user_id or "", code, event.timestamp)
-            users = {e.user_id for e in events if e.user_id}
+            users = sorted({e.user_id for e in events if e.user_id})
             rows: dict[str, list[Any]] = {}
             for start in range(0, len(users), 500):
-                chunk = sorted(users)[start : start + 500]
+                chunk = users[start : start + 500]
                 for row in session.execute(_open_runs_stmt().where(Enrollment.user_id.in_(chunk))):
                     rows.setdefault(row.user_id, []).append(row)
             return {
