@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,6 +52,12 @@ class User(Base):
     """
 
     __tablename__ = "users"
+    # Finding a user as a marketer knows them (``lifecycle users find``, the console's search):
+    # an email in any case, a phone as stored (E.164).
+    __table_args__ = (
+        Index("ix_users_email_lower", text("lower(email)")),
+        Index("ix_users_phone", "phone"),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     anonymous_id: Mapped[str | None] = mapped_column(String(255), index=True)
