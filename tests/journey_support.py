@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from support import assert_eventually_async
 
 from journeys.validate import load_journey, shipped_journey_files
 from store.db import SessionFactory, transaction
@@ -132,54 +133,50 @@ def router_for(env: Any, db: Any, task_queue: str, **kwargs: Any) -> Any:
 
 
 async def settled(db: Any, user_id: str, count: int, timeout: float = 20) -> None:
-    """Poll in real time until ``count`` ledger rows of the user are decided (not pending or
+    """Wait in real time until ``count`` ledger rows of the user are decided (not pending or
     sending). Time-skipping servers do not skip while nobody waits on a result."""
-    import asyncio
 
-    rows: list[Message] = []
-    for _ in range(int(timeout * 20)):
+    def decided() -> bool:
         rows = ledger(db.factory, user_id)
-        if len(rows) >= count and all(r.status not in ("pending", "sending") for r in rows):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} settled sends expected for {user_id}, ledger has {rows}")
+        assert len(rows) >= count and all(r.status not in ("pending", "sending") for r in rows), (
+            f"{count} settled sends expected for {user_id}, ledger has {rows}"
+        )
+        return True
+
+    await assert_eventually_async(decided, timeout=timeout)
 
 
 async def at_rest(env: Any, factory: SessionFactory, user_id: str, timeout: float = 30) -> None:
-    """Poll in real time until every open run of the user waits on a timer with nothing else
+    """Wait in real time until every open run of the user waits on a timer with nothing else
     in flight (no activity, no workflow task), so skipping time cannot overtake it. A fixed
     real-time pause is not enough on a busy machine."""
-    import asyncio
-
     from temporalio.api.enums.v1 import EventType
 
     done = {EventType.EVENT_TYPE_TIMER_FIRED, EventType.EVENT_TYPE_TIMER_CANCELED}
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+
+    async def resting(wid: str) -> bool:
+        handle = env.client.get_workflow_handle(wid)
+        described = (await handle.describe()).raw_description
+        if described.pending_activities or described.HasField("pending_workflow_task"):
+            return False
+        events = [e async for e in handle.fetch_history_events()]
+        started = {e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED}
+        ended = {
+            e.timer_fired_event_attributes.started_event_id
+            or e.timer_canceled_event_attributes.started_event_id
+            for e in events
+            if e.event_type in done
+        }
+        return bool(started - ended)
+
+    async def all_resting() -> bool:
         runs = [e.workflow_id for e in enrollments(factory, user_id) if e.exited_at is None]
-        resting = 0
-        for wid in runs:
-            handle = env.client.get_workflow_handle(wid)
-            described = (await handle.describe()).raw_description
-            if described.pending_activities or described.HasField("pending_workflow_task"):
-                continue
-            events = [e async for e in handle.fetch_history_events()]
-            started = {
-                e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-            }
-            ended = {
-                e.timer_fired_event_attributes.started_event_id
-                or e.timer_canceled_event_attributes.started_event_id
-                for e in events
-                if e.event_type in done
-            }
-            if started - ended:
-                resting += 1
-        if runs and resting == len(runs):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"runs of {user_id} not waiting on a timer: {runs}")
-        await asyncio.sleep(0.05)
+        assert runs and all([await resting(wid) for wid in runs]), (
+            f"runs of {user_id} not waiting on a timer: {runs}"
+        )
+        return True
+
+    await assert_eventually_async(all_resting, timeout=timeout)
 
 
 async def run_history_lengths(client: Any, workflow_id: str, first_run_id: str) -> list[int]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
+from support import assert_eventually_async
 from temporalio.client import WorkflowExecutionStatus
 
 from config import Settings
@@ -47,8 +48,7 @@ async def api_server(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     config = uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+    await assert_eventually_async(lambda: server.started, timeout=30, message="uvicorn listening")
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", auth=(KEY, ""), timeout=30
@@ -57,14 +57,6 @@ async def api_server(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await task
-
-
-async def eventually(check, what: str, timeout: float = 30) -> None:
-    for _ in range(int(timeout * 10)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def track(user: str, event: str, message_id: str | None = None, **props) -> dict:
@@ -94,7 +86,11 @@ async def test_signup_over_http_starts_journey_and_sends(dev_env, db, task_queue
         resp = await http.post("/v1/track", json=signup)
         assert resp.status_code == 200, resp.text
 
-        await eventually(lambda: len(outbox(db.factory)) == 1, "the welcome SMS in the outbox")
+        await assert_eventually_async(
+            lambda: len(outbox(db.factory)) == 1,
+            timeout=30,
+            message="the welcome SMS in the outbox",
+        )
         (sms,) = outbox(db.factory)
         assert sms.channel == "sms" and sms.recipient == "+8613800138000"
         assert "Reply STOP to opt out" in sms.body  # the user's locale is en
@@ -144,7 +140,9 @@ async def test_trigger_stored_while_temporal_is_down_is_routed_on_retry(
     ):
         resp = await http.post("/v1/track", json=signup)  # the client's retry
         assert resp.status_code == 200
-        await eventually(lambda: len(outbox(db.factory)) == 1, "the welcome SMS")
+        await assert_eventually_async(
+            lambda: len(outbox(db.factory)) == 1, timeout=30, message="the welcome SMS"
+        )
     assert len(enrollments(db.factory, user)) == 1
 
 
