@@ -43,11 +43,8 @@ from triggers.segment import (
     MessageType,
     Parsed,
     PayloadError,
-    decode_json,
-    may_hold_unstorable,
-    parse_batch,
-    parse_call,
-    refusal,
+    parse_batch_body,
+    parse_single_body,
 )
 from triggers.unsubscribe import unsubscribe_router
 from triggers.webhooks import webhook_router
@@ -185,21 +182,7 @@ def create_app(
 
     def single(kind: MessageType) -> Callable[[Request], Awaitable[JSONResponse]]:
         def parse(body: bytes, received_at: datetime) -> Parsed:
-            data = decode_json(body)
-            try:
-                return Parsed(
-                    messages=[
-                        parse_call(
-                            kind,
-                            data,
-                            received_at=received_at,
-                            limits=limits,
-                            check_text=may_hold_unstorable(body),
-                        )
-                    ]
-                )
-            except PayloadError as exc:
-                return Parsed(refused=[refusal(data, exc)])
+            return parse_single_body(kind, body, received_at=received_at, limits=limits)
 
         async def endpoint(request: Request) -> JSONResponse:
             return await handle(request, settings.max_message_bytes, parse, single=True)
@@ -218,12 +201,7 @@ def create_app(
         )
 
     def parse_many(body: bytes, received_at: datetime) -> Parsed:
-        return parse_batch(
-            decode_json(body),
-            received_at=received_at,
-            limits=limits,
-            check_text=may_hold_unstorable(body),
-        )
+        return parse_batch_body(body, received_at=received_at, limits=limits)
 
     @app.post(
         "/v1/batch",
