@@ -36,6 +36,7 @@ from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
 from store.money import Costs
+from store.reports import DEFERRAL_REASONS
 from triggers.api import limits_of
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def template_environment() -> Environment:
     env.filters["when"] = _when
     env.filters["pct"] = _pct
     env.filters["ci"] = _span
+    env.globals["deferral_reasons"] = DEFERRAL_REASONS
     return env
 
 
