@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import assert_never
 
 from markupsafe import Markup, escape
 
@@ -24,6 +24,7 @@ from journeys.models import (
     IssueCouponStep,
     Journey,
     SendStep,
+    Step,
     WaitForStep,
     WaitStep,
     WaitUntilStep,
@@ -76,22 +77,23 @@ class _Canvas:
             self.parts.append(_text((sx + cx) / 2 + 4, mid - 5, label, "edge-label"))
 
 
-def _width(steps: Sequence[Any]) -> float:
+def _width(steps: Sequence[Step]) -> float:
     widest = float(NODE_W)
     for step in steps:
-        pair = _paths(step)
-        if pair is not None:
-            (_, first), (_, second) = pair
-            widest = max(widest, _width(first) + H_GAP + _width(second))
+        paths = _paths(step)
+        if paths:
+            side_by_side = sum(_width(sub) for _, sub in paths) + H_GAP * (len(paths) - 1)
+            widest = max(widest, side_by_side)
     return widest
 
 
-def _paths(step: Any) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]] | None:
-    if isinstance(step, BranchStep):
-        return ("then", step.then), ("else", step.else_)
-    if isinstance(step, WaitForStep):
-        return ("event", step.on_event), ("timeout", step.on_timeout)
-    return None
+# A nested list's label on the diagram's edge, when it is not the list's key in YAML.
+_PATH_LABELS = {"on_event": "event", "on_timeout": "timeout"}
+
+
+def _paths(step: Step) -> list[tuple[str, list[Step]]]:
+    """The step's nested lists, drawn side by side, each with its edge's label."""
+    return [(_PATH_LABELS.get(key, key), steps) for key, steps in step.child_lists()]
 
 
 def _condition(step: BranchStep) -> str:
@@ -112,7 +114,7 @@ def _counts_line(counts: StepCounts | None) -> str:
     return line + (f" · failed {c.failed}" if c.failed else "")
 
 
-def _describe_step(step: Any, counts: dict[str, StepCounts]) -> tuple[str, list[str]]:
+def _describe_step(step: Step, counts: dict[str, StepCounts]) -> tuple[str, list[str]]:
     match step:
         case SendStep():
             template = step.template or ", ".join(v.template for v in step.variants or [])
@@ -138,14 +140,15 @@ def _describe_step(step: Any, counts: dict[str, StepCounts]) -> tuple[str, list[
             ]
         case ExitStep():
             return "exit", ["exit", step.id]
-    return "step", [str(getattr(step, "type", "step")), str(getattr(step, "id", ""))]
+        case _:
+            assert_never(step)
 
 
 Point = tuple[float, float]
 
 
 def _draw(
-    canvas: _Canvas, steps: Sequence[Any], cx: float, y: float, ends: list[Point], label: str = ""
+    canvas: _Canvas, steps: Sequence[Step], cx: float, y: float, ends: list[Point], label: str = ""
 ) -> tuple[float, list[Point]]:
     """Draw ``steps`` from ``y`` centred on ``cx``; the open ends and the next free y."""
     for step in steps:
@@ -155,21 +158,18 @@ def _draw(
         label = ""
         canvas.node(cx, y, kind, lines, step.id)
         bottom: Point = (cx, y + NODE_H)
-        pair = _paths(step)
+        paths = _paths(step)
         if isinstance(step, ExitStep):
             return y + NODE_H + V_GAP, []
-        if pair is None:
+        if not paths:
             ends, y = [bottom], y + NODE_H + V_GAP
             continue
-        (first_label, first), (second_label, second) = pair
-        w1, w2 = _width(first), _width(second)
-        total = w1 + H_GAP + w2
+        widths = [_width(sub) for _, sub in paths]
+        left = cx - (sum(widths) + H_GAP * (len(paths) - 1)) / 2
         below, ends = y + NODE_H + V_GAP, []
         y_next = below
-        for sub, sub_label, sub_cx in (
-            (first, first_label, cx - total / 2 + w1 / 2),
-            (second, second_label, cx + total / 2 - w2 / 2),
-        ):
+        for (sub_label, sub), w in zip(paths, widths, strict=True):
+            sub_cx, left = left + w / 2, left + w + H_GAP
             if sub:
                 sub_y, sub_ends = _draw(canvas, sub, sub_cx, below, [bottom], sub_label)
             else:  # nothing on this path: it goes straight on

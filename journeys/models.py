@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -94,6 +94,17 @@ class ReEntryAfter(_Model):
 class _Step(_Model):
     id: str = Field(description="Unique within the journey; names the step in reports.")
 
+    # The lists of nested steps this type holds, in document order: (key in YAML, field).
+    NESTED: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def child_lists(self) -> list[tuple[str, list[Step]]]:
+        """Each list of nested steps with its key in YAML (``then``, ``on_timeout``...)."""
+        return [(key, getattr(self, name)) for key, name in self.NESTED]
+
+    def children(self) -> list[Step]:
+        """The nested steps, in document order (none for most step types)."""
+        return [step for _, steps in self.child_lists() for step in steps]
+
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
@@ -133,6 +144,14 @@ class SendStep(_Step):
         if self.fallback is not None and self.fallback_template is None:
             raise ValueError("fallback_template: Field required when `fallback` is given")
         return self
+
+    def templates(self) -> list[tuple[str, ChannelName]]:
+        """Every template this step may send, with its channel (variants, then fallback)."""
+        main = [self.template] if self.template else [v.template for v in self.variants or []]
+        found = [(name, self.channel) for name in main]
+        if self.fallback is not None and self.fallback_template is not None:
+            found.append((self.fallback_template, self.fallback))
+        return found
 
 
 class WaitStep(_Step):
@@ -211,6 +230,7 @@ class WaitForStep(_Step):
     """
 
     type: Literal["wait_for"]
+    NESTED = (("on_event", "on_event"), ("on_timeout", "on_timeout"))
     event: str
     where: Where = Field(default_factory=dict)
     timeout: Duration
@@ -267,28 +287,35 @@ class BranchStep(_Step):
     """``if`` the condition holds run ``then``, else ``else``; then continue after the branch."""
 
     type: Literal["branch"]
+    NESTED = (("then", "then"), ("else", "else_"))
     if_: ContextCondition | AudienceCondition = Field(alias="if")
     then: list[Step] = Field(default_factory=list)
     else_: list[Step] = Field(default_factory=list, alias="else")
 
 
-Step = Annotated[
-    SendStep | WaitStep | WaitUntilStep | WaitForStep | BranchStep | IssueCouponStep | ExitStep,
-    Field(discriminator="type"),
-]
-STEP_TYPES = ("send", "wait", "wait_until", "wait_for", "branch", "issue_coupon", "exit")
+# The step types: a closed set. A ``match`` over them ends in ``case _: assert_never(step)``,
+# so a new type is a type error wherever it is not handled.
+AnyStep = (
+    SendStep | WaitStep | WaitUntilStep | WaitForStep | BranchStep | IssueCouponStep | ExitStep
+)
+Step = Annotated[AnyStep, Field(discriminator="type")]
+STEP_MODELS: tuple[type[_Step], ...] = get_args(AnyStep)
+STEP_TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in STEP_MODELS
+)
+# The keys under which a journey holds lists of steps: its own, and each nested one.
+STEP_LIST_KEYS: tuple[str, ...] = (
+    "steps",
+    *dict.fromkeys(key for model in STEP_MODELS for key, _ in model.NESTED),
+)
 
 
-def walk(steps: list[Any]) -> Iterator[Any]:
+def walk(steps: list[Step]) -> Iterator[Step]:
     """Every step, nested ones included, in document order."""
     for step in steps:
         yield step
-        if isinstance(step, WaitForStep):
-            yield from walk(step.on_event)
-            yield from walk(step.on_timeout)
-        elif isinstance(step, BranchStep):
-            yield from walk(step.then)
-            yield from walk(step.else_)
+        for _, nested in step.child_lists():
+            yield from walk(nested)
 
 
 class DeliveryOverrides(_Model):

@@ -171,13 +171,12 @@ def _template_sources(name: str, directory: Path) -> list[str]:
 
 
 def _template_names(journey: Journey) -> list[str]:
-    names: list[str] = []
-    for step in walk(journey.steps):
-        if isinstance(step, SendStep):
-            names += [step.template] if step.template else [v.template for v in step.variants or []]
-            if step.fallback_template:
-                names.append(step.fallback_template)
-    return names
+    return [
+        name
+        for step in walk(journey.steps)
+        if isinstance(step, SendStep)
+        for name, _ in step.templates()
+    ]
 
 
 def _context_property(ref: str) -> str | None:

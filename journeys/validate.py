@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,50 +11,26 @@ import yaml
 from pydantic import ValidationError
 
 from journeys.catalog import CATALOG_FILE, EventSpec, load_catalog
-from journeys.durations import format_duration
-from journeys.models import (
-    AudienceCondition,
-    BranchStep,
-    ContextCondition,
-    ExitStep,
-    IssueCouponStep,
-    Journey,
-    Schedule,
-    SendStep,
-    WaitForStep,
-    WaitStep,
-    WaitUntilStep,
-    walk,
+from journeys.event_checks import check_events
+from journeys.models import IssueCouponStep, Journey, SendStep, walk
+from journeys.problems import (
+    JourneyError,
+    Lines,
+    Problem,
+    field_name,
+    line_for,
+    line_index,
+    steps_with_paths,
 )
 from journeys.wording import describe
 from message_templates.sample import sample_context
 
+# Read by other modules under their former names.
+__all__ = ["JourneyError", "Problem", "check_events", "check_templates", "load_journey"]
+_line_for, _line_index = line_for, line_index
+
 SHIPPED = Path(__file__).parent
 _FIELD_MESSAGE = re.compile(r"^([a-z_]+): (.+)$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a journey file."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-    severity: str = "error"  # error | warning
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        text = f"{self.field}: {self.message}" if self.field else self.message
-        return f"{where}: {'warning: ' if self.severity == 'warning' else ''}{text}"
-
-
-class JourneyError(ValueError):
-    """A journey file that cannot be used; ``problems`` lists every finding."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 class Rendered(Protocol):
@@ -78,32 +52,9 @@ class TemplateCatalog(Protocol):
 MAX_SMS_SEGMENTS = 2
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _line_index(value, (*path, key.value), out)
-            # The key's own line, not the line where a block value starts.
-            out[(*path, key.value)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_index(item, (*path, i), out)
-
-
-def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    # The innermost part of the path that exists in the YAML (a missing field has none).
-    path = tuple(loc)
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path)
-
-
 def parse_journey(text: str, *, file: str = "<journey>") -> Journey:
     """Parse journey YAML into a :class:`Journey`, or raise :class:`JourneyError`."""
     return _parse(text, file=file)[0]
-
-
-Lines = dict[tuple[Any, ...], int]
 
 
 def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
@@ -119,7 +70,7 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
     if not isinstance(data, dict) or root is None:
         raise JourneyError([Problem(file, 1, "", "a journey is a YAML mapping (id, name, ...)")])
     lines: Lines = {}
-    _line_index(root, (), lines)
+    line_index(root, (), lines)
     duplicates = _duplicate_step_ids(data, lines, file)
     if duplicates:
         raise JourneyError(duplicates)
@@ -139,7 +90,7 @@ def _parse(text: str, *, file: str) -> tuple[Journey, Lines]:
                     "type": "missing" if missing else "value_error",
                 }
             loc, text = describe(err, data)
-            problems.append(Problem(file, _line_for(lines, loc), _field(loc), text))
+            problems.append(Problem(file, line_for(lines, loc), field_name(loc), text))
         raise JourneyError(problems) from None
 
 
@@ -156,31 +107,10 @@ def _duplicate_step_ids(data: dict[str, Any], lines: Lines, file: str) -> list[P
             continue
         if step_id in seen:
             message = f"step id {step_id!r} is used twice; step ids must be unique"
-            line = _line_for(lines, ("steps", i, "id"))
+            line = line_for(lines, ("steps", i, "id"))
             problems.append(Problem(file, line, f"steps[{i}].id", message))
         seen.add(step_id)
     return problems
-
-
-def _steps_with_paths(
-    steps: list[Any], prefix: tuple[Any, ...] = ("steps",)
-) -> list[tuple[Any, tuple[Any, ...]]]:
-    """Every step with its path in the YAML, nested ones included, in document order."""
-    found = []
-    for i, step in enumerate(steps):
-        path = (*prefix, i)
-        found.append((step, path))
-        if isinstance(step, WaitForStep):
-            found += _steps_with_paths(step.on_event, (*path, "on_event"))
-            found += _steps_with_paths(step.on_timeout, (*path, "on_timeout"))
-        elif isinstance(step, BranchStep):
-            found += _steps_with_paths(step.then, (*path, "then"))
-            found += _steps_with_paths(step.else_, (*path, "else"))
-    return found
-
-
-def _field(path: tuple[Any, ...]) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
 
 
 def _render_context(journey: Journey, catalog: dict[str, EventSpec]) -> dict[str, Any]:
@@ -214,16 +144,12 @@ def check_templates(
     context = _render_context(journey, catalog if catalog is not None else load_catalog())
     problems = []
     known = set(templates.names())
-    for step, path in _steps_with_paths(journey.steps):
+    for step, path in steps_with_paths(journey.steps):
         if not isinstance(step, SendStep):
             continue
-        where = _field((*path, "template"))
-        line = _line_for(lines, (*path, "template")) or _line_for(lines, path)
-        main = [step.template] if step.template else [v.template for v in step.variants or []]
-        pairs = [(name, step.channel) for name in main]
-        if step.fallback and step.fallback_template:
-            pairs.append((step.fallback_template, step.fallback))
-        for name, channel in pairs:
+        where = field_name((*path, "template"))
+        line = line_for(lines, (*path, "template")) or line_for(lines, path)
+        for name, channel in step.templates():
             if name not in known:
                 problems.append(Problem(file, line, where, f"unknown template {name!r}"))
                 continue
@@ -247,137 +173,6 @@ def check_templates(
                             )
                         )
     return problems
-
-
-def check_events(
-    journey: Journey, catalog: dict[str, EventSpec], *, file: str, lines: Lines | None = None
-) -> list[Problem]:
-    """Events and event properties the journey names exist in the catalogue; audience rules
-    parse; ``wait_until`` does not land after the coupon it nudges has expired."""
-    from audiences.rules import AudienceError, parse_rule
-
-    lines = lines or {}
-    problems: list[Problem] = []
-
-    def problem(path: tuple[Any, ...], message: str, severity: str = "error") -> None:
-        line = _line_for(lines, path)
-        problems.append(Problem(file, line, _field(path), message, severity))
-
-    def known_event(name: str, path: tuple[Any, ...]) -> EventSpec | None:
-        if name not in catalog:
-            problem(
-                path,
-                f"unknown event {name!r}; the catalogue (events.yaml) lists "
-                f"{', '.join(sorted(catalog))}",
-            )
-            return None
-        return catalog[name]
-
-    def known_props(spec: EventSpec | None, names: list[str], path: tuple[Any, ...]) -> None:
-        for name in names:
-            if spec is not None and name not in spec.properties:
-                problem((*path, name), f"event {spec.name!r} has no property {name!r}")
-
-    trigger = journey.trigger
-    trigger_spec = None
-    if trigger.event is not None:
-        trigger_spec = known_event(trigger.event, ("trigger", "event"))
-        known_props(trigger_spec, list(trigger.where), ("trigger", "where"))
-        if trigger.key:
-            known_props(trigger_spec, [trigger.key], ("trigger",))
-    if journey.goal is not None:
-        goal_path = ("goal", "event")
-        specs = [known_event(e, goal_path) for e in journey.goal.events()]
-        for spec in specs:
-            known_props(spec, list(journey.goal.where), ("goal", "where"))
-    for i, name in enumerate(journey.exit_on):
-        known_event(name, ("exit_on", i))
-    rules = [(journey.entry, ("entry",))] if journey.entry is not None else []
-    for step, path in _steps_with_paths(journey.steps):
-        if isinstance(step, WaitForStep):
-            spec = known_event(step.event, (*path, "event"))
-            known_props(spec, list(step.where), (*path, "where"))
-        elif isinstance(step, BranchStep) and isinstance(step.if_, AudienceCondition):
-            rules.append((step.if_.audience, (*path, "if", "audience")))
-        elif isinstance(step, BranchStep) and isinstance(step.if_, ContextCondition):
-            ref = step.if_.context
-            if ref.startswith("trigger.properties."):
-                known_props(trigger_spec, [ref.split(".", 2)[2]], (*path, "if", "context"))
-        elif isinstance(step, WaitUntilStep) and step.at is not None:
-            ref, offset = step.parts()
-            if ref.startswith("trigger.properties."):
-                known_props(trigger_spec, [ref.split(".", 2)[2]], (*path, "at"))
-            if ref.endswith("expires_at") and offset > timedelta(0):
-                problem((*path, "at"), "lands after the coupon it nudges has expired")
-    for steps, path in _step_lists(journey.steps, ("steps",)):
-        for i, step in enumerate(steps[:-1]):
-            if isinstance(step, ExitStep):
-                problem(
-                    (*path, i + 1), f"unreachable: step {steps[i + 1].id!r} comes after an exit"
-                )
-    for rule, path in rules:
-        try:
-            parse_rule(rule, _field(path))
-        except AudienceError as exc:
-            problem(path, str(exc))
-    if trigger.schedule is not None:
-        _check_schedule(trigger.schedule, problem)
-    if journey.goal is not None:
-        longest = _longest_wait(journey.steps)
-        if longest > journey.goal.within:
-            problem(
-                ("goal", "within"),
-                f"the steps can take {format_duration(longest)}, longer than the goal window "
-                f"({format_duration(journey.goal.within)}): later messages cannot convert",
-                "warning",
-            )
-    return problems
-
-
-def _check_schedule(schedule: Schedule, problem: Callable[..., None]) -> None:
-    """The cron parses, the timezone exists, the audience is shipped or a valid rule."""
-    from audiences.rules import AudienceError
-    from journeys.schedule import ScheduleError, cron_trigger, schedule_audience
-
-    try:
-        cron_trigger(schedule)
-    except ScheduleError as exc:
-        field = "timezone" if "timezone" in str(exc) else "cron"
-        problem(("trigger", "schedule", field), str(exc))
-    try:
-        schedule_audience(schedule)
-    except AudienceError as exc:
-        inline = exc.path != "trigger.schedule.audience"
-        problem(("trigger", "schedule", "audience"), str(exc) if inline else exc.message)
-
-
-def _step_lists(steps: list[Any], path: tuple[Any, ...]) -> list[tuple[list[Any], tuple[Any, ...]]]:
-    """Every list of steps (the journey's and each nested one) with its path."""
-    found = [(steps, path)]
-    for i, step in enumerate(steps):
-        if isinstance(step, WaitForStep):
-            found += _step_lists(step.on_event, (*path, i, "on_event"))
-            found += _step_lists(step.on_timeout, (*path, i, "on_timeout"))
-        elif isinstance(step, BranchStep):
-            found += _step_lists(step.then, (*path, i, "then"))
-            found += _step_lists(step.else_, (*path, i, "else"))
-    return found
-
-
-def _longest_wait(steps: list[Any]) -> timedelta:
-    """The longest path of fixed waits through ``steps`` (wait_until counts as zero)."""
-    total = timedelta(0)
-    for step in steps:
-        match step:
-            case WaitStep():
-                total += step.duration
-            case WaitForStep():
-                total += step.timeout + max(
-                    _longest_wait(step.on_event), _longest_wait(step.on_timeout)
-                )
-            case BranchStep():
-                total += max(_longest_wait(step.then), _longest_wait(step.else_))
-    return total
 
 
 def load_journey(

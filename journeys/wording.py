@@ -8,19 +8,14 @@ what would be accepted: "step 2 ('welcome_sms') has no `type:`; expected one of 
 from __future__ import annotations
 
 from difflib import get_close_matches
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from journeys.models import STEP_TYPES, Journey, Step
+from journeys.models import STEP_LIST_KEYS, STEP_MODELS, STEP_TYPES, Journey
 
-# The keys under which a journey holds lists of steps (the journey's own, and nested ones).
-STEP_LISTS = ("steps", "then", "else", "on_event", "on_timeout")
-_STEP_MODELS: dict[str, type[BaseModel]] = {
-    get_args(model.model_fields["type"].annotation)[0]: model
-    for model in get_args(get_args(Step)[0])
-}
+_STEP_MODELS: dict[str, type[BaseModel]] = dict(zip(STEP_TYPES, STEP_MODELS, strict=True))
 _UNION_TAGS = {*STEP_TYPES, "ContextCondition", "AudienceCondition", "ReEntryAfter"}
 
 
@@ -89,7 +84,7 @@ def _innermost_step(raw: tuple[Any, ...]) -> tuple[int, str | None]:
     """Where the innermost step's path ends in ``raw`` (0 if none) and its type's tag."""
     end, tag = 0, None
     for i in range(1, len(raw)):
-        if isinstance(raw[i], int) and raw[i - 1] in STEP_LISTS:
+        if isinstance(raw[i], int) and raw[i - 1] in STEP_LIST_KEYS:
             end = i + 1
             following = raw[i + 1] if i + 1 < len(raw) else None
             tag = following if following in STEP_TYPES else None

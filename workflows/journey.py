@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -212,6 +212,8 @@ class JourneyWorkflow:
                     await self._issue_coupon(step)
                 case ExitStep():
                     return "exit_step"
+                case _:
+                    assert_never(step)
             if nested:
                 reason = await self._walk(nested)
                 if reason is not None:
