@@ -43,9 +43,9 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 # Nothing below the top imports the entry points.
 EVERYWHERE = {"cli", "worker"}
-# The top: the tests, the benchmarks, and the rooms that run the whole engine in one process
-# (`lifecycle demo|dev|simulate` build the real worker, as `worker.py` does).
-TOP = {"tests", "bench", "simulate", "devstack"}
+# The top: the tests, the benchmarks, the command line, and the rooms that run the whole engine
+# in one process (`lifecycle demo|dev|simulate` build the real worker, as `worker.py` does).
+TOP = {"tests", "bench", "cli", "simulate", "devstack"}
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -97,6 +97,24 @@ def crossings() -> list[str]:
 
 def test_every_room_imports_only_the_rooms_below_it():
     assert crossings() == []
+
+
+def test_only_the_tests_import_the_command_line():
+    """``cli/`` is an entry point: the other rooms at the top, and the top-level modules, do
+    not import it either (processes are started as ``python -m cli``, not imported)."""
+    sources = [*ROOT.glob("*.py")] + [
+        path
+        for room in sorted(ROOT.iterdir())
+        if (room / "__init__.py").exists() and room.name not in {"cli", "tests"}
+        for path in room.rglob("*.py")
+    ]
+    importers = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted(sources)
+        for line, module in imported_modules(path)
+        if module.split(".")[0] == "cli"
+    ]
+    assert importers == []
 
 
 # Workflow code is replayed: besides the standard library it may import only these.

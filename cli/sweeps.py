@@ -1,0 +1,109 @@
+"""Scheduled sweeps: ``lifecycle scheduler``, the process that starts one per tick of each
+schedule-triggered journey, and ``lifecycle sweeps`` to list them or start one by hand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+
+from cli.common import CliError, Commands, actions, command, instant, session_factory
+from config import Settings
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from triggers.scheduler import run_scheduler
+
+    try:
+        asyncio.run(run_scheduler(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    from store.sweeps import recent_ticks
+
+    with session_factory(settings)() as session:
+        ticks = recent_ticks(session, journey_id=args.journey, limit=args.limit)
+    if not ticks:
+        print("no sweeps yet")
+        return 0
+    print(f"{'sweep':<48} {'members':>8} {'entered':>8}  state")
+    for t in ticks:
+        state = (
+            "finished" if t.finished_at else "running" if t.started_at else "claimed, not started"
+        )
+        print(f"{t.workflow_id:<48} {t.members:>8} {t.entered:>8}  {state}")
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from journeys.schedule import schedule_audience, tick_label
+    from triggers.scheduler import SweepScheduler, sweep_id
+    from triggers.sweep_by_hand import SweepError, due_sweep, follow_sweep
+    from triggers.temporal_client import connect
+
+    at = instant(args.at, "--at") if args.at else datetime.now(UTC)
+    factory = session_factory(settings)
+    try:
+        due = due_sweep(factory, journey_id=args.journey, at=at)
+    except SweepError as exc:
+        raise CliError(str(exc)) from None
+    wid = sweep_id(args.journey, due.tick)
+
+    async def start() -> None:
+        client = await connect(settings)
+        scheduler = SweepScheduler(
+            factory=factory,
+            client=client,
+            task_queue=settings.task_queue,
+            page_size=settings.sweep_page_size,
+        )
+        started = await scheduler.start_sweep(args.journey, due.tick)
+        print(f"{wid}: {'started' if started else 'already started'} (tick {tick_label(due.tick)})")
+        if args.wait:
+            with factory() as session:
+                total = schedule_audience(due.schedule).count(session, now=due.tick)
+            await follow_sweep(client, wid, total=total)
+
+    asyncio.run(start())
+    return 0
+
+
+def register(sub: Commands) -> None:
+    command(
+        sub,
+        "scheduler",
+        cmd_scheduler,
+        "run the sweep scheduler: one sweep per tick of each schedule-triggered journey",
+        "lifecycle scheduler   # as many replicas as you like; each tick sweeps once",
+    )
+    group = command(
+        sub,
+        "sweeps",
+        None,
+        "list scheduled sweeps, or start one by hand",
+        "lifecycle sweeps list --journey dormancy_wakeup",
+    )
+    ssub = actions(group, "sweeps_command")
+    sl = command(
+        ssub,
+        "list",
+        cmd_list,
+        "the newest sweeps: members found, runs entered, state",
+        "lifecycle sweeps list --journey dormancy_wakeup --limit 5",
+    )
+    sl.add_argument("--journey", help="one journey only")
+    sl.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    sr = command(
+        ssub,
+        "run",
+        cmd_run,
+        "start the sweep of a journey's latest tick at or before --at (default now), "
+        "unless it already ran; a worker does the sweeping",
+        "lifecycle sweeps run dormancy_wakeup --at 2026-11-11T10:00:00+08:00 --wait",
+    )
+    sr.add_argument("journey")
+    sr.add_argument("--at", help="ISO-8601 instant (default: now)")
+    sr.add_argument("--wait", action="store_true", help="show progress until the sweep ends")
