@@ -14,18 +14,24 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from channels.providers import ProviderSettings, provider
+from kinds import EMAIL, PUSH, SMS, ChannelKind, kind, names
+
+T = TypeVar("T")
+
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development below
 DEV_UNSUBSCRIBE_SECRET = "dev-unsubscribe-secret"  # noqa: S105 - refused outside development
 
-ChannelKind = Literal["sms", "email", "push"]
-CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "email", "push")
+# The built-in channel kinds' names. A kind registered later is not here: ask
+# ``kinds.names()`` where one must count.
+CHANNEL_KINDS: tuple[str, ...] = names()
 
 
 class Settings(BaseSettings):
@@ -125,7 +131,9 @@ class Settings(BaseSettings):
 
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
-    # Which sender each channel kind uses; "outbox" records instead of sending.
+    # Which sender each channel kind uses; "outbox" records instead of sending. Each
+    # provider's own settings (LIFECYCLE_TWILIO_* ...) are its model's fields in
+    # channels/providers/, read from the flat fields below (see ``provider_settings``).
     sms_provider: Literal["outbox", "twilio"] = "outbox"
     email_provider: Literal["outbox", "sendgrid"] = "outbox"
     push_provider: Literal["outbox", "fcm"] = "outbox"
@@ -175,15 +183,15 @@ class Settings(BaseSettings):
     quiet_hours: str | None = "21:00-08:00"
     # Provider calls per second, per channel, across every worker (each channel's calls run
     # on their own task queue, "<task_queue>.sms" etc., rate-limited by Temporal).
-    sms_rate_per_second: float = Field(default=50, gt=0)
-    email_rate_per_second: float = Field(default=100, gt=0)
-    push_rate_per_second: float = Field(default=500, gt=0)
+    sms_rate_per_second: float = Field(default=SMS.rate_per_second, gt=0)
+    email_rate_per_second: float = Field(default=EMAIL.rate_per_second, gt=0)
+    push_rate_per_second: float = Field(default=PUSH.rate_per_second, gt=0)
     # Broadcast sends per second, per channel, across every worker: their own task queue
     # ("<task_queue>.sms.bulk"), so a broadcast to millions never holds up a journey's send.
     # The provider sees up to the sum of the two limits: set both to fit your account.
-    sms_broadcast_rate_per_second: float = Field(default=50, gt=0)
-    email_broadcast_rate_per_second: float = Field(default=100, gt=0)
-    push_broadcast_rate_per_second: float = Field(default=500, gt=0)
+    sms_broadcast_rate_per_second: float = Field(default=SMS.broadcast_rate_per_second, gt=0)
+    email_broadcast_rate_per_second: float = Field(default=EMAIL.broadcast_rate_per_second, gt=0)
+    push_broadcast_rate_per_second: float = Field(default=PUSH.broadcast_rate_per_second, gt=0)
 
     # Frequency caps on marketing sends per user, across all journeys (0 turns one off).
     cap_sms_per_day: int = Field(default=1, ge=0)
@@ -288,53 +296,67 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_provider_credentials(self) -> Settings:
-        # provider -> what it needs; each entry is satisfied by any one of its fields.
-        needs: dict[str, list[tuple[str, ...]]] = {
-            "twilio": [
-                ("twilio_account_sid",),
-                ("twilio_auth_token",),
-                ("twilio_from_number", "twilio_messaging_service_sid"),
-            ],
-            "sendgrid": [("sendgrid_api_key",), ("sendgrid_from_email",)],
-            "fcm": [("fcm_project_id",), ("fcm_service_account_file",)],
-        }
-        for kind in CHANNEL_KINDS:
-            provider = self.provider_for(kind)
-            missing = [
-                " or ".join(f"LIFECYCLE_{name.upper()}" for name in names)
-                for names in needs.get(provider, [])
-                if not any(_is_set(getattr(self, name)) for name in names)
-            ]
+        chosen = [(name, provider(self.provider_for(name))) for name in names()]
+        for name, found in chosen:
+            missing = found.missing(self._fields_of(found.name)) if found else []
             if missing:
                 raise ValueError(
-                    f"LIFECYCLE_{kind.upper()}_PROVIDER={provider} needs {', '.join(missing)}"
+                    f"LIFECYCLE_{name.upper()}_PROVIDER={self.provider_for(name)} needs "
+                    f"{', '.join(missing)}"
                 )
-        key_file = self.fcm_service_account_file
-        if self.push_provider == "fcm" and key_file is not None and not key_file.is_file():
-            raise ValueError(f"LIFECYCLE_FCM_SERVICE_ACCOUNT_FILE: no file at {key_file}")
+        for _, found in chosen:
+            problem = (
+                found.check(self.provider_settings(found.name)) if found and found.check else None
+            )
+            if problem:
+                raise ValueError(problem)
         return self
 
-    def rate_for(self, kind: ChannelKind) -> float:
+    def rate_for(self, kind_name: str) -> float:
         """Provider calls per second allowed on a channel kind."""
-        return {
-            "sms": self.sms_rate_per_second,
-            "email": self.email_rate_per_second,
-            "push": self.push_rate_per_second,
-        }[kind]
+        described = kind(kind_name)
+        return self._set_for(described, "rate_per_second", described.rate_per_second)
 
-    def broadcast_rate_for(self, kind: ChannelKind | str) -> float:
+    def broadcast_rate_for(self, kind_name: str) -> float:
         """Broadcast sends per second allowed on a channel kind."""
-        return {
-            "sms": self.sms_broadcast_rate_per_second,
-            "email": self.email_broadcast_rate_per_second,
-            "push": self.push_broadcast_rate_per_second,
-        }[kind]
+        described = kind(kind_name)
+        rate = described.broadcast_rate_per_second
+        return self._set_for(described, "broadcast_rate_per_second", rate)
 
-    def provider_for(self, kind: ChannelKind) -> str:
-        """Name of the sender configured for a channel kind."""
-        return {"sms": self.sms_provider, "email": self.email_provider, "push": self.push_provider}[
-            kind
-        ]
+    def provider_for(self, kind_name: str) -> str:
+        """Name of the sender configured for a channel kind (``outbox`` unless set)."""
+        return self._set_for(kind(kind_name), "provider", "outbox")
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        """The settings of the provider named ``name``, from ``LIFECYCLE_<NAME>_*``.
+
+        Raises:
+            KeyError: No provider has that name (``outbox`` has no settings).
+        """
+        found = provider(name)
+        if found is None:
+            raise KeyError(f"no provider named {name!r}")
+        shared = {"timeout": self.provider_timeout, "public_base_url": self.public_base_url}
+        return found.settings({**self._fields_of(name), **shared})
+
+    def _fields_of(self, prefix: str) -> dict[str, object]:
+        """The fields named ``<prefix>_<field>``, by ``<field>``."""
+        start = f"{prefix}_"
+        return {
+            field[len(start) :]: getattr(self, field)
+            for field in type(self).model_fields
+            if field.startswith(start)
+        }
+
+    def _set_for(self, described: ChannelKind, setting: str, default: T) -> T:
+        """The field ``<kind>_<setting>`` (``sms_rate_per_second``) for a kind that has one
+        (the built-in kinds: their variables are ``LIFECYCLE_SMS_RATE_PER_SECOND`` ...), else
+        ``default``, the kind's own."""
+        field = f"{described.name}_{setting}"
+        if field in type(self).model_fields:
+            value: T = getattr(self, field)
+            return value
+        return default
 
 
 def is_loopback_host(host: str) -> bool:
@@ -346,12 +368,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _is_set(value: object) -> bool:
-    if isinstance(value, SecretStr):
-        return bool(value.get_secret_value())
-    return bool(value)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -28,7 +28,8 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # The longest wait a provider's Retry-After may impose on a send. Real rate-limit windows
 # (Twilio's 429s, SendGrid's per-minute X-RateLimit-Reset, FCM's per-minute quota) clear
@@ -113,13 +114,41 @@ class TransientSendError(Exception):
 class Channel(Protocol):
     """Sends one message; raises :class:`PermanentSendError` or :class:`TransientSendError`.
 
-    A channel whose status callbacks may arrive before the send records the provider's id
-    sets ``holds_early_statuses = True``: the send then applies the callbacks held meanwhile.
+    What a channel can do besides sending is a protocol of its own, asked with
+    ``isinstance``: :class:`FindsSent`, :class:`HoldsEarlyStatuses`.
     """
 
     name: str
 
     def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """A channel that can find the message an earlier attempt of a send created.
+
+    A provider that takes no idempotency key (Twilio) is asked on a retried attempt before it
+    sends again: a worker may have died between the provider's answer and the ledger update.
+    """
+
+    def find_sent(self, message: OutboundMessage, *, since: datetime) -> SendResult | None:
+        """The provider's earlier message that is ``message``, sent since ``since``, or None.
+
+        Raises:
+            TransientSendError: The provider could not answer now; sending blind could
+                double the message.
+        """
+        ...
+
+
+@runtime_checkable
+class HoldsEarlyStatuses(Protocol):
+    """A channel whose status callbacks may arrive before the send records the provider's
+    id: the webhook holds them (``store.webhooks.hold_status``) and the send applies them
+    once the id is stored; held ones nobody claims are purged after a week."""
+
+    name: str
+    holds_early_statuses: Literal[True]
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -17,7 +17,7 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 from twilio.base.exceptions import (
@@ -99,9 +99,8 @@ class TwilioSmsChannel:
     """
 
     name = "twilio"
-    # A status callback can beat the sid's storing; the webhook then holds it (see
-    # ``store.webhooks.hold_status``) and the send applies it once the sid is stored.
-    holds_early_statuses = True
+    # A status callback can beat the sid's storing (see ``channels.base.HoldsEarlyStatuses``).
+    holds_early_statuses: Literal[True] = True
 
     def __init__(
         self,
