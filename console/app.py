@@ -31,7 +31,7 @@ from console.auth import (
     SessionSigner,
     csrf_ok,
 )
-from console.growth import growth_page
+from console.growth import growth_page, kpi_cache, window_start
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.db import SessionFactory
@@ -405,21 +405,33 @@ def console_app(
             lambda: {"title": "Reports", "reports": pages.reports()},
         )
 
+    kpis = kpi_cache(
+        session_factory,
+        clock=now,
+        timezone=settings.default_timezone,
+        targets=settings.kpi_targets,
+    )
+
     @app.get("/growth")
     def growth(request: Request, since: str = "") -> Response:
         return show(
             request,
             "growth.html.j2",
             "growth",
-            lambda: growth_page(
-                session_factory,
-                now=now(),
-                since=since,
-                timezone=settings.default_timezone,
-                targets=settings.kpi_targets,
-            ),
+            lambda: growth_page(kpis, now=now(), since=since, timezone=settings.default_timezone),
             f"{since!r} is not a date before today (YYYY-MM-DD).",
         )
+
+    @app.post("/growth/refresh")
+    async def growth_refresh(request: Request) -> Response:
+        since = (await checked_form(request)).get("since", "")
+        try:
+            start = window_start(since, now=now(), timezone=settings.default_timezone)
+        except ValueError:
+            raise StarletteHTTPException(404, f"{since!r} is not a date before today.") from None
+        await run_in_threadpool(kpis.get, start, refresh=True)
+        query = f"?since={quote(since, safe='')}" if since else ""
+        return RedirectResponse(f"{base(request)}/growth{query}", status_code=303)
 
     @app.get("/reports/{journey_id}")
     def report(request: Request, journey_id: str) -> Response:

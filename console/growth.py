@@ -7,6 +7,10 @@ terminal's (:mod:`devstack.kpi_view`).
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +26,9 @@ from devstack.kpi_view import (
     when,
 )
 from store.db import SessionFactory
-from store.kpi import DEFAULT_SPAN, Cohort, Kpi, kpi_report
+from store.kpi import DEFAULT_SPAN, Cohort, Kpi, KpiReport, kpi_report
+
+log = logging.getLogger(__name__)
 
 SPARK_W, SPARK_H, SPARK_PAD = 140, 30, 3
 LINE, TARGET = "#2357c6", "#a36200"
@@ -94,26 +100,125 @@ def _cohort_row(cohort: Cohort, zone: str) -> dict[str, Any]:
     }
 
 
-def growth_page(
+def window_start(since: str, *, now: datetime, timezone: str) -> datetime | None:
+    """``since`` (``YYYY-MM-DD`` in ``timezone``) as an instant; None for the default window.
+
+    Raises:
+        ValueError: ``since`` is not a date before ``now``.
+    """
+    if not since:
+        return None
+    start = datetime.fromisoformat(since).replace(tzinfo=ZoneInfo(timezone))
+    if start >= now:
+        raise ValueError(f"{since!r} is not before now")
+    return start
+
+
+@dataclass
+class _Entry:
+    report: KpiReport | None = None
+    computed_at: datetime | None = None
+    error: str | None = None
+    running: threading.Event | None = None  # set when the computation in flight is done
+
+
+@dataclass
+class KpiCache:
+    """The Growth page's reports by window, each computed by one background thread at a time.
+
+    On a large store the KPIs take tens of seconds of SQL (``bench/kpi.py``: about 36 s on
+    PostgreSQL with 1M users and 10M events), longer than a browser or a proxy waits. A page
+    waits ``wait`` for a computation; past it, the page says the KPIs are being computed and
+    reloads itself. A report is served for ``ttl`` after it was computed; an older one is
+    still shown, marked with its time, while a fresh one is computed beside it. The KPIs
+    cover complete weeks and months only, so a report a few minutes old differs from a fresh
+    one only by events that arrived late.
+    """
+
+    compute: Callable[[datetime | None, datetime], KpiReport]
+    clock: Callable[[], datetime]
+    ttl: timedelta = timedelta(minutes=15)
+    wait: float = 3.0
+    _entries: dict[datetime | None, _Entry] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, since: datetime | None, *, refresh: bool = False) -> _Entry:
+        """The entry for ``since``, starting a computation when there is none, it is older
+        than the ttl, or ``refresh`` asks; waits up to ``wait`` for one in flight."""
+        with self._lock:
+            entry = self._entries.setdefault(since, _Entry())
+            now = self.clock()
+            stale = entry.computed_at is None or now - entry.computed_at >= self.ttl
+            if (stale or refresh) and entry.running is None:
+                entry.running = threading.Event()
+                threading.Thread(
+                    target=self._run, args=(since, entry), name="kpi-report", daemon=True
+                ).start()
+            running = entry.running
+        if running is not None:
+            running.wait(self.wait)
+        return entry
+
+    def _run(self, since: datetime | None, entry: _Entry) -> None:
+        try:
+            report = self.compute(since, self.clock())
+        except Exception as exc:  # noqa: BLE001 - shown on the page, the next visit retries
+            log.exception("the KPI report failed")
+            with self._lock:
+                entry.error, entry.computed_at = f"{type(exc).__name__}: {exc}", None
+        else:
+            with self._lock:
+                entry.report, entry.computed_at, entry.error = report, self.clock(), None
+        finally:
+            with self._lock:
+                done, entry.running = entry.running, None
+            if done is not None:
+                done.set()
+
+
+def kpi_cache(
     factory: SessionFactory,
+    *,
+    clock: Callable[[], datetime],
+    timezone: str,
+    targets: dict[str, float],
+) -> KpiCache:
+    """A cache computing reports from ``factory``'s store in ``timezone`` against ``targets``."""
+
+    def compute(since: datetime | None, until: datetime) -> KpiReport:
+        with factory() as session:
+            return kpi_report(session, since=since, until=until, timezone=timezone, targets=targets)
+
+    return KpiCache(compute=compute, clock=clock)
+
+
+def growth_page(
+    cache: KpiCache,
     *,
     now: datetime,
     since: str,
     timezone: str,
-    targets: dict[str, float],
 ) -> dict[str, Any] | None:
     """The page's context; ``since`` is a date (``YYYY-MM-DD``, in ``timezone``) or empty
     for the default window; None when it is not a date before now."""
-    start = None
-    if since:
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=ZoneInfo(timezone))
-        except ValueError:
-            return None
-        if start >= now:
-            return None
-    with factory() as session:
-        report = kpi_report(session, since=start, until=now, timezone=timezone, targets=targets)
+    try:
+        start = window_start(since, now=now, timezone=timezone)
+    except ValueError:
+        return None
+    entry = cache.get(start)
+    report = entry.report
+    status = {
+        "computing": entry.running is not None,
+        # The first computation of a window: the page reloads itself until it is done.
+        "refresh_after": 5 if report is None and entry.running is not None else None,
+        "computed_at": when(entry.computed_at, timezone) if entry.computed_at else "",
+        "error": entry.error,
+        "default_span_weeks": DEFAULT_SPAN // timedelta(weeks=1),
+    }
+    if report is None:
+        return {"title": "Growth", "since": since, "window": "", "kpis": [], "cohorts": []} | (
+            status | {"weeks": 0}
+        )
     rows = []
     for kpi in report.kpis:
         latest = kpi.latest
@@ -132,12 +237,11 @@ def growth_page(
                 "periods": f"{len(kpi.points)} {kpi.period}s",
             }
         )
-    return {
+    return status | {
         "title": "Growth",
         "window": f"{when(report.since, timezone)} to {when(report.until, timezone)} ({timezone})",
         "since": since or f"{(report.since.astimezone(ZoneInfo(timezone))):%Y-%m-%d}",
         "kpis": rows,
         "weeks": len(report.cohorts[0].weeks) if report.cohorts else 0,
         "cohorts": [_cohort_row(c, timezone) for c in report.cohorts],
-        "default_span_weeks": DEFAULT_SPAN // timedelta(weeks=1),
     }
