@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
@@ -52,6 +52,7 @@ from audiences.rules import (
     Tag,
     Trait,
 )
+from kinds import Address, DeviceTokens, ProfileColumn, ProfileTrait, kind
 from store.models import Consent, Coupon, Event, PushToken, User
 from store.types import UTCDateTime
 
@@ -144,11 +145,7 @@ class Compiler:
                     )
                 )
             case Reachable(channel):
-                if channel == "sms":
-                    return and_(User.phone.is_not(None), User.phone != "")
-                if channel == "email":
-                    return and_(User.email.is_not(None), User.email != "")
-                return sa.exists(select(1).where(PushToken.user_id == User.id))
+                return self._has_address(kind(channel).address)
         raise TypeError(f"unknown rule node {rule!r}")
 
     def member_ids(self, rule: Rule) -> Any:
@@ -158,13 +155,26 @@ class Compiler:
         match rule:
             case CouponExpiring(within):
                 return select(Coupon.user_id).where(*self._expiring(within))
-            case Reachable("push"):
+            case Reachable(channel) if isinstance(kind(channel).address, DeviceTokens):
                 return select(PushToken.user_id)
             case AnyOf(rules) if rules:
                 lists = [self.member_ids(r) for r in rules]
                 if all(ids is not None for ids in lists):
                     return sa.union_all(*lists) if len(lists) > 1 else lists[0]
         return None
+
+    def _has_address(self, address: Address) -> ColumnElement[bool]:
+        """Whether the user has an address where a channel kind finds it (its ``reachable``)."""
+        match address:
+            case ProfileColumn(name):
+                column = User.__table__.c[name]
+                return and_(column.is_not(None), column != "")
+            case ProfileTrait(name):
+                return func.coalesce(self._json(User.traits, name, "string") != "", false())
+            case DeviceTokens():
+                return sa.exists(select(1).where(PushToken.user_id == User.id))
+            case _:
+                assert_never(address)
 
     def _at(self, offset: timedelta = timedelta(0)) -> Any:
         """``now + offset`` as a named parameter."""

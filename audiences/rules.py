@@ -23,8 +23,9 @@ A rule is a mapping with exactly one key naming the condition::
     coupon: {expiring_within: 48h}            holds an unused coupon expiring that soon
     open_cart: {within: 7d}                   a cart_updated not followed by an order_placed
                                               of the same cart_id (window optional)
-    subscribed: {channel: sms, topic: marketing}   not unsubscribed there
-    reachable: sms | email | push             has a phone / an email / a push token
+    subscribed: {channel: sms, topic: marketing}   not unsubscribed there (any channel kind)
+    reachable: sms | email | push             has an address for the channel kind (a phone,
+                                              an email, a push token: see kinds/)
 
 Comparisons are two-valued: a missing trait, or one of another JSON type than the operator
 needs, simply does not match (so ``not`` of it does). A ``timestamp`` trait is text holding
@@ -43,6 +44,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from journeys.durations import parse_duration
+from kinds import names
 
 ValueType = Literal["string", "number", "bool", "timestamp"]
 COMPARE_OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "exists", "contains", "starts_with")
@@ -52,7 +54,6 @@ OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "bool": ("eq", "ne", "exists"),
     "timestamp": ("eq", "ne", "gt", "gte", "lt", "lte", "exists"),
 }
-CHANNELS = ("sms", "email", "push")
 TOPICS = ("marketing", "transactional")
 # Trait and property names end up inside JSON paths: letters, digits, '_' (any script).
 NAME = re.compile(r"^[^\W\d]\w{0,63}$")
@@ -239,11 +240,11 @@ def parse_rule(data: Any, path: str = "rule") -> Rule:
         case "subscribed":
             body = _mapping(body, sub)
             _only(body, sub, {"channel", "topic"})
-            channel = _choice(body.get("channel"), CHANNELS, f"{sub}.channel")
+            channel = _choice(body.get("channel"), names(), f"{sub}.channel")
             topic = _choice(body.get("topic", "marketing"), TOPICS, f"{sub}.topic")
             return Subscribed(channel, topic)
         case "reachable":
-            return Reachable(_choice(body, CHANNELS, sub))
+            return Reachable(_choice(body, names(), sub))
     raise AudienceError(
         sub,
         f"unknown condition {key!r}; use one of all, any, not, trait, tag, tier, locale, "
