@@ -10,7 +10,7 @@ import pytest
 
 from cli import main
 from store.db import make_engine, make_session_factory, transaction
-from store.models import Event, User
+from store.models import Enrollment, Event, User
 
 COMMANDS = [
     "demo",
@@ -39,6 +39,10 @@ SUBCOMMANDS = [
     ["journeys", "validate"],
     ["journeys", "publish"],
     ["journeys", "list"],
+    ["journeys", "show"],
+    ["journeys", "pause"],
+    ["journeys", "resume"],
+    ["journeys", "schema"],
     ["audiences", "validate"],
     ["audiences", "count"],
     ["audiences", "preview"],
@@ -48,8 +52,12 @@ SUBCOMMANDS = [
     ["events", "replay"],
     ["users", "forget"],
     ["users", "timeline"],
+    ["users", "find"],
     ["broadcast", "start"],
     ["broadcast", "status"],
+    ["broadcast", "pause"],
+    ["broadcast", "resume"],
+    ["broadcast", "cancel"],
     ["broadcast", "list"],
     ["sweeps", "list"],
     ["sweeps", "run"],
@@ -152,6 +160,56 @@ def test_migrate_publish_and_list(database_url: str, capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "journeys", "list")
     assert re.search(r"^new_user_coupon\s+v1\s+published\s", out, re.MULTILINE), out
     assert "v2" not in out
+
+
+def test_journeys_show_pause_and_resume(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    assert run(capsys, "journeys", "publish")[0] == 0
+    code, _, err = run(capsys, "journeys", "show", "no_such_journey")
+    assert code == 1
+    assert (
+        assert_one_line_error(err) == "lifecycle: no journey 'no_such_journey' has been published"
+    )
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with transaction(make_session_factory(make_engine(database_url))) as session:
+        for user, reason in (
+            ("u1", None),
+            ("u2", "converted"),
+            ("u3", "converted"),
+            ("u4", "completed"),
+        ):
+            session.add(
+                Enrollment(
+                    journey_id="new_user_coupon",
+                    journey_version=1,
+                    user_id=user,
+                    group="treatment",
+                    workflow_id=f"journey:new_user_coupon:{user}",
+                    entered_at=now,
+                    exited_at=now if reason else None,
+                    exit_reason=reason,
+                )
+            )
+    code, out, _ = run(capsys, "journeys", "show", "new_user_coupon")
+    assert code == 0
+    head = out.splitlines()
+    assert head[0].startswith("new_user_coupon v1 (published, published ")
+    assert head[1] == "runs: 1 running; ended: completed 1, converted 2"
+    assert "id: new_user_coupon" in out
+
+    assert run(capsys, "journeys", "pause", "new_user_coupon")[1] == (
+        "new_user_coupon: version 1 paused\n"
+    )
+    assert "(paused, published " in run(capsys, "journeys", "show", "new_user_coupon")[1]
+    assert run(capsys, "journeys", "resume", "new_user_coupon")[1] == (
+        "new_user_coupon: version 1 published\n"
+    )
+    code, _, err = run(capsys, "journeys", "pause", "no_such_journey")
+    assert code == 1
+    assert_one_line_error(err)
 
 
 def test_validate_shipped_journeys(capsys: pytest.CaptureFixture[str]) -> None:
