@@ -14,6 +14,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.utils import missing
 from markupsafe import escape
 
+from kinds import kind
 from message_templates.environment import MissingVariableError, build_environment
 from message_templates.errors import (
     InvalidTemplateError,
@@ -31,7 +32,6 @@ from message_templates.filters import (
 )
 from message_templates.sms import sms_segments, with_opt_out
 from message_templates.spec import (
-    CHANNEL_PARTS,
     PartSource,
     TemplateSpec,
     normalize_locale,
@@ -230,7 +230,8 @@ class TemplateRenderer:
     def _compile_part(
         self, spec: TemplateSpec, locale: str, part: str, source: PartSource
     ) -> Template:
-        env = self._html_env if (spec.channel, part) == ("email", "html") else self._text_env
+        html = kind(spec.channel).template.html
+        env = self._html_env if part == html else self._text_env
         template_globals = {
             LOCALE_GLOBAL: locale,
             HOME_LOCALE_GLOBAL: self.default_locale,
@@ -272,46 +273,40 @@ class TemplateRenderer:
             part: self._render_part(compiled, locale, part, context)
             for part in compiled.parts[locale]
         }
-        required, _ = CHANNEL_PARTS[spec.channel]
-        for part in sorted(required):
+        template = kind(spec.channel).template
+        for part in sorted(template.required):
             if not text[part]:
                 raise TemplateError(
                     "renders empty", template=spec.name, file=spec.path, locale=locale, part=part
                 )
-        if spec.channel == "sms":
-            body = with_opt_out(text["body"], self._opt_out_text(locale))
-            return RenderedMessage(spec.name, "sms", locale, body=body, segments=sms_segments(body))
-        if spec.channel == "push":
-            link = text.get("link")
-            data = {"link": link} if link else {}
-            for key in spec.data:
-                value = self._render_data(compiled, locale, key, context)
-                if value:
-                    data[key] = value
-            return RenderedMessage(
-                spec.name,
-                "push",
-                locale,
-                body=text["body"],
-                title=_one_line(text["title"]),
-                data=data,
-                priority=spec.push.priority,
-                ttl_seconds=spec.push.ttl_seconds,
-                sound=spec.push.sound,
-            )
-        html = text["html"]
-        if text.get("preheader"):
+        body = text[template.body]
+        if template.opt_out_footer:
+            body = with_opt_out(body, self._opt_out_text(locale))
+        html = text[template.html] if template.html else None
+        if html is not None and template.preheader and text.get(template.preheader):
             # The inbox preview line: first in the body, hidden when the mail is opened.
             hidden = "display:none;max-height:0;overflow:hidden;mso-hide:all"
-            preheader = escape(_one_line(text["preheader"]))
+            preheader = escape(_one_line(text[template.preheader]))
             html = f'<div style="{hidden}">{preheader}</div>\n{html}'
+        link = text.get(template.link) if template.link else None
+        data = {"link": link} if link else {}
+        for key in spec.data:
+            value = self._render_data(compiled, locale, key, context)
+            if value:
+                data[key] = value
         return RenderedMessage(
             spec.name,
-            "email",
+            spec.channel,
             locale,
-            body=text["text"],
-            subject=_one_line(text["subject"]),
+            body=body,
+            subject=_one_line(text[template.subject]) if template.subject else None,
             html=html,
+            title=_one_line(text[template.title]) if template.title else None,
+            data=data,
+            segments=sms_segments(body) if template.segmented else None,
+            priority=spec.push.priority,
+            ttl_seconds=spec.push.ttl_seconds,
+            sound=spec.push.sound,
         )
 
     def _render_part(

@@ -25,16 +25,10 @@ from typing import NoReturn
 
 import yaml
 
+from kinds import all_kinds, is_kind, kind, one_of
 from message_templates.errors import InvalidTemplateError
 
-# Per channel: the parts every locale must have, then the parts it may have.
-CHANNEL_PARTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "sms": (frozenset({"body"}), frozenset()),
-    "push": (frozenset({"title", "body"}), frozenset({"link"})),
-    "email": (frozenset({"subject", "html", "text"}), frozenset({"preheader"})),
-}
 TOP_LEVEL_KEYS = ("channel", "description", "locales")
-PUSH_KEYS = ("data", "priority", "ttl", "sound")
 PRIORITIES = ("high", "normal")
 # Data keys FCM keeps for itself (it refuses a message using one); "link" is the link part's.
 RESERVED_DATA_KEYS = frozenset({"from", "notification", "message_type", "link"})
@@ -142,18 +136,19 @@ class _Reader:
         if not isinstance(root, yaml.MappingNode):
             self.fail("the file must be a mapping with 'channel' and 'locales'", root)
         top = self.pairs(root, None)
+        options = _options_by_kind()
         for key, (key_node, _) in top.items():
-            if key not in TOP_LEVEL_KEYS + PUSH_KEYS:
+            if key not in TOP_LEVEL_KEYS and key not in options:
                 self.fail(f"unknown field (expected {', '.join(TOP_LEVEL_KEYS)})", key_node, key)
         if "channel" not in top:
-            self.fail("missing 'channel' (sms, email or push)", root)
+            self.fail(f"missing 'channel' ({one_of()})", root)
         channel_node = top["channel"][1]
         channel = self.text(channel_node, "channel")
-        if channel not in CHANNEL_PARTS:
-            self.fail(f"unknown channel {channel!r} (sms, email or push)", channel_node, "channel")
-        for key in PUSH_KEYS:
-            if key in top and channel != "push":
-                self.fail(f"only push templates have '{key}'", top[key][0], key)
+        if not is_kind(channel):
+            self.fail(f"unknown channel {channel!r} ({one_of()})", channel_node, "channel")
+        for key, having in options.items():
+            if key in top and channel not in having:
+                self.fail(f"only {' and '.join(having)} templates have '{key}'", top[key][0], key)
         description = (
             self.text(top["description"][1], "description") if "description" in top else None
         )
@@ -223,7 +218,8 @@ class _Reader:
     def locales(self, node: yaml.Node, channel: str) -> dict[str, dict[str, PartSource]]:
         if not isinstance(node, yaml.MappingNode) or not node.value:
             self.fail("must map at least one locale to its parts", node, "locales")
-        required, optional = CHANNEL_PARTS[channel]
+        template = kind(channel).template
+        required, optional = template.required, template.optional
         expected = _expected(channel)
         result: dict[str, dict[str, PartSource]] = {}
         seen: set[str] = set()
@@ -274,7 +270,17 @@ class _Reader:
         return PartSource(source=source, line=node.start_mark.line + 1, exact="\n" not in source)
 
 
+def _options_by_kind() -> dict[str, list[str]]:
+    """Each key a template file may have beside the common ones (``data``, ``ttl``...), and
+    the channel kinds whose templates may have it."""
+    options: dict[str, list[str]] = {}
+    for described in all_kinds():
+        for key in described.template.options:
+            options.setdefault(key, []).append(described.name)
+    return options
+
+
 def _expected(channel: str) -> str:
-    required, optional = CHANNEL_PARTS[channel]
-    words = [*sorted(required), *(f"optional {part}" for part in sorted(optional))]
+    parts = kind(channel).template
+    words = [*sorted(parts.required), *(f"optional {part}" for part in sorted(parts.optional))]
     return f"{channel} templates have " + ", ".join(words)

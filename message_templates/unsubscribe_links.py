@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from config import CHANNEL_KINDS, Settings
+from config import Settings
+from kinds import is_kind
 
 DEFAULT_VALIDITY = timedelta(days=60)
 _VERSION = 1
@@ -135,7 +136,7 @@ class UnsubscribeLinks:
         if (
             version != _VERSION
             or not isinstance(user_id, str)
-            or channel not in CHANNEL_KINDS
+            or not is_kind(channel)
             or not isinstance(topic, str)
             or not (message_id is None or isinstance(message_id, int))
             or not isinstance(expires, int)
