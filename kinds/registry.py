@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kinds.base import ChannelKind
+from kinds.base import ChannelKind, Lesson
 
 _KINDS: dict[str, ChannelKind] = {}
 
@@ -62,6 +62,13 @@ def kind(name: str) -> ChannelKind:
         return _KINDS[name]
     except KeyError:
         raise UnknownKindError(name) from None
+
+
+def lesson(channel: str, reason: str) -> Lesson | None:
+    """What a permanent refusal with ``reason`` on ``channel`` teaches (None for a channel
+    no kind has: a ledger row written before its kind went away)."""
+    described = _KINDS.get(channel)
+    return described.lesson(reason) if described else None
 
 
 def is_kind(name: object) -> bool:

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from activities.delivery import _valid_zone
 from activities.policy import QuietHours
+from audiences.addresses import address_of
 from config import Settings
 from journeys.durations import format_duration
 from journeys.models import Journey, SendStep, walk
+from kinds import all_kinds
 from store.db import SessionFactory
 from store.lift import Lift, lift
-from store.models import Coupon, Enrollment, Message, PushToken, User
+from store.models import Coupon, Enrollment, Message, User
 from store.reports import SENT, user_timeline
 
 GROUPS = ("treatment", "holdout")
@@ -269,10 +271,7 @@ def _sample(
     user = session.get(User, user_id)
     assert user is not None
     zone = ZoneInfo(_valid_zone(user.timezone, settings.default_timezone))
-    has_token = session.scalar(select(func.count()).where(PushToken.user_id == user_id))
-    reachable = [
-        c for c, ok in (("sms", user.phone), ("email", user.email), ("push", has_token)) if ok
-    ]
+    reachable = [k.name for k in all_kinds() if address_of(session, user, k) is not None]
     lines = []
     for entry in user_timeline(session, user_id=user_id):
         if entry.at < entered_at or (exited_at is not None and entry.at > exited_at):

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from journeys.durations import format_duration
+from kinds import kind
 from message_templates.sms import sms_segments
 from store import stats
 from store.journeys import spec_of
@@ -81,9 +82,11 @@ class Costs:
         return price * segments
 
     def message(self, channel: str, *, phone: str | None, body: str | None) -> float:
-        if channel == "sms":
+        """What one accepted message costs: per segment for a kind sent as SMS segments,
+        else the kind's price per message (nothing for a kind without one)."""
+        if kind(channel).template.segmented:
             return self.sms(phone, sms_segments(body) if body else 1)
-        return self.email_fen if channel == "email" else self.push_fen
+        return {"email": self.email_fen, "push": self.push_fen}.get(channel, 0.0)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Table, and_, delete, func, literal_column, or_, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kinds import lesson
 from store.models import Consent, Message, ProviderEvent, PushToken, User
 from store.upsert import insert_ignore
 
@@ -249,17 +250,18 @@ def apply_held_statuses(
             session, message_id=ref.id, status=status, at=received_at, reason=reason or None
         )
         applied.append(HeldStatus(status, reason or None, received_at, moved))
-        if reason == "opted_out" and ref.user_id:
-            # The provider says the recipient opted out: nothing more on this channel.
+        if reason and ref.user_id:
             channel = session.scalar(select(Message.channel).where(Message.id == ref.id))
-            set_consent(
-                session,
-                user_ids=[ref.user_id],
-                channel=channel or "sms",
-                status="unsubscribed",
-                source="provider_opt_out",
-                at=received_at,
-            )
+            if channel and lesson(channel, reason) == "consent_lost":
+                # The provider says the recipient opted out: nothing more on this channel.
+                set_consent(
+                    session,
+                    user_ids=[ref.user_id],
+                    channel=channel,
+                    status="unsubscribed",
+                    source="provider_opt_out",
+                    at=received_at,
+                )
     return applied
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kinds import names
 from store.models import PushToken, User
 from store.types import UTCDateTime
 from store.upsert import insert_ignore_many
@@ -32,11 +33,6 @@ from triggers.segment import Message
 
 _E164 = re.compile(r"\+[0-9]{7,15}")
 _PHONE_PUNCTUATION = str.maketrans("", "", " -()\t")
-_CONSENT_TRAITS = {
-    "unsubscribed_sms": "sms",
-    "unsubscribed_email": "email",
-    "unsubscribed_push": "push",
-}
 
 
 def normalize_phone(raw: Any) -> str | None:
@@ -227,8 +223,8 @@ def _apply_devices_and_consent(
             at=at,
             now=now,
         )
-    for trait, channel in _CONSENT_TRAITS.items():
-        value = traits.get(trait)
+    for channel in names():  # ``unsubscribed_sms: true`` unsubscribes from SMS, and so on
+        value = traits.get(f"unsubscribed_{channel}")
         if isinstance(value, bool):
             upsert_consent(session, user_id=user_id, channel=channel, unsubscribed=value, at=at)
 
