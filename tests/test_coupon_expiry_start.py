@@ -4,10 +4,10 @@ without waiting for the pending-event loop (which only looks at events 30 s old)
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from support import assert_eventually_async
 
 from config import Settings
 from enrollment.router import workflow_id
@@ -32,11 +32,12 @@ async def test_issued_coupon_starts_its_expiry_journey(dev_env, db, task_queue):
         signup = store_event(db.factory, user, "user_signed_up", now)
         await router_for(dev_env, db, task_queue).route([signup])
         # The worker runs no pending-event loop here: only the hand-over can route it.
-        for _ in range(200):
-            if announced_routed(db, user):
-                break
-            await asyncio.sleep(0.1)
-        assert announced_routed(db, user)
+        await assert_eventually_async(
+            lambda: announced_routed(db, user),
+            timeout=20,
+            interval=0.1,
+            message="the coupon_issued event routed",
+        )
         journeys = {e.journey_id: e for e in enrollments(db.factory, user)}
         assert set(journeys) == {"new_user_coupon", "coupon_expiry"}
         with db.factory() as session:

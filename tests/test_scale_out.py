@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 from conftest import Database
 from sqlalchemy import func, select
+from support import assert_eventually
 
 from bench.chaos_kill_worker import (
     JOURNEY_ID,
@@ -134,17 +134,18 @@ def test_two_apis_and_two_workers_route_each_event_once_and_send_each_step_once(
             for part in parts:
                 part.start()
                 started.append(part)
-            deadline = time.monotonic() + 90
-            while not all(w.ready() for w in workers):
-                assert time.monotonic() < deadline, "the workers did not become ready"
-                time.sleep(0.2)
+            assert_eventually(
+                lambda: all(w.ready() for w in workers),
+                timeout=90,
+                interval=0.2,
+                message="the workers did not become ready",
+            )
 
             people = _people(random.Random(20261205), USERS, uuid.uuid4().hex[:6])
             calls = _calls(people)
             assert _post_everything_twice(apis, calls) == []
 
-            deadline = time.monotonic() + 240
-            while True:
+            def all_runs_ended() -> bool:
                 with transaction(db.factory) as session:
                     open_runs = session.scalar(
                         select(func.count())
@@ -153,11 +154,12 @@ def test_two_apis_and_two_workers_route_each_event_once_and_send_each_step_once(
                     )
                     entered = session.scalar(select(func.count()).select_from(Enrollment))
                 if entered == USERS and open_runs == 0:
-                    break
-                assert time.monotonic() < deadline, f"{entered} entered, {open_runs} still open"
+                    return True
                 for w in workers:
-                    w.check_alive()
-                time.sleep(0.5)
+                    w.check_alive()  # a worker that died fails the test now, not at the deadline
+                raise AssertionError(f"{entered} entered, {open_runs} still open")
+
+            assert_eventually(all_runs_ended, timeout=240, interval=0.5)
             sends_per_worker = [_sends_by_worker(url) for url in metrics]
 
         checked = verify(db.factory, people, twilio, [])

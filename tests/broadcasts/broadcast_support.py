@@ -3,13 +3,13 @@ the workflow's histories across continue-as-new."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text
+from support import assert_eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
@@ -172,8 +172,11 @@ async def history_lengths(client: Client, broadcast_id: int, first_run_id: str) 
 async def closed_result(handle: Any, timeout: float = 600) -> Any:
     """The workflow's result once its last run has closed, polling in real time (a long
     wait on ``result()`` can come back empty from the time-skipping server)."""
-    for _ in range(int(timeout * 2)):
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            return await handle.result()
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{handle.id} still running after {timeout:.0f}s")
+
+    async def closed() -> bool:
+        return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
+
+    await assert_eventually_async(
+        closed, timeout=timeout, interval=0.5, message=f"{handle.id} closed"
+    )
+    return await handle.result()

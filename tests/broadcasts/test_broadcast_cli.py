@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from broadcast_support import add_members, audience_file, fresh_ids, sends, worker_settings
+from support import assert_eventually_async
 
 from cli import main
 from store.db import make_engine, make_session_factory
@@ -92,11 +93,13 @@ async def test_start_no_wait_at_a_later_time_then_cancel(
 
         code, out, _ = await asyncio.to_thread(run, capsys, "broadcast", "cancel", broadcast_id)
         assert (code, out.strip()) == (0, f"broadcast {broadcast_id}: cancel sent")
-        for _ in range(100):
-            code, out, _ = await asyncio.to_thread(run, capsys, "broadcast", "status", broadcast_id)
-            if "cancelled: 0 recipient(s)" in out:
-                break
-            await asyncio.sleep(0.1)
+
+        async def cancelled() -> str:
+            _, out, _ = await asyncio.to_thread(run, capsys, "broadcast", "status", broadcast_id)
+            assert "cancelled: 0 recipient(s)" in out, out
+            return out
+
+        out = await assert_eventually_async(cancelled, timeout=60, interval=0.1)
         assert "cancelled: 0 recipient(s); ledger: nothing yet" in out
     assert sends(factory, int(broadcast_id)) == {}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from broadcast_support import (
     add_members,
@@ -18,6 +17,7 @@ from broadcast_support import (
     stored_broadcast,
     worker_settings,
 )
+from support import assert_eventually_async
 from temporalio.testing import ActivityEnvironment
 
 from activities.broadcast import BroadcastActivities
@@ -29,15 +29,6 @@ from store.outbox import SqlOutboxSink
 from worker import build_delivery, running_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import BroadcastPageInput, broadcast_workflow_id
-
-
-async def poll(check: Any, what: str, timeout: float = 20) -> None:
-    """Poll ``await check()`` in real time until it is true."""
-    for _ in range(int(timeout * 20)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_paused_before_send_at_sends_nothing_until_resumed(
@@ -63,7 +54,9 @@ async def test_paused_before_send_at_sends_nothing_until_resumed(
         async def row_paused() -> bool:
             return broadcast_row(db.factory, broadcast_id).status == "paused"
 
-        await poll(row_paused, "the broadcast to record its pause")
+        await assert_eventually_async(
+            row_paused, timeout=20, message="the broadcast to record its pause"
+        )
         assert (await handle.query(BroadcastWorkflow.progress)).status == "paused"
         assert sends(db.factory, broadcast_id) == {}
         assert outbox_keys(db.factory) == []
@@ -96,7 +89,7 @@ async def test_cancel_stops_sending_and_keeps_what_was_sent(
         async def two_sent() -> bool:
             return (await handle.query(BroadcastWorkflow.progress)).sent >= 2
 
-        await poll(two_sent, "two sends")
+        await assert_eventually_async(two_sent, timeout=20, message="two sends")
         await handle.signal(BroadcastWorkflow.cancel)
         result = await handle.result()
 
@@ -212,7 +205,7 @@ async def test_pause_all_holds_a_broadcast_until_resume_all(
         async def running() -> bool:
             return broadcast_row(db.factory, broadcast_id).status == "running"
 
-        await poll(running, "the broadcast to start")
+        await assert_eventually_async(running, timeout=20, message="the broadcast to start")
         await asyncio.sleep(1)
         assert sends(db.factory, broadcast_id) == {}  # held: nobody decided, nothing sent
         assert (await handle.query(BroadcastWorkflow.progress)).paged == 0

@@ -3,9 +3,9 @@ policy, quiet hours held until morning, ``--at``, pause / resume / cancel."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 from broadcast_support import (
     add_members,
@@ -17,6 +17,7 @@ from broadcast_support import (
     worker_settings,
 )
 from sqlalchemy import select
+from support import assert_eventually_async
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -113,17 +114,15 @@ async def _quiet_hours_scenario(time_env, db, task_queue, tmp_path):
             BroadcastWorkflow.run, broadcast_workflow_id(broadcast_id)
         )
         morning = next_local_time(now, "08:00", "Asia/Shanghai")
+
         # Real time: the London send goes out, Shanghai's is held.
-        deadline = asyncio.get_running_loop().time() + 60
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                progress = await handle.query(BroadcastWorkflow.progress)
-            except RPCError:  # a busy worker let the query fail: ask again shortly
-                await asyncio.sleep(0.2)
-                continue
-            if progress.sent:
-                break
-            await asyncio.sleep(0.05)
+        async def first_sent() -> Any:
+            progress = await handle.query(BroadcastWorkflow.progress)
+            assert progress.sent, progress
+            return progress
+
+        # A busy worker may let the query fail: ask again shortly.
+        progress = await assert_eventually_async(first_sent, timeout=60, retry_on=(RPCError,))
         assert (progress.sent, progress.deferred) == (1, 1)
         held = sends(db.factory, broadcast_id)[shanghai]
         assert (held.status, held.deferred_until) == ("pending", morning)

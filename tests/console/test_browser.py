@@ -11,13 +11,13 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from console_support import TOKEN, enroll, record_send
+from support import assert_eventually, fail_if_exited
 
 from journey_support import add_user, publish_shipped
 from store.journeys import latest_version
@@ -63,15 +63,15 @@ def server(sqlite_db, tmp_path: Path) -> Iterator[str]:
         env=env,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"the API exited with code {proc.returncode}"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the API did not start within 30 s"
-                time.sleep(0.1)
+
+        def listening() -> bool:
+            fail_if_exited(proc)
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+
+        assert_eventually(
+            listening, timeout=30, interval=0.1, message="the API listening", retry_on=(OSError,)
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from support import assert_eventually, fail_if_exited
 
 
 def free_port() -> int:
@@ -45,18 +47,25 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
     )
     try:
         deadline = time.monotonic() + 90
-        while "Ctrl-C stops everything" not in Path(log.name).read_text():
-            assert proc.poll() is None, Path(log.name).read_text()
-            assert time.monotonic() < deadline, Path(log.name).read_text()
-            time.sleep(0.2)
-        printed = Path(log.name).read_text()
+
+        def printed_once(line: str) -> str:
+            printed = Path(log.name).read_text()
+            fail_if_exited(proc, lambda: printed)
+            assert line in printed, printed
+            return printed
+
+        printed = assert_eventually(
+            lambda: printed_once("Ctrl-C stops everything"), timeout=90, interval=0.2
+        )
         assert f"http://127.0.0.1:{api_port}" in printed
         assert f"http://127.0.0.1:{ui_port}" in printed  # the Temporal Web UI
         # The sweep scheduler runs too, with a cron job for the dormancy journey.
-        while "scheduler ready" not in Path(log.name).read_text():
-            assert time.monotonic() < deadline, Path(log.name).read_text()
-            time.sleep(0.2)
-        assert "dormancy_wakeup" in Path(log.name).read_text().split("scheduler ready")[1]
+        printed = assert_eventually(
+            lambda: printed_once("scheduler ready"),
+            timeout=deadline - time.monotonic(),
+            interval=0.2,
+        )
+        assert "dormancy_wakeup" in printed.split("scheduler ready")[1]
 
         api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", auth=("dev-write-key", ""))
         traits = {"phone": "+8613900139000", "email": "dev@example.com"}
@@ -67,12 +76,12 @@ def test_dev_stack_runs_a_journey_and_stops_on_ctrl_c(tmp_path: Path):
         assert resp.status_code == 200, resp.text + Path(log.name).read_text()
 
         engine = sa.create_engine(f"sqlite:///{data / 'lifecycle.db'}")
-        for _ in range(300):
+
+        def outbox() -> list[Any]:
             with engine.connect() as conn:
-                rows = conn.execute(sa.text("select channel, recipient from outbox")).all()
-            if rows:
-                break
-            time.sleep(0.1)
+                return list(conn.execute(sa.text("select channel, recipient from outbox")).all())
+
+        rows = assert_eventually(outbox, timeout=60, interval=0.1, message="a row in the outbox")
         assert rows == [("sms", "+8613900139000")]
         assert (data / "temporal.db").exists()
         engine.dispose()

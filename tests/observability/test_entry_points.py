@@ -9,12 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from support import assert_eventually, fail_if_exited
 from test_end_to_end import free_port
 
 from observability.metrics import NullMetrics, metrics, start_metrics_endpoint
@@ -41,13 +41,19 @@ def api_process(db_url: str, log_file: Path, **settings: str) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):  # until uvicorn listens
-                try:
-                    httpx.get(f"{base}/healthz", timeout=10)
-                    break
-                except httpx.ConnectError:
-                    assert process.poll() is None, log_file.read_text()
-                    time.sleep(0.1)
+
+            def listening() -> bool:
+                fail_if_exited(process, log_file.read_text)
+                httpx.get(f"{base}/healthz", timeout=10)
+                return True
+
+            assert_eventually(
+                listening,
+                timeout=30,
+                interval=0.1,
+                message="uvicorn listening",
+                retry_on=(httpx.ConnectError,),
+            )
             yield base
         finally:
             process.terminate()

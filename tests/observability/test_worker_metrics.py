@@ -5,7 +5,6 @@ appear in no log line of either process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import httpx
 from provider_servers import TWILIO_SID, TWILIO_TOKEN
+from support import assert_eventually_async, fail_if_exited
 from test_api_metrics import samples, value
-from test_end_to_end import KEY, api_server, eventually, free_port, settings_for, track
+from test_end_to_end import KEY, api_server, free_port, settings_for, track
 
 from config import Settings
 from journey_support import publish_shipped, user_in
@@ -90,10 +90,10 @@ async def until_ready(worker: subprocess.Popen[bytes], log_file: Path) -> None:
     """Wait for the worker's ready line; fail at once, with its log, if it exits first."""
 
     def ready() -> bool:
-        assert worker.poll() is None, log_file.read_text()
+        fail_if_exited(worker, log_file.read_text)
         return logged(log_file, "worker ready")
 
-    await eventually(ready, "the worker's ready line", timeout=60)
+    await assert_eventually_async(ready, timeout=60, message="the worker's ready line")
 
 
 async def scrape(url: str) -> dict[tuple[str, frozenset], float]:
@@ -120,14 +120,19 @@ async def test_worker_serves_sdk_and_lifecycle_metrics_and_logs_no_contact_detai
             assert (await http.post("/v1/identify", json=identify)).status_code == 200
             resp = await http.post("/v1/track", json=track(user, "user_signed_up"))
             assert resp.status_code == 200, resp.text
-            await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
+            await assert_eventually_async(
+                lambda: len(twilio_server.messages) == 1, timeout=30, message="the SMS at Twilio"
+            )
 
             sent = ("lifecycle_sends_total",)
-            for _ in range(100):  # the counter moves once the ledger says sent
+
+            async def counted() -> dict[tuple[str, frozenset], float]:
                 page = await scrape(metrics_url)
-                if value(page, *sent, channel="sms", provider="twilio") >= 1:
-                    break
-                await asyncio.sleep(0.1)
+                assert value(page, *sent, channel="sms", provider="twilio") >= 1, page
+                return page
+
+            # The counter moves once the ledger says sent.
+            page = await assert_eventually_async(counted, timeout=30, interval=0.1)
             api_page = samples((await http.get("/metrics")).text)
 
     # The worker's one endpoint: the SDK's metrics and ours.

@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from test_end_to_end import api_server, eventually, settings_for, track
+from support import assert_eventually_async
+from test_end_to_end import api_server, settings_for, track
 from test_worker_metrics import log_lines, logged, until_ready, worker_env, worker_process
 
 from journey_support import ledger, publish_shipped, user_in
@@ -34,7 +35,9 @@ async def welcome_sms_at_twilio(
             identify = {"userId": user, "traits": {"phone": "+8613800138000"}}
             assert (await http.post("/v1/identify", json=identify)).status_code == 200
             assert (await http.post("/v1/track", json=track(user, "user_signed_up"))).is_success
-            await eventually(lambda: len(twilio_server.messages) == 1, "the SMS at Twilio")
+            await assert_eventually_async(
+                lambda: len(twilio_server.messages) == 1, timeout=30, message="the SMS at Twilio"
+            )
             yield worker
 
 
@@ -74,7 +77,9 @@ async def test_a_second_sigterm_kills_the_draining_worker_at_once(
     settings = settings_for(db, dev_env, task_queue)
     async with welcome_sms_at_twilio(db, settings, twilio_server, worker_log, user) as worker:
         worker.send_signal(signal.SIGTERM)
-        await eventually(lambda: logged(worker_log, "worker stopping"), "the stopping line")
+        await assert_eventually_async(
+            lambda: logged(worker_log, "worker stopping"), timeout=30, message="the stopping line"
+        )
         worker.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(worker.wait, 10)  # long before Twilio answers
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
+
+import pytest
 
 T = TypeVar("T")
 
-__all__ = ["assert_eventually", "assert_eventually_async"]
+__all__ = ["assert_eventually", "assert_eventually_async", "fail_if_exited"]
 
 
 class _Attempts:
@@ -127,3 +130,11 @@ async def assert_eventually_async(
         except not_yet as error:
             attempts.failed(error)
         await asyncio.sleep(attempts.pause(interval))
+
+
+def fail_if_exited(process: subprocess.Popen[Any], detail: Callable[[], str] = str) -> None:
+    """For a predicate waiting on a child process: fails the test at once when the process
+    has exited (an ``AssertionError`` would only mean "not yet"), with ``detail()`` (its log,
+    say) in the message."""
+    if process.poll() is not None:
+        pytest.fail(f"{process.args!r} exited with code {process.returncode}\n{detail()}")

@@ -4,10 +4,12 @@ fails naming what it waited for and what it last saw."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import time
 
 import pytest
 
-from support import assert_eventually, assert_eventually_async
+from support import assert_eventually, assert_eventually_async, fail_if_exited
 
 
 def test_returns_the_first_true_value() -> None:
@@ -62,3 +64,17 @@ async def test_the_async_twin_awaits_coroutines_and_plain_functions() -> None:
     assert await assert_eventually_async(lambda: 7, timeout=5) == 7
     with pytest.raises(AssertionError, match="rows: not true within"):
         await assert_eventually_async(lambda: [], timeout=0.1, message="rows")
+
+
+def test_a_process_that_exited_fails_the_wait_at_once() -> None:
+    process = subprocess.Popen(["true"])  # noqa: S607
+    process.wait()
+
+    def listening() -> bool:
+        fail_if_exited(process, lambda: "its log")
+        return False
+
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="exited with code 0\nits log"):
+        assert_eventually(listening, timeout=30)
+    assert time.monotonic() - started < 5

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from support import assert_eventually_async, fail_if_exited
 from sweep_support import publish_winback, sweep_worker
 
 from store.db import transaction
@@ -52,11 +53,15 @@ async def test_three_replicas_start_exactly_one_sweep_per_tick(dev_env, db, task
             for log in logs
         ]
         try:
-            deadline = time.monotonic() + 60
-            while not all("scheduler ready" in log.read_text() for log in logs):
-                assert time.monotonic() < deadline, [log.read_text() for log in logs]
-                assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
-                await asyncio.sleep(0.2)
+
+            def all_ready() -> bool:
+                texts = [log.read_text() for log in logs]
+                for p in procs:
+                    fail_if_exited(p, lambda: "\n".join(texts))
+                assert all("scheduler ready" in text for text in texts), texts
+                return True
+
+            await assert_eventually_async(all_ready, timeout=60, interval=0.2)
             started = time.monotonic()
             await asyncio.sleep(RUN_FOR)
             stopping = datetime.now(UTC)

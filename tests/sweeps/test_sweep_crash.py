@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
+from support import assert_eventually_async, fail_if_exited
 from sweep_support import add_population, enrollments_per_user, entered_users, publish_winback
 from test_scheduler_replicas import scheduler_env
 
@@ -52,11 +52,14 @@ async def test_a_killed_worker_costs_a_retry_not_a_double_entry(
     )
     try:
         assert await scheduler.start_sweep(journey, tick)
-        deadline = time.monotonic() + 240
-        while len(entered_users(db.factory, journey)) < 500:  # inside page two
-            assert worker.poll() is None, (tmp_path / "worker-1.log").read_text()
-            assert time.monotonic() < deadline, "the sweep made no progress"
-            await asyncio.sleep(0.05)
+
+        def inside_page_two() -> bool:
+            fail_if_exited(worker, (tmp_path / "worker-1.log").read_text)
+            return len(entered_users(db.factory, journey)) >= 500
+
+        await assert_eventually_async(
+            inside_page_two, timeout=240, message="the sweep made no progress"
+        )
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
         at_kill = len(entered_users(db.factory, journey))
