@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from support import assert_eventually_async
 
 from store.db import transaction
 from store.models import Message, ProviderEvent
@@ -73,10 +74,11 @@ async def test_the_worker_purges_only_reports_held_over_a_week(db):
         purge_held_statuses_forever(db.factory, every=3600, clock=lambda: NOW)
     )
     try:
-        for _ in range(100):
-            if "SMstranger:delivered" not in event_ids(db.factory):
-                break
-            await asyncio.sleep(0.05)
+        await assert_eventually_async(
+            lambda: "SMstranger:delivered" not in event_ids(db.factory),
+            timeout=5,
+            message="the stranger's held report purged",
+        )
     finally:
         purging.cancel()
 
