@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -50,25 +49,16 @@ from store.journeys import live_versions, spec_of
 from store.models import Coupon, Enrollment, Event, JourneyVersion, User
 from store.rejected import Rejection, add_rejections
 from store.upsert import insert_ignore_many
-from workflows.contracts import JOURNEY_HISTORY_LIMIT, EventSignal, JourneyInput
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
+from workflows.journey_contracts import JOURNEY_HISTORY_LIMIT, EventSignal, JourneyInput
 
 log = logging.getLogger(__name__)
 
-WORKFLOW = "JourneyWorkflow"
+# The run's event signal, by the name ``start_workflow`` takes for a signal sent with the start.
 SIGNAL = "event"
-
-
-def workflow_id(journey_id: str, user_id: str, key: str = "", entry: int = 1) -> str:
-    """``journey:{journey}:{user}[:{key}][:{entry}]``, each part percent-encoded.
-
-    Ids may contain ``:``; encoding keeps ``journey:a:b:c`` unambiguous.
-    """
-    parts = ["journey", quote(journey_id, safe=""), quote(user_id, safe="")]
-    if key:
-        parts.append(quote(key, safe=""))
-    if entry > 1:
-        parts.append(str(entry))
-    return ":".join(parts)
+# The run's workflow id (imported from here by the tests and the benches).
+workflow_id = journey_workflow_id
 
 
 def holdout_group(journey_id: str, user_id: str, percent: float) -> str:
@@ -696,7 +686,7 @@ class JourneyRouter:
             for user_id in candidates:
                 last = latest.get(user_id)
                 number = last.entry_number + 1 if last is not None else 1
-                wid = workflow_id(journey.id, user_id, key, number)
+                wid = journey_workflow_id(journey.id, user_id, key, number)
                 wanted[wid] = user_id
                 new_rows.append(
                     {
@@ -768,7 +758,7 @@ class JourneyRouter:
         )
         try:
             await self._client.start_workflow(
-                WORKFLOW,
+                JourneyWorkflow.run,
                 inp,
                 id=entry.workflow_id,
                 task_queue=self._task_queue,
@@ -791,7 +781,7 @@ class JourneyRouter:
             # Each run hears only the properties its journey uses.
             heard = replace(signal, properties=uses.of_signal(signal.event, signal.properties))
             try:
-                await self._client.get_workflow_handle(wid).signal(SIGNAL, heard)
+                await self._client.get_workflow_handle(wid).signal(JourneyWorkflow.event, heard)
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
                     raise  # transient: the API answers 503 and the client retries

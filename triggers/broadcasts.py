@@ -27,17 +27,22 @@ from store.broadcasts import create_broadcast
 from store.db import SessionFactory, transaction
 from store.models import Broadcast
 from workflows.broadcast import BroadcastWorkflow
-from workflows.contracts import (
+from workflows.broadcast_contracts import (
     BROADCAST_BATCH,
     BroadcastInput,
     BroadcastProgress,
     broadcast_batch_size,
-    broadcast_workflow_id,
 )
+from workflows.ids import broadcast_workflow_id
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _PER_SECOND = {"s": 1, "m": 60, "h": 3600}
-SIGNALS = ("pause", "resume", "cancel")
+# The control signals, by the name a person gives.
+SIGNALS = {
+    "pause": BroadcastWorkflow.pause,
+    "resume": BroadcastWorkflow.resume,
+    "cancel": BroadcastWorkflow.cancel,
+}
 
 
 class BroadcastError(ValueError):
@@ -217,7 +222,7 @@ async def signal_broadcast(client: Client, row: Broadcast, signal: str) -> None:
         raise BroadcastError(f"broadcast {row.id} is {row.status}: nothing to {signal}")
     handle = client.get_workflow_handle(broadcast_workflow_id(row.id))
     try:
-        await handle.signal(signal)
+        await handle.signal(SIGNALS[signal])
     except RPCError as exc:
         raise BroadcastError(f"broadcast {row.id}: {exc.message}") from None
 

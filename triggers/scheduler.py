@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -37,16 +36,13 @@ from store.db import SessionFactory, make_engine, make_session_factory, transact
 from store.journeys import live_journeys, spec_of
 from store.sweeps import claim_tick, mark_started, tick_exists
 from triggers.temporal_client import connect
-from workflows.sweep import SweepInput
+from workflows.ids import sweep_workflow_id
+from workflows.sweep import SweepInput, SweepWorkflow
 
 log = logging.getLogger(__name__)
 
-SWEEP_WORKFLOW = "SweepWorkflow"
-
-
-def sweep_id(journey_id: str, tick: datetime) -> str:
-    """``sweep:{journey}:{tick}``: the journey id percent-encoded, the tick in UTC."""
-    return f"sweep:{quote(journey_id, safe='')}:{tick_label(tick)}"
+# A tick's sweep id, ``sweep:{journey}:{tick}`` (imported from here by the command line).
+sweep_id = sweep_workflow_id
 
 
 @dataclass(frozen=True)
@@ -180,13 +176,13 @@ class SweepScheduler:
 
     async def start_sweep(self, journey_id: str, tick: datetime) -> bool:
         """Claim the tick and start its sweep; False if some replica already did."""
-        wid = sweep_id(journey_id, tick)
+        wid = sweep_workflow_id(journey_id, tick)
         started = await asyncio.to_thread(self._claim, journey_id, tick, wid)
         if started:
             return False
         try:
             await self._client.start_workflow(
-                SWEEP_WORKFLOW,
+                SweepWorkflow.run,
                 SweepInput(
                     journey_id=journey_id,
                     tick=tick,
@@ -219,7 +215,7 @@ class SweepScheduler:
 
     def _tick_known(self, journey_id: str, tick: datetime) -> bool:
         with transaction(self._factory) as session:
-            return tick_exists(session, workflow_id=sweep_id(journey_id, tick))
+            return tick_exists(session, workflow_id=sweep_workflow_id(journey_id, tick))
 
     def _published_schedules(self) -> dict[str, _Scheduled]:
         found: dict[str, _Scheduled] = {}

@@ -15,6 +15,7 @@ Signals: ``pause`` (nothing more is handed to the provider until ``resume``), ``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,25 +24,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
-        BROADCAST_DEFERRED,
-        BROADCAST_PAGE,
-        RECORD_BROADCAST,
-        SEND_BATCH,
-        SEND_MESSAGE,
+    from workflows.broadcast_contracts import (
+        BroadcastCalls,
         BroadcastInput,
         BroadcastPage,
         BroadcastPageInput,
         BroadcastProgress,
         BroadcastRecord,
-        DeliverResult,
         SendBatchInput,
-        SendBatchResult,
         broadcast_delivery,
         bulk_task_queue,
-        channel_task_queue,
     )
     from workflows.journey import ACTIVITY_TIMEOUT, RETRY, SEND_TIMEOUT
+    from workflows.journey_contracts import DeliverResult, JourneyCalls, channel_task_queue
 
 # A page's policy work: ~1,000 recipients, a few queries each.
 PAGE_TIMEOUT = timedelta(minutes=5)
@@ -145,26 +140,27 @@ class BroadcastWorkflow:
         while not self._cancelled:
             due = progress.next_deferred_at
             if due is not None and due <= workflow.now():
-                return await self._page(BROADCAST_DEFERRED)
+                return await self._page(BroadcastCalls.broadcast_deferred)
             if not progress.audience_done:
-                return await self._page(BROADCAST_PAGE)
+                return await self._page(BroadcastCalls.broadcast_page)
             if due is None:
                 return None
             await self._sleep_until(due)  # every member asked; some wait for morning
             await self._unless_paused()
         return None
 
-    async def _page(self, name: str) -> BroadcastPage:
+    async def _page(
+        self, method: Callable[[BroadcastCalls, BroadcastPageInput], BroadcastPage]
+    ) -> BroadcastPage:
         inp = self._inp
-        page: BroadcastPage = await workflow.execute_activity(
-            name,
+        page = await workflow.execute_activity_method(
+            method,
             BroadcastPageInput(**self._what(), cursor=self._progress.cursor, limit=inp.page_size),
-            result_type=BroadcastPage,
             start_to_close_timeout=PAGE_TIMEOUT,
             heartbeat_timeout=PAGE_HEARTBEAT,
             retry_policy=RETRY,
         )
-        if name == BROADCAST_PAGE and page.retry_at is None:
+        if method is BroadcastCalls.broadcast_page and page.retry_at is None:
             self._progress.cursor = page.next_cursor
             self._progress.audience_done = page.last_page
         return page
@@ -211,10 +207,9 @@ class BroadcastWorkflow:
     async def _send(self, user_ids: list[str]) -> None:
         inp, progress = self._inp, self._progress
         try:
-            result: SendBatchResult = await workflow.execute_activity(
-                SEND_BATCH,
+            result = await workflow.execute_activity_method(
+                BroadcastCalls.send_batch,
                 SendBatchInput(**self._what(), user_ids=user_ids),
-                result_type=SendBatchResult,
                 task_queue=bulk_task_queue(workflow.info().task_queue, inp.channel),
                 # Up to one provider timeout per send; the batch heartbeats every few seconds.
                 start_to_close_timeout=SEND_TIMEOUT * len(user_ids),
@@ -256,10 +251,9 @@ class BroadcastWorkflow:
         inp, progress = self._inp, self._progress
         request = broadcast_delivery(**self._what(), user_id=user_id)
         try:
-            result: DeliverResult = await workflow.execute_activity(
-                SEND_MESSAGE,
+            result = await workflow.execute_activity_method(
+                JourneyCalls.send_message,
                 request,
-                result_type=DeliverResult,
                 task_queue=channel_task_queue(workflow.info().task_queue, inp.channel),
                 start_to_close_timeout=SEND_TIMEOUT,
                 retry_policy=RETRY,
@@ -314,8 +308,8 @@ class BroadcastWorkflow:
 
     async def _record(self, *, finished: bool = False) -> None:
         progress = self._progress
-        await workflow.execute_activity(
-            RECORD_BROADCAST,
+        await workflow.execute_activity_method(
+            BroadcastCalls.record_broadcast,
             BroadcastRecord(
                 broadcast_id=self._inp.broadcast_id,
                 status=progress.status,

@@ -9,9 +9,10 @@ effect is an activity that takes ``now`` from ``workflow.now()``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -30,13 +31,7 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
         WaitUntilStep,
     )
-    from workflows.contracts import (
-        FINISH_ENROLLMENT,
-        IN_AUDIENCE,
-        ISSUE_COUPON,
-        NEXT_LOCAL_TIME,
-        PREPARE_SEND,
-        SEND_MESSAGE,
+    from workflows.journey_contracts import (
         AudienceCheckInput,
         CouponRef,
         DeliverInput,
@@ -44,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         EventSignal,
         FinishEnrollmentInput,
         IssueCouponInput,
+        JourneyCalls,
         JourneyCarry,
         JourneyInput,
         JourneyResult,
@@ -51,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         channel_task_queue,
     )
 
+In = TypeVar("In")
+Out = TypeVar("Out")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A provider call: the provider's own timeout (10 s) plus a margin. Short, so an attempt lost
 # with a killed worker is retried soon.
@@ -153,7 +151,7 @@ class JourneyWorkflow:
         if reason is None or reason == RESTART:
             reason = "converted" if self._goal else "exited" if self._exit else "completed"
         await self._activity(
-            FINISH_ENROLLMENT,
+            JourneyCalls.finish_enrollment,
             FinishEnrollmentInput(
                 enrollment_id=inp.enrollment_id,
                 reason=reason,
@@ -239,26 +237,20 @@ class JourneyWorkflow:
 
     async def _activity(
         self,
-        name: str,
-        arg: Any,
-        result_type: Any = None,
+        method: Callable[[JourneyCalls, In], Out],
+        arg: In,
         task_queue: str | None = None,
         timeout: timedelta = ACTIVITY_TIMEOUT,
         *,
         local: bool = False,
-    ) -> Any:
+    ) -> Out:
         if local and workflow.patched(LOCAL_ACTIVITIES):
-            return await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timeout,
-                retry_policy=RETRY,
+            return await workflow.execute_local_activity_method(
+                method, arg, start_to_close_timeout=timeout, retry_policy=RETRY
             )
-        return await workflow.execute_activity(
-            name,
+        return await workflow.execute_activity_method(
+            method,
             arg,
-            result_type=result_type,
             task_queue=task_queue,
             start_to_close_timeout=timeout,
             retry_policy=RETRY,
@@ -266,7 +258,7 @@ class JourneyWorkflow:
 
     async def _issue_coupon(self, step: IssueCouponStep) -> None:
         self._coupon = await self._activity(
-            ISSUE_COUPON,
+            JourneyCalls.issue_coupon,
             IssueCouponInput(
                 issue_key=self._key(step.id),
                 user_id=self._inp.user_id,
@@ -276,7 +268,6 @@ class JourneyWorkflow:
                 valid_for=step.valid_for,
                 now=workflow.now(),
             ),
-            CouponRef,
             local=True,
         )
 
@@ -331,13 +322,11 @@ class JourneyWorkflow:
         )
         while True:
             try:
-                result: DeliverResult = await self._activity(
-                    PREPARE_SEND, request, DeliverResult, local=True
-                )
+                result = await self._activity(JourneyCalls.prepare_send, request, local=True)
                 if result.status == "ready":  # the provider call, on the channel's queue
                     queue = channel_task_queue(workflow.info().task_queue, channel)
                     result = await self._activity(
-                        SEND_MESSAGE, request, DeliverResult, queue, SEND_TIMEOUT
+                        JourneyCalls.send_message, request, queue, SEND_TIMEOUT
                     )
             except ActivityError as err:
                 cause = err.cause
@@ -373,24 +362,21 @@ class JourneyWorkflow:
     async def _holds(self, step: BranchStep) -> bool:
         condition = step.if_
         if isinstance(condition, AudienceCondition):
-            held: bool = await self._activity(
-                IN_AUDIENCE,
+            return await self._activity(
+                JourneyCalls.in_audience,
                 AudienceCheckInput(
                     user_id=self._inp.user_id, rule=condition.audience, now=workflow.now()
                 ),
-                bool,
             )
-            return held
         return compare(self._context_value(condition.context), condition.op, condition.value)
 
     async def _wait_until(self, step: WaitUntilStep) -> None:
         if step.local_time is not None:
-            target: datetime = await self._activity(
-                NEXT_LOCAL_TIME,
+            target = await self._activity(
+                JourneyCalls.next_local_time,
                 LocalTimeInput(
                     user_id=self._inp.user_id, hh_mm=step.local_time, now=workflow.now()
                 ),
-                datetime,
             )
         else:
             ref, offset = step.parts()

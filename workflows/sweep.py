@@ -10,66 +10,37 @@ idempotent, so a sweep interrupted anywhere resumes from its cursor and enters n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-SWEEP_PAGE = "sweep_page"
-PAGE_SIZE = 1000
-PAGES_PER_RUN = 25  # about 150 history events per run
+with workflow.unsafe.imports_passed_through():
+    from workflows.sweep_contracts import (
+        PAGE_SIZE,
+        PAGES_PER_RUN,
+        SWEEP_PAGE,
+        SweepCalls,
+        SweepInput,
+        SweepPageInput,
+        SweepPageResult,
+        SweepProgress,
+        SweepResult,
+    )
 
-
-@dataclass
-class SweepInput:
-    journey_id: str
-    tick: datetime  # the scheduled fire time; the audience is evaluated as of this instant
-    cursor: str | None = None  # the last user id entered so far (carried by continue-as-new)
-    members: int = 0
-    entered: int = 0
-    page_size: int = PAGE_SIZE
-    pages_per_run: int = PAGES_PER_RUN
-    # A page attempt lost with its worker is retried after this much silence.
-    heartbeat_seconds: float = 60.0
-
-
-@dataclass
-class SweepPageInput:
-    journey_id: str
-    tick: datetime
-    sweep_id: str  # the workflow id, which names the sweep_ticks row and the trigger
-    cursor: str | None
-    limit: int
-    members_before: int = 0
-    entered_before: int = 0
-
-
-@dataclass
-class SweepPageResult:
-    cursor: str | None
-    members: int  # audience members this page held
-    entered: int  # runs started (the rest were in the journey already or may not re-enter)
-    done: bool  # the audience is exhausted, or the journey stopped being published
-    stopped: str = ""  # why it ended early, e.g. "journey_not_published"
-
-
-@dataclass
-class SweepResult:
-    journey_id: str
-    tick: datetime
-    members: int
-    entered: int
-    stopped: str = ""
-
-
-@dataclass
-class SweepProgress:
-    journey_id: str
-    tick: datetime
-    cursor: str | None
-    members: int
-    entered: int
+# Read from here by the activity, the scheduler and the command line.
+__all__ = [
+    "PAGES_PER_RUN",
+    "PAGE_SIZE",
+    "SWEEP_PAGE",
+    "SweepInput",
+    "SweepPageInput",
+    "SweepPageResult",
+    "SweepProgress",
+    "SweepResult",
+    "SweepWorkflow",
+]
 
 
 @workflow.defn(name="SweepWorkflow")
@@ -82,8 +53,8 @@ class SweepWorkflow:
         state = self._state = replace(inp)
         pages = 0
         while True:
-            page: SweepPageResult = await workflow.execute_activity(
-                SWEEP_PAGE,
+            page = await workflow.execute_activity_method(
+                SweepCalls.sweep_page,
                 SweepPageInput(
                     journey_id=state.journey_id,
                     tick=state.tick,
@@ -93,7 +64,6 @@ class SweepWorkflow:
                     members_before=state.members,
                     entered_before=state.entered,
                 ),
-                result_type=SweepPageResult,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=state.heartbeat_seconds),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
