@@ -44,6 +44,12 @@ class EventRouter(Protocol):
         ...
 
 
+class RunEnder(Protocol):
+    """Ends journey runs: an erased user's, whose profile is gone."""
+
+    async def end_runs(self, workflow_ids: list[str], *, reason: str) -> None: ...
+
+
 class RoutingFailed(Exception):
     """The events were stored but the router raised; the client should retry."""
 

@@ -21,11 +21,11 @@ from test_api import (  # noqa: F401
     track,
 )
 
+from api.app import create_app
 from config import Settings
 from enrollment.router import ActedOnEvents
 from journey_support import publish_shipped
 from store.db import SessionFactory
-from triggers.api import create_app
 
 
 def client_with(factory: SessionFactory, router: RecordingRouter, clock: Clock) -> TestClient:

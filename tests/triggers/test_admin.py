@@ -8,11 +8,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from api.app import create_app
 from config import Settings
 from store.control import sends_paused
 from store.db import transaction
 from store.models import Enrollment, Event, Message, OutboxMessage, PushToken, User
-from triggers.api import create_app
 from triggers.ingest import NullRouter
 
 AT = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)

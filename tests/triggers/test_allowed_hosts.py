@@ -9,8 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from api.hosts import allowed_hosts
+from api.server import build_app
 from config import Settings
-from triggers.server import allowed_hosts, build_app
 
 
 def api(db, **values: Any) -> TestClient:

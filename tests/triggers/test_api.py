@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.app import create_app
 from config import Settings
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Base, Consent, Event, PushToken, RejectedEvent, User
-from triggers.api import create_app
 from triggers.ingest import EventRouter, Ingestor, NullRouter, mark_routed
 from triggers.segment import parse_call
 

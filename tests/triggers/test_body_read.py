@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 from test_end_to_end import free_port
 
+from api.server import build_app
 from config import DEV_WRITE_KEY, Settings
-from triggers.server import build_app
 
 BODY = b'{"type": "track", "userId": "u1", "event": "signed_up", "properties": {}}'
 

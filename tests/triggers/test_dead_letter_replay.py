@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.app import create_app
 from cli import main
 from config import Settings
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Event, RejectedEvent
-from triggers.api import create_app
 from triggers.ingest import NullRouter
 
 WRITE_KEY = "wk-replay"

@@ -22,13 +22,13 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from api.app import create_app
 from config import Settings
 from journey_support import add_user
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from store.db import transaction
 from store.models import Consent, PushToken, User
 from store.webhooks import forget_push_token, set_consent
-from triggers.api import create_app
 from triggers.ingest import NullRouter
 
 PUBLIC = "http://127.0.0.1:8000"

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from triggers.api import check_write_key
-from triggers.body import gunzip_limited
+from api.body import gunzip_limited
+from api.deps import check_write_key
 from triggers.profiles import normalize_phone, valid_timezone
 from triggers.segment import (
     PayloadError,

@@ -1,4 +1,4 @@
-"""SendGrid's Event Webhook: what happened to each email after SendGrid accepted it.
+"""SendGrid's Event Webhook, applied: what happened to each email after SendGrid accepted it.
 
 SendGrid posts a JSON array of events, signed with ECDSA (P-256, SHA-256) over the
 ``X-Twilio-Email-Event-Webhook-Timestamp`` header followed by the raw body; the signature
@@ -21,23 +21,17 @@ SendGrid gave at send time (``sg_message_id`` up to its first dot).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from channels.sendgrid_email import MESSAGE_KEY_ARG
-from config import Settings
 from observability.metrics import metrics
-from store.db import SessionFactory, transaction
 from store.rejected import Rejection, add_rejections
 from store.webhooks import (
     TOPICS,
@@ -48,9 +42,7 @@ from store.webhooks import (
     set_consent,
     users_with_email,
 )
-from triggers.body import read_limited
-from triggers.ingest import Clock
-from triggers.segment import PayloadError, raw_json, shape_problem
+from triggers.segment import raw_json, shape_problem
 
 log = logging.getLogger(__name__)
 
@@ -266,45 +258,3 @@ def _consent(
         source=source,
         at=at,
     )
-
-
-def sendgrid_router(
-    settings: Settings, *, session_factory: SessionFactory, clock: Clock
-) -> APIRouter:
-    """``POST /webhooks/sendgrid``."""
-    key = settings.sendgrid_webhook_public_key
-    verifier = load_verification_key(key) if key and key.strip() else None
-    router = APIRouter()
-
-    def store(events: list[dict[str, Any]], at: datetime) -> Counter[str]:
-        with transaction(session_factory) as session:
-            return apply_events(session, events, received_at=at)
-
-    @router.post("/webhooks/sendgrid")
-    async def events(request: Request) -> Response:
-        try:
-            body = await read_limited(request, MAX_BODY_BYTES)
-        except PayloadError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        at = clock()
-        problem = signature_problem(
-            verifier,
-            body=body,
-            signature=request.headers.get(SIGNATURE_HEADER),
-            timestamp=request.headers.get(TIMESTAMP_HEADER),
-            now=at,
-        )
-        if problem is not None:
-            log.info("sendgrid webhook refused: %s", problem)
-            return JSONResponse({"error": problem}, status_code=403)
-        try:
-            batch = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "Body is not JSON."}, status_code=400)
-        if not isinstance(batch, list) or not all(isinstance(e, dict) for e in batch):
-            return JSONResponse({"error": "Body must be a JSON array of events."}, status_code=400)
-        outcomes = await run_in_threadpool(store, batch, at)
-        log.info("sendgrid events: %s", dict(outcomes))
-        return JSONResponse({"success": True})
-
-    return router

@@ -1,0 +1,43 @@
+"""The API process: builds the app from settings, connecting to Temporal on first need, with
+the web console at ``/console`` and the browser host check (:mod:`api.hosts`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.hosts import BrowserHostCheck, allowed_hosts
+from config import Settings, load_settings
+from console.app import console_app
+from enrollment.router import ActedOnEvents
+from observability.health import temporal_check
+from observability.logs import configure_logging, redact_access_log
+from store.db import make_engine, make_session_factory
+from triggers.connecting import ConnectingRouter
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The ingestion API wired to the database and Temporal named in ``settings``, with the
+    web console at ``/console``."""
+    redact_access_log()  # also when uvicorn, not ``lifecycle api``, set up the logging
+    factory = make_session_factory(make_engine(settings.database_url))
+    router = ConnectingRouter(settings, factory)
+    app = create_app(
+        settings,
+        session_factory=factory,
+        router=router,
+        readiness={"temporal": temporal_check(router.client)},
+        # Events no journey acts on are stored routed: no router, no Temporal call.
+        acted_on=ActedOnEvents(factory),
+    )
+    app.mount("/console", console_app(settings, session_factory=factory))
+    app.add_middleware(BrowserHostCheck, hosts=allowed_hosts(settings))
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory api.server:app_from_env`` (and for each process
+    of ``lifecycle api`` with ``LIFECYCLE_API_WORKERS`` above 1)."""
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    return build_app(settings)
