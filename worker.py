@@ -21,9 +21,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.audiences import AudienceActivities
 from activities.broadcast import BroadcastActivities
 from activities.coupons import CouponActivities
-from activities.delivery import DeliveryActivities
+from activities.delivery import DeliveryActivities, DeliveryDeps
 from activities.enrollments import EnrollmentActivities
-from activities.policy import FrequencyCap, QuietHours
+from activities.policy import DeliveryRules, FrequencyCap, QuietHours
 from activities.profiles import ProfileActivities
 from activities.sweeps import SweepActivities
 from channels.base import Channel
@@ -137,16 +137,21 @@ def build_delivery(
         sms_opt_out_text=settings.sms_opt_out_text,
     )
     return DeliveryActivities(
-        factory,
-        renderer=renderer,
-        channels=channels if channels is not None else build_channels(settings, factory),
-        default_locale=settings.default_locale,
-        default_timezone=settings.default_timezone,
-        unsubscribe_base_url=f"http://{settings.api_host}:{settings.api_port}/u",
-        quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
-        caps=frequency_caps(settings),
-        unsubscribe_links=UnsubscribeLinks.from_settings(settings),
-        bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in CHANNEL_KINDS},
+        DeliveryDeps(
+            factory=factory,
+            renderer=renderer,
+            channels=channels if channels is not None else build_channels(settings, factory),
+            unsubscribe_links=UnsubscribeLinks.from_settings(settings),
+            rules=DeliveryRules(
+                quiet_hours=QuietHours.parse(settings.quiet_hours)
+                if settings.quiet_hours
+                else None,
+                caps=tuple(frequency_caps(settings)),
+                default_timezone=settings.default_timezone,
+            ),
+            default_locale=settings.default_locale,
+            bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in CHANNEL_KINDS},
+        )
     )
 
 

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery import PAUSED_RECHECK, DeliveryActivities, ledger_values
+from activities.delivery import DeliveryActivities
+from activities.policy import PAUSED_RECHECK
+from activities.policy_reads import ChunkReads
 from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
 from store.broadcasts import due_sends, held_sends, record_progress
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
-from store.models import Broadcast, Consent, Message, User
-from store.upsert import insert_ignore_many
+from store.ledger import NewSend, SendStatus, mark_failed, open_sends
+from store.models import Broadcast
 from workflows.contracts import (
     BROADCAST_DEFERRED,
     BROADCAST_PAGE,
@@ -106,12 +105,10 @@ class BroadcastActivities:
         """The policy for each (user id, ledger key or None for a new row).
 
         Per chunk, in one transaction: the ledger rows are written in one statement and read
-        (locked) in one, the users are locked and checked for recent sends in one (only
-        those with recent sends are counted against each cap one by one), the users and
-        their consents for the channel and topic are read in one each (the policy's look-ups
-        of them are answered from those, absent ones too), and the rows the policy changed
-        are written together at the commit. The policy itself is the journeys'
-        (:meth:`DeliveryActivities.decide`), asked for each recipient.
+        (locked) in one, the policy's reads are made for the whole chunk (:class:`ChunkReads`:
+        only users with recent sends are counted against the caps one by one), and the rows
+        the policy changed are written together at the commit. The policy itself is the
+        journeys' (:meth:`DeliveryActivities.decide`), asked for each recipient.
         """
         page = BroadcastPage()
         todo = list(recipients)
@@ -131,7 +128,7 @@ class BroadcastActivities:
             for user_id, status, reason in decided:
                 if status == "ready":
                     page.ready.append(user_id)
-                elif status == "skipped" and reason:
+                elif status == SendStatus.SKIPPED and reason:
                     page.skipped[reason] = page.skipped.get(reason, 0) + 1
         with self._factory() as session:
             page.held, page.next_deferred_at = held_sends(session, broadcast_id=inp.broadcast_id)
@@ -144,37 +141,33 @@ class BroadcastActivities:
         ``isolated``: each recipient on a savepoint, a failure recorded on its row."""
         decided: list[tuple[str, str, str | None]] = []
         with transaction(self._factory) as session:
-            rows = self._ledger_rows(session, inp, requests)
-            ids = [r.user_id for r in requests]
-            # Locked before they are loaded: the lock's UPDATE then has no loaded users to
-            # bring up to date, and the policy reads them as they are under the lock.
-            fresh = self._delivery.without_recent_sends(session, user_ids=ids, now=inp.now)
-            known = _Preloaded(session, inp, ids)
+            rows = open_sends(session, sends=[broadcast_send(inp, r) for r in requests])
+            reads = ChunkReads(
+                session,
+                self._delivery.rules,
+                user_ids=[r.user_id for r in requests],
+                channel=inp.channel,
+                topic=inp.topic,
+                now=inp.now,
+            )
             for request in requests:
                 row = rows[request.idempotency_key]
-                under_caps = request.user_id in fresh
                 if not isolated:
-                    result = self._delivery.decide(
-                        known, request, row, held_checked=True, under_caps=under_caps
-                    )
+                    result = self._delivery.decide(reads, request, row)
                 else:
                     try:
                         with session.begin_nested():
-                            result = self._delivery.decide(
-                                known, request, row, held_checked=True, under_caps=under_caps
-                            )
+                            result = self._delivery.decide(reads, request, row)
                     except Exception:
                         # One recipient's data never holds the page: a retry would fail the
                         # same way. Recorded as failed, with its reason, and the page goes on.
                         log.exception(
                             "broadcast %s: the policy failed for one recipient", inp.broadcast_id
                         )
-                        row.status, row.reason = "failed", "policy_error"
+                        mark_failed(row, reason="policy_error")
                         # Counted with the page's skips, by its reason.
-                        decided.append((request.user_id, "skipped", "policy_error"))
+                        decided.append((request.user_id, SendStatus.SKIPPED, "policy_error"))
                         continue
-                if result.status == "deferred":
-                    row.deferred_until = result.defer_until
                 decided.append((request.user_id, result.status, result.reason))
         return decided
 
@@ -184,53 +177,17 @@ class BroadcastActivities:
             request.idempotency_key = key
         return request
 
-    def _ledger_rows(
-        self, session: Any, inp: BroadcastPageInput, requests: list[DeliverInput]
-    ) -> dict[str, Message]:
-        """The chunk's ledger rows by key, written if new (a retried page finds its own)."""
-        # No enrollment or journey; the step names the broadcast (in a user's timeline).
-        columns = {
-            "enrollment_id": None,
-            "journey_id": None,
-            "step_id": broadcast_workflow_id(inp.broadcast_id),
-            "broadcast_id": inp.broadcast_id,
-        }
-        values = [ledger_values(r, **columns) for r in requests]
-        insert_ignore_many(session, Message, rows=values)
-        keys = [r.idempotency_key for r in requests]
-        stmt = select(Message).where(Message.idempotency_key.in_(keys)).with_for_update()
-        return {row.idempotency_key: row for row in session.scalars(stmt)}
 
-
-class _Preloaded:
-    """A chunk's session whose ``get`` of the chunk's users, and of their consents for the
-    broadcast's channel and topic, is answered from one query each, absent rows included
-    (the session's own ``get`` would ask the database for each consent a user does not
-    have). Everything else is the session's."""
-
-    def __init__(self, session: Session, inp: BroadcastPageInput, user_ids: list[str]):
-        self._session = session
-        users = session.scalars(select(User).where(User.id.in_(user_ids)))
-        self._known: dict[tuple[type, Any], Any] = {(User, u.id): u for u in users}
-        self._known |= {
-            (User, user_id): None for user_id in user_ids if (User, user_id) not in self._known
-        }
-        consents = session.scalars(
-            select(Consent).where(
-                Consent.user_id.in_(user_ids),
-                Consent.channel == inp.channel,
-                Consent.topic == inp.topic,
-            )
-        )
-        by_user = {c.user_id: c for c in consents}
-        for user_id in user_ids:
-            self._known[(Consent, (user_id, inp.channel, inp.topic))] = by_user.get(user_id)
-
-    def get(self, model: type, key: Any) -> Any:
-        try:
-            return self._known[(model, key)]
-        except (KeyError, TypeError):
-            return self._session.get(model, key)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
+def broadcast_send(inp: BroadcastPageInput, request: DeliverInput) -> NewSend:
+    """A broadcast recipient's ledger row: no enrollment or journey; the step names the
+    broadcast (in a user's timeline)."""
+    return NewSend(
+        key=request.idempotency_key,
+        user_id=request.user_id,
+        channel=request.channel,
+        template=request.template,
+        topic=request.topic,
+        created_at=request.now,
+        step_id=broadcast_workflow_id(inp.broadcast_id),
+        broadcast_id=inp.broadcast_id,
+    )

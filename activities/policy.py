@@ -1,12 +1,26 @@
-"""Delivery-policy rules that are pure functions of time: quiet hours in the user's zone."""
+"""The delivery policy as a pure function: :func:`decide` over a :class:`Snapshot` of what
+the database said about one send, read beforehand (:mod:`activities.policy_reads`).
+
+The rules, in the order they are asked (the first that applies wins): a send given up by
+its run; an operator's pause-all; a paused journey; an unknown user; the holdout group;
+an unsubscribed user; no address on the channel; an expired coupon; then, for marketing
+sends only, quiet hours in the user's zone and the frequency caps.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from activities.profiles import next_local_time
+from store.ledger import RecentSend
+
+# How often a send held by a pause asks again (a timer per hour of pause).
+PAUSED_RECHECK = timedelta(hours=1)
+# What a decision says: send now (the row becomes ``sending``), never, or later.
+Verdict = Literal["ready", "skipped", "deferred"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +61,130 @@ class FrequencyCap:
     limit: int
     window: timedelta
     channel: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """The policy's settings: quiet hours (a journey may override them), frequency caps,
+    and the zone of a user whose profile names none (or one that does not exist)."""
+
+    quiet_hours: QuietHours | None = None
+    caps: tuple[FrequencyCap, ...] = ()
+    default_timezone: str = "Asia/Shanghai"
+
+    def longest_cap(self) -> timedelta | None:
+        """The widest cap window: how far back recent sends matter (None: no caps)."""
+        return max((cap.window for cap in self.caps), default=None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the policy knows about one send, read from the database beforehand.
+
+    ``recent`` holds the user's counted marketing sends within the longest cap window
+    (other than this one); a caller that knows none exist leaves it empty.
+    """
+
+    now: datetime
+    topic: str
+    group: str = "treatment"
+    abandon: str | None = None  # the run gave the send up (goal reached, exited, restarted)
+    paused_all: bool = False
+    journey_paused: bool = False
+    user_known: bool = True
+    unsubscribed: bool = False
+    reachable: bool = True
+    coupon_expires_at: datetime | None = None
+    timezone: str | None = None  # the profile's IANA zone, as stored
+    quiet_hours: str | None = None  # the journey's own window, "off", or None: the rules'
+    on_frequency_cap: str = "skip"  # or "defer"
+    recent: tuple[RecentSend, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's answer: ``ready`` to send, or skipped / deferred with the reason (and,
+    deferred, the instant to ask again)."""
+
+    verdict: Verdict
+    reason: str | None = None
+    until: datetime | None = None
+
+
+READY = Decision("ready")
+
+
+def decide(snapshot: Snapshot, rules: DeliveryRules) -> Decision:
+    """Whether the send of ``snapshot`` goes out now, never, or later, under ``rules``."""
+    s = snapshot
+    if s.abandon:
+        return _skip(s.abandon)
+    if s.paused_all:  # an operator's stop-all
+        return Decision("deferred", "paused_all", s.now + PAUSED_RECHECK)
+    if s.journey_paused:  # held, not lost: the run asks again later, with the same row
+        return Decision("deferred", "journey_paused", s.now + PAUSED_RECHECK)
+    if not s.user_known:
+        return _skip("unknown_user")
+    if s.group == "holdout":
+        return _skip("held_out")
+    if s.unsubscribed:
+        return _skip("unsubscribed")
+    if not s.reachable:
+        return _skip("unreachable")
+    if s.coupon_expires_at is not None and s.coupon_expires_at <= s.now:
+        return _skip("coupon_expired")  # a nudge whose coupon is gone is not sent
+    if s.topic != "marketing":
+        return READY  # transactional: no quiet hours, no caps
+    quiet = rules.quiet_hours
+    if s.quiet_hours is not None:
+        quiet = None if s.quiet_hours == "off" else QuietHours.parse(s.quiet_hours)
+    if quiet is not None:
+        later = quiet.defer_until(s.now, valid_zone(s.timezone, rules.default_timezone))
+        if later is not None:
+            return Decision("deferred", "quiet_hours", later)
+    room_at = room_again_at(s.recent, rules.caps, now=s.now)
+    if room_at is not None:
+        if s.on_frequency_cap == "defer":
+            return Decision("deferred", "frequency_cap", room_at)
+        return _skip("frequency_cap")
+    return READY
+
+
+def room_again_at(
+    recent: tuple[RecentSend, ...], caps: tuple[FrequencyCap, ...], *, now: datetime
+) -> datetime | None:
+    """If a cap is reached, when there is room again (the first such cap decides); None
+    if there is room now.
+
+    A cap on one channel counts that channel's sends, and holds a send on any channel
+    once reached.
+    """
+    for cap in caps:
+        counted = sorted(
+            (
+                sent.sent_at
+                for sent in recent
+                if sent.sent_at > now - cap.window
+                and (cap.channel is None or sent.channel == cap.channel)
+            ),
+            reverse=True,
+        )
+        if len(counted) >= cap.limit:
+            # Room again once the send that makes the count reach the limit ages out.
+            return counted[cap.limit - 1] + cap.window
+    return None
+
+
+def valid_zone(zone: str | None, default: str) -> str:
+    """``zone`` if it names a time zone, else ``default``."""
+    if not zone:
+        return default
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+    return zone
+
+
+def _skip(reason: str) -> Decision:
+    return Decision("skipped", reason)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+from delivery_support import deliver, outbox_delivery
+
 from activities.delivery import DeliveryActivities
 from activities.policy import FrequencyCap
-from channels.outbox import OutboxChannel
 from journey_support import add_user, ledger, outbox
-from message_templates.render import TemplateRenderer
-from store.outbox import SqlOutboxSink
 from workflows.contracts import DeliverInput, EventSignal
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -18,13 +17,7 @@ CAPS = (FrequencyCap(1, timedelta(days=1), "sms"), FrequencyCap(3, timedelta(day
 
 
 def delivery(db) -> DeliveryActivities:
-    sink = OutboxChannel(SqlOutboxSink(db.factory))
-    return DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"sms": sink, "email": sink, "push": sink},
-        caps=CAPS,
-    )
+    return outbox_delivery(db.factory, caps=CAPS)
 
 
 def request(journey: str, step: str, channel: str, at: datetime, topic="marketing") -> DeliverInput:
@@ -52,7 +45,7 @@ def test_two_journeys_at_the_same_moment_pass_the_sms_cap_once(db):
 
     def send(journey: str) -> None:
         barrier.wait()
-        results[journey] = activities.deliver(request(journey, "sms_step", "sms", NOW))
+        results[journey] = deliver(activities, request(journey, "sms_step", "sms", NOW))
 
     threads = [threading.Thread(target=send, args=(j,)) for j in ("cart_abandonment", "dormancy")]
     for t in threads:
@@ -70,15 +63,16 @@ def test_weekly_cap_counts_every_channel_and_transactional_is_exempt(db):
     activities = delivery(db)
     days = [NOW + timedelta(days=d) for d in range(5)]
     statuses = [
-        activities.deliver(request("j", f"push{i}", "push", at)).status for i, at in enumerate(days)
+        deliver(activities, request("j", f"push{i}", "push", at)).status
+        for i, at in enumerate(days)
     ]
     assert statuses == ["sent", "sent", "sent", "skipped", "skipped"]
     # A week after the first send, there is room again.
     assert (
-        activities.deliver(request("j", "later", "push", NOW + timedelta(days=7, hours=1))).status
+        deliver(activities, request("j", "later", "push", NOW + timedelta(days=7, hours=1))).status
         == "sent"
     )
-    receipt = activities.deliver(request("j", "receipt", "push", days[4], topic="transactional"))
+    receipt = deliver(activities, request("j", "receipt", "push", days[4], topic="transactional"))
     assert receipt.status == "sent"
     assert {(m.reason) for m in ledger(db.factory, "capped") if m.status == "skipped"} == {
         "frequency_cap"
@@ -88,8 +82,8 @@ def test_weekly_cap_counts_every_channel_and_transactional_is_exempt(db):
 def test_a_retried_send_that_passed_the_cap_is_not_capped_by_itself(db):
     add_user(db.factory, "capped", NOW)
     activities = delivery(db)
-    first = activities.deliver(request("j", "sms_step", "sms", NOW))
-    again = activities.deliver(request("j", "sms_step", "sms", NOW))
+    first = deliver(activities, request("j", "sms_step", "sms", NOW))
+    again = deliver(activities, request("j", "sms_step", "sms", NOW))
     assert (first.status, again.status) == ("sent", "sent")
     assert len(outbox(db.factory)) == 1
 
@@ -97,33 +91,25 @@ def test_a_retried_send_that_passed_the_cap_is_not_capped_by_itself(db):
 def test_a_journey_can_defer_instead_of_skipping_at_the_cap(db):
     add_user(db.factory, "capped", NOW)
     activities = delivery(db)
-    assert activities.deliver(request("a", "first", "sms", NOW)).status == "sent"
+    assert deliver(activities, request("a", "first", "sms", NOW)).status == "sent"
     later = NOW + timedelta(hours=3)
     held = request("b", "second", "sms", later)
     held.on_frequency_cap = "defer"
-    result = activities.deliver(held)
+    result = deliver(activities, held)
     assert (result.status, result.reason) == ("deferred", "frequency_cap")
     assert result.defer_until == NOW + timedelta(days=1)  # when the first SMS leaves the window
     held.now = result.defer_until
-    assert activities.deliver(held).status == "sent"
+    assert deliver(activities, held).status == "sent"
 
 
 def test_a_journey_can_override_quiet_hours(db):
-    from activities.policy import QuietHours
-
     add_user(db.factory, "capped", NOW)
-    sink = OutboxChannel(SqlOutboxSink(db.factory))
-    activities = DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"sms": sink, "email": sink, "push": sink},
-        quiet_hours=QuietHours.parse("21:00-08:00"),
-    )
+    activities = outbox_delivery(db.factory, quiet_hours="21:00-08:00")
     night = datetime(2026, 6, 18, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
-    assert activities.deliver(request("a", "s1", "sms", night)).status == "deferred"
+    assert deliver(activities, request("a", "s1", "sms", night)).status == "deferred"
     off = request("b", "s2", "push", night)
     off.quiet_hours = "off"  # e.g. a flash-sale journey that may send at night
-    assert activities.deliver(off).status == "sent"
+    assert deliver(activities, off).status == "sent"
     narrow = request("c", "s3", "push", night)
     narrow.quiet_hours = "23:30-07:00"
-    assert activities.deliver(narrow).status == "sent"
+    assert deliver(activities, narrow).status == "sent"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from activities.delivery import DeliveryActivities
-from channels.outbox import OutboxChannel
+from delivery_support import deliver, outbox_delivery
+
 from journey_support import add_user, ledger, outbox
-from message_templates.render import TemplateRenderer
 from store.control import set_sends_paused
 from store.db import transaction
-from store.outbox import SqlOutboxSink
 from workflows.contracts import DeliverInput, EventSignal
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
@@ -18,10 +16,7 @@ NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
 
 def test_pause_all_defers_then_resume_all_sends(db):
     add_user(db.factory, "held", NOW)
-    sink = OutboxChannel(SqlOutboxSink(db.factory))
-    activities = DeliveryActivities(
-        db.factory, renderer=TemplateRenderer(), channels={"sms": sink, "push": sink, "email": sink}
-    )
+    activities = outbox_delivery(db.factory)
     request = DeliverInput(
         idempotency_key="run/s/1",
         enrollment_id=None,  # type: ignore[arg-type]
@@ -37,7 +32,7 @@ def test_pause_all_defers_then_resume_all_sends(db):
     )
     with transaction(db.factory) as session:
         set_sends_paused(session, paused=True, now=NOW)
-    held = activities.deliver(request)
+    held = deliver(activities, request)
     assert (held.status, held.reason) == ("deferred", "paused_all")
     assert held.defer_until is not None and held.defer_until > NOW
     assert [m.status for m in ledger(db.factory, "held")] == ["pending"] and outbox(
@@ -46,5 +41,5 @@ def test_pause_all_defers_then_resume_all_sends(db):
 
     with transaction(db.factory) as session:
         set_sends_paused(session, paused=False, now=NOW)
-    assert activities.deliver(request).status == "sent"
+    assert deliver(activities, request).status == "sent"
     assert len(outbox(db.factory)) == 1

@@ -8,12 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from delivery_support import deliver, delivery_activities
 from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from test_deliver_through_twilio import welcome_sms_input
 
 import message_templates
-from activities.delivery import DeliveryActivities
 from channels.base import MAX_RETRY_AFTER, TransientSendError
 from journey_support import ledger
 from message_templates.render import TemplateRenderer
@@ -36,12 +36,10 @@ def as_step(inp: DeliverInput, channel: str, template: str) -> DeliverInput:
 
 def test_an_email_sendgrid_accepts_without_an_id_is_sent_once(sqlite_db, sendgrid, sendgrid_server):
     inp = as_step(welcome_sms_input(sqlite_db, "u-sg-1"), "email", "new_user_last_chance_email")
-    activities = DeliveryActivities(
-        sqlite_db.factory, renderer=TemplateRenderer(), channels={"email": sendgrid}
-    )
+    activities = delivery_activities(sqlite_db.factory, {"email": sendgrid})
     sendgrid_server.omit_message_id_next()
 
-    result = activities.deliver(inp)
+    result = deliver(activities, inp)
 
     assert result.status == "sent"
     [row] = ledger(sqlite_db.factory, "u-sg-1")
@@ -51,19 +49,17 @@ def test_an_email_sendgrid_accepts_without_an_id_is_sent_once(sqlite_db, sendgri
     assert request.body["personalizations"][0]["custom_args"] == {
         "lifecycle_key": row.idempotency_key
     }
-    assert activities.deliver(inp).status == "sent"  # a retried activity does not resend
+    assert deliver(activities, inp).status == "sent"  # a retried activity does not resend
     assert len(sendgrid_server.mails) == 1
 
 
 def test_a_token_of_another_firebase_project_is_forgotten(sqlite_db, fcm, fcm_server):
     inp = as_step(welcome_sms_input(sqlite_db, "u-fcm-1"), "push", "new_user_reminder_push")
     fcm_server.foreign.add("token-u-fcm-1")
-    activities = DeliveryActivities(
-        sqlite_db.factory, renderer=TemplateRenderer(), channels={"push": fcm}
-    )
+    activities = delivery_activities(sqlite_db.factory, {"push": fcm})
 
     with pytest.raises(ApplicationError) as caught:
-        activities.deliver(inp)
+        deliver(activities, inp)
 
     assert caught.value.non_retryable and caught.value.type == "unregistered_token"
     [row] = ledger(sqlite_db.factory, "u-fcm-1")
@@ -75,12 +71,10 @@ def test_a_token_of_another_firebase_project_is_forgotten(sqlite_db, fcm, fcm_se
 def test_a_retry_after_in_2099_waits_ten_minutes_not_73_years(sqlite_db, twilio, twilio_server):
     inp = welcome_sms_input(sqlite_db, "u-twilio-cap")
     twilio_server.fail_next(429, code=20429, retry_after="Thu, 01 Jan 2099 00:00:00 GMT")
-    activities = DeliveryActivities(
-        sqlite_db.factory, renderer=TemplateRenderer(), channels={"sms": twilio}
-    )
+    activities = delivery_activities(sqlite_db.factory, {"sms": twilio})
 
     with pytest.raises((TransientSendError, ApplicationError)) as caught:
-        activities.deliver(inp)
+        deliver(activities, inp)
 
     error = caught.value
     cap = timedelta(seconds=MAX_RETRY_AFTER)
@@ -99,11 +93,11 @@ def test_a_journey_push_carries_the_template_priority_ttl_and_sound(
     path = templates / "new_user_reminder_push.yaml"
     path.write_text(path.read_text() + "priority: high\nttl: 6h\nsound: default\n")
     inp = as_step(welcome_sms_input(sqlite_db, "u-fcm-2"), "push", "new_user_reminder_push")
-    activities = DeliveryActivities(
-        sqlite_db.factory, renderer=TemplateRenderer(templates), channels={"push": fcm}
+    activities = delivery_activities(
+        sqlite_db.factory, {"push": fcm}, renderer=TemplateRenderer(templates)
     )
 
-    assert activities.deliver(inp).status == "sent"
+    assert deliver(activities, inp).status == "sent"
 
     [request] = fcm_server.sends
     message = request.body["message"]

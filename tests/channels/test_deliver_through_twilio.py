@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from delivery_support import deliver, delivery_activities
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -14,7 +15,6 @@ from activities.delivery import DeliveryActivities
 from channels.base import OutboundMessage, SendResult, TransientSendError
 from channels.twilio_sms import TwilioSmsChannel
 from journey_support import add_user, ledger
-from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.models import Enrollment
 from workflows.contracts import DeliverInput, DeliverResult, EventSignal, IssueCouponInput
@@ -68,7 +68,7 @@ def welcome_sms_input(db, user_id: str) -> DeliverInput:
 
 
 def delivery(db, twilio) -> DeliveryActivities:
-    return DeliveryActivities(db.factory, renderer=TemplateRenderer(), channels={"sms": twilio})
+    return delivery_activities(db.factory, {"sms": twilio})
 
 
 def test_welcome_sms_is_sent_by_twilio_and_the_ledger_keeps_its_sid(
@@ -76,7 +76,7 @@ def test_welcome_sms_is_sent_by_twilio_and_the_ledger_keeps_its_sid(
 ):
     inp = welcome_sms_input(sqlite_db, "u-twilio-1")
 
-    result = delivery(sqlite_db, twilio).deliver(inp)
+    result = deliver(delivery(sqlite_db, twilio), inp)
 
     assert result.status == "sent"
     [request] = twilio_server.messages
@@ -92,7 +92,7 @@ def test_opted_out_recipient_fails_the_row_and_is_not_retried(sqlite_db, twilio,
     twilio_server.fail_next(400, code=21610)
 
     with pytest.raises(ApplicationError) as caught:
-        delivery(sqlite_db, twilio).deliver(inp)
+        deliver(delivery(sqlite_db, twilio), inp)
 
     assert caught.value.non_retryable
     assert caught.value.type == "opted_out"
@@ -100,7 +100,7 @@ def test_opted_out_recipient_fails_the_row_and_is_not_retried(sqlite_db, twilio,
     [row] = ledger(sqlite_db.factory, "u-twilio-2")
     assert (row.status, row.reason, row.provider) == ("failed", "opted_out", "twilio")
     # A retried activity finds the settled row and does not call Twilio again.
-    assert delivery(sqlite_db, twilio).deliver(inp).status == "failed"
+    assert deliver(delivery(sqlite_db, twilio), inp).status == "failed"
     assert len(twilio_server.messages) == 1
 
 
@@ -109,7 +109,7 @@ def test_rate_limited_send_stays_unsent_and_the_retry_sends_once(sqlite_db, twil
     twilio_server.fail_next(429, code=20429, retry_after=5)
 
     with pytest.raises((TransientSendError, ApplicationError)) as caught:
-        delivery(sqlite_db, twilio).deliver(inp)
+        deliver(delivery(sqlite_db, twilio), inp)
     # Retryable, with Twilio's delay: as the channel's error, or as Temporal's own.
     error = caught.value
     if isinstance(error, ApplicationError):
@@ -119,7 +119,7 @@ def test_rate_limited_send_stays_unsent_and_the_retry_sends_once(sqlite_db, twil
     [row] = ledger(sqlite_db.factory, "u-twilio-3")
     assert row.status == "sending"  # passed the policy, not sent yet: the retry sends it
 
-    assert delivery(sqlite_db, twilio).deliver(inp).status == "sent"
+    assert deliver(delivery(sqlite_db, twilio), inp).status == "sent"
     [row] = ledger(sqlite_db.factory, "u-twilio-3")
     assert (row.status, row.provider_message_id) == ("sent", twilio_server.sids[0])
 
@@ -156,7 +156,7 @@ def test_a_retry_after_the_worker_died_adopts_the_sms_twilio_already_has(
 ):
     inp = welcome_sms_input(sqlite_db, "u-twilio-4")
     with pytest.raises(WorkerKilled):
-        delivery(sqlite_db, DiesAround(twilio, reached_twilio=True)).deliver(inp)
+        deliver(delivery(sqlite_db, DiesAround(twilio, reached_twilio=True)), inp)
     [row] = ledger(sqlite_db.factory, "u-twilio-4")
     assert (row.status, row.provider_message_id) == ("sending", None)
     assert twilio_server.lists == []  # a first attempt does not look
@@ -172,7 +172,7 @@ def test_a_retry_after_the_worker_died_adopts_the_sms_twilio_already_has(
 def test_a_retry_sends_when_the_lost_attempt_never_reached_twilio(sqlite_db, twilio, twilio_server):
     inp = welcome_sms_input(sqlite_db, "u-twilio-5")
     with pytest.raises(WorkerKilled):
-        delivery(sqlite_db, DiesAround(twilio, reached_twilio=False)).deliver(inp)
+        deliver(delivery(sqlite_db, DiesAround(twilio, reached_twilio=False)), inp)
 
     result = retried(sqlite_db, twilio, inp)
 
@@ -202,7 +202,7 @@ def test_an_opt_out_learnt_at_send_time_does_not_undo_a_newer_opt_in(
     twilio_server.fail_next(400, code=21610)
 
     with pytest.raises(ApplicationError):
-        delivery(sqlite_db, twilio).deliver(inp)
+        deliver(delivery(sqlite_db, twilio), inp)
 
     with sqlite_db.factory() as session:
         rows = session.query(Consent).filter_by(user_id="u-twilio-9", channel="sms").all()

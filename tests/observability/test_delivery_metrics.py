@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from delivery_support import deliver, delivery_activities
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery import DeliveryActivities
-from activities.policy import QuietHours
 from journey_support import add_enrollment, add_user
-from message_templates.render import TemplateRenderer
 from observability.metrics import PrometheusMetrics, installed
 from store.db import transaction
 from store.models import Consent
@@ -60,9 +58,9 @@ def count(recorder: PrometheusMetrics, name: str, **labels: str) -> float:
 
 
 def test_each_outcome_of_a_send_moves_its_counter(db, twilio, twilio_server, recorded):
-    delivery = DeliveryActivities(db.factory, renderer=TemplateRenderer(), channels={"sms": twilio})
+    delivery = delivery_activities(db.factory, {"sms": twilio})
 
-    assert delivery.deliver(welcome_sms(db, "sent-1")).status == "sent"
+    assert deliver(delivery, welcome_sms(db, "sent-1")).status == "sent"
 
     unsubscribed = welcome_sms(db, "unsub-1")
     with transaction(db.factory) as session:
@@ -76,22 +74,18 @@ def test_each_outcome_of_a_send_moves_its_counter(db, twilio, twilio_server, rec
                 updated_at=NOW,
             )
         )
-    assert delivery.deliver(unsubscribed).reason == "unsubscribed"
+    assert deliver(delivery, unsubscribed).reason == "unsubscribed"
 
-    night = DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"sms": twilio},
-        quiet_hours=QuietHours.parse("09:00-23:00"),  # 10:00 in Shanghai is inside
-    )
-    assert night.deliver(welcome_sms(db, "night-1")).status == "deferred"
+    # 10:00 in Shanghai is inside.
+    night = delivery_activities(db.factory, {"sms": twilio}, quiet_hours="09:00-23:00")
+    assert deliver(night, welcome_sms(db, "night-1")).status == "deferred"
 
     twilio_server.fail_next(400, code=21211)  # not a valid phone number
     with pytest.raises(ApplicationError):
-        delivery.deliver(welcome_sms(db, "invalid-1"))
+        deliver(delivery, welcome_sms(db, "invalid-1"))
     twilio_server.fail_next(503)
     with pytest.raises(ApplicationError):
-        delivery.deliver(welcome_sms(db, "outage-1"))
+        deliver(delivery, welcome_sms(db, "outage-1"))
 
     assert count(recorded, "lifecycle_sends_total", channel="sms", provider="twilio") == 1
     assert count(recorded, "lifecycle_skips_total", channel="sms", reason="unsubscribed") == 1
@@ -109,10 +103,8 @@ def test_each_outcome_of_a_send_moves_its_counter(db, twilio, twilio_server, rec
 
 
 def test_a_retried_activity_does_not_count_its_send_twice(sqlite_db, twilio, recorded):
-    delivery = DeliveryActivities(
-        sqlite_db.factory, renderer=TemplateRenderer(), channels={"sms": twilio}
-    )
+    delivery = delivery_activities(sqlite_db.factory, {"sms": twilio})
     inp = welcome_sms(sqlite_db, "retry-1")
-    assert delivery.deliver(inp).status == "sent"
-    assert delivery.deliver(inp).status == "sent"  # the ledger answers; Twilio is not called
+    assert deliver(delivery, inp).status == "sent"
+    assert deliver(delivery, inp).status == "sent"  # the ledger answers; Twilio is not called
     assert count(recorded, "lifecycle_sends_total", channel="sms", provider="twilio") == 1

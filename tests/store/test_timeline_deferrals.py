@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from activities.delivery import DeliveryActivities
-from activities.policy import QuietHours
-from channels.outbox import OutboxChannel
+from delivery_support import deliver, outbox_delivery
+
 from journey_support import add_user
-from message_templates.render import TemplateRenderer
-from store.outbox import SqlOutboxSink
 from store.reports import user_timeline
 from workflows.contracts import DeliverInput, EventSignal
 
@@ -19,14 +16,9 @@ EVENING = datetime(2026, 12, 5, 13, 30, tzinfo=UTC)  # 21:30 in Shanghai
 
 def test_a_send_held_by_quiet_hours_reads_as_deferred_in_the_timeline(db):
     add_user(db.factory, "u1", EVENING, timezone="Asia/Shanghai")
-    sink = OutboxChannel(SqlOutboxSink(db.factory))
-    activities = DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"sms": sink, "push": sink, "email": sink},
-        quiet_hours=QuietHours.parse("21:00-08:00"),
-    )
-    held = activities.deliver(
+    activities = outbox_delivery(db.factory, quiet_hours="21:00-08:00")
+    held = deliver(
+        activities,
         DeliverInput(
             idempotency_key="run/welcome_sms/1",
             enrollment_id=None,  # type: ignore[arg-type]
@@ -39,7 +31,7 @@ def test_a_send_held_by_quiet_hours_reads_as_deferred_in_the_timeline(db):
             group="treatment",
             now=EVENING,
             trigger=EventSignal(message_id="t", event="user_signed_up", timestamp=EVENING),
-        )
+        ),
     )
     assert (held.status, held.reason) == ("deferred", "quiet_hours")
     with db.factory() as session:

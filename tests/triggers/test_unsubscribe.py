@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from delivery_support import deliver, delivery_activities
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from activities.coupons import CouponActivities
-from activities.delivery import DeliveryActivities
 from channels.base import OutboundMessage, SendResult
 from config import Settings
 from journey_support import add_user
-from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import BadUnsubscribeToken, UnsubscribeLinks
 from store.db import transaction
 from store.models import Consent, Enrollment
@@ -276,19 +275,14 @@ def last_chance_email(db: Any, user_id: str, occurrence: int) -> DeliverInput:
 def test_the_link_in_a_sent_email_unsubscribes_and_the_next_send_is_skipped(db, client, links):
     add_user(db.factory, "u1", NOW)
     email = CapturingEmail()
-    delivery = DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"email": email},
-        unsubscribe_links=links,
-    )
+    delivery = delivery_activities(db.factory, {"email": email}, links=links)
 
-    assert delivery.deliver(last_chance_email(db, "u1", 1)).status == "sent"
+    assert deliver(delivery, last_chance_email(db, "u1", 1)).status == "sent"
     [sent] = email.sent
     assert sent.unsubscribe_url is not None and sent.unsubscribe_url in (sent.html or "")
     response = client.post(path_of(sent.unsubscribe_url), data=ONE_CLICK)
     assert response.status_code == 200
 
-    again = delivery.deliver(last_chance_email(db, "u1", 2))
+    again = deliver(delivery, last_chance_email(db, "u1", 2))
     assert (again.status, again.reason) == ("skipped", "unsubscribed")
     assert len(email.sent) == 1

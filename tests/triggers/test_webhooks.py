@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from delivery_support import deliver, delivery_activities
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from activities.delivery import DeliveryActivities
-from activities.policy import QuietHours
 from channels.base import OutboundMessage, SendResult
 from channels.twilio_sms import TwilioSmsChannel
 from config import Settings
@@ -375,11 +374,11 @@ def test_a_callback_before_the_sid_is_stored_applies_when_it_is(
     inp = hello_sms(db, tmp_path)
     twilio_sms = CallbackBeforeLedger(db, twilio, client, clock)
     twilio_sms.callbacks = [("sent", {}), ("delivered", {})]
-    delivery = DeliveryActivities(
-        db.factory, renderer=TemplateRenderer(tmp_path), channels={"sms": twilio_sms}
+    delivery = delivery_activities(
+        db.factory, {"sms": twilio_sms}, renderer=TemplateRenderer(tmp_path)
     )
 
-    assert delivery.deliver(inp).status == "sent"
+    assert deliver(delivery, inp).status == "sent"
 
     [sid] = twilio_server.sids
     [row] = ledger_rows(db, "u1")
@@ -401,11 +400,11 @@ def test_an_early_opt_out_failure_fails_the_message_and_unsubscribes(
     inp = hello_sms(db, tmp_path)
     twilio_sms = CallbackBeforeLedger(db, twilio, client, clock)
     twilio_sms.callbacks = [("failed", {"ErrorCode": "21610"})]
-    delivery = DeliveryActivities(
-        db.factory, renderer=TemplateRenderer(tmp_path), channels={"sms": twilio_sms}
+    delivery = delivery_activities(
+        db.factory, {"sms": twilio_sms}, renderer=TemplateRenderer(tmp_path)
     )
 
-    delivery.deliver(inp)
+    deliver(delivery, inp)
 
     [row] = ledger_rows(db, "u1")
     assert (row.status, row.reason) == ("failed", "opted_out")
@@ -527,11 +526,8 @@ def test_stop_takes_effect_for_a_send_already_waiting(db, client):
             sent.append(outbound)
             raise AssertionError("nothing may be sent after STOP")
 
-    delivery = DeliveryActivities(
-        db.factory,
-        renderer=TemplateRenderer(),
-        channels={"sms": RecordingChannel()},
-        quiet_hours=QuietHours.parse("21:00-08:00"),
+    delivery = delivery_activities(
+        db.factory, {"sms": RecordingChannel()}, quiet_hours="21:00-08:00"
     )
     night = datetime(2025, 5, 1, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai
     inp = DeliverInput(
@@ -547,13 +543,13 @@ def test_stop_takes_effect_for_a_send_already_waiting(db, client):
         now=night,
         trigger=EventSignal(message_id="m-1", event="user_signed_up", timestamp=night),
     )
-    waiting = delivery.deliver(inp)
+    waiting = deliver(delivery, inp)
     assert (waiting.status, waiting.reason) == ("deferred", "quiet_hours")
 
     inbound(client, "STOP")
     assert waiting.defer_until is not None
     inp.now = waiting.defer_until
-    result = delivery.deliver(inp)
+    result = deliver(delivery, inp)
 
     assert (result.status, result.reason) == ("skipped", "unsubscribed")
     assert message(db, result.message_id).status == "skipped"
