@@ -31,13 +31,13 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from triggers.server import build_app
+    from api.server import build_app
 
     # log_config=None: uvicorn's loggers use the handler (and format) set up in main().
     if settings.api_workers > 1:
         # Each process builds its own app (and logging) from the environment.
         uvicorn.run(
-            "triggers.server:app_from_env",
+            "api.server:app_from_env",
             factory=True,
             host=settings.api_host,
             port=settings.api_port,

@@ -40,9 +40,10 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from journeys.schedule import schedule_audience, tick_label
-    from triggers.scheduler import SweepScheduler, sweep_id
+    from triggers.scheduler import SweepScheduler
     from triggers.sweep_by_hand import SweepError, due_sweep, follow_sweep
     from triggers.temporal_client import connect
+    from workflows.ids import sweep_workflow_id
 
     at = instant(args.at, "--at") if args.at else datetime.now(UTC)
     factory = session_factory(settings)
@@ -50,7 +51,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         due = due_sweep(factory, journey_id=args.journey, at=at)
     except SweepError as exc:
         raise CliError(str(exc)) from None
-    wid = sweep_id(args.journey, due.tick)
+    wid = sweep_workflow_id(args.journey, due.tick)
 
     async def start() -> None:
         client = await connect(settings)

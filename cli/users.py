@@ -25,7 +25,7 @@ def cmd_forget(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _end_runs(settings: Settings, workflow_ids: list[str]) -> int:
-    from triggers.server import ConnectingRouter
+    from triggers.connecting import ConnectingRouter
 
     router = ConnectingRouter(settings, session_factory(settings))
     try:
