@@ -92,6 +92,8 @@ class ChannelKind:
         address: Where a user's address for the kind is found.
         template: The parts of its templates.
         wording: Its name as unsubscribe pages say it.
+        one_click_unsubscribe: Whether its messages carry the recipient's one-click
+            unsubscribe link for the client to offer (email's ``List-Unsubscribe``).
         refusals: Permanent refusal reasons (``channels.base.PermanentSendError.reason``)
             that teach something about the recipient, and what.
         rate_per_second: Default provider calls per second across every worker
@@ -103,6 +105,7 @@ class ChannelKind:
     address: Address
     template: TemplateParts
     wording: Wording
+    one_click_unsubscribe: bool = False
     refusals: Mapping[str, Lesson] = field(default_factory=dict)
     rate_per_second: float = 50.0
     broadcast_rate_per_second: float = 50.0

@@ -14,6 +14,7 @@ EMAIL = ChannelKind(
         preheader="preheader",
     ),
     wording=Wording(zh="邮件", en="emails"),
+    one_click_unsubscribe=True,
     rate_per_second=100,
     broadcast_rate_per_second=100,
 )

@@ -35,6 +35,10 @@ def test_each_kind_says_where_its_address_is():
     assert kinds.kind("push").address == DeviceTokens()
 
 
+def test_only_email_carries_a_one_click_unsubscribe_link():
+    assert [k.name for k in kinds.all_kinds() if k.one_click_unsubscribe] == ["email"]
+
+
 def test_a_refusal_teaches_what_its_kind_says():
     assert kinds.lesson("sms", "opted_out") == "consent_lost"
     assert kinds.lesson("push", "unregistered_token") == "address_dead"
