@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kinds import all_kinds
 from simulate.behaviour import Behaviour
 
 # (IANA zone, share of users, share of them who read English)
@@ -46,6 +47,7 @@ PRODUCTS = [
 ]
 # Reachability and consent: the share of users with each contact, and who opted out.
 HAS = {"phone": 0.9, "email": 0.7, "push": 0.75}
+# By channel kind (the identify trait ``unsubscribed_<kind>``).
 UNSUBSCRIBED = {"sms": 0.05, "email": 0.08, "push": 0.1}
 
 
@@ -102,8 +104,11 @@ def make_population(
         if rng.random() < HAS["push"]:
             traits["push_token"] = f"fcm-sim-{seed}-{i:05d}"
             traits["push_platform"] = rng.choice(["android", "ios"])
-        for channel, share in UNSUBSCRIBED.items():
-            traits[f"unsubscribed_{channel}"] = rng.random() < share
+        for described in all_kinds():  # a kind the simulation has no share for: subscribed
+            if described.name in UNSUBSCRIBED:
+                traits[f"unsubscribed_{described.name}"] = (
+                    rng.random() < UNSUBSCRIBED[described.name]
+                )
         person = Person(f"sim-{i:05d}", "active", zone, traits)
         draw = rng.random()
         if draw < shares.new:
