@@ -9,7 +9,6 @@ from rich.console import Console
 
 from config import Settings
 from devstack.views import print_report
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -23,7 +22,8 @@ from store.db import transaction
 from store.models import Enrollment, Message
 from store.reports import journey_report, user_timeline
 from worker import running_worker
-from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 # Entered first, but waits a day before its push.
 BROWSE_NUDGE = """\
@@ -86,8 +86,8 @@ async def test_one_order_is_credited_to_the_journey_that_touched_the_user_first(
         await router.route([store_event(db.factory, user, "order_placed", ordered_at)])
         results = {}
         for journey in JOURNEYS:
-            handle = env.client.get_workflow_handle(
-                workflow_id(journey, user), result_type=JourneyResult
+            handle = env.client.get_workflow_handle_for(
+                JourneyWorkflow.run, journey_workflow_id(journey, user)
             )
             results[journey] = await handle.result()
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 from channels.base import OutboundMessage, SendResult
 from channels.outbox import OutboxChannel
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -23,7 +22,9 @@ from journey_support import (
 )
 from store.outbox import SqlOutboxSink
 from worker import running_worker
-from workflows.contracts import EventSignal, JourneyResult
+from workflows.contracts import EventSignal
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 
 async def test_exit_event_ends_the_run_without_conversion(time_env, sqlite_db, task_queue):
@@ -42,8 +43,8 @@ async def test_exit_event_ends_the_run_without_conversion(time_env, sqlite_db, t
         await router.route(
             [store_event(db.factory, user, "account_deleted", await env.get_current_time())]
         )
-        handle = env.client.get_workflow_handle(
-            workflow_id("new_user_coupon", user), result_type=JourneyResult
+        handle = env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("new_user_coupon", user)
         )
         result = await handle.result()
 
@@ -78,12 +79,12 @@ async def test_a_repeated_signal_counts_once(time_env, sqlite_db, task_queue):
         add_user(db.factory, user, t0)
         router = router_for(env, db, task_queue)
         await router.route([store_event(db.factory, user, "product_viewed", t0)])
-        handle = env.client.get_workflow_handle(
-            workflow_id("two_waits", user), result_type=JourneyResult
+        handle = env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("two_waits", user)
         )
         visit = EventSignal(message_id="visit-1", event="session_started", timestamp=t0)
-        await handle.signal("event", visit)
-        await handle.signal("event", visit)  # the same event delivered twice
+        await handle.signal(JourneyWorkflow.event, visit)
+        await handle.signal(JourneyWorkflow.event, visit)  # the same event delivered twice
         await env.sleep(timedelta(days=3))
         result = await handle.result()
 
@@ -127,8 +128,8 @@ async def test_goal_during_a_pending_send_still_ends_the_run(time_env, sqlite_db
         # The welcome SMS is with the provider; the user orders meanwhile.
         await router.route([store_event(db.factory, user, "order_placed", t0)])
         slow.release.set()
-        handle = env.client.get_workflow_handle(
-            workflow_id("new_user_coupon", user), result_type=JourneyResult
+        handle = env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("new_user_coupon", user)
         )
         result = await handle.result()
 

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import add_user, publish_text, router_for, store_event
 from worker import running_worker
-from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 FAR = """\
 id: far_deadline
@@ -43,8 +43,8 @@ async def test_a_wait_until_an_impossible_instant_does_not_wait(
         props = {"coupon_code": "C-1", "amount_fen": 500, "expires_at": expires_at}
         router = router_for(env, db, task_queue)
         await router.route([store_event(db.factory, user, "coupon_issued", t0, properties=props)])
-        handle = env.client.get_workflow_handle(
-            workflow_id("far_deadline", user, "C-1"), result_type=JourneyResult
+        handle = env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("far_deadline", user, "C-1")
         )
         result = await asyncio.wait_for(handle.result(), timeout=30)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import add_user, at_rest, publish_shipped, router_for, store_event, user_in
 from worker import running_worker
-from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 PHONE = "+8613912345678"
 ADDRESS = "88 Century Avenue, Pudong, Shanghai"
@@ -53,9 +53,9 @@ async def test_histories_keep_only_the_properties_a_journey_uses(time_env, sqlit
         await env.sleep(timedelta(hours=2))
         # A goal event is signalled to the runs that listen for it: filtered the same way.
         await send("order_placed", order_id="o-1", cart_id="cart-priv-1", shipping_address=ADDRESS)
-        cart = workflow_id("cart_abandonment", user, "cart-priv-1")
-        outcome = await env.client.get_workflow_handle(cart, result_type=JourneyResult).result()
-        signup = await history_bytes(env, workflow_id("new_user_coupon", user))
+        cart = journey_workflow_id("cart_abandonment", user, "cart-priv-1")
+        outcome = await env.client.get_workflow_handle_for(JourneyWorkflow.run, cart).result()
+        signup = await history_bytes(env, journey_workflow_id("new_user_coupon", user))
         cart_history = await history_bytes(env, cart)
 
     assert outcome.converted

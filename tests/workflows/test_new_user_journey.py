@@ -10,7 +10,6 @@ from temporalio.testing import WorkflowEnvironment
 from channels.base import OutboundMessage, PermanentSendError, SendResult
 from channels.outbox import OutboxChannel
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -25,6 +24,8 @@ from journey_support import (
 from store.outbox import SqlOutboxSink
 from worker import running_worker
 from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 JOURNEY = "new_user_coupon"
 
@@ -43,8 +44,8 @@ async def enter(env, db, task_queue: str, user_id: str, **user_fields):
     add_user(db.factory, user_id, now, **user_fields)
     event_id = store_event(db.factory, user_id, "user_signed_up", now)
     await router_for(env, db, task_queue).route([event_id])
-    handle = env.client.get_workflow_handle(
-        workflow_id(JOURNEY, user_id), result_type=JourneyResult
+    handle = env.client.get_workflow_handle_for(
+        JourneyWorkflow.run, journey_workflow_id(JOURNEY, user_id)
     )
     return now, handle, event_id
 

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     enrollments,
@@ -19,7 +18,8 @@ from journey_support import (
 from store.db import transaction
 from store.journeys import set_status
 from worker import running_worker
-from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 
 async def test_paused_journey_holds_sends_and_admits_no_one(time_env, sqlite_db, task_queue):
@@ -50,8 +50,8 @@ async def test_paused_journey_holds_sends_and_admits_no_one(time_env, sqlite_db,
         with transaction(db.factory) as session:
             set_status(session, journey_id="new_user_coupon", status="published")
         await env.sleep(timedelta(days=6))
-        handle = env.client.get_workflow_handle(
-            workflow_id("new_user_coupon", user), result_type=JourneyResult
+        handle = env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("new_user_coupon", user)
         )
         await handle.result()
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from activities.policy import QuietHours
 from activities.profiles import next_local_time
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     ledger,
@@ -21,6 +20,7 @@ from journey_support import (
 from store.db import transaction
 from store.models import Consent
 from worker import running_worker
+from workflows.ids import journey_workflow_id
 
 NIGHT = QuietHours.parse("21:00-08:00")
 
@@ -88,7 +88,7 @@ async def signup_at_night(
         await settled(db, user, 1)
         # Let the run finish while its worker is up (no orphaned timers on the test server).
         await env.sleep(timedelta(days=8))
-        await env.client.get_workflow_handle(workflow_id("new_user_coupon", user)).result()
+        await env.client.get_workflow_handle(journey_workflow_id("new_user_coupon", user)).result()
     return t0
 
 

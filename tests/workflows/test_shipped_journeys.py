@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import (
     add_user,
     at_rest,
@@ -25,7 +24,9 @@ from journey_support import (
 )
 from store.models import Event
 from worker import running_worker
-from workflows.contracts import EventSignal, JourneyResult
+from workflows.contracts import EventSignal
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 SECOND = timedelta(seconds=1)
 
@@ -37,8 +38,8 @@ async def send_event(env, db, router, user: str, event: str, **props) -> datetim
 
 
 def result(env, journey: str, user: str, key: str = "") -> asyncio.Future:
-    handle = env.client.get_workflow_handle(
-        workflow_id(journey, user, key), result_type=JourneyResult
+    handle = env.client.get_workflow_handle_for(
+        JourneyWorkflow.run, journey_workflow_id(journey, user, key)
     )
     return handle.result()
 
@@ -158,7 +159,7 @@ async def test_a_cart_changed_again_and_again_continues_as_new_with_short_histor
         rows = ledger(db.factory, user)
         first_run_id = rows[0].idempotency_key.split("/")[0]
         lengths = await run_history_lengths(
-            env.client, workflow_id("cart_abandonment", user, "c1"), first_run_id
+            env.client, journey_workflow_id("cart_abandonment", user, "c1"), first_run_id
         )
 
     assert (c1.exit_reason, c1.converted) == ("completed", False)
