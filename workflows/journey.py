@@ -8,7 +8,6 @@ effect is an activity that takes ``now`` from ``workflow.now()``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
         WaitUntilStep,
     )
+    from workflows.journey_context import chosen_variant, context_value, instant_after
     from workflows.journey_contracts import (
         AudienceCheckInput,
         CouponRef,
@@ -271,23 +271,8 @@ class JourneyWorkflow:
             local=True,
         )
 
-    def _variant(self, step: SendStep) -> tuple[str, str | None]:
-        """The template (and A/B variant id) this user gets: a stable, weighted choice."""
-        if not step.variants:
-            assert step.template is not None
-            return step.template, None
-        seed = f"{self._inp.journey.id}\x00{self._inp.user_id}\x00{step.id}".encode()
-        point = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") % sum(
-            v.weight for v in step.variants
-        )
-        for variant in step.variants:
-            if point < variant.weight:
-                return variant.template, variant.id
-            point -= variant.weight
-        raise AssertionError("unreachable")
-
     async def _send(self, step: SendStep) -> DeliverResult:
-        template, variant = self._variant(step)
+        template, variant = chosen_variant(self._inp.journey.id, self._inp.user_id, step)
         result = await self._deliver(step, step.id, step.channel, template, variant)
         if result.status == "skipped" and result.reason == "unreachable" and step.fallback:
             assert step.fallback_template is not None
@@ -345,19 +330,7 @@ class JourneyWorkflow:
                 )
 
     def _context_value(self, path: str) -> Any:
-        head, _, rest = path.partition(".")
-        if head == "trigger":
-            if rest == "event":
-                return self._trigger.event
-            if rest == "timestamp":
-                return self._trigger.timestamp
-            return self._trigger.properties.get(rest.removeprefix("properties."))
-        if head == "coupon":
-            if self._coupon is not None:
-                return getattr(self._coupon, rest, None)
-            # A run triggered by `coupon_issued` knows its coupon from the trigger.
-            return self._trigger.properties.get(rest)
-        return None
+        return context_value(path, self._trigger, self._coupon)
 
     async def _holds(self, step: BranchStep) -> bool:
         condition = step.if_
@@ -380,19 +353,11 @@ class JourneyWorkflow:
             )
         else:
             ref, offset = step.parts()
-            value = self._context_value(ref)
-            if isinstance(value, str):
-                try:
-                    value = datetime.fromisoformat(value)
-                except ValueError:
-                    value = None
-            if not isinstance(value, datetime) or value.tzinfo is None:
+            instant = instant_after(self._context_value(ref), offset)
+            if instant is None:
                 workflow.logger.warning("step %s: %s is not an instant; not waiting", step.id, ref)
                 return
-            try:
-                target = value + offset
-            except OverflowError:  # 9999-12-31 + 1d: off the calendar
-                target = datetime.max.replace(tzinfo=value.tzinfo)
+            target = instant
             if target - workflow.now() > MAX_WAIT_UNTIL:
                 # An instant from an event can be anything; a run parked for centuries (or a
                 # timer Temporal refuses, failing every task) serves nobody.
