@@ -220,7 +220,7 @@ async def signal_broadcast(client: Client, row: Broadcast, signal: str) -> None:
         raise ValueError(signal)
     if row.status in ("completed", "cancelled"):
         raise BroadcastError(f"broadcast {row.id} is {row.status}: nothing to {signal}")
-    handle = client.get_workflow_handle(broadcast_workflow_id(row.id))
+    handle = client.get_workflow_handle_for(BroadcastWorkflow.run, broadcast_workflow_id(row.id))
     try:
         await handle.signal(SIGNALS[signal])
     except RPCError as exc:
@@ -229,7 +229,8 @@ async def signal_broadcast(client: Client, row: Broadcast, signal: str) -> None:
 
 async def live_progress(client: Client, broadcast_id: int) -> BroadcastProgress | None:
     """The running workflow's progress, or None once it has closed."""
-    handle = client.get_workflow_handle(broadcast_workflow_id(broadcast_id))
+    wid = broadcast_workflow_id(broadcast_id)
+    handle = client.get_workflow_handle_for(BroadcastWorkflow.run, wid)
     description = await handle.describe()
     if description.status != WorkflowExecutionStatus.RUNNING:
         return None
