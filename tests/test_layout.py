@@ -150,3 +150,23 @@ def test_the_check_sees_a_wrong_arrow(tmp_path, monkeypatch):
         "channels/sub/sneaky.py:3 imports workflows",
         "channels/sub/sneaky.py:4 imports activities.delivery",
     ]
+
+
+def test_every_room_is_installed():
+    """A room missing from pyproject's package list works in the tests (they run from the
+    checkout) and fails in the installed ``lifecycle`` script."""
+    import fnmatch
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    setuptools = project["tool"]["setuptools"]
+    patterns = setuptools["packages"]["find"]["include"]
+    rooms = sorted(
+        p.parent.name
+        for p in ROOT.glob("*/__init__.py")
+        if p.parent.name not in {"tests", "bench"}  # not shipped
+    )
+    missing = [r for r in rooms if not any(fnmatch.fnmatch(r, pat) for pat in patterns)]
+    assert missing == []
+    modules = sorted(p.stem for p in ROOT.glob("*.py"))
+    assert modules == sorted(setuptools["py-modules"])
