@@ -52,7 +52,8 @@ from audiences.rules import (
     Tag,
     Trait,
 )
-from kinds import Address, DeviceTokens, ProfileColumn, ProfileTrait, kind
+from kinds import Address, DeviceTokens, ProfileColumn, ProfileTrait
+from kinds import kind as channel_kind
 from store.models import Consent, Coupon, Event, PushToken, User
 from store.types import UTCDateTime
 
@@ -145,7 +146,7 @@ class Compiler:
                     )
                 )
             case Reachable(channel):
-                return self._has_address(kind(channel).address)
+                return self._has_address(channel_kind(channel).address)
         raise TypeError(f"unknown rule node {rule!r}")
 
     def member_ids(self, rule: Rule) -> Any:
@@ -155,7 +156,7 @@ class Compiler:
         match rule:
             case CouponExpiring(within):
                 return select(Coupon.user_id).where(*self._expiring(within))
-            case Reachable(channel) if isinstance(kind(channel).address, DeviceTokens):
+            case Reachable(channel) if isinstance(channel_kind(channel).address, DeviceTokens):
                 return select(PushToken.user_id)
             case AnyOf(rules) if rules:
                 lists = [self.member_ids(r) for r in rules]
