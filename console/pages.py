@@ -48,6 +48,7 @@ from store.money import Costs
 from store.rejected import list_rejected, pending_counts
 from store.reports import JourneyReport, journey_report, user_timeline
 from store.users import find_users
+from store.variants import variant_tests
 from triggers.profiles import normalize_phone
 from triggers.replay import ReplayError, replay
 from triggers.segment import Limits
@@ -189,6 +190,7 @@ class ConsolePages:
                 (spec, source), status, version = found, "", None
             counts = step_counts(session, journey_id=journey_id)
             totals = journey_totals(session, journey_id=journey_id)
+            variants = variant_tests(session, journey_id=journey_id)
         return {
             "title": spec.name,
             "journey": spec,
@@ -199,6 +201,7 @@ class ConsolePages:
             "totals": totals,
             "shipped": journey_id in self._shipped_files(),
             "diagram": journey_diagram(spec, counts, totals),
+            "variant_tests": variants,
         }
 
     def set_status(self, journey_id: str, status: str) -> None:
