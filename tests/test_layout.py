@@ -131,6 +131,17 @@ def test_workflows_import_only_the_standard_library_temporalio_and_the_journey_l
     assert outside == []
 
 
+def test_channel_kinds_import_only_the_standard_library():
+    """Every room asks the channel kinds, the replayed workflows included: they stay data."""
+    outside = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / "kinds").rglob("*.py"))
+        for line, module in imported_modules(path)
+        if module.split(".")[0] not in {"kinds"} | sys.stdlib_module_names
+    ]
+    assert outside == []
+
+
 def test_the_check_sees_a_wrong_arrow(tmp_path, monkeypatch):
     room = tmp_path / "channels"
     (room / "sub").mkdir(parents=True)
