@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from enrollment.router import workflow_id
 from journey_support import add_user, enrollments, publish_shipped, router_for, store_event
 from store.models import Event, RejectedEvent
+from workflows.ids import journey_workflow_id as workflow_id
 
 
 def nested(levels: int) -> Any:

@@ -1,0 +1,83 @@
+"""Routing many users' events together: the database work of a batch done at once (one
+transaction redeems coupons and reads the open runs; one per journey and entry key writes
+the entries), so that a stream of events costs a few statements rather than a few each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from enrollment.entries import Entry, redeem
+from enrollment.judging import Target, open_runs_stmt, reached, signal_of
+from enrollment.versions import REDEEMING_EVENTS, JourneySpecs
+from journeys.models import Journey
+from store.db import SessionFactory, transaction
+from store.models import Enrollment, Event
+from workflows.journey_contracts import EventSignal
+
+# The journeys an event enters its user into: (version, journey, entry key) each.
+Triggered = Callable[[Event, EventSignal], list[tuple[int, Journey, str]]]
+# Writes the entries of users into a journey version under a key, in its own transaction.
+Enroll = Callable[[Journey, int, list[str], Mapping[str, EventSignal], str], list[Entry]]
+
+
+@dataclass
+class Batch:
+    """What a batch of events (one per user) is to do in Temporal, by event id."""
+
+    signals: dict[int, EventSignal]
+    # the open runs each event reaches
+    targets: dict[int, list[Target]]
+    # the runs each event starts
+    entries: dict[int, list[tuple[Journey, int, Entry]]]
+
+
+def plan_batch(
+    factory: SessionFactory,
+    specs: JourneySpecs,
+    events: list[Event],
+    *,
+    triggered: Triggered,
+    enroll: Enroll,
+) -> Batch:
+    """Redeem, read the open runs and write the entries of ``events`` (different users'),
+    as routing each on its own would."""
+    signals = {e.id: signal_of(e) for e in events}
+    with transaction(factory) as session:
+        targets = _redeem_and_reach(session, specs, events, signals)
+    entries: dict[int, list[tuple[Journey, int, Entry]]] = {e.id: [] for e in events}
+    wanted: dict[tuple[str, int, str], tuple[Journey, list[Event]]] = {}
+    for event in events:
+        for version, journey, key in triggered(event, signals[event.id]):
+            wanted.setdefault((journey.id, version, key), (journey, []))[1].append(event)
+    for (_, version, key), (journey, entering) in wanted.items():
+        by_user = {e.user_id: e for e in entering if e.user_id}
+        made = enroll(
+            journey, version, list(by_user), {u: signals[e.id] for u, e in by_user.items()}, key
+        )
+        for entry in made:
+            entries[by_user[entry.user_id].id].append((journey, version, entry))
+    return Batch(signals=signals, targets=targets, entries=entries)
+
+
+def _redeem_and_reach(
+    session: Session, specs: JourneySpecs, events: list[Event], signals: dict[int, EventSignal]
+) -> dict[int, list[Target]]:
+    """Redeem the coupons the events name and find the open runs each event reaches; the
+    runs by event id."""
+    for event in events:
+        code = signals[event.id].properties.get("coupon_code")
+        if event.event in REDEEMING_EVENTS and isinstance(code, str):
+            redeem(session, event.user_id or "", code, event.timestamp)
+    users = sorted({e.user_id for e in events if e.user_id})
+    rows: dict[str, list[Any]] = {}
+    for start in range(0, len(users), 500):
+        chunk = users[start : start + 500]
+        for row in session.execute(open_runs_stmt().where(Enrollment.user_id.in_(chunk))):
+            rows.setdefault(row.user_id, []).append(row)
+    return {
+        e.id: reached(session, specs, rows.get(e.user_id or "", []), signals[e.id]) for e in events
+    }

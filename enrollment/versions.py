@@ -1,0 +1,112 @@
+"""What the router reads about journeys: the events any version acts on, and each version's
+parsed spec and the properties its runs get, cached (published versions never change)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from journeys.models import Journey
+from journeys.used_properties import UsedProperties, used_properties
+from store.db import SessionFactory, transaction
+from store.journeys import live_versions, spec_of
+from store.models import JourneyVersion
+
+# Events the router acts on whatever the journeys say: a coupon of ours was used.
+REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
+
+
+class ActedOnEvents:
+    """The names of the events any journey version acts on: what a published version can
+    start (its trigger) and what running enrollments of any version listen for (goal, exits,
+    waits, restarts), plus the coupon redemptions. Any other event is only stored.
+
+    Calling it re-reads the versions at most every ``ttl`` seconds (a journey published a
+    moment ago acts on its events after that); :meth:`read` always reads them. Versions
+    never change, so each is parsed once.
+    """
+
+    def __init__(self, factory: SessionFactory, *, ttl: float = 5.0) -> None:
+        self._factory = factory
+        self._ttl = ttl
+        self._by_version: dict[tuple[str, int], frozenset[str]] = {}
+        self._names: frozenset[str] | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> frozenset[str]:
+        with self._lock:
+            if self._names is None or time.monotonic() - self._read_at > self._ttl:
+                with transaction(self._factory) as session:
+                    self._names = self.read(session)
+                self._read_at = time.monotonic()
+            return self._names
+
+    def read(self, session: Session) -> frozenset[str]:
+        """The names, as the versions stand in ``session``."""
+        versions = [
+            tuple(v)
+            for v in session.execute(select(JourneyVersion.journey_id, JourneyVersion.version))
+        ]
+        missing = {
+            journey_id
+            for journey_id, version in versions
+            if (journey_id, version) not in self._by_version
+        }
+        if missing:
+            for row in session.scalars(
+                select(JourneyVersion).where(JourneyVersion.journey_id.in_(missing))
+            ):
+                journey = spec_of(row)
+                found = set(journey.listens_for())
+                if journey.trigger.event is not None:
+                    found.add(journey.trigger.event)
+                self._by_version[(row.journey_id, row.version)] = frozenset(found)
+        names = set(REDEEMING_EVENTS)
+        for key in versions:
+            names |= self._by_version.get(key, frozenset())  # type: ignore[arg-type]
+        return frozenset(names)
+
+
+class JourneySpecs:
+    """Journey versions as the router uses them: each parsed once, and the properties its
+    runs get read once (Temporal history keeps what it is sent; templates are files)."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[str, int], Journey] = {}
+        self._uses: dict[tuple[str, int], UsedProperties] = {}
+
+    def spec(self, session: Session, journey_id: str, version: int) -> Journey:
+        """The parsed spec of ``journey_id`` at ``version``."""
+        cached = self._specs.get((journey_id, version))
+        if cached is None:
+            row = session.scalars(
+                select(JourneyVersion).where(
+                    JourneyVersion.journey_id == journey_id, JourneyVersion.version == version
+                )
+            ).one()
+            cached = self._specs[(journey_id, version)] = spec_of(row)
+        return cached
+
+    def published(self, session: Session) -> list[tuple[int, Journey]]:
+        """The published journeys, each with its version."""
+        # Statuses only: a version's spec is parsed once and cached (versions never change).
+        return [
+            (version, self.spec(session, journey_id, version))
+            for journey_id, version, status in live_versions(session)
+            if status == "published"
+        ]
+
+    def cached_used(self, journey: Journey, version: int) -> UsedProperties | None:
+        """The properties runs of this journey version get, if already read."""
+        return self._uses.get((journey.id, version))
+
+    def used(self, journey: Journey, version: int) -> UsedProperties:
+        """The properties runs of this journey version get (read once: templates are files)."""
+        uses = self._uses.get((journey.id, version))
+        if uses is None:
+            uses = self._uses[(journey.id, version)] = used_properties(journey)
+        return uses
