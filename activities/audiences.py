@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
 from store.db import SessionFactory
-from workflows.contracts import IN_AUDIENCE, AudienceCheckInput
+from workflows.journey_contracts import IN_AUDIENCE, AudienceCheckInput
 
 
 class AudienceActivities:

@@ -2,10 +2,11 @@
 each of them in one activity (the provider calls are ``send_batch``, a batch of ready sends
 each, on the channel's rate-limited bulk task queue).
 
-Each recipient goes through :meth:`DeliveryActivities.decide`, the journeys' policy: a
-ledger row keyed by the broadcast's first execution run id + user id (a retried page finds
-the rows it wrote and returns the same outcome), consent, reachability, quiet hours,
-frequency caps. Quiet-hours deferrals are stored on the row (``deferred_until``) and asked
+Each recipient is a send order of its own (:class:`activities.orders.BroadcastRecipient`,
+not a journey step) and goes through :meth:`DeliveryActivities.decide`, the journeys'
+policy: a ledger row keyed by the broadcast's first execution run id + user id (a retried
+page finds the rows it wrote and returns the same outcome), consent, reachability, quiet
+hours, frequency caps. Quiet-hours deferrals are stored on the row (``deferred_until``) and asked
 again by :meth:`BroadcastActivities.broadcast_deferred` when due.
 """
 
@@ -18,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.delivery import DeliveryActivities
+from activities.orders import SendOrder, broadcast_order
 from activities.policy import PAUSED_RECHECK
 from activities.policy_reads import ChunkReads
 from audiences.audience import audience_from_data
@@ -25,18 +27,15 @@ from audiences.rules import AudienceError
 from store.broadcasts import due_sends, held_sends, record_progress
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
-from store.ledger import NewSend, SendStatus, mark_failed, open_sends
+from store.ledger import SendStatus, mark_failed, open_sends
 from store.models import Broadcast
-from workflows.contracts import (
+from workflows.broadcast_contracts import (
     BROADCAST_DEFERRED,
     BROADCAST_PAGE,
     RECORD_BROADCAST,
     BroadcastPage,
     BroadcastPageInput,
     BroadcastRecord,
-    DeliverInput,
-    batch_delivery,
-    broadcast_workflow_id,
 )
 
 # Recipients decided per transaction: short transactions, so sends of the previous page
@@ -114,17 +113,19 @@ class BroadcastActivities:
         todo = list(recipients)
         for start in range(0, len(todo), CHUNK):
             activity.heartbeat(start)
-            requests = [
-                self._request(inp, user_id, key) for user_id, key in todo[start : start + CHUNK]
+            # A held send asks again with its own row's key.
+            orders = [
+                broadcast_order(inp, user_id, key=key)
+                for user_id, key in todo[start : start + CHUNK]
             ]
             try:
-                decided = self._decide_chunk(inp, requests, isolated=False)
+                decided = self._decide_chunk(inp, orders, isolated=False)
             except Exception:
                 # One recipient's data broke the policy (or the database failed): the chunk
                 # is decided again from the start, each recipient on a savepoint of its own,
                 # so only that recipient fails. A database failure raises again, and the
                 # attempt is retried.
-                decided = self._decide_chunk(inp, requests, isolated=True)
+                decided = self._decide_chunk(inp, orders, isolated=True)
             for user_id, status, reason in decided:
                 if status == "ready":
                     page.ready.append(user_id)
@@ -135,29 +136,29 @@ class BroadcastActivities:
         return page
 
     def _decide_chunk(
-        self, inp: BroadcastPageInput, requests: list[DeliverInput], *, isolated: bool
+        self, inp: BroadcastPageInput, orders: list[SendOrder], *, isolated: bool
     ) -> list[tuple[str, str, str | None]]:
-        """(user id, status, reason) of each request, decided and committed together;
+        """(user id, status, reason) of each order, decided and committed together;
         ``isolated``: each recipient on a savepoint, a failure recorded on its row."""
         decided: list[tuple[str, str, str | None]] = []
         with transaction(self._factory) as session:
-            rows = open_sends(session, sends=[broadcast_send(inp, r) for r in requests])
+            rows = open_sends(session, sends=[order.new_send() for order in orders])
             reads = ChunkReads(
                 session,
                 self._delivery.rules,
-                user_ids=[r.user_id for r in requests],
+                user_ids=[order.user_id for order in orders],
                 channel=inp.channel,
                 topic=inp.topic,
                 now=inp.now,
             )
-            for request in requests:
-                row = rows[request.idempotency_key]
+            for order in orders:
+                row = rows[order.key]
                 if not isolated:
-                    result = self._delivery.decide(reads, request, row)
+                    result = self._delivery.decide(reads, order, row)
                 else:
                     try:
                         with session.begin_nested():
-                            result = self._delivery.decide(reads, request, row)
+                            result = self._delivery.decide(reads, order, row)
                     except Exception:
                         # One recipient's data never holds the page: a retry would fail the
                         # same way. Recorded as failed, with its reason, and the page goes on.
@@ -166,28 +167,7 @@ class BroadcastActivities:
                         )
                         mark_failed(row, reason="policy_error")
                         # Counted with the page's skips, by its reason.
-                        decided.append((request.user_id, SendStatus.SKIPPED, "policy_error"))
+                        decided.append((order.user_id, SendStatus.SKIPPED, "policy_error"))
                         continue
-                decided.append((request.user_id, result.status, result.reason))
+                decided.append((order.user_id, result.status, result.reason))
         return decided
-
-    def _request(self, inp: BroadcastPageInput, user_id: str, key: str | None) -> DeliverInput:
-        request = batch_delivery(inp, user_id)
-        if key is not None:  # a held send: its own row
-            request.idempotency_key = key
-        return request
-
-
-def broadcast_send(inp: BroadcastPageInput, request: DeliverInput) -> NewSend:
-    """A broadcast recipient's ledger row: no enrollment or journey; the step names the
-    broadcast (in a user's timeline)."""
-    return NewSend(
-        key=request.idempotency_key,
-        user_id=request.user_id,
-        channel=request.channel,
-        template=request.template,
-        topic=request.topic,
-        created_at=request.now,
-        step_id=broadcast_workflow_id(inp.broadcast_id),
-        broadcast_id=inp.broadcast_id,
-    )

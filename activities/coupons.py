@@ -13,7 +13,7 @@ from temporalio import activity
 from store.db import SessionFactory, transaction
 from store.models import Coupon, Event
 from store.upsert import insert_ignore
-from workflows.contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
+from workflows.journey_contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from typing import assert_never
 from temporalio import activity
 
 from activities import policy
+from activities.orders import SendOrder, step_order
 from activities.policy import DeliveryRules
 from activities.policy import valid_zone as _valid_zone  # noqa: F401 - simulate/results.py
 from activities.policy_reads import PolicyReads
@@ -35,17 +36,10 @@ from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.metrics import metrics
 from store.db import SessionFactory, transaction
-from store.ledger import NewSend, SendStatus, mark_held, mark_sending, mark_skipped, open_send
+from store.ledger import SendStatus, mark_held, mark_sending, mark_skipped, open_send
 from store.models import Message
-from workflows.contracts import (
-    PREPARE_SEND,
-    SEND_BATCH,
-    SEND_MESSAGE,
-    DeliverInput,
-    DeliverResult,
-    SendBatchInput,
-    SendBatchResult,
-)
+from workflows.broadcast_contracts import SEND_BATCH, SendBatchInput, SendBatchResult
+from workflows.journey_contracts import PREPARE_SEND, SEND_MESSAGE, DeliverInput, DeliverResult
 
 
 @dataclass(frozen=True)
@@ -94,20 +88,21 @@ class DeliveryActivities:
     def prepare_send(self, inp: DeliverInput) -> DeliverResult:
         """Write the ledger row and apply the policy: ``ready`` to send (the row becomes
         ``sending`` and counts for caps), or skipped / deferred with the reason."""
+        order = step_order(inp)
         with transaction(self._factory) as session:
-            row = open_send(session, send=journey_send(inp))
-            return self.decide(PolicyReads(session, self.rules), inp, row)
+            row = open_send(session, send=order.new_send())
+            return self.decide(PolicyReads(session, self.rules), order, row)
 
-    def decide(self, reads: PolicyReads, inp: DeliverInput, row: Message) -> DeliverResult:
+    def decide(self, reads: PolicyReads, order: SendOrder, row: Message) -> DeliverResult:
         """The policy for one ledger row, in the transaction of ``reads``: ``ready`` (the
         row becomes ``sending``), or skipped / deferred with the reason. A row an earlier
         attempt decided keeps its outcome."""
         if row.status != SendStatus.PENDING:
             return outcome_of(row)
-        decision = policy.decide(reads.snapshot(inp, row), self.rules)
+        decision = policy.decide(reads.snapshot(order, row), self.rules)
         match decision.verdict:
             case "ready":
-                mark_sending(row, now=inp.now)
+                mark_sending(row, now=order.now)
             case "skipped":
                 assert decision.reason is not None
                 mark_skipped(row, reason=decision.reason)
@@ -117,7 +112,7 @@ class DeliveryActivities:
             case _:
                 assert_never(decision.verdict)
         if decision.verdict != "ready":
-            metrics().policy_outcome(inp.channel, decision.verdict, decision.reason)
+            metrics().policy_outcome(order.channel, decision.verdict, decision.reason)
         return DeliverResult(
             message_id=row.id,
             status=decision.verdict,
@@ -144,19 +139,3 @@ class DeliveryActivities:
         batch, sends are spaced at the channel's broadcast rate.
         """
         return self._sender.send_batch(inp)
-
-
-def journey_send(inp: DeliverInput) -> NewSend:
-    """The ledger row of a journey's send step."""
-    return NewSend(
-        key=inp.idempotency_key,
-        user_id=inp.user_id,
-        channel=inp.channel,
-        template=inp.template,
-        topic=inp.topic,
-        created_at=inp.now,
-        enrollment_id=inp.enrollment_id,
-        journey_id=inp.journey_id,
-        step_id=inp.step_id,
-        variant=inp.variant,
-    )

@@ -6,7 +6,7 @@ from temporalio import activity
 
 from store.db import SessionFactory, transaction
 from store.models import Enrollment
-from workflows.contracts import FINISH_ENROLLMENT, FinishEnrollmentInput
+from workflows.journey_contracts import FINISH_ENROLLMENT, FinishEnrollmentInput
 
 
 class EnrollmentActivities:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import assert_never
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from activities.orders import BroadcastRecipient, JourneyStep, SendOrder
 from activities.policy import DeliveryRules, Snapshot
 from activities.send_context import address, coupon_of
 from store.control import sends_paused
@@ -26,7 +28,6 @@ from store.ledger import (
     users_with_recent_sends,
 )
 from store.models import Consent, Message, User
-from workflows.contracts import DeliverInput
 
 
 class PolicyReads:
@@ -36,37 +37,41 @@ class PolicyReads:
         self.session = session
         self.rules = rules
 
-    def snapshot(self, inp: DeliverInput, row: Message) -> Snapshot:
-        """What the policy needs to decide ``inp``, whose ledger row is ``row``."""
-        paused_all, paused = self.pauses(inp.journey_id)
-        asked = Snapshot(
-            now=inp.now,
-            topic=inp.topic,
-            group=inp.group,
-            abandon=inp.abandon,
-            quiet_hours=inp.quiet_hours,
-            on_frequency_cap=inp.on_frequency_cap,
-            paused_all=paused_all,
-            journey_paused=paused,
-        )
-        user = self.user(inp.user_id)
+    def snapshot(self, order: SendOrder, row: Message) -> Snapshot:
+        """What the policy needs to decide ``order``, whose ledger row is ``row``."""
+        asked = Snapshot(now=order.now, topic=order.topic, paused_all=self.paused_all())
+        match order.asked_by:
+            case JourneyStep() as step:
+                asked = replace(
+                    asked,
+                    group=step.group,
+                    abandon=step.abandon,
+                    quiet_hours=step.quiet_hours,
+                    on_frequency_cap=step.on_frequency_cap,
+                    journey_paused=journey_paused(self.session, journey_id=step.journey_id),
+                )
+            case BroadcastRecipient():
+                pass  # the settings' policy, for everyone in the audience
+            case _:
+                assert_never(order.asked_by)
+        user = self.user(order.user_id)
         if user is None:
             return replace(asked, user_known=False)
-        consent = self.consent(inp.user_id, inp.channel, inp.topic)
-        coupon = coupon_of(self.session, inp, user)
+        consent = self.consent(order.user_id, order.channel, order.topic)
+        coupon = coupon_of(self.session, order, user)
         expires = coupon.get("expires_at") if coupon else None
         return replace(
             asked,
             unsubscribed=consent is not None and consent.status == "unsubscribed",
-            reachable=address(self.session, inp.channel, user) is not None,
+            reachable=address(self.session, order.channel, user) is not None,
             coupon_expires_at=expires if isinstance(expires, datetime) else None,
             timezone=user.timezone,
-            recent=self.recent(inp, row),
+            recent=self.recent(order, row),
         )
 
-    def pauses(self, journey_id: str) -> tuple[bool, bool]:
-        """Whether an operator paused all sends, and whether the journey is paused."""
-        return sends_paused(self.session), journey_paused(self.session, journey_id=journey_id)
+    def paused_all(self) -> bool:
+        """Whether an operator paused all sends."""
+        return sends_paused(self.session)
 
     def user(self, user_id: str) -> User | None:
         return self.session.get(User, user_id)
@@ -74,16 +79,16 @@ class PolicyReads:
     def consent(self, user_id: str, channel: str, topic: str) -> Consent | None:
         return self.session.get(Consent, (user_id, channel, topic))
 
-    def recent(self, inp: DeliverInput, row: Message) -> tuple[RecentSend, ...]:
+    def recent(self, order: SendOrder, row: Message) -> tuple[RecentSend, ...]:
         """The user's counted marketing sends that a cap could count, other than ``row``,
         read under the user's lock (two sends to one user take turns). None are read for a
         send no cap applies to."""
         longest = self.rules.longest_cap()
-        if longest is None or inp.topic != MARKETING:
+        if longest is None or order.topic != MARKETING:
             return ()
-        lock_recipients(self.session, user_ids=[inp.user_id])
+        lock_recipients(self.session, user_ids=[order.user_id])
         return recent_sends(
-            self.session, user_id=inp.user_id, since=inp.now - longest, excluding=row.id
+            self.session, user_id=order.user_id, since=order.now - longest, excluding=row.id
         )
 
 
@@ -122,8 +127,8 @@ class ChunkReads(PolicyReads):
         self._consents = {consent.user_id: consent for consent in consents}
         self._asked = (channel, topic)
 
-    def pauses(self, journey_id: str) -> tuple[bool, bool]:
-        return False, False  # checked for the whole page
+    def paused_all(self) -> bool:
+        return False  # checked for the whole page
 
     def user(self, user_id: str) -> User | None:
         if user_id not in self._chunk:
@@ -135,7 +140,7 @@ class ChunkReads(PolicyReads):
             return super().consent(user_id, channel, topic)
         return self._consents.get(user_id)
 
-    def recent(self, inp: DeliverInput, row: Message) -> tuple[RecentSend, ...]:
-        if inp.user_id in self._fresh:
+    def recent(self, order: SendOrder, row: Message) -> tuple[RecentSend, ...]:
+        if order.user_id in self._fresh:
             return ()
-        return super().recent(inp, row)
+        return super().recent(order, row)

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from store.db import SessionFactory
 from store.models import User
-from workflows.contracts import NEXT_LOCAL_TIME, LocalTimeInput
+from workflows.journey_contracts import NEXT_LOCAL_TIME, LocalTimeInput
 
 
 def next_local_time(now: datetime, hh_mm: str, zone: str) -> datetime:

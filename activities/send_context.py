@@ -4,16 +4,16 @@ is about, the trigger, the signed unsubscribe link, and the recipient's address.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from activities.orders import BroadcastRecipient, JourneyStep, SendOrder
 from audiences.addresses import address_of
 from kinds import kind
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from store.models import Coupon, User
-from workflows.contracts import DeliverInput
 
 
 def address(session: Session, channel: str, user: User) -> str | None:
@@ -21,16 +21,22 @@ def address(session: Session, channel: str, user: User) -> str | None:
     return address_of(session, user, kind(channel))
 
 
-def coupon_of(session: Session, inp: DeliverInput, user: User) -> dict[str, Any] | None:
-    """The coupon the message is about: one we issued (``inp.coupon_id``), or one the
-    platform announced in a ``coupon_issued`` trigger (code, amounts and expiry from its
-    properties, or our row of that code)."""
-    coupon = session.get(Coupon, inp.coupon_id) if inp.coupon_id else None
-    code = inp.trigger.properties.get("coupon_code")
-    if coupon is None and isinstance(code, str):
-        stmt = select(Coupon).where(Coupon.code == code, Coupon.user_id == user.id)
-        coupon = session.scalar(stmt)
-    return _coupon_context(coupon, inp.trigger.properties)
+def coupon_of(session: Session, order: SendOrder, user: User) -> dict[str, Any] | None:
+    """The coupon a journey's message is about: one we issued (the step's coupon), or one
+    the platform announced in a ``coupon_issued`` trigger (code, amounts and expiry from its
+    properties, or our row of that code). A broadcast names no coupon."""
+    match order.asked_by:
+        case JourneyStep(coupon_id=coupon_id, trigger=trigger):
+            coupon = session.get(Coupon, coupon_id) if coupon_id else None
+            code = trigger.properties.get("coupon_code")
+            if coupon is None and isinstance(code, str):
+                stmt = select(Coupon).where(Coupon.code == code, Coupon.user_id == user.id)
+                coupon = session.scalar(stmt)
+            return _coupon_context(coupon, trigger.properties)
+        case BroadcastRecipient():
+            return None
+        case _:
+            assert_never(order.asked_by)
 
 
 class MessageContext:
@@ -42,7 +48,7 @@ class MessageContext:
         self._default_timezone = default_timezone
 
     def build(
-        self, session: Session, inp: DeliverInput, user: User, *, message_id: int
+        self, session: Session, order: SendOrder, user: User, *, message_id: int
     ) -> dict[str, Any]:
         traits = user.traits or {}
         return {
@@ -53,18 +59,14 @@ class MessageContext:
                 "locale": user.locale or self._default_locale,
                 "timezone": user.timezone or self._default_timezone,
             },
-            "coupon": coupon_of(session, inp, user),
-            "trigger": {
-                "event": inp.trigger.event,
-                "properties": inp.trigger.properties,
-                "timestamp": inp.trigger.timestamp,
-            },
+            "coupon": coupon_of(session, order, user),
+            "trigger": order.trigger_context(),
             "unsubscribe_url": self._links.url(
                 user_id=user.id,
-                channel=inp.channel,
-                topic=inp.topic,
+                channel=order.channel,
+                topic=order.topic,
                 message_id=message_id,
-                now=inp.now,
+                now=order.now,
             ),
         }
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.orders import SendOrder, broadcast_order, step_order
 from activities.send_context import MessageContext, address
 from channels.base import (
     Channel,
@@ -50,13 +51,8 @@ from store.ledger import (
 )
 from store.models import Message, User
 from store.webhooks import apply_held_statuses, forget_push_token, set_consent
-from workflows.contracts import (
-    DeliverInput,
-    DeliverResult,
-    SendBatchInput,
-    SendBatchResult,
-    batch_delivery,
-)
+from workflows.broadcast_contracts import SendBatchInput, SendBatchResult
+from workflows.journey_contracts import DeliverInput, DeliverResult
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +100,16 @@ class Sender:
     def send_message(self, inp: DeliverInput) -> DeliverResult:
         """Render and hand a ``sending`` message to its provider; record the outcome. A row
         already past ``sending`` was sent by an earlier attempt: its outcome is returned."""
+        order = step_order(inp)
         with transaction(self._factory) as session:
-            row = find_send(session, key=inp.idempotency_key)
+            row = find_send(session, key=order.key)
             if row.status != SendStatus.SENDING:
                 return outcome_of(row)
-            ready = self._ready(session, inp, row, session.get(User, inp.user_id))
+            ready = self._ready(session, order, row, session.get(User, order.user_id))
         if isinstance(ready, DeliverResult):
             return ready
         try:
-            return self._hand_over(inp, ready)
+            return self._hand_over(order, ready)
         except PermanentSendError as exc:
             raise ApplicationError(str(exc), type=exc.reason, non_retryable=True) from None
         except TransientSendError as exc:
@@ -132,7 +129,7 @@ class Sender:
         spacing = 1 / rate if rate else 0.0
         unsent: list[TransientSendError] = []
         began = beat = time.monotonic()
-        for i, (request, ready) in enumerate(todo):
+        for i, (order, ready) in enumerate(todo):
             wait = began + i * spacing - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -140,7 +137,7 @@ class Sender:
                 activity.heartbeat(i)
                 beat = time.monotonic()
             try:
-                outcome = self._hand_over(request, ready)
+                outcome = self._hand_over(order, ready)
             except PermanentSendError as exc:
                 _tally(result, SendStatus.FAILED, exc.reason)
                 continue
@@ -167,18 +164,18 @@ class Sender:
 
     def _batch_ready(
         self, inp: SendBatchInput, result: SendBatchResult
-    ) -> list[tuple[DeliverInput, Ready]]:
+    ) -> list[tuple[SendOrder, Ready]]:
         """The batch's sends still to make, in one transaction; the others tallied."""
-        requests = {user_id: batch_delivery(inp, user_id) for user_id in inp.user_ids}
-        todo: list[tuple[DeliverInput, Ready]] = []
+        orders = {user_id: broadcast_order(inp, user_id) for user_id in inp.user_ids}
+        todo: list[tuple[SendOrder, Ready]] = []
         with transaction(self._factory) as session:
-            rows = find_sends(session, keys=[r.idempotency_key for r in requests.values()])
+            rows = find_sends(session, keys=[order.key for order in orders.values()])
             users = {
                 user.id: user
                 for user in session.scalars(select(User).where(User.id.in_(inp.user_ids)))
             }
-            for user_id, request in requests.items():
-                row = rows.get(request.idempotency_key)
+            for user_id, order in orders.items():
+                row = rows.get(order.key)
                 if row is None:  # never decided: not this batch's to send
                     log.error("broadcast %s: no ledger row for a ready send", inp.broadcast_id)
                     _tally(result, SendStatus.FAILED, "no_ledger_row")
@@ -186,67 +183,67 @@ class Sender:
                 if row.status != SendStatus.SENDING:  # an earlier attempt got this far
                     _tally(result, row.status, row.reason)
                     continue
-                ready = self._ready(session, request, row, users.get(user_id))
+                ready = self._ready(session, order, row, users.get(user_id))
                 if isinstance(ready, DeliverResult):
                     _tally(result, ready.status, ready.reason)
                 else:
-                    todo.append((request, ready))
+                    todo.append((order, ready))
         return todo
 
     def _ready(
-        self, session: Session, inp: DeliverInput, row: Message, user: User | None
+        self, session: Session, order: SendOrder, row: Message, user: User | None
     ) -> Ready | DeliverResult:
         """What a ``sending`` row needs for its provider call, or why it is not sent after
         all (the user was erased, or lost their address since the policy passed)."""
-        recipient = address(session, inp.channel, user) if user else None
+        recipient = address(session, order.channel, user) if user else None
         if user is None or recipient is None:
             mark_skipped(row, reason="unreachable" if user else "unknown_user")
             return outcome_of(row)
-        context = self._context.build(session, inp, user, message_id=row.id)
+        context = self._context.build(session, order, user, message_id=row.id)
         return Ready(row.id, user.locale, recipient, context)
 
-    def _hand_over(self, inp: DeliverInput, ready: Ready) -> DeliverResult:
+    def _hand_over(self, order: SendOrder, ready: Ready) -> DeliverResult:
         """Render, hand to the provider, record ``sent``. Raises ``PermanentSendError``
         (recorded ``failed`` first) or ``TransientSendError``."""
         message_id, context = ready.message_id, ready.context
         try:
             rendered = self._renderer.render(
-                inp.template, channel=inp.channel, locale=ready.locale, context=context
+                order.template, channel=order.channel, locale=ready.locale, context=context
             )
         except TemplateError as exc:
             # Scrubbed: a filter's error may quote the value it refused.
             problem = scrub(str(exc))
-            log.error("template %s failed for message %s: %s", inp.template, message_id, problem)
-            metrics().failed(inp.channel, "template_error")
+            log.error("template %s failed for message %s: %s", order.template, message_id, problem)
+            metrics().failed(order.channel, "template_error")
             return self._fail(message_id, reason="template_error")
-        channel = self._channels[inp.channel]
+        channel = self._channels[order.channel]
         outbound = _outbound(
-            inp.idempotency_key,
+            order.key,
             ready.recipient,
             rendered,
             unsubscribe_url=str(context["unsubscribe_url"]),
-            tags=(inp.journey_id, inp.template),
+            tags=(order.tag, order.template),
         )
         try:
-            with metrics().provider_call(inp.channel, channel.name):
-                result = _sent_before(channel, outbound, inp.now) or channel.send(outbound)
+            with metrics().provider_call(order.channel, channel.name):
+                result = _sent_before(channel, outbound, order.now) or channel.send(outbound)
         except PermanentSendError as exc:
-            metrics().failed(inp.channel, exc.reason)
+            metrics().failed(order.channel, exc.reason)
             self._fail(message_id, reason=exc.reason, provider=channel.name)
-            self._learn(inp, ready.recipient, exc.reason)
+            self._learn(order, ready.recipient, exc.reason)
             raise
         except TransientSendError:
-            metrics().failed(inp.channel, "transient")
+            metrics().failed(order.channel, "transient")
             raise
         with transaction(self._factory) as session:
             record_sent(
                 session,
                 message_id=message_id,
-                now=inp.now,
+                now=order.now,
                 provider=result.provider,
                 provider_message_id=result.provider_message_id,
             )
-        metrics().sent(inp.channel, result.provider)
+        metrics().sent(order.channel, result.provider)
         if result.provider_message_id and isinstance(channel, HoldsEarlyStatuses):
             # Status callbacks that came before the id was stored were held: apply them now.
             with transaction(self._factory) as session:
@@ -257,10 +254,10 @@ class Sender:
                 )
         return DeliverResult(message_id=message_id, status=SendStatus.SENT)
 
-    def _learn(self, inp: DeliverInput, recipient: str, reason: str) -> None:
+    def _learn(self, order: SendOrder, recipient: str, reason: str) -> None:
         """What a permanent refusal teaches, as the channel's kind says: an opted-out
         recipient is unsubscribed from the channel, a dead push token is forgotten."""
-        taught = lesson(inp.channel, reason)
+        taught = lesson(order.channel, reason)
         if taught is None:
             return
         with transaction(self._factory) as session:
@@ -269,15 +266,15 @@ class Sender:
                     # Dated by the send: a newer opt-in (a START reply) still stands.
                     set_consent(
                         session,
-                        user_ids=[inp.user_id],
-                        channel=inp.channel,
+                        user_ids=[order.user_id],
+                        channel=order.channel,
                         status="unsubscribed",
                         source="provider_opt_out",
-                        at=inp.now,
+                        at=order.now,
                         topics=("marketing", "transactional"),
                     )
                 case "address_dead":
-                    forget_push_token(session, token=recipient, at=inp.now)
+                    forget_push_token(session, token=recipient, at=order.now)
                 case _:
                     assert_never(taught)
 

@@ -22,8 +22,8 @@ from journeys.schedule import schedule_audience
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, spec_of
 from store.sweeps import count_entered, record_progress
-from workflows.contracts import EventSignal
-from workflows.sweep import SWEEP_PAGE, SweepPageInput, SweepPageResult
+from workflows.journey_contracts import EventSignal
+from workflows.sweep_contracts import SWEEP_PAGE, SweepPageInput, SweepPageResult
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from store.db import SessionFactory
 from store.outbox import SqlOutboxSink
-from workflows.contracts import DeliverInput, DeliverResult
+from workflows.journey_contracts import DeliverInput, DeliverResult
 
 LINKS = UnsubscribeLinks("test-unsubscribe-secret", prefix="http://127.0.0.1:8000/u")
 
