@@ -40,6 +40,57 @@ def _postgres_reachable() -> bool:
         return False
 
 
+# --- the tiers: `pytest -m "not slow"` is the fast one ------------------------------------------
+
+TESTS = Path(__file__).parent
+
+# Whole files of the slow tier: chaos, replicas and scale-out, the browser, child processes
+# (the dev stack, the API, workers, schedulers), the big broadcast, the fuzzers (schemathesis,
+# hypothesis against the SQL reference), simulated populations, and waits that last real time
+# on purpose.
+SLOW_FILES = frozenset(
+    {
+        "test_chaos.py",
+        "test_scale_out.py",
+        "broadcasts/test_broadcast_scale.py",
+        "console/test_browser.py",
+        "devstack/test_dev_stack.py",
+        "devstack/test_demo.py",
+        "observability/test_entry_points.py",
+        "observability/test_log_redaction.py",
+        "observability/test_worker_metrics.py",
+        "observability/test_worker_shutdown.py",
+        "audiences/test_property.py",
+        "simulate/test_simulate.py",
+        "simulate/test_time_skipping.py",
+        "sweeps/test_scheduler_replicas.py",
+        "sweeps/test_sweep_crash.py",
+        "triggers/test_fuzz.py",
+    }
+)
+# Fixtures that make any test using them slow: the real Temporal dev server runs in real time.
+SLOW_FIXTURES = frozenset({"dev_env"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tiers centrally: ``slow`` by file and fixture (above); ``postgres`` (and
+    ``slow``) for every test parametrized onto PostgreSQL, by the ``db`` fixture or a module's
+    own: each creates a schema and runs every migration, about a second a test, so the fast
+    tier runs on SQLite and ``make test`` on both."""
+    for item in items:
+        path = item.path.relative_to(TESTS).as_posix()
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgresql" in callspec.params.values()
+        if on_postgres:
+            item.add_marker(pytest.mark.postgres)
+        if (
+            on_postgres
+            or path in SLOW_FILES
+            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass
 class Database:
     """A migrated, empty database: its URL (usable by subprocesses), engine and sessions."""
