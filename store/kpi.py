@@ -25,7 +25,8 @@ Definitions (the README's "Growth KPIs" says the same, for a reader of the numbe
   amount paid, ``total_fen`` or else ``total`` in yuan, plus the discount of an engine-issued
   coupon the order names); **average order value** is GMV over orders.
 
-Each rate carries its 95% Wilson interval (:func:`store.stats.wilson`).
+Each rate carries its 95% Wilson interval (:func:`store.stats.wilson`). The queries are in
+:mod:`store.kpi_queries`; this module cuts the periods and assembles the report.
 """
 
 from __future__ import annotations
@@ -36,22 +37,61 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from store import stats
-from store.models import Coupon, Event
-from store.types import UTCDateTime
+from store.kpi_queries import (
+    ACTIVE_VISITS,
+    COHORT_WEEKS,
+    FIRST_ORDER_DAYS,
+    ORDER,
+    RETENTION_FROM,
+    RETENTION_TO,
+    SIGNUP,
+    VISIT,
+    cohort_query,
+    first_order_query,
+    gmv_query,
+    monthly_active_query,
+    order_conversion_query,
+    plus_days,
+    repurchase_query,
+)
+
+# The queries and their definitions are this module's too, for the callers that time them.
+__all__ = [
+    "ACTIVE_VISITS",
+    "COHORT_WEEKS",
+    "DEFAULT_SPAN",
+    "DEFAULT_TARGETS",
+    "FIRST_ORDER_DAYS",
+    "NAMES",
+    "ORDER",
+    "RETENTION_FROM",
+    "RETENTION_TO",
+    "SIGNUP",
+    "VISIT",
+    "Cohort",
+    "Kpi",
+    "KpiReport",
+    "Period",
+    "Point",
+    "Unit",
+    "cohort_query",
+    "first_order_query",
+    "gmv_query",
+    "kpi_report",
+    "monthly_active_query",
+    "order_conversion_query",
+    "periods",
+    "plus_days",
+    "repurchase_query",
+]
 
 Period = Literal["week", "month"]
 Unit = Literal["rate", "fen"]
-VISIT, ORDER, SIGNUP = "session_started", "order_placed", "user_signed_up"
 DEFAULT_SPAN = timedelta(weeks=26)
-FIRST_ORDER_DAYS = 7
-RETENTION_FROM, RETENTION_TO = 30, 60  # days after signup
-COHORT_WEEKS = 8  # columns of the cohort table: weeks 1..8 after signup
-ACTIVE_VISITS = 3
 # The plan's targets; LIFECYCLE_KPI_TARGETS overrides any of them (and may set the others).
 # It names no number for new users' first order: 15% in 7 days is ours, a common figure
 # for an e-commerce app's new users.
@@ -199,164 +239,6 @@ def periods(
             return out
         out.append((start.astimezone(UTC), end.astimezone(UTC)))
         start = end
-
-
-def _table(spans: Sequence[tuple[datetime, datetime]]) -> sa.Subquery:
-    """The periods as rows ``(i, lo, hi)``: the queries join events and users to them."""
-    rows = [
-        select(
-            sa.literal(i, sa.Integer).label("i"),
-            sa.literal(lo, UTCDateTime).label("lo"),
-            sa.literal(hi, UTCDateTime).label("hi"),
-        )
-        for i, (lo, hi) in enumerate(spans)
-    ]
-    return sa.union_all(*rows).subquery("p")
-
-
-def _is(name: str) -> ColumnElement[bool]:
-    # A literal, so SQLite can use the partial index on orders.
-    return Event.event == literal_column(f"'{name}'")
-
-
-def _in(p: sa.Subquery, column: Any) -> ColumnElement[bool]:
-    return and_(column >= p.c.lo, column < p.c.hi)
-
-
-def plus_days(column: Any, days: int, dialect: str) -> ColumnElement[Any]:
-    """``column`` + ``days`` days, comparable with stored instants (SQLite keeps them as
-    text: the date-time moves, the microseconds stay)."""
-    if dialect == "sqlite":
-        return func.datetime(column, f"+{days} days").concat(func.substr(column, 20))
-    return column + sa.literal(timedelta(days=days), sa.Interval())
-
-
-# --- the queries: each returns rows (i, x, n), or (i, fen, orders) ----------------------
-
-
-def order_conversion_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
-    p = _table(spans)
-
-    def users(name: str) -> sa.Subquery:
-        return (
-            select(p.c.i, Event.user_id)
-            .join_from(Event, p, _in(p, Event.timestamp))
-            .where(_is(name), Event.user_id.is_not(None))
-            .distinct()
-            .subquery()
-        )
-
-    v, o = users(VISIT), users(ORDER)
-    return (
-        select(v.c.i, func.count(o.c.user_id), func.count())
-        .select_from(v.outerjoin(o, and_(o.c.i == v.c.i, o.c.user_id == v.c.user_id)))
-        .group_by(v.c.i)
-    )
-
-
-def _signups(p: sa.Subquery) -> sa.Subquery:
-    """Per period: the users whose first ``user_signed_up`` event falls in it, and when."""
-    first, earlier = aliased(Event), aliased(Event)
-    before = (
-        select(1)
-        .where(
-            earlier.user_id == first.user_id,
-            earlier.event == literal_column(f"'{SIGNUP}'"),
-            earlier.timestamp < first.timestamp,
-        )
-        .exists()
-    )
-    return (
-        select(p.c.i, first.user_id, func.min(first.timestamp).label("at"))
-        .join_from(first, p, _in(p, first.timestamp))
-        .where(first.event == literal_column(f"'{SIGNUP}'"), first.user_id.is_not(None), ~before)
-        .group_by(p.c.i, first.user_id)
-        .subquery("signups")
-    )
-
-
-def first_order_query(spans: Sequence[tuple[datetime, datetime]], dialect: str) -> Select[Any]:
-    su = _signups(_table(spans))
-    ordered = (
-        select(1)
-        .where(
-            Event.user_id == su.c.user_id,
-            _is(ORDER),
-            Event.timestamp >= su.c.at,
-            Event.timestamp < plus_days(su.c.at, FIRST_ORDER_DAYS, dialect),
-        )
-        .exists()
-    )
-    return select(su.c.i, func.count(sa.case((ordered, 1))), func.count()).group_by(su.c.i)
-
-
-def cohort_query(spans: Sequence[tuple[datetime, datetime]], dialect: str) -> Select[Any]:
-    """Per signup week: retained (days 30-59), signups, then visitors in weeks 1..8."""
-    su = _signups(_table(spans))
-
-    def day(n: int) -> ColumnElement[Any]:
-        return plus_days(su.c.at, n, dialect)
-
-    def visited(lo: int, hi: int) -> ColumnElement[int]:
-        within = and_(Event.timestamp >= day(lo), Event.timestamp < day(hi))
-        return func.count(sa.distinct(sa.case((within, su.c.user_id))))
-
-    last = max(RETENTION_TO, 7 * (COHORT_WEEKS + 1))
-    visits = and_(
-        Event.user_id == su.c.user_id,
-        _is(VISIT),
-        Event.timestamp >= day(min(7, RETENTION_FROM)),
-        Event.timestamp < day(last),
-    )
-    return (
-        select(
-            su.c.i,
-            visited(RETENTION_FROM, RETENTION_TO),
-            func.count(sa.distinct(su.c.user_id)),
-            *(visited(7 * k, 7 * k + 7) for k in range(1, COHORT_WEEKS + 1)),
-        )
-        .select_from(su.outerjoin(Event, visits))
-        .group_by(su.c.i)
-    )
-
-
-def _at_least(spans: Sequence[tuple[datetime, datetime]], name: str, k: int) -> Select[Any]:
-    """Per period: the users with ``k`` or more ``name`` events in it, and those with one."""
-    p = _table(spans)
-    per_user = (
-        select(p.c.i, func.count().label("events"))
-        .join_from(Event, p, _in(p, Event.timestamp))
-        .where(_is(name), Event.user_id.is_not(None))
-        .group_by(p.c.i, Event.user_id)
-        .subquery()
-    )
-    return select(
-        per_user.c.i, func.count(sa.case((per_user.c.events >= k, 1))), func.count()
-    ).group_by(per_user.c.i)
-
-
-def repurchase_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
-    return _at_least(spans, ORDER, 2)
-
-
-def monthly_active_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
-    return _at_least(spans, VISIT, ACTIVE_VISITS)
-
-
-def gmv_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
-    p = _table(spans)
-    props = Event.properties
-    paid = func.round(
-        func.coalesce(props["total_fen"].as_float(), props["total"].as_float() * 100, 0)
-    )
-    value = paid + func.coalesce(Coupon.amount_fen, 0)
-    return (
-        select(p.c.i, func.sum(value), func.count())
-        .join_from(Event, p, _in(p, Event.timestamp))
-        .outerjoin(Coupon, Coupon.code == props["coupon_code"].as_string())
-        .where(_is(ORDER), Event.user_id.is_not(None))
-        .group_by(p.c.i)
-    )
 
 
 # --- the report -----------------------------------------------------------------------------
