@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test dev lint clean histories
+.PHONY: install demo test test-fast dev lint clean histories
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,11 @@ install: $(STAMP)
 demo: install  ## the main job: the four shipped journeys simulated for 150 synthetic users
 	$(BIN)/lifecycle demo
 
-test: install  ## the whole suite (PostgreSQL tests skip locally if none is running)
+test: install  ## the whole suite, both tiers (PostgreSQL tests skip locally if none is running)
 	$(BIN)/pytest -q
+
+test-fast: install  ## the fast tier: no slow tests (markers in tests/conftest.py), on SQLite
+	$(BIN)/pytest -q -m "not slow"
 
 dev: install  ## Temporal dev server + API + worker; Ctrl-C stops everything
 	$(BIN)/lifecycle dev
