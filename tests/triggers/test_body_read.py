@@ -9,10 +9,11 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from support import assert_eventually
 from test_end_to_end import free_port
 
 from api.server import build_app
@@ -35,17 +36,12 @@ def server(sqlite_db) -> Iterator[int]:
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
-    wait_until(lambda: running.started, 10)
+    assert_eventually(
+        lambda: running.started, timeout=10, interval=0.02, message="uvicorn listening"
+    )
     yield port
     running.should_exit = True
     thread.join(10)
-
-
-def wait_until(predicate: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def half_a_track_call(port: int) -> socket.socket:
@@ -67,7 +63,12 @@ def test_a_client_gone_mid_body_is_an_info_line_without_traceback(server, caplog
     sock = half_a_track_call(server)
     time.sleep(0.1)  # the server is reading the body when the client goes
     sock.close()
-    wait_until(lambda: any("went away" in r.getMessage() for r in caplog.records), 5)
+    assert_eventually(
+        lambda: any("went away" in r.getMessage() for r in caplog.records),
+        timeout=5,
+        interval=0.02,
+        message="the went-away line",
+    )
     time.sleep(0.1)  # anything logged after it would show up by now
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     [gone] = [r for r in caplog.records if "went away" in r.getMessage()]
