@@ -1,0 +1,153 @@
+"""The data pages: audiences, the message ledger, rejected events (and their replay), users,
+reports and the growth KPIs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from console.deps import ConsoleDep, base
+from console.growth import growth_page, window_start
+from triggers.api import limits_of
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+def _listing(
+    request: Request, console: ConsoleDep, name: str, title: str, rows: Callable[[], Any]
+) -> Response:
+    """A page listing ``rows()``: ``name`` is its template, its section and the rows' key."""
+    return console.show(request, f"{name}.html.j2", name, lambda: {"title": title, name: rows()})
+
+
+@router.get("/audiences")
+def audiences(request: Request, console: ConsoleDep) -> Response:
+    return _listing(request, console, "audiences", "Audiences", console.pages.audiences)
+
+
+@router.get("/audiences/{audience_id}")
+def audience(request: Request, console: ConsoleDep, audience_id: str) -> Response:
+    return console.show(
+        request,
+        "audience.html.j2",
+        "audiences",
+        lambda: console.pages.audience(audience_id),
+        f"No shipped audience {audience_id!r}.",
+    )
+
+
+@router.get("/messages")
+def messages(
+    request: Request,
+    console: ConsoleDep,
+    journey: str = "",
+    step: str = "",
+    channel: str = "",
+    status: str = "",
+    reason: str = "",
+    user: str = "",
+    before: int | None = None,
+) -> Response:
+    filters = {
+        "journey": journey,
+        "step": step,
+        "channel": channel,
+        "status": status,
+        "reason": reason,
+        "user": user,
+    }
+    return console.show(
+        request, "messages.html.j2", "messages", lambda: console.pages.messages(filters, before)
+    )
+
+
+@router.get("/rejected")
+def rejected(
+    request: Request, console: ConsoleDep, stage: str = "", pending: str = "", did: str = ""
+) -> Response:
+    return console.show(
+        request,
+        "rejected.html.j2",
+        "rejected",
+        lambda: console.pages.rejected(stage=stage, pending=pending == "1", did=did),
+    )
+
+
+@router.post("/rejected/{rejected_id}/replay")
+async def replay_rejected(request: Request, console: ConsoleDep, rejected_id: int) -> Response:
+    await console.checked_form(request)
+    outcome = await run_in_threadpool(
+        console.pages.replay, rejected_id, limits=limits_of(console.settings), now=console.now()
+    )
+    log.info("console: rejected event #%s replayed: %s", rejected_id, outcome)
+    query = urlencode({"did": f"#{rejected_id}: {outcome}"})
+    return RedirectResponse(f"{base(request)}/rejected?{query}", status_code=303)
+
+
+@router.get("/users")
+def find_user(request: Request, console: ConsoleDep, q: str = "", id: str = "") -> Response:
+    """Search by id, email or phone; one match opens that user's page."""
+    console.logged_in(request)
+    query = (q or id).strip()
+    found = console.pages.find_users(query) if query else []
+    if len(found) == 1:
+        target = f"/users/{quote(found[0].id, safe='')}"
+        return RedirectResponse(f"{base(request)}{target}", status_code=303)
+    page = {"title": "Users", "query": query, "found": found}
+    return console.show(request, "users.html.j2", "", lambda: page)
+
+
+@router.get("/users/{user_id:path}")
+def user(request: Request, console: ConsoleDep, user_id: str) -> Response:
+    return console.show(
+        request, "user.html.j2", "", lambda: console.pages.user(user_id), f"No user {user_id!r}."
+    )
+
+
+@router.get("/reports")
+def reports(request: Request, console: ConsoleDep) -> Response:
+    return _listing(request, console, "reports", "Reports", console.pages.reports)
+
+
+@router.get("/growth")
+def growth(request: Request, console: ConsoleDep, since: str = "") -> Response:
+    timezone = console.settings.default_timezone
+    return console.show(
+        request,
+        "growth.html.j2",
+        "growth",
+        lambda: growth_page(console.kpis, now=console.now(), since=since, timezone=timezone),
+        f"{since!r} is not a date before today (YYYY-MM-DD).",
+    )
+
+
+@router.post("/growth/refresh")
+async def growth_refresh(request: Request, console: ConsoleDep) -> Response:
+    since = (await console.checked_form(request)).get("since", "")
+    try:
+        start = window_start(since, now=console.now(), timezone=console.settings.default_timezone)
+    except ValueError:
+        raise StarletteHTTPException(404, f"{since!r} is not a date before today.") from None
+    await run_in_threadpool(console.kpis.get, start, refresh=True)
+    query = f"?since={quote(since, safe='')}" if since else ""
+    return RedirectResponse(f"{base(request)}/growth{query}", status_code=303)
+
+
+@router.get("/reports/{journey_id}")
+def report(request: Request, console: ConsoleDep, journey_id: str) -> Response:
+    return console.show(
+        request,
+        "report.html.j2",
+        "reports",
+        lambda: console.pages.report(journey_id),
+        f"No journey {journey_id!r} has been published.",
+    )
