@@ -5,6 +5,7 @@ Functions take a session and never commit: the caller owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +30,10 @@ def create_broadcast(
     send_at: datetime,
     rate_per_second: float | None,
     now: datetime,
+    workflow_id: Callable[[int], str],
 ) -> Broadcast:
-    """A new ``scheduled`` broadcast; its workflow id is ``broadcast:{id}``."""
+    """A new ``scheduled`` broadcast; its workflow id is ``workflow_id`` of its id (known once
+    the row is flushed), as the workflows' id builder writes it."""
     row = Broadcast(
         name=name,
         audience=audience,
@@ -47,7 +50,7 @@ def create_broadcast(
     )
     session.add(row)
     session.flush()
-    row.workflow_id = f"broadcast:{row.id}"
+    row.workflow_id = workflow_id(row.id)
     return row
 
 

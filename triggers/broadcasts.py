@@ -171,6 +171,7 @@ def store_plan(session: Session, plan: BroadcastPlan, *, now: datetime) -> Broad
         send_at=plan.send_at,
         rate_per_second=plan.rate_per_second,
         now=now,
+        workflow_id=broadcast_workflow_id,
     )
 
 
