@@ -52,8 +52,9 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from config import Settings  # noqa: E402
-from enrollment.router import holdout_group, workflow_id  # noqa: E402
+from enrollment.router import holdout_group  # noqa: E402
 from triggers.temporal_client import connect  # noqa: E402
+from workflows.ids import journey_workflow_id  # noqa: E402
 
 JOURNEY = "new_user_coupon"
 
@@ -97,7 +98,7 @@ def percentile(values: list[float], p: float) -> float:
 async def where_the_time_went(client: Client, user: str, posted: float, wall0: float) -> str:
     """The gaps of one run's history up to the SMS: from the POST to the run's start, and
     between the events after it (workflow tasks, activities scheduled, started, done)."""
-    history = await client.get_workflow_handle(workflow_id(JOURNEY, user)).fetch_history()
+    history = await client.get_workflow_handle(journey_workflow_id(JOURNEY, user)).fetch_history()
     steps = []
     last = posted
     for event in history.events:

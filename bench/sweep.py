@@ -50,9 +50,10 @@ from store.db import SessionFactory, make_engine, make_session_factory, transact
 from store.journeys import publish  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import User  # noqa: E402
-from triggers.scheduler import sweep_id  # noqa: E402
 from worker import sandbox_runner  # noqa: E402
-from workflows.sweep import SweepInput, SweepResult, SweepWorkflow  # noqa: E402
+from workflows.ids import sweep_workflow_id  # noqa: E402
+from workflows.sweep import SweepWorkflow  # noqa: E402
+from workflows.sweep_contracts import SweepInput  # noqa: E402
 
 PG_URL = f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test"
 
@@ -172,11 +173,10 @@ async def sweep(
     ):
         began = time.perf_counter()
         result = await client.execute_workflow(
-            "SweepWorkflow",
+            SweepWorkflow.run,
             SweepInput("bench_sweep", tick),
-            id=sweep_id("bench_sweep", tick),
+            id=sweep_workflow_id("bench_sweep", tick),
             task_queue=queue,
-            result_type=SweepResult,
         )
         seconds = time.perf_counter() - began
     if result.entered != users:
