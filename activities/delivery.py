@@ -127,7 +127,7 @@ class DeliveryActivities:
         Runs on the channel's task queue, whose rate limit holds across all workers. A row
         already past ``sending`` was sent by an earlier attempt: its outcome is returned.
         """
-        return self._sender.send_message(inp)
+        return self._sender.send_message(step_order(inp))
 
     @activity.defn(name=SEND_BATCH)
     def send_batch(self, inp: SendBatchInput) -> SendBatchResult:

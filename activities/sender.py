@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.orders import SendOrder, broadcast_order, step_order
+from activities.orders import SendOrder, broadcast_order
 from activities.send_context import MessageContext, address
 from channels.base import (
     Channel,
@@ -52,7 +52,7 @@ from store.ledger import (
 from store.models import Message, User
 from store.webhooks import apply_held_statuses, forget_push_token, set_consent
 from workflows.broadcast_contracts import SendBatchInput, SendBatchResult
-from workflows.journey_contracts import DeliverInput, DeliverResult
+from workflows.journey_contracts import DeliverResult
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,9 @@ class Sender:
         self._context = context
         self._bulk_rates = bulk_rates
 
-    def send_message(self, inp: DeliverInput) -> DeliverResult:
+    def send_message(self, order: SendOrder) -> DeliverResult:
         """Render and hand a ``sending`` message to its provider; record the outcome. A row
         already past ``sending`` was sent by an earlier attempt: its outcome is returned."""
-        order = step_order(inp)
         with transaction(self._factory) as session:
             row = find_send(session, key=order.key)
             if row.status != SendStatus.SENDING:
