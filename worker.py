@@ -136,6 +136,7 @@ def build_delivery(
         default_timezone=settings.default_timezone,
         sms_opt_out_text=settings.sms_opt_out_text,
     )
+    quiet = QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None
     return DeliveryActivities(
         DeliveryDeps(
             factory=factory,
@@ -143,9 +144,7 @@ def build_delivery(
             channels=channels if channels is not None else build_channels(settings, factory),
             unsubscribe_links=UnsubscribeLinks.from_settings(settings),
             rules=DeliveryRules(
-                quiet_hours=QuietHours.parse(settings.quiet_hours)
-                if settings.quiet_hours
-                else None,
+                quiet_hours=quiet,
                 caps=tuple(frequency_caps(settings)),
                 default_timezone=settings.default_timezone,
             ),
