@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from delivery_support import deliver, outbox_delivery
-
 from activities.delivery import DeliveryActivities
 from activities.policy import FrequencyCap
+from delivery_support import deliver, outbox_delivery
 from journey_support import add_user, ledger, outbox
 from workflows.contracts import DeliverInput, EventSignal
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from delivery_support import deliver, outbox_delivery
-
 from journey_support import add_user, ledger, outbox
 from store.control import set_sends_paused
 from store.db import transaction
