@@ -13,19 +13,8 @@ between. The server holds its clock while activities run, so everything a timer 
 before a tick has finished when the tick is reached. Users enter during ``days`` days; the
 run then goes on (visits and orders only) until every run has ended.
 
-Skipping to the next tick is one call that returns when the server's clock gets there, so it
-lasts as long as that hour's work (under 2 s of wall time at 600 users). The call has its own
-deadline (``ADVANCE_TIMEOUT``) rather than the client's default, and a run that cannot go on
-fails with :class:`SimulationError`, which names the simulated hour and the step.
-
-Between skips the server's clock runs at real pace, and a run's timers are due a few
-milliseconds after a tick (the instant of the task that started them). The test server
-strands a run whose workflow task cancels a timer that fired while the task was with the
-worker (a user's order ending a wait): it refuses the completion ("invalid history builder
-state for action", temporalio/sdk-java#2606, #3088), never times the task out or sends it
-again, and its time lock is never released, so the clock stops for good. So before the calls
-of a tick are posted, every timer of the users' open runs that is due within
-``TIMER_GUARD`` is fired by a short skip, while no signal of theirs is in flight.
+The time-skipping server's ways (a skip's deadline, the timers fired before a tick's calls)
+are in :mod:`simulate.server`; what happens at a tick in :mod:`simulate.ticks`.
 """
 
 from __future__ import annotations
@@ -36,94 +25,56 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.testservice.v1 import SleepRequest
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from audiences.audience import Audience
 from config import Settings, package_binary
 from enrollment.router import JourneyRouter
 from journeys.models import Journey
-from journeys.schedule import cron_trigger, next_tick, schedule_audience, tick_label
+from simulate import server
 from simulate.behaviour import Behaviour
-from simulate.population import (
-    DayPlan,
-    HeldCoupon,
-    Person,
-    act,
-    identify,
-    make_population,
-    plan_day,
-    track,
-)
+from simulate.population import DayPlan, Person, identify, make_population
 from simulate.results import SimulationResult, collect
+from simulate.server import ADVANCE_TIMEOUT, SimulationError, quiet_runtime
+from simulate.ticks import (
+    HOUR,
+    Clock,
+    calls_of,
+    open_runs,
+    open_workflow_ids,
+    plans_of_day,
+    signups,
+    sweep,
+    sweeps_of,
+)
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.journeys import publish
 from store.migrate import upgrade
-from store.models import Coupon, Enrollment, Message
-from store.reports import SENT
 from triggers.api import create_app
 from triggers.temporal_client import data_converter
 from worker import running_worker
-from workflows.contracts import EventSignal
 
-HOUR = timedelta(hours=1)
+__all__ = [
+    "ADVANCE_TIMEOUT",
+    "Clock",
+    "Progress",
+    "SimulationError",
+    "quiet_runtime",
+    "run_simulation",
+    "simulation_settings",
+]
+
 # After the simulated period, runs still open get this long to end (goal windows, expiries).
 MAX_DRAIN = timedelta(days=60)
 BATCH = 200  # calls per /v1/batch request (well under its 500 KB limit)
-# Wall time one skip to the next tick may take: that hour's work, with a wide margin for a busy
-# machine. A stopped clock did not start again within 300 s, so a longer wait buys nothing.
-ADVANCE_TIMEOUT = timedelta(minutes=2)
-# Before a tick's calls are posted, the timers of the users' open runs due within this much
-# server time (real time between skips: longer than posting one tick's calls takes) are fired
-# by a skip past them; and how many such skips one posting may take.
-TIMER_GUARD = timedelta(seconds=60)
-MAX_GUARD_SKIPS = 10
 
 # Called after each simulated day: (day, days, phase, open runs); phase is "entering"
 # while users enter, then "finishing" while open runs end.
 Progress = Callable[[int, int, str, int], None]
-
-
-class SimulationError(Exception):
-    """The simulation could not go on; the message names the simulated time and the step."""
-
-
-def quiet_runtime() -> Runtime:
-    """A Temporal runtime that logs only errors (the test server lacks some capabilities the
-    SDK warns about, which would drown the output)."""
-    return Runtime(
-        telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR")))
-    )
-
-
-@dataclass
-class Clock:
-    """The simulated now, for the API's ``received_at`` and the router's trigger ages."""
-
-    at: datetime
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A schedule-triggered journey: its cron, its audience and when it fires next."""
-
-    journey: Journey
-    trigger: Any  # an APScheduler CronTrigger
-    audience: Audience
-    next_fire: datetime | None
 
 
 def simulation_settings(settings: Settings, database_url: str) -> Settings:
@@ -235,6 +186,8 @@ class _Simulation:
         # Where the simulation is, for an error that says so: set as each step begins.
         self.t0: datetime | None = None
         self.step = "starting the simulation"
+        # Read when built, so that a test can make it short.
+        self.advance_timeout = ADVANCE_TIMEOUT
 
     async def run(self) -> SimulationResult:
         began = time.monotonic()
@@ -294,16 +247,7 @@ class _Simulation:
         simulated period is over and every run has ended."""
         t0 = tick = clock.at
         end = t0 + timedelta(days=self.days)
-        sweeps = [
-            Sweep(
-                j,
-                trig := cron_trigger(j.trigger.schedule),
-                schedule_audience(j.trigger.schedule),
-                next_tick(trig, t0 - HOUR),
-            )
-            for j, _ in self.journeys
-            if j.trigger.schedule is not None
-        ]
+        sweeps = sweeps_of([j for j, _ in self.journeys], t0)
         plans: dict[datetime, list[DayPlan]] = {}
         while True:
             entering = tick < end
@@ -311,21 +255,20 @@ class _Simulation:
             await self._advance_to(tick, phase)
             clock.at = tick
             if tick.hour == 0:
-                plans = self._plan(people, (tick - t0).days, tick)
+                plans = plans_of_day(self.seed, people, (tick - t0).days, tick)
             if entering:
                 self._at(tick, phase, "entering schedule-triggered journeys' audiences")
-                sweeps = [await self._sweep(router, s, tick) for s in sweeps]
+                sweeps = [await sweep(self.factory, router, s, tick) for s in sweeps]
                 self._at(tick, phase, "posting the signups")
-                await self._post_after_timers(http, self._signups(people, tick), phase)
+                await self._post_after_timers(http, signups(people, tick), phase)
             self._at(tick, phase, "posting the users' calls")
-            await self._post_after_timers(
-                http, self._act(plans.pop(tick, []), tick, entering), phase
-            )
+            calls = calls_of(self.factory, self.behaviour, plans.pop(tick, []), tick, entering)
+            await self._post_after_timers(http, calls, phase)
             self._at(tick, phase, "routing the events the engine emitted")
             await router.route_pending(older_than=timedelta(0))
             tick += HOUR
             if tick.hour == 0 or not entering:
-                running = self._open_runs()
+                running = open_runs(self.factory)
                 if tick.hour == 0 and self.progress is not None:
                     self.progress((tick - t0).days, self.days, phase, running)
                 if not entering and (running == 0 or tick >= end + MAX_DRAIN):
@@ -341,30 +284,20 @@ class _Simulation:
         return f"simulated day {(at - self.t0).days}, {at:%H:%M} UTC"
 
     async def _advance_to(self, at: datetime, phase: str = "starting") -> None:
-        """Skip the server's clock to ``at``, running every timer due before it.
-
-        One call, held until the clock gets there, with its own deadline and an error that
-        names the hour (the client's default says only ``RPCError: Timeout expired``).
-        """
+        """Skip the server's clock to ``at``, running every timer due before it; a skip that
+        does not get there in ``advance_timeout`` of wall time fails naming the hour."""
         now = await self.env.get_current_time()
         gap = at - now
         if gap <= timedelta(0):
             return
         self.step = f"{self._when(now)} ({phase}): skipping time to {at:%H:%M} UTC"
-        request = SleepRequest()
-        request.duration.FromTimedelta(gap)
-        try:
-            await self.env.client.test_service.unlock_time_skipping_with_sleep(
-                request, timeout=ADVANCE_TIMEOUT
-            )
-        except RPCError as exc:
-            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-                raise
-            seconds = ADVANCE_TIMEOUT.total_seconds()
-            raise SimulationError(
-                f"{self.step}: the Temporal test server did not get there within {seconds:g} s"
-                f" of wall time ({self._open_runs()} runs open)"
-            ) from exc
+        await server.skip(
+            self.env,
+            gap,
+            timeout=self.advance_timeout,
+            step=self.step,
+            open_runs=lambda: open_runs(self.factory),
+        )
 
     async def _post_after_timers(
         self, http: httpx.AsyncClient, calls: list[dict[str, Any]], phase: str
@@ -372,148 +305,18 @@ class _Simulation:
         """Post ``calls`` once no open run of their users has a timer about to fire."""
         users = sorted({str(c["userId"]) for c in calls if c.get("userId")})
         step = self.step
-        await self.fire_timers_due_soon(self._open_workflow_ids(users), phase)
+        await self.fire_timers_due_soon(open_workflow_ids(self.factory, users), phase)
         self.step = step
         await self._post(http, calls)
 
     async def fire_timers_due_soon(self, workflow_ids: list[str], phase: str = "") -> None:
-        """Skip past every timer of these runs due within ``TIMER_GUARD`` of the server's
-        clock, so that it fires during the skip rather than while a signal to the run is
-        being handled (a task that cancels a timer fired meanwhile strands the run and stops
-        the clock; see the module's notes)."""
-        for _ in range(MAX_GUARD_SKIPS):
-            now = await self.env.get_current_time()
-            due = [
-                at
-                for wid in workflow_ids
-                for at in await self._pending_timers(wid)
-                if at <= now + TIMER_GUARD
-            ]
-            if not due:
-                return
-            # A millisecond past the last: the skip waits for the tasks the timers start.
-            await self._advance_to(max(max(due), now) + timedelta(milliseconds=1), phase)
+        """Skip past every timer of these runs due within ``TIMER_GUARD`` of the server's clock
+        (see :mod:`simulate.server`), so that none fires while a signal to the run is handled."""
 
-    async def _pending_timers(self, workflow_id: str) -> list[datetime]:
-        """When the started, not yet fired or cancelled timers of the run's current run
-        are due."""
-        handle = self.env.client.get_workflow_handle(workflow_id)
-        pending: dict[str, datetime] = {}
-        try:
-            async for event in handle.fetch_history_events():
-                if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
-                    attrs = event.timer_started_event_attributes
-                    started = event.event_time.ToDatetime().replace(tzinfo=UTC)
-                    pending[attrs.timer_id] = started + attrs.start_to_fire_timeout.ToTimedelta()
-                elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-                    pending.pop(event.timer_fired_event_attributes.timer_id, None)
-                elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
-                    pending.pop(event.timer_canceled_event_attributes.timer_id, None)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return []
-        return list(pending.values())
+        async def advance_to(at: datetime) -> None:
+            await self._advance_to(at, phase)
 
-    def _open_workflow_ids(self, user_ids: list[str]) -> list[str]:
-        if not user_ids:
-            return []
-        ids: list[str] = []
-        with self.factory() as session:
-            for start in range(0, len(user_ids), 500):  # under SQLite's parameter limit
-                ids += session.scalars(
-                    select(Enrollment.workflow_id).where(
-                        Enrollment.user_id.in_(user_ids[start : start + 500]),
-                        Enrollment.exited_at.is_(None),
-                    )
-                )
-        return ids
-
-    def _plan(self, people: list[Person], day: int, start: datetime) -> dict[datetime, list[Any]]:
-        plans: dict[datetime, list[DayPlan]] = {}
-        for person in people:
-            if person.signed_up_by(start):
-                plan = plan_day(self.seed, person, day, start)
-                plans.setdefault(plan.at, []).append(plan)
-        return plans
-
-    def _signups(self, people: list[Person], tick: datetime) -> list[dict[str, Any]]:
-        calls = []
-        for p in people:
-            if p.signup_at == tick:
-                calls.append(identify(p, tick))
-                calls.append(track(p, "user_signed_up", tick, 0, channel="app", method="phone"))
-        return calls
-
-    def _act(self, plans: list[DayPlan], tick: datetime, entering: bool) -> list[dict[str, Any]]:
-        if not plans:
-            return []
-        ids = [p.person.user_id for p in plans]
-        lifted, coupons = self._lift_and_coupons(ids, tick)
-        calls = []
-        for plan in plans:
-            uid = plan.person.user_id
-            calls += act(
-                plan,
-                self.behaviour,
-                lifted=uid in lifted,
-                journey_coupons=coupons.get(uid, []),
-                entering=entering,
-            )
-        return calls
-
-    def _lift_and_coupons(
-        self, user_ids: list[str], tick: datetime
-    ) -> tuple[set[str], dict[str, list[HeldCoupon]]]:
-        """Who a message reached within the lift window before ``tick``; and the unused,
-        unexpired coupons journeys gave each user."""
-        window = timedelta(days=self.behaviour.lift.days)
-        with self.factory() as session:
-            lifted = set(
-                session.scalars(
-                    select(Message.user_id).where(
-                        Message.user_id.in_(user_ids),
-                        Message.status.in_(SENT),
-                        Message.sent_at >= tick - window,
-                        Message.sent_at < tick,
-                    )
-                )
-            )
-            coupons: dict[str, list[HeldCoupon]] = {}
-            for row in session.scalars(
-                select(Coupon)
-                .where(
-                    Coupon.user_id.in_(user_ids),
-                    Coupon.redeemed_at.is_(None),
-                    Coupon.expires_at > tick,
-                )
-                .order_by(Coupon.expires_at, Coupon.id)
-            ):
-                coupons.setdefault(row.user_id, []).append(
-                    (row.code, row.amount_fen, row.min_spend_fen, row.expires_at)
-                )
-        return {u for u in lifted if u}, coupons
-
-    async def _sweep(self, router: JourneyRouter, sweep: Sweep, tick: datetime) -> Sweep:
-        """Enter the audience's members at every cron time up to ``tick``, a page at a time,
-        as the scheduler's sweep would; the sweep with its next fire time."""
-        fire, journey = sweep.next_fire, sweep.journey
-        while fire is not None and fire <= tick:
-            signal = EventSignal(
-                message_id=f"sweep:{journey.id}:{tick_label(fire)}",
-                event="audience_sweep",
-                timestamp=fire,
-            )
-            after: str | None = None
-            while True:
-                with self.factory() as session:
-                    page = sweep.audience.members(session, now=fire, after=after)
-                if not page:
-                    break
-                await router.enter_many(journey.id, page, trigger=signal)
-                after = page[-1]
-            fire = next_tick(sweep.trigger, fire)
-        return Sweep(journey, sweep.trigger, sweep.audience, fire)
+        await server.fire_timers_due_soon(self.env, workflow_ids, advance_to)
 
     async def _post(self, http: httpx.AsyncClient, calls: list[dict[str, Any]]) -> None:
         for call in calls:
@@ -527,10 +330,3 @@ class _Simulation:
             )
             if resp.status_code != 200:
                 raise RuntimeError(f"the ingestion API refused a batch: {resp.text[:200]}")
-
-    def _open_runs(self) -> int:
-        with self.factory() as session:
-            stmt = (
-                select(func.count()).select_from(Enrollment).where(Enrollment.exited_at.is_(None))
-            )
-            return session.scalar(stmt) or 0
