@@ -15,17 +15,47 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
+import kinds
 from journeys.conditions import check_filter
 from journeys.durations import Duration, parse_duration
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-ChannelName = Literal["sms", "email", "push"]
+
+
+def _registered_kind(value: object) -> object:
+    # Checked before the string type, so any value that names no kind (a number too) is
+    # told the kinds, as a Literal of them would say it: "'sms', 'email' or 'push'".
+    if not kinds.is_kind(value):
+        quoted = [repr(name) for name in kinds.names()]
+        expected = " or ".join(filter(None, (", ".join(quoted[:-1]), quoted[-1])))
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
+
+
+class _KindNames:
+    """The JSON Schema of a channel's name: an ``enum`` of the kinds registered when the
+    schema is written (``lifecycle journeys schema``)."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "enum": list(kinds.names())}
+
+
+# A channel kind's name, as the kinds registry knows them (a kind a test registers too).
+ChannelName = Annotated[str, BeforeValidator(_registered_kind), _KindNames()]
 Topic = Literal["marketing", "transactional"]
 Yuan = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
 
@@ -69,10 +99,6 @@ class Trigger(_Model):
         if (self.event is None) == (self.schedule is None):
             raise ValueError("a trigger is either `event` or `schedule`")
         return self
-
-
-# Kept for readers of older specs: an event trigger.
-EventTrigger = Trigger
 
 
 class Goal(_Model):

@@ -23,6 +23,7 @@ from journeys.problems import (
     steps_with_paths,
 )
 from journeys.wording import describe
+from kinds import kind
 from message_templates.sample import sample_context
 
 # Read by other modules under their former names.
@@ -155,7 +156,7 @@ def check_templates(
                 continue
             found = templates.check(name, channel=channel, context=context)
             problems.extend(Problem(file, line, where, text) for text in found)
-            if channel == "sms" and not found:
+            if kind(channel).template.segmented and not found:
                 for locale, person in (("zh-CN", "王小明"), ("en", "Alex")):
                     sample = {**context, "user": {**context["user"], "name": person}}
                     rendered = templates.render(
