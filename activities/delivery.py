@@ -27,7 +27,6 @@ from temporalio import activity
 from activities import policy
 from activities.orders import SendOrder, step_order
 from activities.policy import DeliveryRules
-from activities.policy import valid_zone as _valid_zone  # noqa: F401 - simulate/results.py
 from activities.policy_reads import PolicyReads
 from activities.send_context import MessageContext
 from activities.sender import Sender, outcome_of

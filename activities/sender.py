@@ -36,7 +36,7 @@ from channels.base import (
     TransientSendError,
     scrub,
 )
-from kinds import lesson
+from kinds import DeviceTokens, kind, lesson
 from message_templates.render import RenderedMessage, TemplateError, TemplateRenderer
 from observability.metrics import metrics
 from store.db import SessionFactory, transaction
@@ -255,7 +255,7 @@ class Sender:
 
     def _learn(self, order: SendOrder, recipient: str, reason: str) -> None:
         """What a permanent refusal teaches, as the channel's kind says: an opted-out
-        recipient is unsubscribed from the channel, a dead push token is forgotten."""
+        recipient is unsubscribed from the channel, a dead device token is forgotten."""
         taught = lesson(order.channel, reason)
         if taught is None:
             return
@@ -273,7 +273,10 @@ class Sender:
                         topics=("marketing", "transactional"),
                     )
                 case "address_dead":
-                    forget_push_token(session, token=recipient, at=order.now)
+                    # A dead device token is forgotten; an address on the profile is the
+                    # platform's to change, so it stays.
+                    if isinstance(kind(order.channel).address, DeviceTokens):
+                        forget_push_token(session, token=recipient, at=order.now)
                 case _:
                     assert_never(taught)
 
@@ -340,7 +343,7 @@ def _outbound(
         html=rendered.html,
         title=rendered.title,
         data=dict(rendered.data),
-        unsubscribe_url=unsubscribe_url if rendered.channel == "email" else None,
+        unsubscribe_url=unsubscribe_url if kind(rendered.channel).one_click_unsubscribe else None,
         tags=tags,
         priority=rendered.priority,
         ttl_seconds=rendered.ttl_seconds,

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from activities.delivery import _valid_zone
-from activities.policy import QuietHours
+from activities.policy import QuietHours, valid_zone
 from audiences.addresses import address_of
 from config import Settings
 from journeys.durations import format_duration
@@ -230,7 +229,7 @@ def _send_hours(session: Session, journeys: list[Journey], settings: Settings) -
     )
     for sent_at, topic, journey_id, zone in rows:
         assert sent_at is not None
-        local = sent_at.astimezone(ZoneInfo(_valid_zone(zone, settings.default_timezone)))
+        local = sent_at.astimezone(ZoneInfo(valid_zone(zone, settings.default_timezone)))
         by_hour[local.hour] += 1
         quiet = _quiet_window(by_id.get(journey_id or ""), settings)
         if topic == "marketing" and quiet is not None and quiet.contains(local.time()):
@@ -270,7 +269,7 @@ def _sample(
     user_id, group, entered_at, exited_at = found
     user = session.get(User, user_id)
     assert user is not None
-    zone = ZoneInfo(_valid_zone(user.timezone, settings.default_timezone))
+    zone = ZoneInfo(valid_zone(user.timezone, settings.default_timezone))
     reachable = [k.name for k in all_kinds() if address_of(session, user, k) is not None]
     lines = []
     for entry in user_timeline(session, user_id=user_id):
