@@ -148,9 +148,10 @@ class JourneyRouter:
         finally:
             if done:
                 await asyncio.to_thread(self._mark_routed, done)
-        transient = await asyncio.to_thread(self._parking.own_failures, failed)
-        if transient:
-            raise RoutingIncomplete(sorted(transient)) from failed[0][1]
+        if failed:
+            transient = await asyncio.to_thread(self._parking.own_failures, failed)
+            if transient:
+                raise RoutingIncomplete(sorted(transient)) from failed[0][1]
 
     def _load(
         self, event_ids: list[int]
