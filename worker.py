@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import kinds
 from activities.audiences import AudienceActivities
 from activities.broadcast import BroadcastActivities
 from activities.coupons import CouponActivities
@@ -26,12 +27,10 @@ from activities.enrollments import EnrollmentActivities
 from activities.policy import DeliveryRules, FrequencyCap, QuietHours
 from activities.profiles import ProfileActivities
 from activities.sweeps import SweepActivities
-from channels.base import Channel
-from channels.fcm_push import FcmPushChannel, ServiceAccountTokenProvider
+from channels.base import Channel, HoldsEarlyStatuses
 from channels.outbox import OutboxChannel
-from channels.sendgrid_email import SendGridEmailChannel
-from channels.twilio_sms import TwilioSmsChannel
-from config import CHANNEL_KINDS, Settings
+from channels.providers import early_status_holders, provider
+from config import Settings
 from enrollment.router import JourneyRouter
 from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
@@ -53,7 +52,20 @@ WORKFLOWS = [JourneyWorkflow, BroadcastWorkflow, SweepWorkflow]
 ACTIVITY_THREADS = 16
 
 # Imported once, outside the sandbox: re-importing pydantic models per run halves throughput.
-PASSTHROUGH = ("journeys", "workflows.contracts", "pydantic", "pydantic_core", "annotated_types")
+# ``kinds`` too: a kind registered in the worker's process (a test's own) is seen inside.
+PASSTHROUGH = (
+    "journeys",
+    "kinds",
+    "workflows.contracts",
+    "workflows.journey_contracts",
+    "workflows.sweep_contracts",
+    "workflows.broadcast_contracts",
+    "workflows.ids",
+    "workflows.journey_context",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -64,48 +76,19 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Channel]:
-    """One sender per channel kind, as settings say (credentials checked by ``Settings``)."""
-    timeout = settings.provider_timeout
+    """One sender per channel kind, as settings say: the provider chosen for the kind, built
+    from its own settings (checked by ``Settings``), or the outbox, which records instead."""
     outbox = OutboxChannel(SqlOutboxSink(factory))
     channels: dict[str, Channel] = {}
-    for kind in CHANNEL_KINDS:
-        match settings.provider_for(kind):
-            case "outbox":
-                channels[kind] = outbox
-            case "twilio":
-                assert settings.twilio_account_sid and settings.twilio_auth_token
-                channels[kind] = TwilioSmsChannel(
-                    settings.twilio_account_sid,
-                    settings.twilio_auth_token.get_secret_value(),
-                    from_number=settings.twilio_from_number,
-                    messaging_service_sid=settings.twilio_messaging_service_sid,
-                    status_callback=settings.twilio_status_callback_url
-                    or f"{settings.public_base_url}/webhooks/twilio/status",
-                    validity_period=settings.twilio_validity_period,
-                    base_url=settings.twilio_base_url,
-                    timeout=timeout,
-                )
-            case "sendgrid":
-                assert settings.sendgrid_api_key and settings.sendgrid_from_email
-                channels[kind] = SendGridEmailChannel(
-                    settings.sendgrid_api_key.get_secret_value(),
-                    from_email=settings.sendgrid_from_email,
-                    from_name=settings.sendgrid_from_name,
-                    reply_to=settings.sendgrid_reply_to,
-                    asm_group_id=settings.sendgrid_asm_group_id,
-                    host=settings.sendgrid_host,
-                    timeout=timeout,
-                )
-            case "fcm":
-                assert settings.fcm_project_id and settings.fcm_service_account_file
-                channels[kind] = FcmPushChannel(
-                    settings.fcm_project_id,
-                    token_provider=ServiceAccountTokenProvider(settings.fcm_service_account_file),
-                    base_url=settings.fcm_base_url,
-                    timeout=timeout,
-                )
-            case provider:
-                raise ValueError(f"unknown {kind} provider {provider!r}")
+    for kind in kinds.names():
+        chosen = settings.provider_for(kind)
+        found = provider(chosen)
+        if found is not None:
+            channels[kind] = found.build(settings.provider_settings(chosen))
+        elif chosen == "outbox":
+            channels[kind] = outbox
+        else:
+            raise ValueError(f"unknown {kind} provider {chosen!r}")
     return channels
 
 
@@ -118,7 +101,7 @@ def frequency_caps(settings: Settings) -> list[FrequencyCap]:
     """The caps settings ask for (a limit of 0 means no cap)."""
     caps = []
     if settings.cap_sms_per_day:
-        caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), "sms"))
+        caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), kinds.SMS.name))
     if settings.cap_marketing_per_week:
         caps.append(FrequencyCap(settings.cap_marketing_per_week, timedelta(days=7)))
     return caps
@@ -129,9 +112,11 @@ def build_delivery(
     factory: SessionFactory,
     *,
     channels: Mapping[str, Channel] | None = None,
+    renderer: TemplateRenderer | None = None,
 ) -> DeliveryActivities:
-    """The delivery activities (policy and provider calls), bound to their dependencies."""
-    renderer = TemplateRenderer(
+    """The delivery activities (policy and provider calls), bound to their dependencies:
+    ``channels`` and ``renderer`` as given, else as settings say (the shipped templates)."""
+    renderer = renderer or TemplateRenderer(
         default_locale=settings.default_locale,
         default_timezone=settings.default_timezone,
         sms_opt_out_text=settings.sms_opt_out_text,
@@ -149,7 +134,7 @@ def build_delivery(
                 default_timezone=settings.default_timezone,
             ),
             default_locale=settings.default_locale,
-            bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in CHANNEL_KINDS},
+            bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in kinds.names()},
         )
     )
 
@@ -162,13 +147,14 @@ def build_workers(
     task_queue: str | None = None,
     executor: ThreadPoolExecutor,
     channels: Mapping[str, Channel] | None = None,
+    renderer: TemplateRenderer | None = None,
 ) -> list[Worker]:
     """The journey worker (workflows and every activity but provider calls) on
     ``task_queue``; per channel, one worker on ``<task_queue>.<channel>`` for the journeys'
     provider calls and one on ``<task_queue>.<channel>.bulk`` for broadcasts' batches, each
     rate-limited for the whole cluster."""
     queue = task_queue or settings.task_queue
-    delivery = build_delivery(settings, factory, channels=channels)
+    delivery = build_delivery(settings, factory, channels=channels, renderer=renderer)
     router = JourneyRouter(
         factory=factory,
         client=client,
@@ -211,20 +197,23 @@ def build_workers(
             graceful_shutdown_timeout=grace,
         )
 
+    described = kinds.all_kinds()
     senders = [
         channel_worker(
-            channel_task_queue(queue, kind), delivery.send_message, settings.rate_for(kind)
+            channel_task_queue(queue, kind.queue_suffix),
+            delivery.send_message,
+            settings.rate_for(kind.name),
         )
-        for kind in CHANNEL_KINDS
+        for kind in described
     ]
     # Broadcast sends come in batches: the limit in sends per second, divided by the batch.
     bulk = [
         channel_worker(
-            bulk_task_queue(queue, kind),
+            bulk_task_queue(queue, kind.queue_suffix),
             delivery.send_batch,
-            batches_per_second(settings.broadcast_rate_for(kind)),
+            batches_per_second(settings.broadcast_rate_for(kind.name)),
         )
-        for kind in CHANNEL_KINDS
+        for kind in described
     ]
     return [journeys, *senders, *bulk]
 
@@ -291,10 +280,13 @@ async def run_worker(settings: Settings) -> None:
         max_trigger_age=settings.max_trigger_age,
         max_attempts=settings.max_route_attempts,
     )
+    channels = build_channels(settings, factory)
+    # Held reports are purged for the senders that hold them, whichever provider that is.
+    holders = {c.name for c in channels.values() if isinstance(c, HoldsEarlyStatuses)}
     with activity_pool() as executor:
-        workers = build_workers(client, settings, factory, executor=executor)
+        workers = build_workers(client, settings, factory, executor=executor, channels=channels)
         sweeper = asyncio.create_task(route_pending_forever(router))
-        purger = asyncio.create_task(purge_held_statuses_forever(factory))
+        purger = asyncio.create_task(purge_held_statuses_forever(factory, providers=holders))
         ready = asyncio.create_task(log_when_polling(client, workers, component="worker"))
         stopping = asyncio.create_task(stop.wait())
         running = asyncio.gather(*(worker.run() for worker in workers))
@@ -372,22 +364,27 @@ async def purge_held_statuses_forever(
     factory: SessionFactory,
     every: float = 3600.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    providers: Collection[str] | None = None,
 ) -> None:
-    """Hourly: drop the Twilio status reports held a week for a message the ledger never
-    learnt (``store.webhooks.purge_unclaimed_statuses``)."""
+    """Hourly: drop the status reports held a week for a message the ledger never learnt
+    (``store.webhooks.purge_unclaimed_statuses``), of each of ``providers`` (by default,
+    every provider whose sender holds early statuses)."""
+    holders = tuple(early_status_holders() if providers is None else providers)
 
     async def purge() -> None:
-        purged = await asyncio.to_thread(_purge_held_statuses, factory, clock())
+        purged = await asyncio.to_thread(_purge_held_statuses, factory, holders, clock())
         if purged:
             log.info("purged %d status reports held a week with no message", purged)
 
     await repeat_forever(purge, every, "purging held status reports")
 
 
-def _purge_held_statuses(factory: SessionFactory, now: datetime) -> int:
+def _purge_held_statuses(factory: SessionFactory, providers: Sequence[str], now: datetime) -> int:
     with transaction(factory) as session:
-        return purge_unclaimed_statuses(
-            session, provider=TwilioSmsChannel.name, before=now - HELD_STATUS_LIFETIME
+        return sum(
+            purge_unclaimed_statuses(session, provider=name, before=now - HELD_STATUS_LIFETIME)
+            for name in providers
         )
 
 

@@ -9,8 +9,16 @@ from channels.providers.registry import (
     Provider,
     ProviderSettings,
     all_providers,
+    early_status_holders,
     provider,
     register,
 )
 
-__all__ = ["Provider", "ProviderSettings", "all_providers", "provider", "register"]
+__all__ = [
+    "Provider",
+    "ProviderSettings",
+    "all_providers",
+    "early_status_holders",
+    "provider",
+    "register",
+]

@@ -47,6 +47,9 @@ class Provider(Generic[S]):
         build: Its sender, from its settings.
         check: A problem its settings have beyond a missing field (a key file that is not
             there), as the refusal says it, or None.
+        holds_early_statuses: Whether its sender is
+            :class:`~channels.base.HoldsEarlyStatuses`: its webhook's early reports are held,
+            and the ones never claimed are purged, for this provider.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Provider(Generic[S]):
     needs: tuple[tuple[str, ...], ...]
     build: Callable[[S], Channel]
     check: Callable[[S], str | None] | None = None
+    holds_early_statuses: bool = False
 
     def env_name(self, field: str) -> str:
         """The environment variable a settings field is read from."""
@@ -98,6 +102,11 @@ def provider(name: str) -> Provider[Any] | None:
 def all_providers() -> tuple[Provider[Any], ...]:
     """Every registered provider."""
     return tuple(_PROVIDERS.values())
+
+
+def early_status_holders() -> tuple[str, ...]:
+    """The providers whose senders hold early status reports, by name."""
+    return tuple(p.name for p in _PROVIDERS.values() if p.holds_early_statuses)
 
 
 def _is_set(value: object) -> bool:

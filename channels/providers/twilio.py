@@ -49,5 +49,7 @@ TWILIO = register(
         settings_model=TwilioSettings,
         needs=(("account_sid",), ("auth_token",), ("from_number", "messaging_service_sid")),
         build=build,
+        # A status callback can beat the sid's storing (``TwilioSmsChannel``).
+        holds_early_statuses=True,
     )
 )
