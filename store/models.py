@@ -419,3 +419,5 @@ class Broadcast(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cursor: Mapped[str | None] = mapped_column(String(255))
     recipients: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Percent of the audience held out (sent nothing) for the post-campaign review.
+    holdout: Mapped[float] = mapped_column(Float, default=0, server_default="0")
