@@ -5,17 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+import kinds
 from cli.common import CliError, Commands, actions, command, renderer, session_factory
 from config import Settings
 
 if TYPE_CHECKING:
-    from message_templates.render import RenderedMessage
-
-TEST_TEMPLATES = {
-    "sms": "new_user_welcome_sms",
-    "email": "new_user_last_chance_email",
-    "push": "new_user_reminder_push",
-}
+    from message_templates.render import RenderedMessage, TemplateRenderer
 
 
 def _template_context(settings: Settings, user_id: str | None) -> dict[str, object]:
@@ -39,6 +34,16 @@ def _template_context(settings: Settings, user_id: str | None) -> dict[str, obje
         "timezone": user.timezone or settings.default_timezone,
     }
     return context
+
+
+def _sample_template(templates: TemplateRenderer, channel: str) -> str:
+    """The template ``send-test --channel`` sends: the channel's new-user template (the
+    first of its templates if it has none)."""
+    mine = [name for name in templates.names() if templates.channel_of(name) == channel]
+    preferred = [name for name in mine if name.startswith("new_user_")] + mine
+    if not preferred:
+        raise CliError(f"no template is for {channel}: give --template")
+    return preferred[0]
 
 
 def _render(settings: Settings, args: argparse.Namespace) -> RenderedMessage:
@@ -77,7 +82,7 @@ def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
     from worker import build_channels
 
     if getattr(args, "channel", None) and not args.template:
-        args.template = TEST_TEMPLATES[args.channel]
+        args.template = _sample_template(renderer(settings), args.channel)
     message = _render(settings, args)
     if getattr(args, "channel", None) and message.channel != args.channel:
         raise CliError(
@@ -144,7 +149,7 @@ def register(sub: Commands) -> None:
         "send a test message on a channel (its sample template) through the configured provider",
         "lifecycle send-test --channel sms --to +8613800138000",
     )
-    quick.add_argument("--channel", choices=sorted(TEST_TEMPLATES), required=True)
+    quick.add_argument("--channel", choices=kinds.names(), required=True)
     quick.add_argument("--to", required=True, help="phone (E.164), email address or push token")
     quick.add_argument("--template", help="default: the channel's new-user template")
     quick.add_argument("--locale")

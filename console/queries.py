@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from config import CHANNEL_KINDS
+import kinds
 from store.models import Consent, Enrollment, JourneyVersion, Message, PushToken, User
 from store.reports import FAILED, SENT
 
@@ -108,7 +108,7 @@ def filter_choices(session: Session) -> dict[str, list[str]]:
     journeys = session.scalars(select(JourneyVersion.journey_id).distinct())
     return {
         "journey": sorted(journeys),
-        "channel": list(CHANNEL_KINDS),
+        "channel": list(kinds.names()),
         "status": list(STATUSES),
     }
 
