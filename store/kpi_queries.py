@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select
@@ -18,6 +18,8 @@ from sqlalchemy.orm import aliased
 
 from store.models import Coupon, Event
 from store.types import UTCDateTime
+
+_Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]
 
 VISIT, ORDER, SIGNUP = "session_started", "order_placed", "user_signed_up"
 FIRST_ORDER_DAYS = 7
@@ -165,17 +167,70 @@ def monthly_active_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[A
     return _at_least(spans, VISIT, ACTIVE_VISITS)
 
 
-def gmv_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
-    p = _table(spans)
+def _order_value() -> ColumnElement[Any]:
+    """An order's value before its coupon, in fen: the amount paid (``total_fen``, or
+    ``total`` in yuan) plus the discount of the coupon it names (joined as :class:`Coupon`)."""
     props = Event.properties
     paid = func.round(
         func.coalesce(props["total_fen"].as_float(), props["total"].as_float() * 100, 0)
     )
-    value = paid + func.coalesce(Coupon.amount_fen, 0)
+    return paid + func.coalesce(Coupon.amount_fen, 0)
+
+
+def _with_coupon(stmt: _Query) -> _Query:
+    return stmt.outerjoin(Coupon, Coupon.code == Event.properties["coupon_code"].as_string())
+
+
+def gmv_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[Any]:
+    p = _table(spans)
     return (
-        select(p.c.i, func.sum(value), func.count())
-        .join_from(Event, p, _in(p, Event.timestamp))
-        .outerjoin(Coupon, Coupon.code == props["coupon_code"].as_string())
+        _with_coupon(
+            select(p.c.i, func.sum(_order_value()), func.count()).join_from(
+                Event, p, _in(p, Event.timestamp)
+            )
+        )
         .where(_is(ORDER), Event.user_id.is_not(None))
         .group_by(p.c.i)
+    )
+
+
+def orders_by_user_query(since: datetime, until: datetime) -> Select[str | None, int, Any]:
+    """Rows ``(user_id, orders, fen)``: each buyer's orders between ``since`` and
+    ``until`` and their value before coupons."""
+    return (
+        _with_coupon(select(Event.user_id, func.count(), func.sum(_order_value())))
+        .where(
+            _is(ORDER),
+            Event.user_id.is_not(None),
+            Event.timestamp >= since,
+            Event.timestamp < until,
+        )
+        .group_by(Event.user_id)
+    )
+
+
+def retained_signups_query(signed_up_from: datetime, until: datetime, dialect: str) -> Select[Any]:
+    """Rows ``(user_id, retained)`` for every user whose first signup lies between
+    ``signed_up_from`` and ``until`` less 60 days (so their 30-59 day window has closed):
+    retained when they visited 30 to 59 days after signing up."""
+    first = (
+        select(Event.user_id, func.min(Event.timestamp).label("at"))
+        .where(_is(SIGNUP), Event.user_id.is_not(None))
+        .group_by(Event.user_id)
+        .subquery("su")
+    )
+    visit = aliased(Event)
+    came_back = (
+        select(visit.id)
+        .where(
+            visit.user_id == first.c.user_id,
+            visit.event == literal_column(f"'{VISIT}'"),
+            visit.timestamp >= plus_days(first.c.at, RETENTION_FROM, dialect),
+            visit.timestamp < plus_days(first.c.at, RETENTION_TO, dialect),
+        )
+        .exists()
+    )
+    return select(first.c.user_id, came_back).where(
+        first.c.at >= signed_up_from,
+        first.c.at < until - timedelta(days=RETENTION_TO),
     )
