@@ -13,6 +13,7 @@ from pathlib import Path
 
 from support import assert_eventually_async, fail_if_exited
 from sweep_support import publish_winback, sweep_worker
+from temporalio.client import WorkflowExecutionStatus
 
 from store.db import transaction
 from store.models import SweepTick
@@ -71,8 +72,18 @@ async def test_three_replicas_start_exactly_one_sweep_per_tick(dev_env, db, task
             for p in procs:
                 p.wait(timeout=30)
         elapsed = time.monotonic() - started
-        # Let the last sweeps (of an empty audience) finish.
-        await asyncio.sleep(2)
+
+        async def started_sweeps_closed() -> bool:
+            with transaction(db.factory) as session:
+                ticks = session.query(SweepTick).filter_by(journey_id=journey).all()
+                started_ids = [t.workflow_id for t in ticks if t.started_at]
+            for wid in started_ids:
+                described = await dev_env.client.get_workflow_handle(wid).describe()
+                assert described.status != WorkflowExecutionStatus.RUNNING, wid
+            return True
+
+        # The last sweeps (of an empty audience) finish before their worker stops.
+        await assert_eventually_async(started_sweeps_closed, timeout=30, interval=0.2)
 
     with transaction(db.factory) as session:
         rows = session.query(SweepTick).filter_by(journey_id=journey).order_by(SweepTick.tick).all()
