@@ -8,6 +8,11 @@ policy: a ledger row keyed by the broadcast's first execution run id + user id (
 page finds the rows it wrote and returns the same outcome), consent, reachability, quiet
 hours, frequency caps. Quiet-hours deferrals are stored on the row (``deferred_until``) and asked
 again by :meth:`BroadcastActivities.broadcast_deferred` when due.
+
+A broadcast with a holdout (``broadcasts.holdout``, a percent) holds each member out or not
+by the journeys' salted hash (:func:`enrollment.entries.holdout_group`) of the broadcast's
+workflow id and the user id, so a retried page makes the same choice; a held-out member's row
+is skipped ``held_out``, as a journey's holdout is, before the policy is asked.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from activities.policy import PAUSED_RECHECK
 from activities.policy_reads import ChunkReads
 from audiences.audience import audience_from_data
 from audiences.rules import AudienceError
-from store.broadcasts import due_sends, held_sends, record_progress
+from enrollment.entries import holdout_group
+from observability.metrics import metrics
+from store.broadcasts import HELD_OUT, due_sends, held_sends, record_progress
 from store.control import sends_paused
 from store.db import SessionFactory, transaction
-from store.ledger import SendStatus, mark_failed, open_sends
-from store.models import Broadcast
+from store.ledger import SendStatus, mark_failed, mark_skipped, open_sends
+from store.models import Broadcast, Message
 from workflows.broadcast_contracts import (
     BROADCAST_DEFERRED,
     BROADCAST_PAGE,
@@ -37,6 +44,7 @@ from workflows.broadcast_contracts import (
     BroadcastPageInput,
     BroadcastRecord,
 )
+from workflows.ids import broadcast_workflow_id
 
 # Recipients decided per transaction: short transactions, so sends of the previous page
 # (which write the same tables) are not kept waiting on SQLite's single writer.
@@ -68,7 +76,8 @@ class BroadcastActivities:
             if sends_paused(session):
                 return BroadcastPage(next_cursor=inp.cursor, retry_at=inp.now + PAUSED_RECHECK)
             members = audience.members(session, now=inp.now, after=inp.cursor, limit=inp.limit)
-        page = self._decide(inp, ((user_id, None) for user_id in members))
+            holdout = row.holdout
+        page = self._decide(inp, ((user_id, None) for user_id in members), holdout=holdout)
         page.paged = len(members)
         page.next_cursor = members[-1] if members else inp.cursor
         page.last_page = len(members) < inp.limit
@@ -99,9 +108,14 @@ class BroadcastActivities:
             )
 
     def _decide(
-        self, inp: BroadcastPageInput, recipients: Iterable[tuple[str, str | None]]
+        self,
+        inp: BroadcastPageInput,
+        recipients: Iterable[tuple[str, str | None]],
+        *,
+        holdout: float = 0,
     ) -> BroadcastPage:
-        """The policy for each (user id, ledger key or None for a new row).
+        """The policy for each (user id, ledger key or None for a new row), but for the
+        members ``holdout`` (a percent) holds out.
 
         Per chunk, in one transaction: the ledger rows are written in one statement and read
         (locked) in one, the policy's reads are made for the whole chunk (:class:`ChunkReads`:
@@ -119,13 +133,13 @@ class BroadcastActivities:
                 for user_id, key in todo[start : start + CHUNK]
             ]
             try:
-                decided = self._decide_chunk(inp, orders, isolated=False)
+                decided = self._decide_chunk(inp, orders, isolated=False, holdout=holdout)
             except Exception:
                 # One recipient's data broke the policy (or the database failed): the chunk
                 # is decided again from the start, each recipient on a savepoint of its own,
                 # so only that recipient fails. A database failure raises again, and the
                 # attempt is retried.
-                decided = self._decide_chunk(inp, orders, isolated=True)
+                decided = self._decide_chunk(inp, orders, isolated=True, holdout=holdout)
             for user_id, status, reason in decided:
                 if status == "ready":
                     page.ready.append(user_id)
@@ -136,7 +150,12 @@ class BroadcastActivities:
         return page
 
     def _decide_chunk(
-        self, inp: BroadcastPageInput, orders: list[SendOrder], *, isolated: bool
+        self,
+        inp: BroadcastPageInput,
+        orders: list[SendOrder],
+        *,
+        isolated: bool,
+        holdout: float = 0,
     ) -> list[tuple[str, str, str | None]]:
         """(user id, status, reason) of each order, decided and committed together;
         ``isolated``: each recipient on a savepoint, a failure recorded on its row."""
@@ -153,6 +172,9 @@ class BroadcastActivities:
             )
             for order in orders:
                 row = rows[order.key]
+                if holdout and _hold_out(inp, order.user_id, row, holdout):
+                    decided.append((order.user_id, SendStatus.SKIPPED, HELD_OUT))
+                    continue
                 if not isolated:
                     result = self._delivery.decide(reads, order, row)
                 else:
@@ -171,3 +193,16 @@ class BroadcastActivities:
                         continue
                 decided.append((order.user_id, result.status, result.reason))
         return decided
+
+
+def _hold_out(inp: BroadcastPageInput, user_id: str, row: Message, holdout: float) -> bool:
+    """Whether ``user_id`` is held out of the broadcast (``holdout`` percent of its
+    audience); a new row of a held-out member is skipped ``held_out``. A row an earlier
+    attempt decided keeps its outcome (the same, the choice being the same)."""
+    salt = broadcast_workflow_id(inp.broadcast_id)
+    if holdout_group(salt, user_id, holdout) != "holdout":
+        return False
+    if row.status == SendStatus.PENDING:
+        mark_skipped(row, reason=HELD_OUT)
+        metrics().policy_outcome(inp.channel, SendStatus.SKIPPED, HELD_OUT)
+    return True

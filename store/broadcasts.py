@@ -16,6 +16,8 @@ from store.models import Broadcast, Message
 
 # A broadcast's status once it can no longer change.
 FINAL_STATUSES = ("completed", "cancelled")
+# The ledger reason of a member held out of a broadcast (a journey's holdout's too).
+HELD_OUT = "held_out"
 
 
 def create_broadcast(
@@ -31,9 +33,11 @@ def create_broadcast(
     rate_per_second: float | None,
     now: datetime,
     workflow_id: Callable[[int], str],
+    holdout: float = 0,
 ) -> Broadcast:
     """A new ``scheduled`` broadcast; its workflow id is ``workflow_id`` of its id (known once
-    the row is flushed), as the workflows' id builder writes it."""
+    the row is flushed), as the workflows' id builder writes it. ``holdout``: the percent of
+    the audience held out for the broadcast's review."""
     row = Broadcast(
         name=name,
         audience=audience,
@@ -43,6 +47,7 @@ def create_broadcast(
         topic=topic,
         send_at=send_at,
         rate_per_second=rate_per_second,
+        holdout=holdout,
         status="scheduled",
         # Unique and not null: a placeholder until the id is known (same transaction).
         workflow_id=f"broadcast:new:{now.timestamp()}:{id(session)}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,7 @@ class BroadcastPlan:
     topic: str
     send_at: datetime
     rate_per_second: float | None
+    holdout: float = 0  # percent of the audience held out for the review
 
 
 def parse_rate(text: str) -> float:
@@ -70,6 +72,19 @@ def parse_rate(text: str) -> float:
     if not match or float(match.group(1)) <= 0:
         raise BroadcastError(f"--rate {text!r}: give messages per second, e.g. 50/s (or 3000/m)")
     return float(match.group(1)) / _PER_SECOND[match.group(2)]
+
+
+def parse_holdout(text: str) -> float:
+    """A percent of the audience to hold out, 0 to 50 (as a journey's ``holdout``)."""
+    try:
+        percent = float(text)
+    except ValueError:
+        percent = math.nan
+    if not 0 <= percent <= 50:
+        raise BroadcastError(
+            f"--holdout {text!r}: a percent of the audience from 0 to 50, e.g. 5 (or 2.5)"
+        )
+    return percent
 
 
 def parse_at(text: str, *, now: datetime) -> datetime:
@@ -139,6 +154,7 @@ def plan_broadcast(
     name: str | None,
     topic: str,
     now: datetime,
+    holdout: str | None = None,
 ) -> BroadcastPlan:
     """Check everything a broadcast needs before anything is stored or started."""
     if channel not in CHANNEL_KINDS:
@@ -155,6 +171,7 @@ def plan_broadcast(
         topic=topic,
         send_at=parse_at(at, now=now) if at else now,
         rate_per_second=parse_rate(rate) if rate else None,
+        holdout=parse_holdout(holdout) if holdout else 0,
     )
 
 
@@ -172,6 +189,7 @@ def store_plan(session: Session, plan: BroadcastPlan, *, now: datetime) -> Broad
         rate_per_second=plan.rate_per_second,
         now=now,
         workflow_id=broadcast_workflow_id,
+        holdout=plan.holdout,
     )
 
 
