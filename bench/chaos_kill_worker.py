@@ -85,6 +85,7 @@ from journeys.validate import load_journey  # noqa: E402
 from message_templates.render import TemplateRenderer  # noqa: E402
 from store.db import SessionFactory, make_engine, make_session_factory, transaction  # noqa: E402
 from store.journeys import publish  # noqa: E402
+from store.ledger import SENT_STATUSES, SendStatus  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import Coupon, Enrollment, Message  # noqa: E402
 from triggers.ingest import Ingestor  # noqa: E402
@@ -95,8 +96,7 @@ JOURNEY_ID = "chaos_sms"
 SMS_STEPS = ("sms_1", "sms_2", "sms_3")
 FROM_NUMBER = "+15005550006"
 READY_LINE = "worker ready"  # observability.health logs it once Temporal lists the pollers
-SENT_STATUSES = {"sent", "delivered", "opened", "clicked"}
-OPEN_STATUSES = {"pending", "sending"}
+OPEN_STATUSES = (SendStatus.PENDING, SendStatus.SENDING)
 # A request a worker wrote before it died may be handled by the stand-in's thread a moment
 # after the kill; no later worker can send that soon (a restart takes seconds).
 HANDLER_LAG = 0.5
@@ -863,7 +863,9 @@ def run_chaos(opts: ChaosOptions, say: Callable[[str], None] = print) -> ChaosRe
                     "reason": sum(
                         1
                         for o in mine
-                        if o.status not in SENT_STATUSES | OPEN_STATUSES and o.status and o.reason
+                        if o.status not in (*SENT_STATUSES, *OPEN_STATUSES)
+                        and o.status
+                        and o.reason
                     ),
                     "open": sum(1 for o in mine if o.status in OPEN_STATUSES or o.status is None),
                     "requests": sum(len(o.requests) for o in mine),

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 import kinds
+from store.ledger import SendStatus
 from store.models import Consent, Enrollment, JourneyVersion, Message, PushToken, User
 from store.reports import FAILED, SENT
 
@@ -99,7 +100,7 @@ def messages_page(
 
 
 # Every status a ledger row can have, in the order a send moves through them.
-STATUSES = ("pending", *SENT, "skipped", *FAILED)
+STATUSES = (SendStatus.PENDING, *SENT, SendStatus.SKIPPED, *FAILED)
 
 
 def filter_choices(session: Session) -> dict[str, list[str]]:

@@ -39,6 +39,7 @@ from kinds import kind
 from message_templates.sms import sms_segments
 from store import stats
 from store.journeys import spec_of
+from store.ledger import COUNTED_STATUSES, SendStatus
 from store.models import Coupon, Enrollment, Event, JourneyVersion, Message, OutboxMessage, User
 from store.uplift import Entrant, Money, compare
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = timedelta(days=7)
 # Messages a provider accepted, and so billed (an undelivered SMS and a bounced email too).
-BILLED = ("sending", "sent", "delivered", "opened", "clicked", "undelivered", "bounced")
+BILLED = (*COUNTED_STATUSES, SendStatus.UNDELIVERED, SendStatus.BOUNCED)
 GROUPS = ("treatment", "holdout")
 
 

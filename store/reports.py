@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
+from store.ledger import COUNTED_STATUSES, SendStatus
 from store.lift import Lift, lift
 from store.models import Coupon, Enrollment, Event, Message, User
 from store.money import Costs, MoneyReport, money_report
@@ -160,9 +161,10 @@ class JourneyReport:
         return data
 
 
-SENT = ("sending", "sent", "delivered", "opened", "clicked")
-DELIVERED = ("delivered", "opened", "clicked")
-FAILED = ("failed", "bounced", "undelivered")
+# Handed to the provider (the ledger's counted statuses), reported delivered, failed.
+SENT = COUNTED_STATUSES
+DELIVERED = (SendStatus.DELIVERED, SendStatus.OPENED, SendStatus.CLICKED)
+FAILED = (SendStatus.FAILED, SendStatus.BOUNCED, SendStatus.UNDELIVERED)
 
 
 def journey_report(

@@ -19,14 +19,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kinds import lesson
+from store.ledger import COUNTED_STATUSES, SendStatus
 from store.models import Consent, Message, ProviderEvent, PushToken, User
 from store.upsert import insert_ignore
 
 # A message's life as the providers report it; a status only ever moves to the right.
 # ``sending``: ``deliver`` passed the policy and is calling the provider.
-PROGRESS: tuple[str, ...] = ("pending", "sending", "sent", "delivered", "opened", "clicked")
+PROGRESS: tuple[str, ...] = (SendStatus.PENDING, *COUNTED_STATUSES)
 # Terminal failures a provider reports; reachable only before anything was delivered.
-FAILURES: tuple[str, ...] = ("failed", "undelivered", "bounced")
+FAILURES: tuple[str, ...] = (SendStatus.FAILED, SendStatus.UNDELIVERED, SendStatus.BOUNCED)
 _NOT_YET_DELIVERED = PROGRESS[: PROGRESS.index("delivered")]
 # Topics a channel-wide change ("STOP") covers, besides those a user already has rows for.
 TOPICS: tuple[str, ...] = ("marketing", "transactional")
