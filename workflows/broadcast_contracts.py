@@ -135,19 +135,6 @@ class BroadcastRecord:
     finished: bool = False
 
 
-def batch_delivery(inp: BroadcastPageInput | SendBatchInput, user_id: str) -> DeliverInput:
-    """``broadcast_delivery`` for one recipient of a page or a batch."""
-    return broadcast_delivery(
-        broadcast_id=inp.broadcast_id,
-        key_prefix=inp.key_prefix,
-        user_id=user_id,
-        channel=inp.channel,
-        template=inp.template,
-        topic=inp.topic,
-        now=inp.now,
-    )
-
-
 def broadcast_delivery(
     *,
     broadcast_id: int,
