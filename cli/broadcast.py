@@ -1,10 +1,12 @@
 """``lifecycle broadcast``: one template to a whole audience; start, watch, pause, resume,
-cancel. The work is :mod:`triggers.broadcasts`'; these handlers parse and print."""
+cancel, and review its money against its holdout. The work is :mod:`triggers.broadcasts`'
+and :mod:`store.broadcast_money`'s; these handlers parse and print."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,6 +15,8 @@ from config import Settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+
+    from store.broadcast_money import BroadcastMoney
 
 
 def _broadcast_id(text: str) -> int:
@@ -45,6 +49,7 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
             name=args.name,
             topic=args.topic,
             now=now,
+            holdout=args.holdout,
         )
     except BroadcastError as exc:
         raise CliError(str(exc)) from None
@@ -63,8 +68,10 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
             channel_rate=settings.broadcast_rate_for(plan.channel),
         )
         when = "now" if plan.send_at <= now else f"at {plan.send_at:%Y-%m-%d %H:%M}Z"
+        held = f", {plan.holdout:g}% held out" if plan.holdout else ""
         print(
-            f"broadcast {broadcast_id} ({plan.name}): {total} in {plan.audience.id}, sending {when}"
+            f"broadcast {broadcast_id} ({plan.name}): {total} in {plan.audience.id}{held}, "
+            f"sending {when}"
         )
         if args.no_wait or plan.send_at > now + timedelta(minutes=1):
             print(f"follow it with: lifecycle broadcast status {broadcast_id} --follow")
@@ -77,10 +84,17 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from audiences.audience import audience_from_data
+    from journeys.durations import parse_duration
+    from store.broadcast_money import broadcast_money
     from store.broadcasts import message_counts
+    from store.money import Costs
     from triggers.broadcasts import BroadcastError, follow, get_broadcast, live_progress, summary
 
     broadcast_id = _broadcast_id(args.broadcast_id)
+    try:
+        window = parse_duration(args.window)
+    except ValueError as exc:
+        raise CliError(f"--window {args.window!r}: {exc}") from None
     factory = session_factory(settings)
     try:
         row = get_broadcast(factory, broadcast_id)
@@ -106,11 +120,62 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     with factory() as session:
         row = get_broadcast(factory, broadcast_id)
         counts = message_counts(session, broadcast_id=broadcast_id)
+        review = broadcast_money(
+            session,
+            broadcast_id=broadcast_id,
+            costs=Costs.of(settings),
+            now=datetime.now(UTC),
+            window=window,
+        )
     ledger = ", ".join(
         f"{s}{f' ({r})' if r else ''} {n}" for (s, r), n in sorted(counts.items(), key=str)
     )
     print(f"{row.status}: {row.recipients} recipient(s); ledger: {ledger or 'nothing yet'}")
+    if counts:
+        print_review(review)
     return 0
+
+
+def print_review(review: BroadcastMoney) -> None:
+    """The broadcast's money: its recipients against its holdout once the attribution window
+    has closed (provisional before), or its attributed orders when nobody was held out."""
+    from rich.console import Console
+
+    from devstack.money_view import print_money, yuan
+
+    window = f"{review.report.window} after each recipient was reached"
+    if review.closed:
+        assert review.closes_at is not None
+        heading = f"money review (orders {window}; the window closed {_at(review.closes_at)})"
+    elif review.closes_at is not None:
+        heading = f"money review, PROVISIONAL until {_at(review.closes_at)} (orders {window})"
+    else:
+        heading = (
+            f"money review, PROVISIONAL: the broadcast is still reaching recipients; the "
+            f"window closes {review.report.window} after the last one (orders {window})"
+        )
+    print(heading)
+    if not review.has_holdout:
+        t = review.report.journey.treatment
+        print(
+            "ROI needs a holdout: start a broadcast with --holdout 5 to compare its recipients "
+            "with members sent nothing. Attributed orders only:"
+        )
+        print(
+            f"{t.entrants} recipient(s), {t.converted} bought, {t.orders} order(s), GMV "
+            f"{yuan(t.gmv_fen)}, coupon cost {yuan(t.coupon_fen)}, message cost "
+            f"{yuan(t.message_fen)}"
+        )
+        return
+    print(
+        "spend: the recipients' message cost and the coupon cost beyond the holdout's, per "
+        "recipient (a broadcast issues no coupon)"
+    )
+    print_money(review.report, Console(width=None if sys.stdout.isatty() else 132))
+
+
+def _at(when: datetime) -> str:
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
 
 def cmd_signal(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,16 +237,28 @@ def register(sub: Commands) -> None:
     bs.add_argument("--rate", help="at most this many sends, e.g. 50/s or 3000/m")
     bs.add_argument("--name", help="a name for lists (default: template to audience)")
     bs.add_argument("--topic", choices=("marketing", "transactional"), default="marketing")
+    bs.add_argument(
+        "--holdout",
+        metavar="PERCENT",
+        help="hold out this percent of the audience (0-50, e.g. 5): sent nothing, for the "
+        "money review `broadcast status` shows (default 0)",
+    )
     bs.add_argument("--no-wait", action="store_true", help="start and return")
     bst = command(
         bsub,
         "status",
         cmd_status,
-        "a broadcast's progress and ledger",
+        "a broadcast's progress, ledger and money review",
         "lifecycle broadcast status 3 --follow",
     )
     bst.add_argument("broadcast_id")
     bst.add_argument("--follow", action="store_true", help="a progress bar until it ends")
+    bst.add_argument(
+        "--window",
+        default="7d",
+        help="the attribution window: orders this long after each recipient was reached "
+        "(default 7d)",
+    )
     for name, text in (
         ("pause", "send nothing more until resumed (held, not lost)"),
         ("resume", "let a paused broadcast send again"),
