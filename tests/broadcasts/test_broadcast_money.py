@@ -11,6 +11,7 @@ from conftest import Database
 from money_support import COSTS, LONG_SMS, T0, day, order
 
 from cli import main
+from cli.broadcast import print_review
 from store.broadcast_money import BroadcastMoney, broadcast_money
 from store.db import transaction
 from store.models import Broadcast, Coupon, Message, OutboxMessage, User
@@ -205,3 +206,14 @@ def test_status_without_a_holdout_says_roi_needs_one(sqlite_db, monkeypatch, cap
         "message cost ¥0.30" in out
     )
     assert "ROI +" not in out
+
+
+def test_status_marks_the_numbers_provisional_until_the_window_closes(db, capsys):
+    broadcast_id = seed(db)
+    print_review(review(db, broadcast_id, day(3)))
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "money review, PROVISIONAL until 2026-03-08 03:00Z (orders 7d after each recipient "
+        "was reached)"
+    )
+    assert "split: 4 of 10 users held out" in out
