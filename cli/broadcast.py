@@ -86,7 +86,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from audiences.audience import audience_from_data
     from journeys.durations import parse_duration
     from store.broadcast_money import broadcast_money
-    from store.broadcasts import message_counts
+    from store.broadcasts import FINAL_STATUSES, message_counts
     from store.money import Costs
     from triggers.broadcasts import BroadcastError, follow, get_broadcast, live_progress, summary
 
@@ -115,7 +115,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         elif progress is not None:
             print(summary(progress))
 
-    if row.status not in ("completed", "cancelled"):
+    if row.status not in FINAL_STATUSES:
         asyncio.run(go())
     with factory() as session:
         row = get_broadcast(factory, broadcast_id)
