@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.broadcast import BroadcastActivities
+from cli import main
 from enrollment.entries import holdout_group
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
@@ -162,3 +163,17 @@ async def test_held_out_members_get_no_message_and_a_held_out_row(
     assert sorted(outbox_keys(db.factory)) == sorted(sent_keys)  # nothing to the held out
     assert result.skipped == {"held_out": len(expected)}
     assert result.sent == len(members) - len(expected)
+
+
+def test_start_refuses_a_holdout_over_50_before_storing_anything(
+    sqlite_db, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("LIFECYCLE_DATABASE_URL", sqlite_db.url)
+    monkeypatch.setenv("LIFECYCLE_ENVIRONMENT", "development")
+    argv = ["broadcast", "start", "--audience", str(audience_file(tmp_path, "gold"))]
+    argv += ["--template", TEMPLATE, "--channel", "sms", "--holdout", "60"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "lifecycle: --holdout '60': a percent of the audience from 0 to 50, e.g. 5 (or 2.5)"
+    )
