@@ -24,7 +24,7 @@ from audiences.rules import AudienceError
 from config import CHANNEL_KINDS
 from message_templates.render import TemplateRenderer
 from message_templates.sample import sample_context
-from store.broadcasts import create_broadcast
+from store.broadcasts import FINAL_STATUSES, create_broadcast
 from store.db import SessionFactory, transaction
 from store.models import Broadcast
 from workflows.broadcast import BroadcastWorkflow
@@ -237,7 +237,7 @@ async def signal_broadcast(client: Client, row: Broadcast, signal: str) -> None:
     """``pause``, ``resume`` or ``cancel`` a broadcast that has not finished."""
     if signal not in SIGNALS:
         raise ValueError(signal)
-    if row.status in ("completed", "cancelled"):
+    if row.status in FINAL_STATUSES:
         raise BroadcastError(f"broadcast {row.id} is {row.status}: nothing to {signal}")
     handle = client.get_workflow_handle_for(BroadcastWorkflow.run, broadcast_workflow_id(row.id))
     try:
