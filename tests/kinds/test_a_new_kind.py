@@ -15,6 +15,8 @@ from audiences.addresses import address_of
 from audiences.audience import audience_from_data
 from audiences.rules import AudienceError, parse_rule
 from config import Settings
+from journeys.models import Journey
+from journeys.validate import JourneyError, parse_journey
 from kinds import ChannelKind, ProfileTrait, TemplateParts, Wording
 from message_templates.errors import InvalidTemplateError
 from message_templates.render import TemplateRenderer
@@ -39,6 +41,14 @@ WECHAT = ChannelKind(
     rate_per_second=20,
     broadcast_rate_per_second=10,
 )
+
+JOURNEY = """\
+id: on_wechat
+name: on WeChat
+trigger: {{event: user_signed_up}}
+steps:
+  - {{id: hello, type: send, channel: {channel}, template: wechat_hello}}
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +128,18 @@ def test_settings_give_it_its_own_rates_and_the_outbox():
     assert settings.broadcast_rate_for("wechat") == 10
     assert settings.provider_for("wechat") == "outbox"
     assert settings.rate_for("sms") == settings.sms_rate_per_second
+
+
+def test_a_journey_may_send_on_it_and_the_journey_schema_lists_it():
+    journey = parse_journey(JOURNEY.format(channel="wechat"))
+    schema = Journey.model_json_schema(by_alias=True)
+
+    assert journey.steps[0].channel == "wechat"  # type: ignore[union-attr]
+    assert schema["$defs"]["SendStep"]["properties"]["channel"]["enum"] == [
+        "sms",
+        "email",
+        "push",
+        "wechat",
+    ]
+    with pytest.raises(JourneyError, match="it should be 'sms', 'email', 'push' or 'wechat'"):
+        parse_journey(JOURNEY.format(channel="fax"))
