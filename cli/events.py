@@ -75,8 +75,8 @@ def cmd_rejected(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from triggers.api import limits_of
     from triggers.replay import ReplayError, replay
+    from triggers.segment import limits_of
 
     corrected = None
     if args.with_file:

@@ -48,7 +48,6 @@ from enrollment.versions import REDEEMING_EVENTS, ActedOnEvents, JourneySpecs
 from journeys.models import Journey
 from store.db import SessionFactory, transaction
 from store.models import Enrollment, Event
-from workflows.ids import journey_workflow_id
 from workflows.journey_contracts import JOURNEY_HISTORY_LIMIT, EventSignal
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,7 @@ __all__ = [
     "RoutingIncomplete",
     "holdout_group",
     "is_transient",
-    "workflow_id",
 ]
-
-# The run's workflow id (imported from here by the tests).
-workflow_id = journey_workflow_id
-
 
 class JourneyRouter:
     """Starts and signals journey workflows for stored events."""

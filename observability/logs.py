@@ -74,7 +74,7 @@ def redact_access_log() -> None:
     """Put :class:`RedactTokens` on uvicorn's access logger, whoever set up its handlers.
 
     A filter on the logger runs before any handler, also uvicorn's own when it configured
-    logging itself (``uvicorn --factory triggers.server:app_from_env``). Calling it again
+    logging itself (``uvicorn --factory api.server:app_from_env``). Calling it again
     adds nothing.
     """
     access = logging.getLogger("uvicorn.access")

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
 from config import Settings, package_binary
 from enrollment.router import JourneyRouter
 from journeys.models import Journey
@@ -54,7 +55,6 @@ from simulate.ticks import (
 from store.db import SessionFactory, make_engine, make_session_factory, transaction
 from store.journeys import publish
 from store.migrate import upgrade
-from triggers.api import create_app
 from triggers.temporal_client import data_converter
 from worker import running_worker
 

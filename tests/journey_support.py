@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from support import assert_eventually_async
 
 from journeys.validate import load_journey, shipped_journey_files
 from store.db import SessionFactory, transaction
 from store.journeys import publish
 from store.models import Enrollment, Event, Message, OutboxMessage, PushToken, User
+from support import assert_eventually_async
+from workflows.ids import journey_workflow_id
 
 
 def publish_shipped(factory: SessionFactory, journey_id: str, now: datetime) -> None:
@@ -77,7 +78,7 @@ def add_enrollment(
             journey_version=1,
             user_id=user_id,
             group="treatment",
-            workflow_id=f"journey:{journey_id}:{user_id}",
+            workflow_id=journey_workflow_id(journey_id, user_id),
             entered_at=now,
         )
         session.add(enrollment)

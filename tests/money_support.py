@@ -13,6 +13,7 @@ from store.db import transaction
 from store.journeys import publish
 from store.models import Coupon, Enrollment, Event, Message, OutboxMessage, User
 from store.money import Costs
+from workflows.ids import journey_workflow_id
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 COSTS = Costs(
@@ -79,7 +80,7 @@ def seed(db: Database) -> None:
                 journey_version=1,
                 user_id=uid,
                 group="treatment" if uid.startswith("t") else "holdout",
-                workflow_id=f"journey:new_user_coupon:{uid}",
+                workflow_id=journey_workflow_id("new_user_coupon", uid),
                 trigger_message_id=f"{uid}-trigger",
                 entered_at=T0,
                 converted_at=converted,

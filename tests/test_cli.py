@@ -11,6 +11,7 @@ import pytest
 from cli import main
 from store.db import make_engine, make_session_factory, transaction
 from store.models import Enrollment, Event, User
+from workflows.ids import journey_workflow_id
 
 COMMANDS = [
     "demo",
@@ -187,7 +188,7 @@ def test_journeys_show_pause_and_resume(
                     journey_version=1,
                     user_id=user,
                     group="treatment",
-                    workflow_id=f"journey:new_user_coupon:{user}",
+                    workflow_id=journey_workflow_id("new_user_coupon", user),
                     entered_at=now,
                     exited_at=now if reason else None,
                     exit_reason=reason,
@@ -428,7 +429,7 @@ def test_report_prints_conversions_and_lift_as_json(
                     journey_version=1,
                     user_id=f"u{i}",
                     group=group,
-                    workflow_id=f"journey:new_user_coupon:u{i}",
+                    workflow_id=journey_workflow_id("new_user_coupon", f"u{i}"),
                     entered_at=at,
                     exited_at=at,
                     exit_reason="converted" if i % 2 else "completed",

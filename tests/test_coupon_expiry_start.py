@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from support import assert_eventually_async
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import add_user, enrollments, publish_shipped, router_for, store_event, user_in
 from store.models import Coupon, Event
+from support import assert_eventually_async
 from worker import running_worker
+from workflows.ids import journey_workflow_id
 
 
 async def test_issued_coupon_starts_its_expiry_journey(dev_env, db, task_queue):
@@ -45,7 +45,7 @@ async def test_issued_coupon_starts_its_expiry_journey(dev_env, db, task_queue):
         # One expiry run per coupon, keyed by its code, and it is running.
         expiry = journeys["coupon_expiry"]
         assert expiry.entry_key == coupon.code
-        assert expiry.workflow_id == workflow_id("coupon_expiry", user, coupon.code)
+        assert expiry.workflow_id == journey_workflow_id("coupon_expiry", user, coupon.code)
         description = await dev_env.client.get_workflow_handle(expiry.workflow_id).describe()
         assert description.status is not None and description.status.name == "RUNNING"
 

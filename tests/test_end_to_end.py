@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
-from support import assert_eventually_async
 from temporalio.client import WorkflowExecutionStatus
 
+from api.server import build_app
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import enrollments, ledger, outbox, publish_shipped, user_in
-from triggers.server import build_app
+from support import assert_eventually_async
 from worker import running_worker
-from workflows.contracts import JourneyResult
+from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
 
 KEY = "e2e-write-key"
 
@@ -43,7 +43,7 @@ def settings_for(db, env, task_queue: str, **overrides) -> Settings:
 
 @asynccontextmanager
 async def api_server(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The production app (``triggers.server.build_app``) served by uvicorn on 127.0.0.1."""
+    """The production app (``api.server.build_app``) served by uvicorn on 127.0.0.1."""
     port = free_port()
     config = uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
@@ -95,8 +95,8 @@ async def test_signup_over_http_starts_journey_and_sends(dev_env, db, task_queue
         assert sms.channel == "sms" and sms.recipient == "+8613800138000"
         assert "Reply STOP to opt out" in sms.body  # the user's locale is en
 
-        handle = dev_env.client.get_workflow_handle(
-            workflow_id("new_user_coupon", user), result_type=JourneyResult
+        handle = dev_env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id("new_user_coupon", user)
         )
         description = await handle.describe()
         assert description.status == WorkflowExecutionStatus.RUNNING

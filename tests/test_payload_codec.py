@@ -18,12 +18,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config import Settings
-from enrollment.router import workflow_id
 from journey_support import add_user, at_rest, publish_shipped, router_for, store_event, user_in
 from triggers.payload_codec import EncryptionCodec, PayloadKeyError, parse_payload_keys
 from triggers.temporal_client import data_converter, shared_cache_data_converter
 from worker import running_worker
 from workflows.contracts import JourneyInput
+from workflows.ids import journey_workflow_id
 
 OLD = base64.b64encode(os.urandom(32)).decode()
 NEW = base64.b64encode(os.urandom(32)).decode()
@@ -164,7 +164,7 @@ async def test_a_run_on_the_dev_server_is_stored_encrypted(dev_env, sqlite_db, t
         await router.route([store_event(db.factory, user, "cart_updated", now, properties=props)])
         await at_rest(env, db.factory, user)
 
-    wid = workflow_id("cart_abandonment", user, "cart-secret-9")
+    wid = journey_workflow_id("cart_abandonment", user, "cart-secret-9")
     # Without the keys: every payload is ciphertext; no user id, no property.
     plain = await dev_env.client.get_workflow_handle(wid).fetch_history()
     found = [p for event in plain.events for p in payloads_of(event)]

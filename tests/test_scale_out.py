@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 from conftest import Database
 from sqlalchemy import func, select
-from support import assert_eventually
 
 from bench.chaos_kill_worker import (
     JOURNEY_ID,
@@ -39,6 +38,7 @@ from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.journeys import publish
 from store.models import Enrollment, Event
+from support import assert_eventually
 
 USERS = 24
 WRITE_KEY = "dev-write-key"

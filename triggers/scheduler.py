@@ -41,10 +41,6 @@ from workflows.sweep import SweepInput, SweepWorkflow
 
 log = logging.getLogger(__name__)
 
-# A tick's sweep id, ``sweep:{journey}:{tick}`` (imported from here by the command line).
-sweep_id = sweep_workflow_id
-
-
 @dataclass(frozen=True)
 class _Scheduled:
     cron: str
@@ -157,7 +153,7 @@ class SweepScheduler:
             if tick is None or tick < scheduled.published_at:
                 continue
             if now - tick > self._grace:
-                label = sweep_id(journey_id, tick)
+                label = sweep_workflow_id(journey_id, tick)
                 if label not in self._skipped and not await asyncio.to_thread(
                     self._tick_known, journey_id, tick
                 ):

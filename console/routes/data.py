@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.deps import ConsoleDep, base
 from console.growth import growth_page, window_start
-from triggers.api import limits_of
+from triggers.segment import limits_of
 
 log = logging.getLogger(__name__)
 

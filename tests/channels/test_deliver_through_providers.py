@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from delivery_support import deliver, delivery_activities
 from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from test_deliver_through_twilio import welcome_sms_input
 
 import message_templates
 from channels.base import MAX_RETRY_AFTER, TransientSendError
+from delivery_support import deliver, delivery_activities
 from journey_support import ledger
 from message_templates.render import TemplateRenderer
 from store.db import transaction

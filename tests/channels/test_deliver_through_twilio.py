@@ -6,7 +6,6 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from delivery_support import deliver, delivery_activities
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -14,10 +13,12 @@ from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities
 from channels.base import OutboundMessage, SendResult, TransientSendError
 from channels.twilio_sms import TwilioSmsChannel
+from delivery_support import deliver, delivery_activities
 from journey_support import add_user, ledger
 from store.db import transaction
 from store.models import Enrollment
 from workflows.contracts import DeliverInput, DeliverResult, EventSignal, IssueCouponInput
+from workflows.ids import journey_workflow_id
 
 NOW = datetime(2025, 5, 1, 2, 0, tzinfo=UTC)
 JOURNEY = "new_user_coupon"
@@ -34,7 +35,7 @@ def welcome_sms_input(db, user_id: str) -> DeliverInput:
             journey_version=1,
             user_id=user_id,
             group="treatment",
-            workflow_id=f"journey:{JOURNEY}:{user_id}",
+            workflow_id=journey_workflow_id(JOURNEY, user_id),
             entered_at=NOW,
         )
         session.add(enrollment)

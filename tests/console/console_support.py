@@ -16,6 +16,7 @@ from console.app import console_app
 from journey_support import add_user, publish_shipped
 from store.db import transaction
 from store.models import Consent, Enrollment, Message
+from workflows.ids import journey_workflow_id
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
 TOKEN = "console-test-token"  # noqa: S105
@@ -64,7 +65,7 @@ def enroll(
             journey_version=1,
             user_id=user_id,
             group=group,
-            workflow_id=f"journey:{journey_id}:{user_id}",
+            workflow_id=journey_workflow_id(journey_id, user_id),
             entered_at=entered,
             converted_at=converted,
             exited_at=converted or (entered + timedelta(days=7) if exit_reason else None),

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from console_support import TOKEN, enroll, record_send
-from support import assert_eventually, fail_if_exited
 
 from journey_support import add_user, publish_shipped
 from store.journeys import latest_version
+from support import assert_eventually, fail_if_exited
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -58,7 +58,7 @@ def server(sqlite_db, tmp_path: Path) -> Iterator[str]:
         "LIFECYCLE_DATA_DIR": str(tmp_path / "data"),
     }
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "uvicorn", "--factory", "triggers.server:app_from_env",
+        [sys.executable, "-m", "uvicorn", "--factory", "api.server:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,
     )  # fmt: skip

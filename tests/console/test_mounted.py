@@ -5,10 +5,10 @@ from __future__ import annotations
 from console_support import NOW, TOKEN, csrf_of
 from fastapi.testclient import TestClient
 
+from api.server import build_app
 from config import Settings
 from journey_support import publish_shipped
 from store.journeys import latest_version
-from triggers.server import build_app
 
 
 def test_the_api_process_serves_the_console_at_slash_console(db):

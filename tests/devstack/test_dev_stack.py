@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+
 from support import assert_eventually, fail_if_exited
 
 

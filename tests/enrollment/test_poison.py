@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from journey_support import add_user, enrollments, publish_shipped, router_for, store_event
 from store.models import Event, RejectedEvent
-from workflows.ids import journey_workflow_id as workflow_id
+from workflows.ids import journey_workflow_id
 
 
 def nested(levels: int) -> Any:
@@ -56,7 +56,7 @@ async def test_a_poisoned_event_between_two_good_ones(time_env, db, task_queue) 
 
     for user in (users[0], users[2]):
         [entry] = enrollments(db.factory, user)
-        handle = env.client.get_workflow_handle(workflow_id("new_user_coupon", user))
+        handle = env.client.get_workflow_handle(journey_workflow_id("new_user_coupon", user))
         assert (await handle.describe()).id == entry.workflow_id
         assert event_row(db, ids[0]).routed_at is not None
     poisoned = event_row(db, ids[1])
@@ -110,5 +110,5 @@ async def test_a_run_that_cannot_start_does_not_stop_a_sweep_page(time_env, db, 
     assert await router.enter_many("dormancy_wakeup", users, trigger=sweep) == 2
 
     for user in (users[0], users[2]):
-        handle = env.client.get_workflow_handle(workflow_id("dormancy_wakeup", user))
+        handle = env.client.get_workflow_handle(journey_workflow_id("dormancy_wakeup", user))
         assert (await handle.describe()).status is not None

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from delivery_support import deliver, delivery_activities
 from temporalio.exceptions import ApplicationError
 
+from delivery_support import deliver, delivery_activities
 from journey_support import add_enrollment, add_user
 from observability.metrics import PrometheusMetrics, installed
 from store.db import transaction

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from support import assert_eventually, fail_if_exited
 from test_end_to_end import free_port
 
 from observability.metrics import NullMetrics, metrics, start_metrics_endpoint
+from support import assert_eventually, fail_if_exited
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 from provider_servers import TWILIO_SID, TWILIO_TOKEN
-from support import assert_eventually_async, fail_if_exited
 from test_api_metrics import samples, value
 from test_end_to_end import KEY, api_server, free_port, settings_for, track
 
 from config import Settings
 from journey_support import publish_shipped, user_in
+from support import assert_eventually_async, fail_if_exited
 
 pytest_plugins = ["provider_fixtures"]
 

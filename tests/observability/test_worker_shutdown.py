@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from support import assert_eventually_async
 from test_end_to_end import api_server, settings_for, track
 from test_worker_metrics import log_lines, logged, until_ready, worker_env, worker_process
 
 from journey_support import ledger, publish_shipped, user_in
+from support import assert_eventually_async
 
 pytest_plugins = ["provider_fixtures"]
 

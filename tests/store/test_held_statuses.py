@@ -8,11 +8,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from support import assert_eventually_async
 
 from store.db import transaction
 from store.models import Message, ProviderEvent
 from store.webhooks import hold_status, record_provider_event
+from support import assert_eventually_async
 from worker import purge_held_statuses_forever
 
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)

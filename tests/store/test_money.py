@@ -18,6 +18,7 @@ from store.models import Enrollment, Message
 from store.money import money_report
 from store.reports import journey_report
 from store.uplift import Entrant, compare
+from workflows.ids import journey_workflow_id
 
 
 def test_money_per_entrant_against_the_holdout(db: Database) -> None:
@@ -195,7 +196,8 @@ def test_an_order_counts_once_for_the_latest_entry_and_since_narrows(db: Databas
         session.add(
             Enrollment(
                 journey_id="new_user_coupon", journey_version=1, user_id="t0",
-                entry_number=2, group="treatment", workflow_id="journey:new_user_coupon:t0:2",
+                entry_number=2, group="treatment",
+                workflow_id=journey_workflow_id("new_user_coupon", "t0", entry=2),
                 entered_at=T0 + timedelta(days=2),
             )
         )  # fmt: skip

@@ -22,6 +22,7 @@ from store.models import Base, Coupon, Enrollment, Event, JourneyVersion, Messag
 from store.outbox import SqlOutboxSink, list_outbox
 from store.reports import StepOutcome, journey_report, user_timeline
 from store.upsert import insert_ignore
+from workflows.ids import journey_workflow_id
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -52,7 +53,7 @@ def enrollment(
         "journey_version": 1,
         "entry_key": "",
         "group": "treatment",
-        "workflow_id": f"journey:{journey_id}:{user_id}:{entry_number}",
+        "workflow_id": journey_workflow_id(journey_id, user_id, entry=entry_number),
         "entered_at": T0,
     } | fields
     return Enrollment(journey_id=journey_id, user_id=user_id, entry_number=entry_number, **values)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from delivery_support import deliver, outbox_delivery
-
 from journey_support import add_user
 from store.reports import user_timeline
 from workflows.contracts import DeliverInput, EventSignal

@@ -11,7 +11,8 @@ from temporalio.client import WorkflowExecutionStatus
 from store.db import transaction
 from store.journeys import set_status
 from store.models import SweepTick
-from triggers.scheduler import SweepScheduler, sweep_id
+from triggers.scheduler import SweepScheduler
+from workflows.ids import sweep_workflow_id
 
 DAILY_TICK = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 Shanghai
 
@@ -48,7 +49,7 @@ async def test_a_late_scheduler_catches_up_the_tick_and_replicas_start_it_once(
     rows = ticks(db)
     assert [(r.journey_id, r.tick) for r in rows] == [(journey, DAILY_TICK)]
     assert rows[0].started_at is not None
-    wid = sweep_id(journey, DAILY_TICK)
+    wid = sweep_workflow_id(journey, DAILY_TICK)
     assert wid == f"sweep:{journey}:2026-11-25T02:00:00Z"
     described = await dev_env.client.get_workflow_handle(wid).describe()
     assert described.workflow_type == "SweepWorkflow"

@@ -11,12 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support import assert_eventually_async, fail_if_exited
 from sweep_support import publish_winback, sweep_worker
 from temporalio.client import WorkflowExecutionStatus
 
 from store.db import transaction
 from store.models import SweepTick
+from support import assert_eventually_async, fail_if_exited
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FOR = 10.0  # seconds

@@ -11,12 +11,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from support import assert_eventually_async, fail_if_exited
 from sweep_support import add_population, enrollments_per_user, entered_users, publish_winback
 from test_scheduler_replicas import scheduler_env
 
-from triggers.scheduler import SweepScheduler, sweep_id
-from workflows.sweep import SweepResult
+from support import assert_eventually_async, fail_if_exited
+from triggers.scheduler import SweepScheduler
+from workflows.ids import sweep_workflow_id
+from workflows.sweep import SweepWorkflow
 
 USERS = 1200
 
@@ -64,8 +65,8 @@ async def test_a_killed_worker_costs_a_retry_not_a_double_entry(
         worker.wait()
         at_kill = len(entered_users(db.factory, journey))
         worker = start_worker(env, tmp_path / "worker-2.log")
-        handle = dev_env.client.get_workflow_handle(
-            sweep_id(journey, tick), result_type=SweepResult
+        handle = dev_env.client.get_workflow_handle_for(
+            SweepWorkflow.run, sweep_workflow_id(journey, tick)
         )
         result = await asyncio.wait_for(handle.result(), timeout=180)
     finally:

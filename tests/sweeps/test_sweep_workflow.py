@@ -16,8 +16,9 @@ from temporalio.client import WorkflowExecutionStatus
 from store.db import transaction
 from store.journeys import set_status
 from store.models import Enrollment, SweepTick
-from triggers.scheduler import SweepScheduler, sweep_id
-from workflows.sweep import SweepInput, SweepResult
+from triggers.scheduler import SweepScheduler
+from workflows.ids import sweep_workflow_id
+from workflows.sweep import SweepInput, SweepWorkflow
 
 
 def scheduler_for(env, db, task_queue: str, page_size: int = 1000) -> SweepScheduler:
@@ -32,17 +33,18 @@ async def test_a_sweep_enters_every_member_once_across_pages_and_runs(dev_env, d
     tick = t0.replace(microsecond=0)
     publish_winback(db.factory, t0 - timedelta(days=1))
     dormant = add_population(db.factory, tick, dormant=1300, active=150)
-    wid = sweep_id("winback_probe", tick)
+    wid = sweep_workflow_id("winback_probe", tick)
     async with sweep_worker(env, db, task_queue):
         handle = await env.client.start_workflow(
-            "SweepWorkflow",
+            SweepWorkflow.run,
             SweepInput("winback_probe", tick, page_size=500, pages_per_run=2),
             id=wid,
             task_queue=task_queue,
-            result_type=SweepResult,
         )
         result = await handle.result()
-        first_run = env.client.get_workflow_handle(wid, run_id=handle.first_execution_run_id)
+        first_run = env.client.get_workflow_handle_for(
+            SweepWorkflow.run, wid, run_id=handle.first_execution_run_id
+        )
         assert (await first_run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
         # The same tick again (another replica, a restarted scheduler): nothing starts.
@@ -51,11 +53,10 @@ async def test_a_sweep_enters_every_member_once_across_pages_and_runs(dev_env, d
         # The next day's sweep finds the same people, but none may re-enter within 30 days.
         later = tick + timedelta(days=1)
         again = await env.client.execute_workflow(
-            "SweepWorkflow",
+            SweepWorkflow.run,
             SweepInput("winback_probe", later, page_size=1000),
-            id=sweep_id("winback_probe", later),
+            id=sweep_workflow_id("winback_probe", later),
             task_queue=task_queue,
-            result_type=SweepResult,
         )
 
     assert (result.members, result.entered, result.stopped) == (1300, 1300, "")
@@ -77,8 +78,8 @@ async def test_the_sweep_records_its_progress_in_its_tick_row(dev_env, db, task_
     scheduler = scheduler_for(env, db, task_queue, page_size=500)
     async with sweep_worker(env, db, task_queue):
         assert await scheduler.start_sweep("winback_probe", tick)
-        wid = sweep_id("winback_probe", tick)
-        await env.client.get_workflow_handle(wid).result()
+        wid = sweep_workflow_id("winback_probe", tick)
+        await env.client.get_workflow_handle_for(SweepWorkflow.run, wid).result()
     with transaction(db.factory) as session:
         row = session.query(SweepTick).filter_by(workflow_id=wid).one()
     assert row.tick == tick and row.started_at is not None and row.finished_at is not None
@@ -95,11 +96,10 @@ async def test_a_paused_journey_is_not_swept(dev_env, db, task_queue):
         set_status(session, journey_id="winback_probe", status="paused")
     async with sweep_worker(env, db, task_queue):
         result = await env.client.execute_workflow(
-            "SweepWorkflow",
+            SweepWorkflow.run,
             SweepInput("winback_probe", tick),
-            id=sweep_id("winback_probe", tick),
+            id=sweep_workflow_id("winback_probe", tick),
             task_queue=task_queue,
-            result_type=SweepResult,
         )
     assert (result.entered, result.stopped) == (0, "journey_not_published")
     assert entered_users(db.factory) == []

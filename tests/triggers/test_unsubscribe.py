@@ -8,21 +8,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from delivery_support import deliver, delivery_activities
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from activities.coupons import CouponActivities
+from api.app import create_app
 from channels.base import OutboundMessage, SendResult
 from config import Settings
+from delivery_support import deliver, delivery_activities
 from journey_support import add_user
 from message_templates.unsubscribe_links import BadUnsubscribeToken, UnsubscribeLinks
 from store.db import transaction
 from store.models import Consent, Enrollment
-from triggers.api import create_app
 from triggers.ingest import NullRouter
 from workflows.contracts import DeliverInput, EventSignal, IssueCouponInput
+from workflows.ids import journey_workflow_id
 
 PUBLIC = "http://127.0.0.1:8000"
 SECRET = "unsubscribe-secret-for-tests"
@@ -239,7 +240,7 @@ def last_chance_email(db: Any, user_id: str, occurrence: int) -> DeliverInput:
             user_id=user_id,
             entry_number=occurrence,
             group="treatment",
-            workflow_id=f"journey:new_user_coupon:{user_id}:{occurrence}",
+            workflow_id=journey_workflow_id("new_user_coupon", user_id, entry=occurrence),
             entered_at=NOW,
         )
         session.add(enrollment)

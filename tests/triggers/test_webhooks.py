@@ -11,22 +11,23 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from delivery_support import deliver, delivery_activities
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from api.app import create_app
 from channels.base import OutboundMessage, SendResult
 from channels.twilio_sms import TwilioSmsChannel
 from config import Settings
+from delivery_support import deliver, delivery_activities
 from journey_support import add_user
 from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.models import Consent, Enrollment, Message, ProviderEvent
-from triggers.api import create_app
 from triggers.ingest import NullRouter
 from triggers.webhooks.twilio_sms import keyword
 from workflows.contracts import DeliverInput, EventSignal
+from workflows.ids import journey_workflow_id
 
 pytest_plugins = ["provider_fixtures"]
 
@@ -182,7 +183,7 @@ def enroll(db: Any, user_id: str) -> int:
             journey_version=1,
             user_id=user_id,
             group="treatment",
-            workflow_id=f"journey:new_user_coupon:{user_id}",
+            workflow_id=journey_workflow_id("new_user_coupon", user_id),
             entered_at=NOW,
         )
         session.add(enrollment)

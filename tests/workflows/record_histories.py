@@ -20,12 +20,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
-from enrollment.router import JourneyRouter, workflow_id  # noqa: E402
+from enrollment.router import JourneyRouter  # noqa: E402
 from journey_support import add_user, publish_shipped, store_event, user_in  # noqa: E402
 from store.db import SessionFactory, make_engine, make_session_factory  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from worker import running_worker  # noqa: E402
 from workflows.contracts import EventSignal  # noqa: E402
+from workflows.ids import journey_workflow_id  # noqa: E402
 
 Scenario = Callable[[WorkflowEnvironment, SessionFactory, JourneyRouter, str], Awaitable[str]]
 
@@ -49,7 +50,7 @@ def new_user(group: str, order_day: int | None) -> Scenario:
             await _settle_then(env, order_day)
             await _event(env, factory, router, user, "order_placed", order_id="o1")
         await _settle_then(env, 8 - (order_day or 0))
-        return workflow_id("new_user_coupon", user)
+        return journey_workflow_id("new_user_coupon", user)
 
     return run
 
@@ -64,7 +65,7 @@ async def cart_restart_then_order(env, factory, router, name):  # type: ignore[n
     await _settle_then(env, 1.5)
     await _event(env, factory, router, user, "order_placed", order_id="o1", cart_id="c1")
     await _settle_then(env, 1)
-    return workflow_id("cart_abandonment", user, "c1")
+    return journey_workflow_id("cart_abandonment", user, "c1")
 
 
 async def cart_low_stock(env, factory, router, name):  # type: ignore[no-untyped-def]
@@ -72,7 +73,7 @@ async def cart_low_stock(env, factory, router, name):  # type: ignore[no-untyped
     add_user(factory, user, await env.get_current_time())
     await _event(env, factory, router, user, "cart_updated", cart_id="c9", low_stock=True)
     await _settle_then(env, 4)
-    return workflow_id("cart_abandonment", user, "c9")
+    return journey_workflow_id("cart_abandonment", user, "c9")
 
 
 async def coupon_expiry(env, factory, router, name):  # type: ignore[no-untyped-def]
@@ -91,7 +92,7 @@ async def coupon_expiry(env, factory, router, name):  # type: ignore[no-untyped-
         expires_at=expires,
     )
     await _settle_then(env, 6)
-    return workflow_id("coupon_expiry", user, "K1")
+    return journey_workflow_id("coupon_expiry", user, "K1")
 
 
 async def dormancy(env, factory, router, name):  # type: ignore[no-untyped-def]
@@ -103,7 +104,7 @@ async def dormancy(env, factory, router, name):  # type: ignore[no-untyped-def]
     await _settle_then(env, 1)
     await _event(env, factory, router, user, "session_started")
     await _settle_then(env, 1)
-    return workflow_id("dormancy_wakeup", user)
+    return journey_workflow_id("dormancy_wakeup", user)
 
 
 SCENARIOS: dict[str, Scenario] = {

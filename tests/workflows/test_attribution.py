@@ -146,7 +146,7 @@ def test_first_touch_rules_on_both_databases(db):
                 journey_version=1,
                 user_id="u1",
                 group="treatment",
-                workflow_id=f"journey:{journey}:u1",
+                workflow_id=journey_workflow_id(journey, "u1"),
                 entered_at=t0 + entered,
                 converted_at=converted_at,
             )

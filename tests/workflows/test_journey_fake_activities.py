@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from support import assert_eventually_async
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -18,7 +17,9 @@ from temporalio.worker import Worker
 
 from journeys.models import Journey
 from journeys.validate import load_journey, parse_journey, shipped_journey_files
+from support import assert_eventually_async
 from worker import sandbox_runner
+from workflows.ids import journey_workflow_id
 from workflows.journey import JourneyWorkflow
 from workflows.journey_contracts import (
     FINISH_ENROLLMENT,
@@ -144,7 +145,7 @@ async def start(
             group="treatment",
             trigger=trigger,
         ),
-        id=f"journey:{journey.id}:{task_queue}",
+        id=journey_workflow_id(journey.id, task_queue),
         task_queue=task_queue,
     )
     return t0, handle

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from config import Settings
@@ -17,6 +16,7 @@ from journey_support import (
 )
 from store.db import transaction
 from store.journeys import set_status
+from support import assert_eventually_async
 from worker import running_worker
 from workflows.ids import journey_workflow_id
 from workflows.journey import JourneyWorkflow
@@ -35,10 +35,12 @@ async def test_paused_journey_holds_sends_and_admits_no_one(time_env, sqlite_db,
         for u in (user, late):
             add_user(db.factory, u, t0)
         await router.route([store_event(db.factory, user, "user_signed_up", t0)])
-        for _ in range(100):
-            if ledger(db.factory, user) and ledger(db.factory, user)[0].status == "sent":
-                break
-            await asyncio.sleep(0.05)
+
+        def welcome_sent() -> bool:
+            rows = ledger(db.factory, user)
+            return bool(rows) and rows[0].status == "sent"
+
+        await assert_eventually_async(welcome_sent, timeout=5, interval=0.05)
 
         with transaction(db.factory) as session:
             set_status(session, journey_id="new_user_coupon", status="paused")

@@ -23,6 +23,7 @@ from journey_support import (
     user_in,
 )
 from store.models import Event
+from support import assert_eventually_async
 from worker import running_worker
 from workflows.contracts import EventSignal
 from workflows.ids import journey_workflow_id
@@ -274,10 +275,7 @@ async def test_new_user_coupon_starts_its_expiry_nudges(time_env, sqlite_db, tas
                 )
                 return session.scalar(stmt) is not None
 
-        for _ in range(100):
-            if announced_routed():
-                break
-            await asyncio.sleep(0.1)
+        await assert_eventually_async(announced_routed, timeout=10, interval=0.1)
         assert await router.route_pending(older_than=timedelta(0)) == 0
         runs = {e.journey_id: e for e in enrollments(db.factory, user)}
         assert set(runs) == {"new_user_coupon", "coupon_expiry"}
