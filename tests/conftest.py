@@ -65,7 +65,7 @@ SLOW_FILES = frozenset(
         "simulate/test_time_skipping.py",
         "sweeps/test_scheduler_replicas.py",
         "sweeps/test_sweep_crash.py",
-        "triggers/test_fuzz.py",
+        "api/test_fuzz.py",
     }
 )
 # Fixtures that make any test using them slow: the real Temporal dev server runs in real time.

@@ -1,13 +1,13 @@
 """Events no journey acts on are stored routed and never reach the router; the ones some
 journey version acts on (a trigger, a goal, an exit, a wait) are routed."""
 
-# The API's fixtures come from test_api; pytest passes them back in by name.
+# The API's fixtures come from test_ingestion; pytest passes them back in by name.
 # ruff: noqa: F811
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from test_api import (  # noqa: F401
+from test_ingestion import (  # noqa: F401
     NOW,
     WRITE_KEY,
     Clock,

@@ -1,7 +1,7 @@
 """Bounded shapes at the edge: depth, finite numbers, storable text and sane timestamps,
 judged per call, on SQLite and PostgreSQL."""
 
-# The API's fixtures come from test_api; pytest passes them back in by name.
+# The API's fixtures come from test_ingestion; pytest passes them back in by name.
 # ruff: noqa: F811
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_api import (  # noqa: F401 - fixtures
+from test_ingestion import (  # noqa: F401 - fixtures
     AUTH,
     NOW,
     client,

@@ -1,10 +1,12 @@
 """A body that never arrives whole: the client that goes away is an info line, not an error
 with a traceback; the one that stalls is cut off with 408 after LIFECYCLE_BODY_READ_TIMEOUT.
-Against the API process's app served by uvicorn on 127.0.0.1, with a raw socket."""
+Against the API process's app served by uvicorn on 127.0.0.1, with a raw socket. And a gzip
+body is inflated only up to the size limit."""
 
 from __future__ import annotations
 
 import base64
+import gzip
 import logging
 import socket
 import threading
@@ -13,11 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
-from support import assert_eventually
 from test_end_to_end import free_port
 
+from api.body import gunzip_limited
 from api.server import build_app
 from config import DEV_WRITE_KEY, Settings
+from support import assert_eventually
+from triggers.segment import PayloadError
 
 BODY = b'{"type": "track", "userId": "u1", "event": "signed_up", "properties": {}}'
 
@@ -97,3 +101,16 @@ def test_the_body_read_timeout_is_a_setting(monkeypatch):
     assert Settings(_env_file=None).body_read_timeout == 30  # type: ignore[call-arg]
     monkeypatch.setenv("LIFECYCLE_BODY_READ_TIMEOUT", "5")
     assert Settings(_env_file=None).body_read_timeout == 5  # type: ignore[call-arg]
+
+
+def test_gunzip_accepts_concatenated_members() -> None:
+    data = gzip.compress(b'{"a": ') + gzip.compress(b"1}")
+    assert gunzip_limited(data, 100) == b'{"a": 1}'
+
+
+def test_gunzip_stops_at_the_limit() -> None:
+    bomb = gzip.compress(b"0" * 1_000_000)
+    with pytest.raises(PayloadError) as info:
+        gunzip_limited(bomb, 1024)
+    assert info.value.status == 413
+    assert gunzip_limited(gzip.compress(b"0" * 1024), 1024) == b"0" * 1024

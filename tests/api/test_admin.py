@@ -14,6 +14,7 @@ from store.control import sends_paused
 from store.db import transaction
 from store.models import Enrollment, Event, Message, OutboxMessage, PushToken, User
 from triggers.ingest import NullRouter
+from workflows.ids import journey_workflow_id
 
 AT = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
 
@@ -86,7 +87,7 @@ def seed_user(db) -> None:
                 journey_version=1,
                 user_id="gone",
                 group="treatment",
-                workflow_id="journey:new_user_coupon:gone",
+                workflow_id=journey_workflow_id("new_user_coupon", "gone"),
                 entered_at=AT,
             )
         )
@@ -121,7 +122,7 @@ def test_forgetting_a_user_keeps_only_anonymous_counts(db):
     assert http.delete("/v1/users/gone").status_code == 401
     resp = http.delete("/v1/users/gone", headers={"Authorization": "Bearer at"})
     assert resp.json() == {"erased": True, "runs_ended": 1}
-    assert runs.ended == ["journey:new_user_coupon:gone"]
+    assert runs.ended == [journey_workflow_id("new_user_coupon", "gone")]
 
     with db.factory() as session:
         assert session.get(User, "gone") is None

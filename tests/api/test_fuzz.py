@@ -2,7 +2,7 @@
 (no 5xx, every answer as declared), and Hypothesis drives ``/v1/batch`` with random mixes of
 good and bad calls (good ones stored once, bad ones in the dead-letter table, nothing else)."""
 
-# The API's fixtures come from test_api; pytest passes them back in by name.
+# The API's fixtures come from test_ingestion; pytest passes them back in by name.
 # ruff: noqa: F811
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from sqlalchemy import select
-from test_api import AUTH, WRITE_KEY, client, clock, database, factory, router  # noqa: F401
+from test_ingestion import AUTH, WRITE_KEY, client, clock, database, factory, router  # noqa: F401
 
 from store.db import SessionFactory, transaction
 from store.models import Base, Event, RejectedEvent
