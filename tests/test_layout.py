@@ -26,6 +26,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "enrollment",
         "audiences",
         "message_templates",
+        "api",
         "twilio",
         "sendgrid",
         "firebase_admin",
@@ -33,13 +34,27 @@ FORBIDDEN: dict[str, set[str]] = {
         "httpx",
         "requests",
     },
-    "channels": {"store", "activities", "workflows", "triggers", "enrollment"},
-    "store": {"activities", "workflows", "triggers", "enrollment", "channels", "audiences"},
-    "audiences": {"activities", "workflows", "triggers", "enrollment", "channels"},
-    "journeys": {"activities", "workflows", "triggers", "enrollment", "channels", "sqlalchemy"},
-    "message_templates": {"activities", "workflows", "triggers", "enrollment", "channels"},
-    "enrollment": {"activities", "triggers", "channels"},
-    "activities": {"triggers"},
+    "channels": {"store", "activities", "workflows", "triggers", "enrollment", "api"},
+    "store": {"activities", "workflows", "triggers", "enrollment", "channels", "audiences", "api"},
+    "audiences": {"activities", "workflows", "triggers", "enrollment", "channels", "api"},
+    "journeys": {
+        "activities",
+        "workflows",
+        "triggers",
+        "enrollment",
+        "channels",
+        "sqlalchemy",
+        "api",
+    },
+    "message_templates": {"activities", "workflows", "triggers", "enrollment", "channels", "api"},
+    "enrollment": {"activities", "triggers", "channels", "api"},
+    "activities": {"triggers", "api"},
+    "kinds": {"api"},
+    # The HTTP layer stores and routes what comes in; it neither sends nor runs journeys.
+    "api": {"activities", "workflows", "channels"},
+    # The API process mounts the console, never the other way round.
+    "console": {"api"},
+    "triggers": {"api"},
 }
 # Nothing below the top imports the entry points.
 EVERYWHERE = {"cli", "worker"}
