@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import kinds
 from cli.common import CliError, Commands, actions, command, renderer, session_factory
 from config import Settings
 
@@ -232,7 +233,7 @@ def register(sub: Commands) -> None:
     )
     bs.add_argument("--audience", required=True, help="an audience file (or a shipped id)")
     bs.add_argument("--template", required=True, help="a template written for --channel")
-    bs.add_argument("--channel", required=True, help="sms, email or push")
+    bs.add_argument("--channel", required=True, help=kinds.one_of())
     bs.add_argument("--at", help="ISO-8601 instant with offset (default: now)")
     bs.add_argument("--rate", help="at most this many sends, e.g. 50/s or 3000/m")
     bs.add_argument("--name", help="a name for lists (default: template to audience)")
