@@ -58,8 +58,8 @@ class OutboundMessage:
     """
 
     key: str
-    channel: str  # sms | email | push
-    to: str  # E.164 phone, email address or push token
+    channel: str  # its kind: sms, email, push, or any registered kind
+    to: str  # the address its kind names: E.164 phone, email address, push token ...
     body: str
     subject: str | None = None
     html: str | None = None
