@@ -62,6 +62,7 @@ __all__ = [
     "is_transient",
 ]
 
+
 class JourneyRouter:
     """Starts and signals journey workflows for stored events."""
 

@@ -41,6 +41,7 @@ from workflows.sweep import SweepInput, SweepWorkflow
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class _Scheduled:
     cron: str
