@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     email_broadcast_rate_per_second: float = Field(default=EMAIL.broadcast_rate_per_second, gt=0)
     push_broadcast_rate_per_second: float = Field(default=PUSH.broadcast_rate_per_second, gt=0)
 
+    # The global control group: this percent of all users (0 turns it off; at most 50),
+    # chosen by a hash of the user id salted with global_control_salt, is sent no marketing
+    # message by any journey or broadcast, and the program's total lift is measured against
+    # it (`lifecycle kpi`, the console's Growth page). Changing the salt draws a new group.
+    global_control_percent: float = Field(default=0, ge=0, le=50)
+    global_control_salt: str = Field(default="global-control", min_length=1)
+
     # Frequency caps on marketing sends per user, across all journeys (0 turns one off).
     cap_sms_per_day: int = Field(default=1, ge=0)
     cap_marketing_per_week: int = Field(default=3, ge=0)

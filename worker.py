@@ -132,6 +132,8 @@ def build_delivery(
                 quiet_hours=quiet,
                 caps=tuple(frequency_caps(settings)),
                 default_timezone=settings.default_timezone,
+                global_control_percent=settings.global_control_percent,
+                global_control_salt=settings.global_control_salt,
             ),
             default_locale=settings.default_locale,
             bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in kinds.names()},

@@ -3,8 +3,9 @@ the database said about one send, read beforehand (:mod:`activities.policy_reads
 
 The rules, in the order they are asked (the first that applies wins): a send given up by
 its run; an operator's pause-all; a paused journey; an unknown user; the holdout group;
-an unsubscribed user; no address on the channel; an expired coupon; then, for marketing
-sends only, quiet hours in the user's zone and the frequency caps.
+the global control group (marketing sends only); an unsubscribed user; no address on the
+channel; an expired coupon; then, for marketing sends only, quiet hours in the user's zone
+and the frequency caps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from activities.profiles import next_local_time
-from store.ledger import RecentSend
+from store.ledger import MARKETING, RecentSend
+from store.program import in_global_control
 
 # How often a send held by a pause asks again (a timer per hour of pause).
 PAUSED_RECHECK = timedelta(hours=1)
@@ -71,6 +73,14 @@ class DeliveryRules:
     quiet_hours: QuietHours | None = None
     caps: tuple[FrequencyCap, ...] = ()
     default_timezone: str = "Asia/Shanghai"
+    # The global control group (store.program): this percent of users gets no marketing.
+    global_control_percent: float = 0.0
+    global_control_salt: str = "global-control"
+
+    def in_global_control(self, user_id: str) -> bool:
+        return in_global_control(
+            user_id, percent=self.global_control_percent, salt=self.global_control_salt
+        )
 
     def longest_cap(self) -> timedelta | None:
         """The widest cap window: how far back recent sends matter (None: no caps)."""
@@ -87,6 +97,7 @@ class Snapshot:
 
     now: datetime
     topic: str
+    user_id: str = ""
     group: str = "treatment"
     abandon: str | None = None  # the run gave the send up (goal reached, exited, restarted)
     paused_all: bool = False
@@ -127,13 +138,15 @@ def decide(snapshot: Snapshot, rules: DeliveryRules) -> Decision:
         return _skip("unknown_user")
     if s.group == "holdout":
         return _skip("held_out")
+    if s.topic == MARKETING and rules.in_global_control(s.user_id):
+        return _skip("global_control")  # transactional messages still go
     if s.unsubscribed:
         return _skip("unsubscribed")
     if not s.reachable:
         return _skip("unreachable")
     if s.coupon_expires_at is not None and s.coupon_expires_at <= s.now:
         return _skip("coupon_expired")  # a nudge whose coupon is gone is not sent
-    if s.topic != "marketing":
+    if s.topic != MARKETING:
         return READY  # transactional: no quiet hours, no caps
     quiet = rules.quiet_hours
     if s.quiet_hours is not None:

@@ -39,7 +39,9 @@ class PolicyReads:
 
     def snapshot(self, order: SendOrder, row: Message) -> Snapshot:
         """What the policy needs to decide ``order``, whose ledger row is ``row``."""
-        asked = Snapshot(now=order.now, topic=order.topic, paused_all=self.paused_all())
+        asked = Snapshot(
+            now=order.now, topic=order.topic, user_id=order.user_id, paused_all=self.paused_all()
+        )
         match order.asked_by:
             case JourneyStep() as step:
                 asked = replace(

@@ -26,6 +26,7 @@ from activities.policy import (
     decide,
 )
 from store.ledger import RecentSend
+from store.program import in_global_control
 
 DAY = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 NIGHT = datetime(2026, 6, 18, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
@@ -180,3 +181,39 @@ def test_decide(snapshot: Snapshot, expected: Decision) -> None:
 
 def test_no_rules_no_quiet_hours_and_no_caps() -> None:
     assert decide(replace(OVER_CAP, now=NIGHT), DeliveryRules()) == READY
+
+
+GC_RULES = replace(RULES, global_control_percent=50, global_control_salt="table")
+IDS = [f"user-{i}" for i in range(40)]
+CONTROL = next(u for u in IDS if in_global_control(u, percent=50, salt="table"))
+EXPOSED = next(u for u in IDS if not in_global_control(u, percent=50, salt="table"))
+
+GLOBAL_CONTROL_CASES: dict[str, tuple[Snapshot, Decision]] = {
+    "in the global control: no marketing": (
+        replace(PLAIN, user_id=CONTROL),
+        skipped("global_control"),
+    ),
+    "in the global control: transactional still goes": (
+        replace(PLAIN, user_id=CONTROL, topic="transactional"),
+        READY,
+    ),
+    "outside the global control": (replace(PLAIN, user_id=EXPOSED), READY),
+    "global control and a journey's holdout": (
+        replace(PLAIN, user_id=CONTROL, group="holdout"),
+        skipped("held_out"),
+    ),
+    "global control and unsubscribed": (
+        replace(PLAIN, user_id=CONTROL, unsubscribed=True),
+        skipped("global_control"),
+    ),
+    "global control while paused": (replace(PLAIN, user_id=CONTROL, paused_all=True), PAUSED),
+}
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "expected"), GLOBAL_CONTROL_CASES.values(), ids=GLOBAL_CONTROL_CASES.keys()
+)
+def test_decide_with_a_global_control_group(snapshot: Snapshot, expected: Decision) -> None:
+    assert decide(snapshot, GC_RULES) == expected
+    # With no global control group configured, nobody is in it.
+    assert decide(snapshot, RULES).reason != "global_control"
