@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text
-from support import assert_eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
@@ -17,6 +16,7 @@ from journey_support import run_history_lengths
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
 from store.models import Broadcast, Message, OutboxMessage, User
+from support import assert_eventually_async
 from triggers.broadcasts import plan_broadcast, start_broadcast, store_plan
 from workflows.contracts import broadcast_workflow_id
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from broadcast_support import add_members, audience_file, fresh_ids, sends, worker_settings
-from support import assert_eventually_async
 
 from cli import main
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from support import assert_eventually_async
 from worker import running_worker
 
 

@@ -17,7 +17,6 @@ from broadcast_support import (
     stored_broadcast,
     worker_settings,
 )
-from support import assert_eventually_async
 from temporalio.testing import ActivityEnvironment
 
 from activities.broadcast import BroadcastActivities
@@ -26,6 +25,7 @@ from channels.outbox import OutboxChannel
 from store.control import set_sends_paused
 from store.db import transaction
 from store.outbox import SqlOutboxSink
+from support import assert_eventually_async
 from worker import build_delivery, running_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import BroadcastPageInput, broadcast_workflow_id

@@ -17,7 +17,6 @@ from broadcast_support import (
     worker_settings,
 )
 from sqlalchemy import select
-from support import assert_eventually_async
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +26,7 @@ from config import package_binary
 from store.db import make_engine, make_session_factory, transaction
 from store.migrate import upgrade
 from store.models import Consent, Message, OutboxMessage
+from support import assert_eventually_async
 from worker import running_worker
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import broadcast_workflow_id
