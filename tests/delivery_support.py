@@ -26,10 +26,13 @@ def delivery_activities(
     quiet_hours: str | None = None,
     caps: tuple[FrequencyCap, ...] = (),
     links: UnsubscribeLinks = LINKS,
+    global_control_percent: float = 0.0,
 ) -> DeliveryActivities:
     """The delivery activities over ``channels``; ``quiet_hours`` as ``"21:00-08:00"``."""
     rules = DeliveryRules(
-        quiet_hours=QuietHours.parse(quiet_hours) if quiet_hours else None, caps=caps
+        quiet_hours=QuietHours.parse(quiet_hours) if quiet_hours else None,
+        caps=caps,
+        global_control_percent=global_control_percent,
     )
     return DeliveryActivities(
         DeliveryDeps(
@@ -47,11 +50,18 @@ def outbox_delivery(
     *,
     quiet_hours: str | None = None,
     caps: tuple[FrequencyCap, ...] = (),
+    global_control_percent: float = 0.0,
 ) -> DeliveryActivities:
     """The delivery activities with every channel recording into the outbox table."""
     sink = OutboxChannel(SqlOutboxSink(factory))
     channels = {"sms": sink, "email": sink, "push": sink}
-    return delivery_activities(factory, channels, quiet_hours=quiet_hours, caps=caps)
+    return delivery_activities(
+        factory,
+        channels,
+        quiet_hours=quiet_hours,
+        caps=caps,
+        global_control_percent=global_control_percent,
+    )
 
 
 def deliver(delivery: DeliveryActivities, inp: DeliverInput) -> DeliverResult:
