@@ -41,7 +41,13 @@ Wilson interval. Computed in SQL from the events the platform sends:
   monthly_active_3_visits  of the month's visitors, the share with 3 or more visits (65%)
   gmv, average_order_value orders' value before their coupon (amount paid plus an
                            engine-issued coupon's discount, as in `lifecycle report`) per
-                           week, and per order (no target unless set)"""
+                           week, and per order (no target unless set)
+
+then the program's lift: with a global control group (LIFECYCLE_GLOBAL_CONTROL_PERCENT of
+users, sent no marketing message by any journey or broadcast), every user exposed to the
+program against it, over --since (default: 90 days before --until): conversion, orders,
+GMV and ROI per user, 30-day retention of signups and repurchase, each difference with its
+95% interval, and a check that the control's share came out as configured."""
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,13 +80,17 @@ def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from devstack.kpi_view import print_kpis
+    from devstack.kpi_view import print_kpis, when
+    from devstack.program_view import disabled_line, print_program
     from store.kpi import kpi_report
+    from store.money import Costs
+    from store.program import program_report
 
     until = instant(args.until, "--until") if args.until else datetime.now(UTC)
     since = instant(args.since, "--since") if args.since else None
     if since is not None and since >= until:
         raise CliError("--since must come before --until")
+    percent = settings.global_control_percent
     with session_factory(settings)() as session:
         report = kpi_report(
             session,
@@ -89,11 +99,32 @@ def cmd_kpi(settings: Settings, args: argparse.Namespace) -> int:
             timezone=settings.default_timezone,
             targets=settings.kpi_targets,
         )
+        program = (
+            program_report(
+                session,
+                since=since,
+                until=until,
+                percent=percent,
+                salt=settings.global_control_salt,
+                costs=Costs.of(settings),
+            )
+            if percent > 0
+            else None
+        )
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        data = report.as_dict() | {"program": program.as_dict() if program else None}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     # Piped or redirected, the lines keep their width instead of folding at 80 columns.
-    print_kpis(report, Console(width=None if sys.stdout.isatty() else 132))
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    print_kpis(report, console)
+    console.print()
+    if program is None:
+        console.print(disabled_line(), highlight=False)
+    else:
+        span = f"{when(program.since, settings.default_timezone)} to "
+        span += f"{when(program.until, settings.default_timezone)}"
+        print_program(program, console, when=span)
     return 0
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from store.money import MoneyReport
+from store.stats import SampleRatio
 from store.uplift import Estimate, Money
 
 Format = Callable[[float | None], str]
@@ -100,7 +101,11 @@ def pricing_line(money: MoneyReport) -> str:
 
 def split_line(money: MoneyReport) -> str | None:
     """The sample-ratio check in words; None when the journey holds nobody out."""
-    ratio = money.sample_ratio
+    return ratio_line(money.sample_ratio)
+
+
+def ratio_line(ratio: SampleRatio | None, *, held: str = "users held out") -> str | None:
+    """A sample-ratio check in words: how many were ``held`` against the configured share."""
     if ratio is None:
         return None
     verdict = (
@@ -109,7 +114,7 @@ def split_line(money: MoneyReport) -> str | None:
         else "as expected"
     )
     return (
-        f"split: {ratio.holdout} of {ratio.total} users held out ({ratio.realized_share:.1%}) "
+        f"split: {ratio.holdout} of {ratio.total} {held} ({ratio.realized_share:.1%}) "
         f"against {ratio.expected_share:.0%} configured, chi-square p = {ratio.p_value:.3g}: "
         f"{verdict}"
     )
