@@ -1,4 +1,4 @@
-"""The Temporal worker: the only place real dependencies are built from settings."""
+"""The Temporal worker: its activities and workers, bound to what :mod:`compose` builds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import compose
 import kinds
 from activities.audiences import AudienceActivities
 from activities.broadcast import BroadcastActivities
@@ -28,18 +29,15 @@ from activities.policy import DeliveryRules, FrequencyCap, QuietHours
 from activities.profiles import ProfileActivities
 from activities.sweeps import SweepActivities
 from channels.base import Channel, HoldsEarlyStatuses
-from channels.outbox import OutboxChannel
-from channels.providers import early_status_holders, provider
+from channels.providers import early_status_holders
 from config import Settings
 from enrollment.router import JourneyRouter
 from message_templates.render import TemplateRenderer
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.health import log_when_polling
 from observability.metrics import start_metrics_endpoint
-from store.db import SessionFactory, make_engine, make_session_factory, transaction
-from store.outbox import SqlOutboxSink
+from store.db import SessionFactory, transaction
 from store.webhooks import HELD_STATUS_LIFETIME, purge_unclaimed_statuses
-from triggers.temporal_client import connect
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import broadcast_batch_size, bulk_task_queue, channel_task_queue
 from workflows.journey import JourneyWorkflow
@@ -75,23 +73,6 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_channels(settings: Settings, factory: SessionFactory) -> dict[str, Channel]:
-    """One sender per channel kind, as settings say: the provider chosen for the kind, built
-    from its own settings (checked by ``Settings``), or the outbox, which records instead."""
-    outbox = OutboxChannel(SqlOutboxSink(factory))
-    channels: dict[str, Channel] = {}
-    for kind in kinds.names():
-        chosen = settings.provider_for(kind)
-        found = provider(chosen)
-        if found is not None:
-            channels[kind] = found.build(settings.provider_settings(chosen))
-        elif chosen == "outbox":
-            channels[kind] = outbox
-        else:
-            raise ValueError(f"unknown {kind} provider {chosen!r}")
-    return channels
-
-
 def batches_per_second(rate: float) -> float:
     """A bulk queue's limit in batches per second, for ``rate`` sends per second."""
     return rate / broadcast_batch_size(rate)
@@ -116,17 +97,13 @@ def build_delivery(
 ) -> DeliveryActivities:
     """The delivery activities (policy and provider calls), bound to their dependencies:
     ``channels`` and ``renderer`` as given, else as settings say (the shipped templates)."""
-    renderer = renderer or TemplateRenderer(
-        default_locale=settings.default_locale,
-        default_timezone=settings.default_timezone,
-        sms_opt_out_text=settings.sms_opt_out_text,
-    )
+    renderer = renderer or compose.renderer(settings)
     quiet = QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None
     return DeliveryActivities(
         DeliveryDeps(
             factory=factory,
             renderer=renderer,
-            channels=channels if channels is not None else build_channels(settings, factory),
+            channels=channels if channels is not None else compose.channels(settings, factory),
             unsubscribe_links=UnsubscribeLinks.from_settings(settings),
             rules=DeliveryRules(
                 quiet_hours=quiet,
@@ -267,10 +244,10 @@ async def run_worker(settings: Settings) -> None:
     stop = stop_on_signals()  # first: a signal while connecting stops the worker cleanly too
     keep_bytecode(Path(settings.data_dir) / "pycache")
     # A pooled connection per activity thread (and a few for routing), kept open.
-    engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
-    factory = make_session_factory(engine)
+    engine = compose.engine(settings, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
+    factory = compose.session_factory(settings, on=engine)
     runtime = start_metrics_endpoint(settings.worker_metrics_address)  # None: no endpoint
-    client = await connect(settings, runtime=runtime)
+    client = await compose.temporal_client(settings, runtime=runtime)
     if stop.is_set():
         log.info("worker stopped before it started")
         return
@@ -282,7 +259,7 @@ async def run_worker(settings: Settings) -> None:
         max_trigger_age=settings.max_trigger_age,
         max_attempts=settings.max_route_attempts,
     )
-    channels = build_channels(settings, factory)
+    channels = compose.channels(settings, factory)
     # Held reports are purged for the senders that hold them, whichever provider that is.
     holders = {c.name for c in channels.values() if isinstance(c, HoldsEarlyStatuses)}
     with activity_pool() as executor:
@@ -365,7 +342,7 @@ async def route_pending_forever(router: JourneyRouter, every: float = 10.0) -> N
 async def purge_held_statuses_forever(
     factory: SessionFactory,
     every: float = 3600.0,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = compose.clock,
     *,
     providers: Collection[str] | None = None,
 ) -> None:

@@ -52,21 +52,18 @@ def actions(group: argparse.ArgumentParser, dest: str) -> Commands:
 
 
 def session_factory(settings: Settings) -> SessionFactory:
-    """Sessions on the configured database."""
-    from store.db import make_engine, make_session_factory
+    """Sessions on the configured database (:func:`compose.session_factory`)."""
+    import compose
 
-    return make_session_factory(make_engine(settings.database_url))
+    return compose.session_factory(settings)
 
 
 def renderer(settings: Settings) -> TemplateRenderer:
-    """The template renderer with the configured locale, timezone and SMS opt-out text."""
-    from message_templates.render import TemplateRenderer
+    """The template renderer with the configured locale, timezone and SMS opt-out text
+    (:func:`compose.renderer`)."""
+    import compose
 
-    return TemplateRenderer(
-        default_locale=settings.default_locale,
-        default_timezone=settings.default_timezone,
-        sms_opt_out_text=settings.sms_opt_out_text,
-    )
+    return compose.renderer(settings)
 
 
 def instant(text: str, flag: str) -> datetime:

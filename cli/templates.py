@@ -78,8 +78,8 @@ def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
     template unless ``--template``)."""
     import uuid
 
+    import compose
     from channels.base import OutboundMessage, PermanentSendError, TransientSendError
-    from worker import build_channels
 
     if getattr(args, "channel", None) and not args.template:
         args.template = _sample_template(renderer(settings), args.channel)
@@ -88,7 +88,7 @@ def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(
             f"template {message.template!r} is for {message.channel}, not {args.channel}"
         )
-    channel = build_channels(settings, session_factory(settings))[message.channel]
+    channel = compose.channels(settings, session_factory(settings))[message.channel]
     outbound = OutboundMessage(
         key=f"test:{uuid.uuid4().hex}",
         channel=message.channel,

@@ -9,12 +9,12 @@ from channel_support import email, push, sms
 from provider_servers import FCM_PROJECT, SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN
 from pydantic import ValidationError
 
+import compose
 from channels.fcm_push import FcmPushChannel
 from channels.outbox import OutboxChannel
 from channels.sendgrid_email import SendGridEmailChannel
 from channels.twilio_sms import TwilioSmsChannel
 from config import Settings
-from worker import build_channels
 
 pytest_plugins = ["provider_fixtures"]
 
@@ -34,7 +34,7 @@ def _no_provider_env(monkeypatch):
 
 
 def test_outbox_is_the_default_for_every_channel(sqlite_db):
-    channels = build_channels(settings(), sqlite_db.factory)
+    channels = compose.channels(settings(), sqlite_db.factory)
 
     assert set(channels) == {"sms", "email", "push"}
     assert all(isinstance(c, OutboxChannel) for c in channels.values())
@@ -128,7 +128,7 @@ def test_providers_chosen_in_the_environment_are_built_and_send(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
 
-    channels = build_channels(settings(), sqlite_db.factory)
+    channels = compose.channels(settings(), sqlite_db.factory)
 
     assert isinstance(channels["sms"], TwilioSmsChannel)
     assert isinstance(channels["email"], SendGridEmailChannel)
