@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+import compose
 from api.app import create_app
 from api.hosts import BrowserHostCheck, allowed_hosts
 from config import Settings, load_settings
@@ -12,7 +13,6 @@ from console.app import console_app
 from enrollment.router import ActedOnEvents
 from observability.health import temporal_check
 from observability.logs import configure_logging, redact_access_log
-from store.db import make_engine, make_session_factory
 from triggers.connecting import ConnectingRouter
 
 
@@ -20,17 +20,18 @@ def build_app(settings: Settings) -> FastAPI:
     """The ingestion API wired to the database and Temporal named in ``settings``, with the
     web console at ``/console``."""
     redact_access_log()  # also when uvicorn, not ``lifecycle api``, set up the logging
-    factory = make_session_factory(make_engine(settings.database_url))
+    factory = compose.session_factory(settings)
     router = ConnectingRouter(settings, factory)
     app = create_app(
         settings,
         session_factory=factory,
         router=router,
+        clock=compose.clock,
         readiness={"temporal": temporal_check(router.client)},
         # Events no journey acts on are stored routed: no router, no Temporal call.
         acted_on=ActedOnEvents(factory),
     )
-    app.mount("/console", console_app(settings, session_factory=factory))
+    app.mount("/console", console_app(settings, session_factory=factory, clock=compose.clock))
     app.add_middleware(BrowserHostCheck, hosts=allowed_hosts(settings))
     return app
 
