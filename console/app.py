@@ -83,6 +83,9 @@ def console_app(
             clock=now,
             timezone=settings.default_timezone,
             targets=settings.kpi_targets,
+            global_control_percent=settings.global_control_percent,
+            global_control_salt=settings.global_control_salt,
+            costs=Costs.of(settings),
         ),
     )
     app = FastAPI(title="lifecycle console", docs_url=None, redoc_url=None, openapi_url=None)

@@ -25,8 +25,12 @@ from devstack.kpi_view import (
     value_text,
     when,
 )
+from devstack.money_view import difference_rows, ratio_line, roi_line
+from devstack.program_view import disabled_line, rate_rows, window_line
 from store.db import SessionFactory
 from store.kpi import DEFAULT_SPAN, Cohort, Kpi, KpiReport, kpi_report
+from store.money import Costs
+from store.program import ProgramReport, program_report
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +118,17 @@ def window_start(since: str, *, now: datetime, timezone: str) -> datetime | None
     return start
 
 
+@dataclass(frozen=True)
+class GrowthReport:
+    """What the page shows: the KPIs and, with a global control group, the program's lift."""
+
+    kpis: KpiReport
+    program: ProgramReport | None = None
+
+
 @dataclass
 class _Entry:
-    report: KpiReport | None = None
+    report: GrowthReport | None = None
     computed_at: datetime | None = None
     error: str | None = None
     running: threading.Event | None = None  # set when the computation in flight is done
@@ -135,7 +147,7 @@ class KpiCache:
     one only by events that arrived late.
     """
 
-    compute: Callable[[datetime | None, datetime], KpiReport]
+    compute: Callable[[datetime | None, datetime], GrowthReport]
     clock: Callable[[], datetime]
     ttl: timedelta = timedelta(minutes=15)
     wait: float = 3.0
@@ -182,12 +194,27 @@ def kpi_cache(
     clock: Callable[[], datetime],
     timezone: str,
     targets: dict[str, float],
+    global_control_percent: float = 0.0,
+    global_control_salt: str = "global-control",
+    costs: Costs | None = None,
 ) -> KpiCache:
-    """A cache computing reports from ``factory``'s store in ``timezone`` against ``targets``."""
+    """A cache computing reports from ``factory``'s store in ``timezone`` against ``targets``,
+    and the program's lift over the same window when there is a global control group."""
 
-    def compute(since: datetime | None, until: datetime) -> KpiReport:
+    def compute(since: datetime | None, until: datetime) -> GrowthReport:
         with factory() as session:
-            return kpi_report(session, since=since, until=until, timezone=timezone, targets=targets)
+            kpis = kpi_report(session, since=since, until=until, timezone=timezone, targets=targets)
+            if not global_control_percent:
+                return GrowthReport(kpis)
+            program = program_report(
+                session,
+                since=since,
+                until=until,
+                percent=global_control_percent,
+                salt=global_control_salt,
+                costs=costs or Costs(),
+            )
+        return GrowthReport(kpis, program)
 
     return KpiCache(compute=compute, clock=clock)
 
@@ -206,7 +233,8 @@ def growth_page(
     except ValueError:
         return None
     entry = cache.get(start)
-    report = entry.report
+    growth = entry.report
+    report = growth.kpis if growth is not None else None
     status = {
         "computing": entry.running is not None,
         # The first computation of a window: the page reloads itself until it is done.
@@ -215,9 +243,9 @@ def growth_page(
         "error": entry.error,
         "default_span_weeks": DEFAULT_SPAN // timedelta(weeks=1),
     }
-    if report is None:
+    if growth is None or report is None:
         return {"title": "Growth", "since": since, "window": "", "kpis": [], "cohorts": []} | (
-            status | {"weeks": 0}
+            status | {"weeks": 0, "program": None}
         )
     rows = []
     for kpi in report.kpis:
@@ -244,4 +272,26 @@ def growth_page(
         "kpis": rows,
         "weeks": len(report.cohorts[0].weeks) if report.cohorts else 0,
         "cohorts": [_cohort_row(c, timezone) for c in report.cohorts],
+        "program": program_context(growth.program, timezone),
+    }
+
+
+def program_context(program: ProgramReport | None, timezone: str) -> dict[str, Any]:
+    """The program's lift in the terminal's words (:mod:`devstack.program_view`)."""
+    if program is None:
+        return {"disabled": disabled_line()}
+    span = f"{when(program.since, timezone)} to {when(program.until, timezone)} ({timezone})"
+    m = program.money
+    ratio = program.sample_ratio
+    return {
+        "heading": window_line(program, span),
+        "users": (
+            f"{m.treatment.entrants} exposed ({m.treatment.converted} ordered), "
+            f"{m.holdout.entrants} in control ({m.holdout.converted} ordered)"
+        ),
+        "differences": difference_rows(m),
+        "rates": rate_rows(program),
+        "roi": roi_line(m),
+        "split": ratio_line(ratio, held="users in control"),
+        "mismatch": ratio is not None and ratio.mismatch,
     }

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from console_support import NOW
 from test_growth_page import WEEK, rows, seed, text
 
-from console.growth import KpiCache, growth_page
+from console.growth import GrowthReport, KpiCache, growth_page
 from journey_support import store_event
 from store.kpi import KpiReport
 
@@ -59,15 +59,15 @@ class Clock:
         return self.at
 
 
-def empty_report(since: datetime | None, until: datetime) -> KpiReport:
+def empty_report(since: datetime | None, until: datetime) -> GrowthReport:
     start = since or until - timedelta(weeks=26)
-    return KpiReport(since=start, until=until, timezone="Asia/Shanghai", kpis=[])
+    return GrowthReport(KpiReport(since=start, until=until, timezone="Asia/Shanghai", kpis=[]))
 
 
 def test_a_slow_computation_shows_a_page_that_reloads_itself() -> None:
     release, calls = threading.Event(), []
 
-    def slow(since: datetime | None, until: datetime) -> KpiReport:
+    def slow(since: datetime | None, until: datetime) -> GrowthReport:
         calls.append(until)
         release.wait(10)
         return empty_report(since, until)
@@ -97,7 +97,7 @@ def test_a_slow_computation_shows_a_page_that_reloads_itself() -> None:
 def test_a_failed_computation_is_shown_and_tried_again_on_the_next_visit() -> None:
     outcomes: list[Exception | None] = [RuntimeError("statement timeout"), None]
 
-    def flaky(since: datetime | None, until: datetime) -> KpiReport:
+    def flaky(since: datetime | None, until: datetime) -> GrowthReport:
         failure = outcomes.pop(0)
         if failure is not None:
             raise failure
