@@ -10,10 +10,9 @@ with fakes and never calls this module.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from temporalio.client import Client
-from temporalio.runtime import Runtime
 
 import kinds
 from channels.base import Channel
@@ -23,7 +22,10 @@ from config import Settings
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
-from triggers.temporal_client import connect
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 
 def clock() -> datetime:
@@ -75,4 +77,8 @@ async def temporal_client(settings: Settings, *, runtime: Runtime | None = None)
     """A client of ``settings.temporal_address`` / ``temporal_namespace`` with the shared data
     converter (payloads encrypted when keys are set), on ``runtime`` when given (e.g. one
     serving Prometheus metrics)."""
+    # Imported here: the Temporal SDK takes longer to import than the rest of this module,
+    # and the command line's database-only commands never need it.
+    from triggers.temporal_client import connect
+
     return await connect(settings, runtime=runtime)

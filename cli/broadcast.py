@@ -27,10 +27,10 @@ def _broadcast_id(text: str) -> int:
 
 
 async def _client(settings: Settings) -> Client:
-    from triggers.temporal_client import connect
+    import compose
 
     try:
-        return await connect(settings)
+        return await compose.temporal_client(settings)
     except RuntimeError as exc:
         raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {exc}") from None
 

@@ -62,7 +62,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from store.db import make_engine
+    import compose
     from store.migrate import upgrade
 
     began = time.monotonic()
@@ -71,7 +71,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         # One line per migration as it lands: on a large table one may take minutes.
         print(f"  {revision} {description}  ({time.monotonic() - began:.1f} s)", flush=True)
 
-    upgrade(make_engine(settings.database_url), on_step=applied)
+    upgrade(compose.engine(settings), on_step=applied)
     print(f"database at {settings.database_url} is up to date")
     return 0
 

@@ -39,10 +39,10 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import compose
     from journeys.schedule import schedule_audience, tick_label
     from triggers.scheduler import SweepScheduler
     from triggers.sweep_by_hand import SweepError, due_sweep, follow_sweep
-    from triggers.temporal_client import connect
     from workflows.ids import sweep_workflow_id
 
     at = instant(args.at, "--at") if args.at else datetime.now(UTC)
@@ -54,7 +54,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     wid = sweep_workflow_id(args.journey, due.tick)
 
     async def start() -> None:
-        client = await connect(settings)
+        client = await compose.temporal_client(settings)
         scheduler = SweepScheduler(
             factory=factory,
             client=client,
