@@ -12,10 +12,17 @@ from config import Settings
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    import compose
     from triggers.scheduler import run_scheduler
 
+    async def run() -> None:
+        # Sessions first, as before: a bad database URL is named before Temporal is called.
+        factory = compose.session_factory(settings)
+        client = await compose.temporal_client(settings)
+        await run_scheduler(settings, factory=factory, client=client)
+
     try:
-        asyncio.run(run_scheduler(settings))
+        asyncio.run(run())
     except KeyboardInterrupt:
         pass
     return 0

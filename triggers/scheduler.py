@@ -32,10 +32,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
 from journeys.schedule import ScheduleError, cron_trigger, last_tick, tick_label
-from store.db import SessionFactory, make_engine, make_session_factory, transaction
+from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.sweeps import claim_tick, mark_started, tick_exists
-from triggers.temporal_client import connect
 from workflows.ids import sweep_workflow_id
 from workflows.sweep import SweepInput, SweepWorkflow
 
@@ -234,10 +233,9 @@ class SweepScheduler:
         return found
 
 
-async def run_scheduler(settings: Settings) -> None:
-    """Connect, start the cron jobs, and run until cancelled."""
-    factory = make_session_factory(make_engine(settings.database_url))
-    client = await connect(settings)
+async def run_scheduler(settings: Settings, *, factory: SessionFactory, client: Client) -> None:
+    """Start the cron jobs of the journeys in ``factory``'s database, starting their sweeps
+    through ``client``, and run until cancelled."""
     scheduler = SweepScheduler(
         factory=factory,
         client=client,
