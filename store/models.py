@@ -221,7 +221,8 @@ class Coupon(Base):
 
 
 class JourneyVersion(Base):
-    """One published version of a journey: the YAML as written and the parsed spec."""
+    """One published version of a journey: the YAML as written, the parsed spec, and who
+    published it with what note."""
 
     __tablename__ = "journey_versions"
     __table_args__ = (UniqueConstraint("journey_id", "version"),)
@@ -233,6 +234,25 @@ class JourneyVersion(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16))  # published | paused | archived
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Why and by whom; versions published before these were kept have neither.
+    note: Mapped[str | None] = mapped_column(Text)
+    published_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class JourneyDraft(Base):
+    """A journey's unpublished edit, one per journey: saved as written, problems and all.
+
+    Not a version with a ``draft`` status: a version is what ran or runs, numbered in the
+    order it went live, and every reader of "the latest version" would have to skip drafts.
+    """
+
+    __tablename__ = "journey_drafts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    journey_id: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    saved_by: Mapped[str] = mapped_column(String(128))
 
 
 class Enrollment(Base):
