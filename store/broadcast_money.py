@@ -37,9 +37,9 @@ from store.money import (
     DEFAULT_WINDOW,
     Costs,
     MoneyReport,
-    _code,
-    _coupon_amounts,
-    _paid_fen,
+    coupon_amounts,
+    engine_discount_fen,
+    order_value_fen,
 )
 from store.uplift import Entrant, compare
 
@@ -149,17 +149,16 @@ def _attribute_orders(
             Event.timestamp < max(since.values()) + window,
         )
     ).all()
-    discounts = _coupon_amounts(session, {_code(o.properties) for o in orders} - {None})
+    coupons = coupon_amounts(session, (o.properties for o in orders))
     for user_id, timestamp, properties in orders:
         start = since.get(user_id)
         if start is None or not start <= timestamp < start + window:
             continue
         entrant = entrants[user_id]
-        discount = discounts.get(_code(properties), 0)
         entrant.orders += 1
         entrant.converted = True
-        entrant.gmv_fen += _paid_fen(properties) + discount
-        entrant.coupon_fen += discount
+        entrant.gmv_fen += order_value_fen(properties, coupons)
+        entrant.coupon_fen += engine_discount_fen(properties, coupons)
 
 
 def _spend(entrants: list[Entrant]) -> float:

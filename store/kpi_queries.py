@@ -168,13 +168,15 @@ def monthly_active_query(spans: Sequence[tuple[datetime, datetime]]) -> Select[A
 
 
 def _order_value() -> ColumnElement[Any]:
-    """An order's value before its coupon, in fen: the amount paid (``total_fen``, or
-    ``total`` in yuan) plus the discount of the coupon it names (joined as :class:`Coupon`)."""
+    """An order's value before its discounts, in fen (as :func:`store.money.order_value_fen`):
+    the amount paid (``total_fen``, or ``total`` in yuan) plus ``discount_fen`` when the
+    platform sends it, else the discount of the coupon it names (joined as :class:`Coupon`)."""
     props = Event.properties
     paid = func.round(
         func.coalesce(props["total_fen"].as_float(), props["total"].as_float() * 100, 0)
     )
-    return paid + func.coalesce(Coupon.amount_fen, 0)
+    discount = func.round(props["discount_fen"].as_float())
+    return paid + func.coalesce(discount, Coupon.amount_fen, 0)
 
 
 def _with_coupon(stmt: _Query) -> _Query:

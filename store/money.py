@@ -7,9 +7,9 @@ counts use. Within it:
 - **orders** are the user's ``order_placed`` events (not the one that started the run); an
   order inside the windows of several of the user's entries counts for the latest of them,
   so a journey never counts one order twice;
-- **GMV** is each order's value before its coupon: the amount paid (``total_fen``, or
-  ``total`` in yuan) plus the discount of the coupon it used when the engine issued that
-  coupon (the ``coupons`` table knows its amount);
+- **GMV** is each order's value before its discounts: the amount paid (``total_fen``, or
+  ``total`` in yuan) plus ``discount_fen`` when the platform sends it, else the discount of
+  the coupon it used when the engine issued that coupon (the ``coupons`` table knows it);
 - **coupon cost** is the discount of every coupon this journey issued to the entrant that
   was redeemed (any time: a cost is a cost);
 - **message cost** is every message of the run a provider accepted, priced per channel from
@@ -173,7 +173,7 @@ def money_report(
                 Event.timestamp >= start,
             )
         ).all()
-        discounts = _coupon_amounts(session, {_code(o.properties) for o in orders} - {None})
+        coupons = coupon_amounts(session, (o.properties for o in orders))
         for o in orders:
             entry = latest_entry(o.user_id, o.timestamp)
             if (
@@ -184,7 +184,7 @@ def money_report(
                 continue
             entrant = entrants[entry.id]
             entrant.orders += 1
-            entrant.gmv_fen += _paid_fen(o.properties) + discounts.get(_code(o.properties), 0)
+            entrant.gmv_fen += order_value_fen(o.properties, coupons)
     for user_id, issued_at, amount in session.execute(
         select(Coupon.user_id, Coupon.issued_at, Coupon.amount_fen).where(
             Coupon.journey_id == journey_id,
@@ -267,17 +267,34 @@ def _code(properties: dict[str, Any]) -> str | None:
     return code if isinstance(code, str) and code else None
 
 
-def _paid_fen(properties: dict[str, Any]) -> int:
-    for key, scale in (("total_fen", 1), ("total", 100)):
+def _fen(properties: dict[str, Any], *keys: tuple[str, int]) -> int | None:
+    for key, scale in keys:
         value = properties.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return round(value * scale)
-    return 0
+    return None
 
 
-def _coupon_amounts(session: Session, codes: set[str | None]) -> dict[str | None, int]:
-    found: dict[str | None, int] = {}
-    wanted = sorted(c for c in codes if c)
+def order_value_fen(properties: dict[str, Any], coupons: dict[str, int]) -> int:
+    """An order's value before its discounts: the amount paid (``total_fen``, or ``total``
+    in yuan) plus ``discount_fen`` when the platform sends it (every discount on the order,
+    promotions and coupons alike), else the discount of the engine-issued coupon it names
+    (``coupons``: code → amount, :func:`coupon_amounts`)."""
+    paid = _fen(properties, ("total_fen", 1), ("total", 100)) or 0
+    discount = _fen(properties, ("discount_fen", 1))
+    return paid + (discount if discount is not None else engine_discount_fen(properties, coupons))
+
+
+def engine_discount_fen(properties: dict[str, Any], coupons: dict[str, int]) -> int:
+    """The discount of the engine-issued coupon the order names (0 for none)."""
+    code = _code(properties)
+    return coupons.get(code, 0) if code else 0
+
+
+def coupon_amounts(session: Session, orders: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The engine-issued coupons the orders (their properties) name: code → amount in fen."""
+    found: dict[str, int] = {}
+    wanted = sorted({code for o in orders if (code := _code(o))})
     for i in range(0, len(wanted), 500):
         stmt = select(Coupon.code, Coupon.amount_fen).where(Coupon.code.in_(wanted[i : i + 500]))
         found.update({code: amount for code, amount in session.execute(stmt)})
