@@ -39,9 +39,10 @@ Wilson interval. Computed in SQL from the events the platform sends:
   repurchase_90d / _365d   of the users who ordered in the 90 / 365 days before the
                            month's end, the share who ordered twice or more (365d: 40%)
   monthly_active_3_visits  of the month's visitors, the share with 3 or more visits (65%)
-  gmv, average_order_value orders' value before their coupon (amount paid plus an
-                           engine-issued coupon's discount, as in `lifecycle report`) per
-                           week, and per order (no target unless set)
+  gmv, average_order_value orders' value before their discounts (amount paid plus the
+                           order's discount_fen, else an engine-issued coupon's discount,
+                           as in `lifecycle report`) per week, and per order (no target
+                           unless set)
 
 then the program's lift: with a global control group (LIFECYCLE_GLOBAL_CONTROL_PERCENT of
 users, sent no marketing message by any journey or broadcast), every user exposed to the
