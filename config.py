@@ -218,6 +218,29 @@ class Settings(BaseSettings):
     # fen); keys not given keep the plan's numbers (store/kpi.py DEFAULT_TARGETS).
     kpi_targets: dict[str, float] = Field(default_factory=dict)
 
+    # Where a test send (the console's Templates page) may go, comma-separated: phone numbers
+    # (normalised to E.164 as profiles are), email addresses and push tokens. Empty: every
+    # test send is refused, so a preview never reaches a customer by a slip of the finger.
+    test_send_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("test_send_allowlist", mode="before")
+    @classmethod
+    def _test_send_allowlist(cls, value: object) -> object:
+        from triggers.profiles import normalize_phone
+
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list):
+            return value
+        allowed = []
+        for entry in (str(e).strip() for e in entries if str(e).strip()):
+            if "@" not in entry and re.fullmatch(r"[+0-9 ()\-]+", entry):
+                phone = normalize_phone(entry)
+                if phone is None:
+                    raise ValueError(f"{entry!r} is not an E.164 phone number (+, 7-15 digits)")
+                entry = phone
+            allowed.append(entry)
+        return allowed
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str | None) -> str | None:
