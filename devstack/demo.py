@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+import compose
 from config import Settings
 from devstack.money_view import roi_line
 from journeys.validate import load_journey, shipped_journey_files
 from simulate.behaviour import Behaviour
 from simulate.results import SimulationResult
-from simulate.runner import run_simulation
+from simulate.runner import run_simulation, simulation_settings
 from simulate.view import print_result, progress_bar
-from store.db import make_engine, make_session_factory
 from store.money import Costs, money_report
 
 FIRST = "new_user_coupon"
@@ -83,9 +83,10 @@ async def run_demo(
 
 def roi_lines(settings: Settings, journey_ids: list[str]) -> list[str]:
     """Each journey's ROI line from the demo's database, with what it cannot show yet."""
-    engine = make_engine(f"sqlite:///{settings.data_dir / 'demo.db'}")
+    demo = simulation_settings(settings, f"sqlite:///{settings.data_dir / 'demo.db'}")
+    engine = compose.engine(demo)
     try:
-        with make_session_factory(engine)() as session:
+        with compose.session_factory(demo, on=engine)() as session:
             costs = Costs.of(settings)
             return [
                 roi_line(money_report(session, journey_id=j, costs=costs).journey)

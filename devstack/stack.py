@@ -14,12 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import compose
 from config import DEV_ADMIN_TOKEN, Settings, package_binary
 from journeys.validate import load_journey, shipped_journey_files
-from store.db import make_engine, make_session_factory, transaction
+from store.db import transaction
 from store.journeys import publish
 from store.migrate import upgrade
 
@@ -44,14 +44,14 @@ def _name(proc: subprocess.Popen[bytes]) -> str:
 
 def prepare_database(settings: Settings) -> list[str]:
     """Migrate and publish the shipped journeys; the ids of the journeys published."""
-    engine = make_engine(settings.database_url)
+    engine = compose.engine(settings)
     upgrade(engine)
-    factory = make_session_factory(engine)
+    factory = compose.session_factory(settings, on=engine)
     published = []
     with transaction(factory) as session:
         for path in shipped_journey_files():
             journey = load_journey(path)
-            publish(session, journey=journey, source=path.read_text(), now=datetime.now(UTC))
+            publish(session, journey=journey, source=path.read_text(), now=compose.clock())
             published.append(journey.id)
     engine.dispose()
     return published

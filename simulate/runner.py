@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+import compose
 from api.app import create_app
 from config import Settings, package_binary
 from enrollment.router import JourneyRouter
@@ -52,7 +53,7 @@ from simulate.ticks import (
     sweep,
     sweeps_of,
 )
-from store.db import SessionFactory, make_engine, make_session_factory, transaction
+from store.db import SessionFactory, transaction
 from store.journeys import publish
 from store.migrate import upgrade
 from triggers.temporal_client import data_converter
@@ -113,10 +114,11 @@ async def run_simulation(
             time and the step (skipping time, posting calls, routing, a sweep).
     """
     with _database_file(database) as path:
-        engine = make_engine(f"sqlite:///{path}")
+        private = simulation_settings(settings, f"sqlite:///{path}")
+        engine = compose.engine(private)
         try:
             upgrade(engine)
-            factory = make_session_factory(engine)
+            factory = compose.session_factory(private, on=engine)
             env = await WorkflowEnvironment.start_time_skipping(
                 data_converter=data_converter(settings),
                 test_server_existing_path=str(package_binary("temporal-test-server")),
@@ -124,7 +126,7 @@ async def run_simulation(
             )
             try:
                 sim = _Simulation(
-                    simulation_settings(settings, f"sqlite:///{path}"),
+                    private,
                     env,
                     factory,
                     journeys,
