@@ -2,8 +2,10 @@
 
 A bounded walk over the journey's steps (``match`` on the step type). Waits race a durable
 timer against the user's events (signals): the goal converts and ends the run, an ``exit_on``
-event ends it, a repeated trigger of a ``restart`` journey starts the steps over. Every side
-effect is an activity that takes ``now`` from ``workflow.now()``.
+event ends it, a repeated trigger of a ``restart`` journey starts the steps over; a person can
+end it too (``eject``). Every side effect is an activity that takes ``now`` from
+``workflow.now()``. Where the run is (step, what it waits for, until when) is plain state,
+asked with the ``position`` query; keeping it adds no command, so recorded histories replay.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, assert_never
+from typing import TypeVar, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.conditions import compare, matches
+    from journeys.conditions import compare
     from journeys.models import (
         AudienceCondition,
         BranchStep,
@@ -30,12 +32,20 @@ with workflow.unsafe.imports_passed_through():
         WaitStep,
         WaitUntilStep,
     )
-    from workflows.journey_context import chosen_variant, context_value, instant_after
+    from workflows.journey_context import (
+        Meaning,
+        arrival,
+        chosen_variant,
+        context_value,
+        meaning,
+        wait_target,
+    )
     from workflows.journey_contracts import (
         AudienceCheckInput,
         CouponRef,
         DeliverInput,
         DeliverResult,
+        EjectSignal,
         EventSignal,
         FinishEnrollmentInput,
         IssueCouponInput,
@@ -44,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         JourneyInput,
         JourneyResult,
         LocalTimeInput,
+        RunPosition,
+        Waiting,
         channel_task_queue,
     )
 
@@ -55,15 +67,14 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(seconds=20)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 RESTART = "restart"
+# A held send given up because the run ended: the ledger's reason, by why the run ended.
+ABANDONED = {"converted": "goal_reached", "ejected": "ejected", "exited": "exited"}
 # Runs started by this interpreter issue coupons and decide sends (the policy) as local
 # activities: run by the worker inside the workflow task that asks for them, with no round
 # trip through the server's queues. Both are idempotent (the coupon's issue key, the ledger
 # row), so a local activity run again after a lost workflow task issues and decides nothing
 # twice. Runs recorded before take the server's queues as they did (replay).
 LOCAL_ACTIVITIES = "local-coupon-and-policy"
-# The furthest a wait_until waits for an instant it read from an event (ten years); beyond it
-# the step does not wait, as for a value that is not an instant.
-MAX_WAIT_UNTIL = timedelta(days=3653)
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -77,6 +88,8 @@ class JourneyWorkflow:
         self._consumed: set[str] = {inp.trigger.message_id}
         self._goal: EventSignal | None = None
         self._exit: EventSignal | None = None
+        self._ejected: EjectSignal | None = None
+        self._position = RunPosition()
         self._restart: EventSignal | None = None
         self._coupon: CouponRef | None = None
         self._steps_run: list[str] = []
@@ -99,36 +112,49 @@ class JourneyWorkflow:
         if ev.message_id in self._seen:
             return
         self._seen.add(ev.message_id)
-        journey = self._inp.journey
-        key = journey.trigger.key
-        if key and key in ev.properties and str(ev.properties[key]) != self._inp.entry_key:
+        means = meaning(
+            self._inp.journey,
+            ev,
+            entry_key=self._inp.entry_key,
+            deadline=self._deadline,
+            trigger_id=self._trigger.message_id,
+        )
+        if means == Meaning.OTHER_ENTRY:
             return  # another cart's event: not this run's business
-        goal = journey.goal
-        if (
-            goal
-            and ev.event in goal.events()
-            and ev.timestamp <= self._deadline
-            and matches(goal.where, ev.properties)
-        ):
+        if means == Meaning.GOAL:
             self._goal = self._goal or ev
-        elif ev.event in journey.exit_on:
+        elif means == Meaning.EXIT:
             self._exit = self._exit or ev
-        elif (
-            ev.event == journey.trigger.event
-            and journey.trigger.on_repeat == "restart"
-            and ev.message_id != self._trigger.message_id
-            and matches(journey.trigger.where, ev.properties)
-        ):
+        elif means == Meaning.RESTART:
             self._restart = ev
         self._events.append(ev)
+
+    @workflow.signal
+    def eject(self, sig: EjectSignal) -> None:
+        """A person ends the run: it leaves at once, as for an exit event, sending nothing
+        more (a held send is given up); the finishing activity records ``ejected``."""
+        self._ejected = self._ejected or sig
 
     @workflow.query
     def progress(self) -> list[str]:
         """Ids of the steps run so far."""
         return list(self._steps_run)
 
+    @workflow.query
+    def position(self) -> RunPosition:
+        """The step the run is in, what it waits for there and until when."""
+        return replace(self._position)
+
+    def _left(self) -> str | None:
+        """Why the run ends early, if it does: converted, ejected or exited."""
+        if self._goal is not None:
+            return "converted"
+        if self._ejected is not None:
+            return "ejected"
+        return "exited" if self._exit is not None else None
+
     def _ended(self) -> bool:
-        return self._goal is not None or self._exit is not None
+        return self._left() is not None
 
     def _interrupted(self) -> bool:
         return self._ended() or self._restart is not None
@@ -139,7 +165,8 @@ class JourneyWorkflow:
             reason = await self._walk(inp.journey.steps)
             if reason is None and inp.journey.goal is not None and not self._interrupted():
                 # Steps are done; the user can still convert until the goal window closes.
-                await self._sleep(self._deadline - workflow.now())
+                self._position = RunPosition(since=workflow.now())
+                await self._sleep(self._deadline - workflow.now(), Waiting.GOAL)
             if reason not in (None, RESTART) or self._ended() or self._restart is None:
                 break
             # A newer trigger (e.g. the cart changed): start the steps over from it.
@@ -149,7 +176,7 @@ class JourneyWorkflow:
             if workflow.info().get_current_history_length() >= inp.history_limit:
                 await self._continue_as_new(inp)
         if reason is None or reason == RESTART:
-            reason = "converted" if self._goal else "exited" if self._exit else "completed"
+            reason = self._left() or "completed"
         await self._activity(
             JourneyCalls.finish_enrollment,
             FinishEnrollmentInput(
@@ -187,13 +214,13 @@ class JourneyWorkflow:
     async def _walk(self, steps: list[Step]) -> str | None:
         """Run ``steps`` in order; the exit reason (or RESTART) if the run left them early."""
         for step in steps:
-            if self._goal:
-                return "converted"
-            if self._exit:
-                return "exited"
+            left = self._left()
+            if left is not None:
+                return left
             if self._restart:
                 return RESTART
             self._steps_run.append(step.id)
+            self._position = RunPosition(step=step.id, since=workflow.now())
             nested: list[Step] = []
             match step:
                 case SendStep():
@@ -218,15 +245,27 @@ class JourneyWorkflow:
                     return reason
         return None
 
-    async def _sleep(self, duration: timedelta) -> bool:
+    async def _sleep(self, duration: timedelta, waiting: str = Waiting.TIMER) -> bool:
         """Sleep up to ``duration``; True if the goal, an exit or a restart cut it short."""
         if duration <= timedelta(0):
             return False
+        return await self._race(self._interrupted, duration, waiting)
+
+    async def _race(
+        self, done: Callable[[], bool], timeout: timedelta, waiting: str, event: str = ""
+    ) -> bool:
+        """Wait until ``done()`` (True) or ``timeout`` (False); the run's position says what
+        it waits for meanwhile."""
+        self._position = replace(
+            self._position, waiting=waiting, event=event, until=workflow.now() + timeout
+        )
         try:
-            await workflow.wait_condition(self._interrupted, timeout=duration)
+            await workflow.wait_condition(done, timeout=timeout)
             return True
         except TimeoutError:
             return False
+        finally:
+            self._position = replace(self._position, waiting="", event="", until=None)
 
     def _key(self, step_id: str) -> str:
         # First execution run id: stable across retries, replays and continue-as-new; the
@@ -322,15 +361,10 @@ class JourneyWorkflow:
                 return DeliverResult(message_id=0, status="failed", reason=cause.type)
             if result.status != "deferred" or result.defer_until is None:
                 return result
-            await self._sleep(result.defer_until - workflow.now())
+            await self._sleep(result.defer_until - workflow.now(), Waiting.SEND)
             request.now = workflow.now()
             if self._interrupted():
-                request.abandon = (
-                    "goal_reached" if self._goal else "exited" if self._exit else "restarted"
-                )
-
-    def _context_value(self, path: str) -> Any:
-        return context_value(path, self._trigger, self._coupon)
+                request.abandon = ABANDONED.get(self._left() or "", "restarted")
 
     async def _holds(self, step: BranchStep) -> bool:
         condition = step.if_
@@ -341,7 +375,8 @@ class JourneyWorkflow:
                     user_id=self._inp.user_id, rule=condition.audience, now=workflow.now()
                 ),
             )
-        return compare(self._context_value(condition.context), condition.op, condition.value)
+        value = context_value(condition.context, self._trigger, self._coupon)
+        return compare(value, condition.op, condition.value)
 
     async def _wait_until(self, step: WaitUntilStep) -> None:
         if step.local_time is not None:
@@ -352,44 +387,24 @@ class JourneyWorkflow:
                 ),
             )
         else:
-            ref, offset = step.parts()
-            instant = instant_after(self._context_value(ref), offset)
+            instant, why = wait_target(step, self._trigger, self._coupon, workflow.now())
             if instant is None:
-                workflow.logger.warning("step %s: %s is not an instant; not waiting", step.id, ref)
+                workflow.logger.warning("step %s: %s; not waiting", step.id, why)
                 return
             target = instant
-            if target - workflow.now() > MAX_WAIT_UNTIL:
-                # An instant from an event can be anything; a run parked for centuries (or a
-                # timer Temporal refuses, failing every task) serves nobody.
-                workflow.logger.warning(
-                    "step %s: %s is more than %s ahead; not waiting", step.id, ref, MAX_WAIT_UNTIL
-                )
-                return
         await self._sleep(target - workflow.now())
-
-    def _arrived(self, step: WaitForStep) -> EventSignal | None:
-        for ev in self._events:
-            if (
-                ev.message_id not in self._consumed
-                and ev.event == step.event
-                and matches(step.where, ev.properties)
-            ):
-                return ev
-        return None
 
     async def _wait_for(self, step: WaitForStep) -> list[Step]:
         """Wait for the event (one that already arrived counts); the branch to take."""
         found: list[EventSignal] = []
 
         def arrived_or_interrupted() -> bool:
-            ev = self._arrived(step)
+            ev = arrival(self._events, self._consumed, step)
             if ev is not None:
                 found.append(ev)
             return ev is not None or self._interrupted()
 
-        try:
-            await workflow.wait_condition(arrived_or_interrupted, timeout=step.timeout)
-        except TimeoutError:
+        if not await self._race(arrived_or_interrupted, step.timeout, Waiting.EVENT, step.event):
             return step.on_timeout
         if found:
             self._consumed.add(found[0].message_id)

@@ -1,14 +1,74 @@
-"""What a journey run reads from its own context, as pure functions of it: the A/B variant a
-user gets, the value a context reference names, and a ``wait_until`` step's instant."""
+"""What a journey run reads from its own context, as pure functions of it: what an event means
+to the run, the A/B variant a user gets, the value a context reference names, and a
+``wait_until`` step's instant."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from journeys.models import SendStep
+from journeys.conditions import matches
+from journeys.models import Journey, SendStep, WaitForStep, WaitUntilStep
 from workflows.journey_contracts import CouponRef, EventSignal
+
+# The furthest a wait_until waits for an instant it read from an event (ten years); beyond it
+# the step does not wait, as for a value that is not an instant.
+MAX_WAIT_UNTIL = timedelta(days=3653)
+
+
+class Meaning(StrEnum):
+    """What an event means to a run (:func:`meaning`)."""
+
+    OTHER_ENTRY = "other"
+    GOAL = "goal"
+    EXIT = "exit"
+    RESTART = "restart"
+    HEARD = ""
+
+
+def meaning(
+    journey: Journey, ev: EventSignal, *, entry_key: str, deadline: datetime, trigger_id: str
+) -> Meaning:
+    """What ``ev`` means to a run of ``journey``: another entry's event (another cart's: not
+    the run's business), its goal (inside the window ending at ``deadline``), an exit, a
+    newer trigger of a ``restart`` journey, or "" (heard, e.g. for a later ``wait_for``)."""
+    key = journey.trigger.key
+    if key and key in ev.properties and str(ev.properties[key]) != entry_key:
+        return Meaning.OTHER_ENTRY
+    goal = journey.goal
+    if (
+        goal
+        and ev.event in goal.events()
+        and ev.timestamp <= deadline
+        and matches(goal.where, ev.properties)
+    ):
+        return Meaning.GOAL
+    if ev.event in journey.exit_on:
+        return Meaning.EXIT
+    if (
+        ev.event == journey.trigger.event
+        and journey.trigger.on_repeat == "restart"
+        and ev.message_id != trigger_id
+        and matches(journey.trigger.where, ev.properties)
+    ):
+        return Meaning.RESTART
+    return Meaning.HEARD
+
+
+def arrival(events: list[EventSignal], used: set[str], step: WaitForStep) -> EventSignal | None:
+    """The first event heard (and not ``used`` yet) that ``step`` waits for."""
+    return next(
+        (
+            ev
+            for ev in events
+            if ev.message_id not in used
+            and ev.event == step.event
+            and matches(step.where, ev.properties)
+        ),
+        None,
+    )
 
 
 def chosen_variant(journey_id: str, user_id: str, step: SendStep) -> tuple[str, str | None]:
@@ -59,3 +119,18 @@ def instant_after(value: Any, offset: timedelta) -> datetime | None:
         return value + offset
     except OverflowError:  # 9999-12-31 + 1d: off the calendar
         return datetime.max.replace(tzinfo=value.tzinfo)
+
+
+def wait_target(
+    step: WaitUntilStep, trigger: EventSignal, coupon: CouponRef | None, now: datetime
+) -> tuple[datetime | None, str]:
+    """The instant a ``wait_until ... at:`` step waits for; None, and why, if it does not wait."""
+    ref, offset = step.parts()
+    instant = instant_after(context_value(ref, trigger, coupon), offset)
+    if instant is None:
+        return None, f"{ref} is not an instant"
+    if instant - now > MAX_WAIT_UNTIL:
+        # An instant from an event can be anything; a run parked for centuries (or a timer
+        # Temporal refuses, failing every task) serves nobody.
+        return None, f"{ref} is more than {MAX_WAIT_UNTIL} ahead"
+    return instant, ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from temporalio import activity
@@ -34,6 +35,35 @@ class EventSignal:
     event: str
     timestamp: datetime
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EjectSignal:
+    """A person ends the run (``lifecycle runs eject``, the console): who, and why."""
+
+    actor: str = ""
+    reason: str = ""
+
+
+class Waiting(StrEnum):
+    """What a run waits for (``RunPosition.waiting``)."""
+
+    TIMER = "timer"  # a wait or wait_until step's timer
+    EVENT = "event"  # a wait_for step's event (or its timeout)
+    SEND = "send"  # a held send, asked again at ``until``
+    GOAL = "goal"  # the goal window, after the last step
+
+
+@dataclass
+class RunPosition:
+    """Where a run is now: the step it runs or waits in, what it waits for and until when
+    (workflow time). ``step`` is empty before the first step and in the goal window."""
+
+    step: str = ""
+    waiting: str = ""  # "" while the step runs, else a Waiting
+    event: str = ""  # the event a wait_for step waits for
+    until: datetime | None = None
+    since: datetime | None = None  # when the run reached the step
 
 
 @dataclass
@@ -78,7 +108,7 @@ class JourneyInput:
 
 @dataclass
 class JourneyResult:
-    exit_reason: str  # converted | exited | exit_step | completed
+    exit_reason: str  # converted | exited | ejected | exit_step | completed
     converted: bool
     steps: list[str] = field(default_factory=list)
 
@@ -109,7 +139,8 @@ class DeliverInput:
     trigger: EventSignal
     coupon_id: int | None = None
     variant: str | None = None
-    # Set when a deferred send is given up (goal reached, run exited or restarted meanwhile).
+    # Set when a deferred send is given up (goal reached, run exited, ejected or restarted
+    # meanwhile).
     abandon: str | None = None
     # The journey's exceptions to the policy: quiet hours ("HH:MM-HH:MM" or "off"; None:
     # settings), and whether a frequency cap defers the send instead of skipping it.
