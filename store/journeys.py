@@ -1,7 +1,10 @@
-"""Published journey versions: publish, list, and the live set the router reads."""
+"""Published journey versions: publish, list, the live set the router reads, and each
+journey's history (who published what, when, with what note, and what changed)."""
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Subquery, func, select
@@ -11,10 +14,20 @@ from journeys.models import Journey
 from store.models import JourneyVersion
 
 
-def publish(session: Session, *, journey: Journey, source: str, now: datetime) -> JourneyVersion:
+def publish(
+    session: Session,
+    *,
+    journey: Journey,
+    source: str,
+    now: datetime,
+    note: str | None = None,
+    published_by: str | None = None,
+) -> JourneyVersion:
     """Publish ``journey`` as a new version, unless it equals the latest one.
 
     Running enrollments keep the version they started with; new entries take this one.
+    ``note`` says why and ``published_by`` who; an unchanged journey keeps the latest
+    version's own.
     """
     spec = journey.model_dump(mode="json")
     latest = latest_version(session, journey_id=journey.id)
@@ -27,6 +40,8 @@ def publish(session: Session, *, journey: Journey, source: str, now: datetime) -
         spec=spec,
         status="published",
         published_at=now,
+        note=note or None,
+        published_by=published_by,
     )
     if latest is not None:
         latest.status = "archived"
@@ -110,3 +125,53 @@ def set_status(session: Session, *, journey_id: str, status: str) -> JourneyVers
         raise LookupError(f"no journey {journey_id!r} has been published")
     latest.status = status
     return latest
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One published version and what it changed from the one before (the first version's
+    diff is its whole source)."""
+
+    version: JourneyVersion
+    diff: str
+
+
+def source_diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
+    """A unified diff of two journey YAMLs ("" when they are the same text)."""
+    return "".join(
+        difflib.unified_diff(_lines(before), _lines(after), fromfile=before_name, tofile=after_name)
+    )
+
+
+def _lines(text: str) -> list[str]:
+    # A last line without its newline would run into the diff's next line.
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(True)]
+
+
+def version_of(session: Session, *, journey_id: str, version: int) -> JourneyVersion | None:
+    return session.scalar(
+        select(JourneyVersion).where(
+            JourneyVersion.journey_id == journey_id, JourneyVersion.version == version
+        )
+    )
+
+
+def history(session: Session, *, journey_id: str) -> list[HistoryEntry]:
+    """Every version of a journey, newest first, each with its diff against its predecessor."""
+    rows = list(
+        session.scalars(
+            select(JourneyVersion)
+            .where(JourneyVersion.journey_id == journey_id)
+            .order_by(JourneyVersion.version)
+        )
+    )
+    entries, before, before_name = [], "", "/dev/null"
+    for row in rows:
+        name = f"{journey_id} v{row.version}"
+        entries.append(
+            HistoryEntry(
+                row, source_diff(before, row.source, before_name=before_name, after_name=name)
+            )
+        )
+        before, before_name = row.source, name
+    return entries[::-1]
