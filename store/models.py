@@ -255,6 +255,23 @@ class JourneyDraft(Base):
     saved_by: Mapped[str] = mapped_column(String(128))
 
 
+class SavedAudience(Base):
+    """One saved version of an audience built in the console: the rule's YAML as saved, who
+    saved it and why. A name's latest version is the audience that name means now; the
+    earlier ones stay, so what a journey or broadcast matched can be read back."""
+
+    __tablename__ = "saved_audiences"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    saved_by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class Enrollment(Base):
     """One user's run through one journey.
 
