@@ -27,7 +27,7 @@ from audiences.rules import All, AnyOf, AudienceError, Rule, parse_rule
 from store.models import User
 
 SHIPPED = Path(__file__).parent
-_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def audience_from_data(data: Any, *, source: str = "<audience>") -> Audience:
                 f"{source}: {extra[0]}", "unknown field; use id, name, description, rule"
             )
         audience_id = data.get("id", "adhoc")
-        if not isinstance(audience_id, str) or not _ID.match(audience_id):
+        if not isinstance(audience_id, str) or not ID_PATTERN.match(audience_id):
             raise AudienceError(
                 f"{source}: id", "lower-case letters, digits and '_', e.g. dormant_30d"
             )

@@ -14,10 +14,19 @@ if TYPE_CHECKING:
     from audiences.audience import Audience
 
 
-def _audience(spec: str) -> Audience:
-    """An audience from a file path, a shipped audience id, or an inline rule."""
-    from audiences.audience import load_audience, parse_audience_text, shipped_audiences
+def _audience(settings: Settings, spec: str) -> Audience:
+    """An audience from a file path, a shipped or saved audience's name, or an inline rule.
+
+    The database is read only for a name that is neither a file nor a shipped audience.
+    """
+    from audiences.audience import (
+        ID_PATTERN,
+        load_audience,
+        parse_audience_text,
+        shipped_audiences,
+    )
     from audiences.rules import AudienceError
+    from audiences.saved import named_audience
 
     try:
         if Path(spec).is_file():
@@ -25,6 +34,11 @@ def _audience(spec: str) -> Audience:
         shipped = shipped_audiences()
         if spec in shipped:
             return shipped[spec]
+        if ID_PATTERN.match(spec):
+            with session_factory(settings)() as session:
+                saved = named_audience(session, spec)
+            if saved is not None:
+                return saved
         return parse_audience_text(spec)
     except AudienceError as exc:
         raise CliError(str(exc)) from None
@@ -43,20 +57,20 @@ def _now(args: argparse.Namespace) -> datetime:
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from audiences.describe import describe
 
-    audience = _audience(args.audience)
+    audience = _audience(settings, args.audience)
     print(f"{audience.id}: ok — {describe(audience.rule)}")
     return 0
 
 
 def cmd_count(settings: Settings, args: argparse.Namespace) -> int:
-    audience = _audience(args.audience)
+    audience = _audience(settings, args.audience)
     with session_factory(settings)() as session:
         print(audience.count(session, now=_now(args)))
     return 0
 
 
 def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
-    audience = _audience(args.audience)
+    audience = _audience(settings, args.audience)
     now = _now(args)
     with session_factory(settings)() as session:
         total = audience.count(session, now=now)
@@ -101,7 +115,8 @@ def register(sub: Commands) -> None:
     ):
         a = command(asub, name, fn, text, example)
         a.add_argument(
-            "audience", help="a file, a shipped audience id, or an inline YAML/JSON rule"
+            "audience",
+            help="a file, a shipped or saved audience's name, or an inline YAML/JSON rule",
         )
         a.add_argument("--now", help="evaluate at this ISO-8601 instant (default: now)")
         if name == "preview":
