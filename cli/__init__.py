@@ -25,6 +25,7 @@ from cli import (
     outbox,
     report,
     run,
+    runs,
     simulate,
     sweeps,
     templates,
@@ -45,6 +46,7 @@ the map:
   send       broadcast (one-off campaigns), sweeps (scheduled entries)
   watch      report, users find / timeline, outbox; the web console at http://127.0.0.1:8000/console
              kpi                             the growth plan's KPIs against their targets
+             runs where / eject              who is at which step of a journey; end runs by hand
              events rejected / replay        what the API refused, what the router parked
   stop       pause-all / resume-all; users forget (erasure)
 
@@ -70,6 +72,7 @@ GROUPS = (
     run,
     journeys,
     report,
+    runs,
     control,
     templates,
     sweeps,
