@@ -1,4 +1,5 @@
-"""``lifecycle journeys``: validate, publish, list, show, pause and resume journeys."""
+"""``lifecycle journeys``: validate, publish, list, show, pause and resume journeys (their
+history, rollback and drafts are in :mod:`cli.journey_versions`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cli import journey_versions
 from cli.common import CliError, Commands, actions, command, session_factory
 from config import Settings
 
@@ -48,9 +50,17 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from store.journeys import publish
 
     loaded = load_journeys(args.files)
+    author = journey_versions.author_of(args)
     with transaction(session_factory(settings)) as session:
         for path, journey in loaded:
-            row = publish(session, journey=journey, source=path.read_text(), now=datetime.now(UTC))
+            row = publish(
+                session,
+                journey=journey,
+                source=path.read_text(),
+                now=datetime.now(UTC),
+                note=args.note,
+                published_by=author,
+            )
             print(f"{journey.id}: version {row.version} published")
     return 0
 
@@ -132,10 +142,12 @@ def register(sub: Commands) -> None:
         jsub,
         "publish",
         cmd_publish,
-        "publish journey files as new versions",
-        "lifecycle journeys publish journeys/new_user_coupon.yaml",
+        "publish journey files as new versions (each with the note and author)",
+        'lifecycle journeys publish journeys/new_user_coupon.yaml --note "day-2 push at 10:00"',
     )
     p.add_argument("files", nargs="*")
+    p.add_argument("--note", help="why this version (shown in lifecycle journeys history)")
+    journey_versions.add_author(p)
     command(jsub, "list", cmd_list, "list published journeys", "lifecycle journeys list")
     for name, fn, text in (
         ("show", cmd_show, "a journey's latest version, status, runs and YAML"),
@@ -151,3 +163,4 @@ def register(sub: Commands) -> None:
         "print the JSON Schema of journey files (for editors)",
         "lifecycle journeys schema > journey.schema.json",
     )
+    journey_versions.register(jsub)
