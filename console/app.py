@@ -31,7 +31,7 @@ from console.deps import (
 )
 from console.growth import kpi_cache
 from console.pages import ConsolePages
-from console.routes import data, journeys, login
+from console.routes import data, journeys, login, templates
 from store.db import SessionFactory
 from store.money import Costs
 
@@ -113,6 +113,6 @@ def console_app(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for routes in (login, journeys, data):
+    for routes in (login, journeys, data, templates):
         app.include_router(routes.router)
     return app

@@ -62,6 +62,7 @@ class RenderedMessage:
         priority: The push priority (``high`` or ``normal``), when the template sets one.
         ttl_seconds: How long an undelivered push stays worth delivering, when set.
         sound: The push sound, when the template sets one.
+        preheader: The email's inbox preview line (already first in ``html``), when set.
     """
 
     template: str
@@ -76,6 +77,7 @@ class RenderedMessage:
     priority: str | None = None
     ttl_seconds: int | None = None
     sound: str | None = None
+    preheader: str | None = None
 
 
 @dataclass(frozen=True)
@@ -283,11 +285,11 @@ class TemplateRenderer:
         if template.opt_out_footer:
             body = with_opt_out(body, self._opt_out_text(locale))
         html = text[template.html] if template.html else None
-        if html is not None and template.preheader and text.get(template.preheader):
+        preheader = _one_line(text.get(template.preheader) or "") if template.preheader else ""
+        if html is not None and preheader:
             # The inbox preview line: first in the body, hidden when the mail is opened.
             hidden = "display:none;max-height:0;overflow:hidden;mso-hide:all"
-            preheader = escape(_one_line(text[template.preheader]))
-            html = f'<div style="{hidden}">{preheader}</div>\n{html}'
+            html = f'<div style="{hidden}">{escape(preheader)}</div>\n{html}'
         link = text.get(template.link) if template.link else None
         data = {"link": link} if link else {}
         for key in spec.data:
@@ -307,6 +309,7 @@ class TemplateRenderer:
             priority=spec.push.priority,
             ttl_seconds=spec.push.ttl_seconds,
             sound=spec.push.sound,
+            preheader=preheader or None,
         )
 
     def _render_part(
