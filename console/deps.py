@@ -1,16 +1,18 @@
 """What the console's routes are given: one :class:`Console` per app (settings, clock,
-session signer, login throttle, page loaders, templates, the KPI cache), kept on
+session signer, login throttle, page loaders, templates, the KPI cache, the Temporal
+client), kept on
 ``app.state`` and asked for as ``console: ConsoleDep``, with the helpers every page shares
 (render, require a login, read a form and check its CSRF token)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, Request
@@ -24,6 +26,9 @@ from console.growth import KpiCache
 from console.pages import ConsolePages
 from devstack.views import _pct, _span
 from store.reports import DEFERRAL_REASONS
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,23 @@ async def read_form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in fields.items()}
 
 
+class ConnectOnce:
+    """A Temporal client made when first asked for, then kept: the console starts (and its
+    reading pages work) while Temporal is still coming up or away."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]]):
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await self._connect()
+        return self._client
+
+
 @dataclass(frozen=True)
 class Console:
     """Everything the console's routes share, built once per app."""
@@ -78,6 +100,8 @@ class Console:
     pages: ConsolePages
     env: Environment
     kpis: KpiCache
+    # The Temporal client, connected on first need (broadcasts start and are steered by it).
+    temporal: Callable[[], Awaitable[Client]] | None = None
 
     def session_of(self, request: Request) -> ConsoleSession | None:
         """The request's console session, if it has a valid one."""
