@@ -14,25 +14,25 @@ if TYPE_CHECKING:
 
 
 def _template_context(settings: Settings, user_id: str | None) -> dict[str, object]:
-    """Sample data, with a real user's profile in place of the sample user when one is named."""
+    """Sample data, or a real user's: their profile, locale, timezone and coupon (the sample
+    trigger and unsubscribe link stay, so a preview never carries the user's real link)."""
     from message_templates.sample import sample_context
-    from store.models import User
 
-    context = sample_context()
     if user_id is None:
-        return context
+        return sample_context()
+    import compose
+    from console.template_sends import real_user_context
+
     with session_factory(settings)() as session:
-        user = session.get(User, user_id)
-    if user is None:
+        context = real_user_context(
+            session,
+            user_id=user_id,
+            now=compose.clock(),
+            default_locale=settings.default_locale,
+            default_timezone=settings.default_timezone,
+        )
+    if context is None:
         raise CliError(f"no user {user_id!r}")
-    traits = user.traits or {}
-    context["user"] = {
-        "id": user.id,
-        "name": str(traits.get("name") or ""),
-        "member_tier": user.member_tier,
-        "locale": user.locale or settings.default_locale,
-        "timezone": user.timezone or settings.default_timezone,
-    }
     return context
 
 
@@ -53,7 +53,10 @@ def _render(settings: Settings, args: argparse.Namespace) -> RenderedMessage:
     try:
         channel = templates.channel_of(args.template)
         context = _template_context(settings, getattr(args, "user", None))
-        return templates.render(args.template, channel=channel, locale=args.locale, context=context)
+        user = context.get("user")
+        # As the help says: the user's own locale unless --locale names another.
+        locale = args.locale or (user.get("locale") if isinstance(user, dict) else None)
+        return templates.render(args.template, channel=channel, locale=locale, context=context)
     except TemplateError as exc:
         raise CliError(str(exc)) from None
 
@@ -76,10 +79,9 @@ def cmd_preview(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
     """Both forms: ``templates send-test TEMPLATE`` and ``send-test --channel`` (its sample
     template unless ``--template``)."""
-    import uuid
-
     import compose
-    from channels.base import OutboundMessage, PermanentSendError, TransientSendError
+    from channels.base import PermanentSendError, TransientSendError
+    from console.template_sends import outbound_test
 
     if getattr(args, "channel", None) and not args.template:
         args.template = _sample_template(renderer(settings), args.channel)
@@ -89,20 +91,7 @@ def cmd_send_test(settings: Settings, args: argparse.Namespace) -> int:
             f"template {message.template!r} is for {message.channel}, not {args.channel}"
         )
     channel = compose.channels(settings, session_factory(settings))[message.channel]
-    outbound = OutboundMessage(
-        key=f"test:{uuid.uuid4().hex}",
-        channel=message.channel,
-        to=args.to,
-        body=message.body,
-        subject=message.subject,
-        html=message.html,
-        title=message.title,
-        data=dict(message.data),
-        tags=("send-test", message.template),
-        priority=message.priority,
-        ttl_seconds=message.ttl_seconds,
-        sound=message.sound,
-    )
+    outbound = outbound_test(message, to=args.to)
     try:
         result = channel.send(outbound)
     except (PermanentSendError, TransientSendError) as exc:
