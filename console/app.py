@@ -12,9 +12,9 @@ The routes are in :mod:`console.routes`, one module per group; what they share i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -25,15 +25,19 @@ from console.auth import LoginThrottle, SessionSigner
 from console.deps import (
     MAX_FORM_BYTES,
     TEMPLATES,
+    ConnectOnce,
     Console,
     Redirect,
     template_environment,
 )
 from console.growth import kpi_cache
 from console.pages import ConsolePages
-from console.routes import data, journeys, login, templates
+from console.routes import broadcasts, data, journeys, login, templates
 from store.db import SessionFactory
 from store.money import Costs
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 __all__ = ["MAX_FORM_BYTES", "SECURITY_HEADERS", "TEMPLATES", "console_app", "template_environment"]
 
@@ -55,6 +59,7 @@ def console_app(
     session_factory: SessionFactory,
     clock: Callable[[], datetime] | None = None,
     login_throttle: LoginThrottle | None = None,
+    temporal: Callable[[], Awaitable[Client]] | None = None,
 ) -> FastAPI:
     """Build the console; mount it with ``app.mount("/console", console_app(...))``.
 
@@ -64,6 +69,8 @@ def console_app(
         clock: "now" for audience counts and session expiry; defaults to the UTC wall clock.
         login_throttle: slows down wrong admin tokens per client address; a fresh one
             by default.
+        temporal: the Temporal client the broadcast pages start and steer workflows with
+            (the API process's own); by default one connected from settings on first need.
     """
     now = clock or (lambda: datetime.now(UTC))
     console = Console(
@@ -87,9 +94,11 @@ def console_app(
             global_control_salt=settings.global_control_salt,
             costs=Costs.of(settings),
         ),
+        temporal=temporal or ConnectOnce(lambda: _temporal_client(settings)),
     )
     app = FastAPI(title="lifecycle console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
+    app.state.sessions = session_factory
 
     @app.exception_handler(Redirect)
     async def _redirect(_request: Request, exc: Redirect) -> Response:
@@ -113,6 +122,12 @@ def console_app(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for routes in (login, journeys, data, templates):
+    for routes in (login, journeys, data, templates, broadcasts):
         app.include_router(routes.router)
     return app
+
+
+async def _temporal_client(settings: Settings) -> Client:
+    import compose  # the Temporal SDK's import waits for the first page that needs it
+
+    return await compose.temporal_client(settings)
