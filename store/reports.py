@@ -57,7 +57,8 @@ def user_timeline(
     profile has none) and in UTC."""
     entries: list[TimelineEntry] = []
     for ev in session.scalars(select(Event).where(Event.user_id == user_id, Event.type == "track")):
-        entries.append(TimelineEntry(ev.timestamp, "event", f"{ev.event}", ev.properties or None))
+        text = _ejection(ev.properties) if ev.event == EJECTED else f"{ev.event}"
+        entries.append(TimelineEntry(ev.timestamp, "event", text, ev.properties or None))
     user = session.get(User, user_id)
     zone = _zone((user.timezone if user else None) or default_timezone)
     attributed = _credit(Enrollment.user_id == user_id).subquery()
@@ -99,6 +100,19 @@ def user_timeline(
     order = {"event": 0, "enrolled": 1, "coupon": 2, "message": 3, "exit": 4}
     entries.sort(key=lambda e: (e.at, order[e.kind]))
     return entries
+
+
+# The fact `lifecycle runs eject` (or the console) records when a person ends a run.
+EJECTED = "journey_ejected"
+
+
+def _ejection(p: dict[str, Any] | None) -> str:
+    """``ejected from cart_abandonment at wait_1h by alice: asked to stop``."""
+    p = p or {}
+    return (
+        f"ejected from {p.get('journey_id')} at {p.get('step') or '-'} "
+        f"by {p.get('actor') or '-'}: {p.get('reason') or '-'}"
+    )
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
