@@ -291,7 +291,9 @@ def _compare_fields(body: Any) -> tuple[str, str, str] | None:
     op = ops[0]
     operand = body[op]
     values = operand if isinstance(operand, list) else [operand]
-    vtype = body.get("type") or (_inferred(values[0]) if values else "string")
+    # `exists` takes a bool whatever the type; its type is string unless given.
+    inferred = _inferred(values[0]) if values and op != "exists" else "string"
+    vtype = body.get("type") or inferred
     return op, ", ".join(_text(v) for v in values), str(vtype)
 
 

@@ -1,4 +1,4 @@
-"""The data pages: audiences, the message ledger, rejected events (and their replay), users,
+"""The data pages: the message ledger, rejected events (and their replay), users,
 reports and the growth KPIs."""
 
 from __future__ import annotations
@@ -27,22 +27,6 @@ def _listing(
 ) -> Response:
     """A page listing ``rows()``: ``name`` is its template, its section and the rows' key."""
     return console.show(request, f"{name}.html.j2", name, lambda: {"title": title, name: rows()})
-
-
-@router.get("/audiences")
-def audiences(request: Request, console: ConsoleDep) -> Response:
-    return _listing(request, console, "audiences", "Audiences", console.pages.audiences)
-
-
-@router.get("/audiences/{audience_id}")
-def audience(request: Request, console: ConsoleDep, audience_id: str) -> Response:
-    return console.show(
-        request,
-        "audience.html.j2",
-        "audiences",
-        lambda: console.pages.audience(audience_id),
-        f"No shipped audience {audience_id!r}.",
-    )
 
 
 @router.get("/messages")
