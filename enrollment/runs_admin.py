@@ -27,6 +27,7 @@ from journeys.validate import parse_journey, shipped_journey_files
 from store.db import SessionFactory, transaction
 from store.journeys import spec_of
 from store.models import Enrollment, Event, JourneyVersion
+from store.reports import EJECTED
 from store.upsert import insert_ignore
 from workflows.journey import JourneyWorkflow
 from workflows.journey_contracts import EjectSignal, RunPosition, Waiting
@@ -41,7 +42,6 @@ GOAL_WINDOW = "(goal window)"  # after the last step, the goal can still be reac
 BETWEEN = "(between steps)"  # starting, or recording how it ended
 NO_ANSWER = "(no answer)"  # its workflow did not answer (closed, or too busy)
 PLACES = (GOAL_WINDOW, BETWEEN, NO_ANSWER)
-EJECTED = "journey_ejected"
 
 T = TypeVar("T")
 
