@@ -168,10 +168,11 @@ def cmd_eject(settings: Settings, args: argparse.Namespace) -> int:
         done = asyncio.run(go())
     except (UnknownJourney, UnknownStep) as exc:
         raise CliError(str(exc)) from None
+    if not done.runs:
+        whom = f"at {args.step}" if args.step else "for " + ", ".join(done.not_open)
+        raise CliError(f"nothing ejected: no open run of {args.journey} {whom}")
     for user in done.not_open:
         print(f"lifecycle: {user} has no open run in {args.journey}", file=sys.stderr)
-    if not done.runs:
-        raise CliError(f"nothing ejected: no open run of {args.journey} was chosen")
     print(f"ejected {len(done.runs)} run(s) of {args.journey} by {actor}: {args.reason.strip()}")
     return 0
 
