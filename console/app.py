@@ -32,7 +32,7 @@ from console.deps import (
 )
 from console.growth import kpi_cache
 from console.pages import ConsolePages
-from console.routes import audiences, broadcasts, data, journeys, login, templates
+from console.routes import audiences, broadcasts, data, journeys, login, templates, versions
 from store.db import SessionFactory
 from store.money import Costs
 
@@ -122,7 +122,7 @@ def console_app(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for routes in (login, journeys, audiences, data, templates, broadcasts):
+    for routes in (login, journeys, versions, audiences, data, templates, broadcasts):
         app.include_router(routes.router)
     return app
 
