@@ -97,6 +97,19 @@ def test_count_and_sample_are_what_the_command_line_says(db, admin, capsys, monk
     assert cli(capsys, monkeypatch, db, "count", RULE) == "3\n"
 
 
+# A good first row and a second whose value is not the number its type says.
+BAD_SECOND_ROW = {
+    "combine": "all",
+    "r0.kind": "tag",
+    "r0.value": "vip",
+    "r1.kind": "trait",
+    "r1.name": "age",
+    "r1.op": "gte",
+    "r1.value": "old",
+    "r1.type": "number",
+}
+
+
 def test_rows_are_added_and_removed_and_a_problem_shows_on_its_row(db, admin):
     http, csrf = admin
     page = post(http, "/audiences/new", csrf, action="add", add_kind="trait", combine="all")
@@ -106,15 +119,7 @@ def test_rows_are_added_and_removed_and_a_problem_shows_on_its_row(db, admin):
         "/audiences/new",
         csrf,
         action="count",
-        combine="all",
-        **{"r0.kind": "tag", "r0.value": "vip"},
-        **{
-            "r1.kind": "trait",
-            "r1.name": "age",
-            "r1.op": "gte",
-            "r1.value": "old",
-            "r1.type": "number",
-        },
+        **BAD_SECOND_ROW,
     )
     errors = dict(re.findall(r'data-row-error="(\d+)">([^<]*)<', page.text))
     assert errors == {"1": "trait.gte: expected a number, got &#39;old&#39;"}
@@ -125,15 +130,7 @@ def test_rows_are_added_and_removed_and_a_problem_shows_on_its_row(db, admin):
         "/audiences/new",
         csrf,
         action="remove:1",
-        combine="all",
-        **{"r0.kind": "tag", "r0.value": "vip"},
-        **{
-            "r1.kind": "trait",
-            "r1.name": "age",
-            "r1.op": "gte",
-            "r1.value": "old",
-            "r1.type": "number",
-        },
+        **BAD_SECOND_ROW,
     )
     assert "data-row-error" not in page.text
     assert 'name="r1.kind"' not in page.text
