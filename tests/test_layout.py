@@ -56,6 +56,14 @@ FORBIDDEN: dict[str, set[str]] = {
     "console": {"api"},
     "triggers": {"api"},
 }
+# The composition root (compose.py) builds engines, clients and senders from settings for the
+# entry points and the processes' tops (the API server, the console's app, the worker, the
+# command line, the simulator and the dev stack); no room below builds its own.
+for _room in (
+    "workflows", "channels", "store", "audiences", "journeys", "message_templates",
+    "enrollment", "activities", "kinds", "triggers",
+):  # fmt: skip
+    FORBIDDEN[_room] = FORBIDDEN[_room] | {"compose"}
 # Nothing below the top imports the entry points.
 EVERYWHERE = {"cli", "worker"}
 # The top: the tests, the benchmarks, the command line, and the rooms that run the whole engine
