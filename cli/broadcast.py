@@ -85,6 +85,7 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from audiences.audience import audience_from_data
+    from devstack.broadcast_view import ledger_line
     from journeys.durations import parse_duration
     from store.broadcast_money import broadcast_money
     from store.broadcasts import FINAL_STATUSES, message_counts
@@ -128,10 +129,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             window=window,
         )
-    ledger = ", ".join(
-        f"{s}{f' ({r})' if r else ''} {n}" for (s, r), n in sorted(counts.items(), key=str)
-    )
-    print(f"{row.status}: {row.recipients} recipient(s); ledger: {ledger or 'nothing yet'}")
+    print(ledger_line(row, counts))
     if counts:
         print_review(review)
     return 0
@@ -142,41 +140,13 @@ def print_review(review: BroadcastMoney) -> None:
     has closed (provisional before), or its attributed orders when nobody was held out."""
     from rich.console import Console
 
-    from devstack.money_view import print_money, yuan
+    from devstack.broadcast_view import review_lines
+    from devstack.money_view import print_money
 
-    window = f"{review.report.window} after each recipient was reached"
-    if review.closed:
-        assert review.closes_at is not None
-        heading = f"money review (orders {window}; the window closed {_at(review.closes_at)})"
-    elif review.closes_at is not None:
-        heading = f"money review, PROVISIONAL until {_at(review.closes_at)} (orders {window})"
-    else:
-        heading = (
-            f"money review, PROVISIONAL: the broadcast is still reaching recipients; the "
-            f"window closes {review.report.window} after the last one (orders {window})"
-        )
-    print(heading)
-    if not review.has_holdout:
-        t = review.report.journey.treatment
-        print(
-            "ROI needs a holdout: start a broadcast with --holdout 5 to compare its recipients "
-            "with members sent nothing. Attributed orders only:"
-        )
-        print(
-            f"{t.entrants} recipient(s), {t.converted} bought, {t.orders} order(s), GMV "
-            f"{yuan(t.gmv_fen)}, coupon cost {yuan(t.coupon_fen)}, message cost "
-            f"{yuan(t.message_fen)}"
-        )
-        return
-    print(
-        "spend: the recipients' message cost and the coupon cost beyond the holdout's, per "
-        "recipient (a broadcast issues no coupon)"
-    )
-    print_money(review.report, Console(width=None if sys.stdout.isatty() else 132))
-
-
-def _at(when: datetime) -> str:
-    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+    for line in review_lines(review):
+        print(line)
+    if review.has_holdout:
+        print_money(review.report, Console(width=None if sys.stdout.isatty() else 132))
 
 
 def cmd_signal(settings: Settings, args: argparse.Namespace) -> int:
@@ -199,6 +169,7 @@ def cmd_signal(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    from devstack.broadcast_view import list_line
     from store.broadcasts import list_broadcasts
 
     with session_factory(settings)() as session:
@@ -206,10 +177,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     if not rows:
         print("no broadcasts yet: lifecycle broadcast start --help")
     for row in rows:
-        print(
-            f"{row.id:>5} {row.status:10} {row.send_at:%Y-%m-%d %H:%M}Z {row.channel:5} "
-            f"{row.recipients:>8} {row.name}"
-        )
+        print(list_line(row))
     return 0
 
 
