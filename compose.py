@@ -9,7 +9,7 @@ with fakes and never calls this module.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -20,6 +20,7 @@ from channels.outbox import OutboxChannel
 from channels.providers import provider
 from config import Settings
 from message_templates.render import TemplateRenderer
+from store.clock import utc_now
 from store.db import SessionFactory, make_engine, make_session_factory
 from store.outbox import SqlOutboxSink
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 def clock() -> datetime:
     """The UTC wall clock: "now" for every real process (tests pass a clock of their own)."""
-    return datetime.now(UTC)
+    return utc_now()
 
 
 def engine(settings: Settings, *, pre_ping: bool = True, pool_size: int | None = None) -> Engine:

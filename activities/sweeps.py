@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from audiences.rules import AudienceError
 from enrollment.router import JourneyRouter
 from journeys.schedule import schedule_audience
+from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, spec_of
 from store.sweeps import count_entered, record_progress
@@ -47,7 +48,7 @@ class SweepActivities:
     ):
         self._factory = factory
         self._router = router
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         self._concurrency = concurrency
 
     @activity.defn(name=SWEEP_PAGE)

@@ -30,8 +30,9 @@ from config import Settings
 from message_templates.unsubscribe_links import UnsubscribeLinks
 from observability.health import Check
 from observability.metrics import PrometheusMetrics
+from store.clock import Clock, utc_now
 from store.db import SessionFactory
-from triggers.ingest import ActedOn, Clock, EventRouter, Ingestor, RunEnder, utc_now
+from triggers.ingest import ActedOn, EventRouter, Ingestor, RunEnder
 from triggers.segment import limits_of
 from triggers.webhooks.sendgrid_email import load_verification_key
 

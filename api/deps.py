@@ -24,8 +24,9 @@ from twilio.request_validator import RequestValidator
 
 from config import Settings
 from message_templates.unsubscribe_links import UnsubscribeLinks
+from store.clock import Clock
 from store.db import SessionFactory
-from triggers.ingest import Clock, Ingestor, RunEnder
+from triggers.ingest import Ingestor, RunEnder
 from triggers.segment import Limits
 
 

@@ -13,7 +13,7 @@ The routes are in :mod:`console.routes`, one module per group; what they share i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -33,6 +33,7 @@ from console.deps import (
 from console.growth import kpi_cache
 from console.pages import ConsolePages
 from console.routes import audiences, broadcasts, data, journeys, login, templates, versions
+from store.clock import utc_now
 from store.db import SessionFactory
 from store.money import Costs
 
@@ -72,7 +73,7 @@ def console_app(
         temporal: the Temporal client the broadcast pages start and steer workflows with
             (the API process's own); by default one connected from settings on first need.
     """
-    now = clock or (lambda: datetime.now(UTC))
+    now = clock or utc_now
     console = Console(
         settings=settings,
         now=now,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from temporalio.client import Client
@@ -46,6 +46,7 @@ from enrollment.parking import Parking, RoutingIncomplete, is_transient
 from enrollment.runs import SIGNAL, JourneyRuns
 from enrollment.versions import REDEEMING_EVENTS, ActedOnEvents, JourneySpecs
 from journeys.models import Journey
+from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.models import Enrollment, Event
 from workflows.journey_contracts import JOURNEY_HISTORY_LIMIT, EventSignal
@@ -86,7 +87,7 @@ class JourneyRouter:
         self._acted_on = ActedOnEvents(factory)
         self._runs = JourneyRuns(client=client, task_queue=task_queue, history_limit=history_limit)
         self._max_trigger_age = max_trigger_age
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         self._parking = Parking(factory, max_attempts=max_attempts, clock=self._clock)
 
     async def route(self, event_ids: list[int]) -> None:

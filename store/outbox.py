@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.models import OutboxMessage
 
@@ -40,7 +41,7 @@ class SqlOutboxSink:
 
     def __init__(self, factory: SessionFactory, clock: Callable[[], datetime] | None = None):
         self._factory = factory
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
 
     def record(self, message: OutboxRecord) -> int:
         """The outbox row's id: inserted, or the one a retried send stored before.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Table, insert, select, update
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from observability.metrics import metrics
+from store.clock import Clock, utc_now
 from store.db import SessionFactory, json_dumps, transaction
 from store.models import Event, RejectedEvent
 from store.rejected import Rejection, add_rejections
@@ -27,13 +28,6 @@ from triggers.profiles import upsert_profiles
 from triggers.segment import Message, Refusal
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock, as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 class EventRouter(Protocol):

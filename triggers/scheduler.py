@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
 from journeys.schedule import ScheduleError, cron_trigger, last_tick, tick_label
+from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.journeys import live_journeys, spec_of
 from store.sweeps import claim_tick, mark_started, tick_exists
@@ -71,7 +72,7 @@ class SweepScheduler:
         self._refresh_every = refresh_every
         self._page_size = page_size
         self._heartbeat = heartbeat
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         self._scheduled: dict[str, _Scheduled] = {}
         self._skipped: set[str] = set()
         self._apscheduler = AsyncIOScheduler(timezone=UTC)
