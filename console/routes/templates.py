@@ -21,6 +21,7 @@ from console.template_sends import (
 )
 from message_templates.errors import TemplateError, UnknownTemplateError
 from message_templates.preview import summarize
+from message_templates.sample import sample_context
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def _page(
     workbench = _workbench(console)
     if name not in workbench.templates.names():
         return None
-    context = workbench.context(user.strip() or None)
+    user = user.strip()
+    context = workbench.context(user or None)
     shown = context if context is not None else workbench.context(None)
     assert shown is not None  # the sample is always there
     preview = workbench.preview(name, shown)
@@ -70,9 +72,13 @@ def _page(
     return {
         "title": name,
         "name": name,
-        "user": user.strip(),
+        "user": user,
         "no_such_user": context is None,
         "context": shown,
+        # A user without a coupon of their own is shown with the sample's.
+        "sample_coupon": context is not None
+        and bool(user)
+        and context["coupon"] == sample_context()["coupon"],
         "preview": preview,
         "addresses": allowed_addresses(workbench.allowlist, channel) if channel else [],
         "allowlist_set": bool(workbench.allowlist),

@@ -92,7 +92,7 @@ def test_a_preview_for_a_real_user_uses_their_name_coupon_and_locale(db, admin):
     add_reader(db, "reader-en", name="Alex", locale="en-US", coupon="ALEX-30")
 
     zh = http.get("/console/templates/new_user_welcome_sms", params={"user": "reader-zh"}).text
-    assert re.search(r"<b data-chosen>zh-CN</b>", zh)
+    assert re.search(r"<b data-chosen>zh-CN</b>", zh) and "the sample's" not in text_of(zh)
     body = text_of(locale_card(zh, "zh-CN"))
     assert "李雷，欢迎加入" in body and "LILEI-30" in body and "满¥99减¥30" in body
 
@@ -103,6 +103,9 @@ def test_a_preview_for_a_real_user_uses_their_name_coupon_and_locale(db, admin):
 
     sample = http.get("/console/templates/new_user_welcome_sms").text
     assert "NEW20-7KQ9" in text_of(locale_card(sample, "zh-CN"))  # the sample coupon
+    add_user(db.factory, "no-coupon", NOW - timedelta(days=1))
+    bare = http.get("/console/templates/new_user_welcome_sms", params={"user": "no-coupon"})
+    assert "coupon NEW20-7KQ9 (the sample's: this user holds none)" in text_of(bare.text)
     missing = http.get("/console/templates/new_user_welcome_sms", params={"user": "nobody"})
     assert "No user nobody: showing sample data." in text_of(missing.text)
     assert http.get("/console/templates/no_such_template").status_code == 404
@@ -126,7 +129,7 @@ def test_a_long_chinese_sms_shows_the_segments_and_encoding_it_is_billed_as(
     assert segments == rendered.segments and segments >= 3
     assert f'data-segments="{segments}" data-encoding="UCS-2"' in card
     assert f"{segments} SMS segments · UCS-2 · {len(rendered.body)} characters" in card
-    assert unescape(re.search(r"<pre data-body>(.*?)</pre>", card, re.S)[1]) == rendered.body
+    assert unescape(re.search(r"<pre data-body[^>]*>(.*?)</pre>", card, re.S)[1]) == rendered.body
 
 
 def sample_context_of() -> dict:
@@ -169,8 +172,9 @@ def test_a_push_preview_shows_title_body_and_data(sqlite_db):
     http = console_client(sqlite_db)
     log_in(http)
     card = locale_card(http.get("/console/templates/cart_reminder_push").text, "en")
-    assert re.search(r"<span data-title>[^<]+</span>", card)
-    assert re.search(r"<pre data-body>[^<]+</pre>", card)
+    assert "<span data-title>Still in your cart</span>" in card
+    assert re.search(r"<pre data-body[^>]*>[^<]+</pre>", card)
+    assert '<tr data-push-data="link"><th>link</th><td>app://cart</td></tr>' in card
 
 
 def test_a_templates_problems_are_listed_with_their_line(sqlite_db, own_templates):
