@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from temporalio.client import Client
+
 from audiences.audience import Audience, shipped_audiences
 from audiences.describe import describe
 from console.intervals import error_bar
@@ -32,6 +34,7 @@ from devstack.money_view import (
     split_line,
     yuan,
 )
+from enrollment.runs_admin import RunsAdmin
 from journeys.catalog import load_catalog
 from journeys.models import Journey
 from journeys.validate import (
@@ -203,6 +206,10 @@ class ConsolePages:
             "diagram": journey_diagram(spec, counts, totals),
             "variant_tests": variants,
         }
+
+    def runs(self, client: Client) -> RunsAdmin:
+        """Who is where in a journey, and ejecting runs (the journey page), via ``client``."""
+        return RunsAdmin(factory=self._factory, client=client)
 
     def set_status(self, journey_id: str, status: str) -> None:
         with transaction(self._factory) as session:
