@@ -19,6 +19,7 @@ from audiences.rules import COMPARE_OPS, TOPICS, AudienceError
 from audiences.saved import named_audience, named_audiences, rule_yaml, save_audience
 from kinds import names as channel_kinds
 from store.db import SessionFactory, transaction
+from store.models import SavedAudience
 from store.saved_audiences import saved_versions
 
 SAMPLE_SIZE = 20
@@ -75,6 +76,7 @@ class AudiencePages:
             "audience": found,
             "rule": describe(found.rule),
             "versions": versions,
+            "buildable": rows_from_rule(_rule_data(name, versions)) is not None,
             **shown,
         }
 
@@ -87,11 +89,7 @@ class AudiencePages:
             versions = saved_versions(session, name=name)
         if found is None:
             return None
-        if versions:
-            data = yaml.safe_load(versions[0].source)
-        else:
-            data = yaml.safe_load((SHIPPED / f"{name}.yaml").read_text("utf-8"))["rule"]
-        rows = rows_from_rule(data)
+        rows = rows_from_rule(_rule_data(name, versions))
         if rows is None:
             raise AudienceError(name, "this rule has no form in the builder; edit its YAML")
         return rows[0], rows[1], name if versions else ""
@@ -125,3 +123,10 @@ class AudiencePages:
                 session, name=name, source=source, saved_by=saved_by, note=note, now=self._now()
             )
             return Saved(row.name, row.version)
+
+
+def _rule_data(name: str, versions: list[SavedAudience]) -> Any:
+    """The rule mapping as written: the latest saved version's, else the shipped file's."""
+    if versions:
+        return yaml.safe_load(versions[0].source)
+    return yaml.safe_load((SHIPPED / f"{name}.yaml").read_text("utf-8"))["rule"]

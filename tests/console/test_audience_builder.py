@@ -222,3 +222,16 @@ def test_what_a_marketer_typed_comes_back_escaped(db, admin):
 def test_pages_need_a_login(db, http):
     assert http.get("/console/audiences/new").status_code == 303
     assert http.get("/console/audiences/vip_quiet/edit").status_code == 303
+
+
+def test_a_shipped_rule_with_a_form_starts_a_new_audience(db, admin):
+    http, _ = admin
+    page = http.get("/console/audiences/high_value").text
+    assert 'href="/console/audiences/high_value/edit"' in page
+    start = http.get("/console/audiences/high_value/edit").text
+    assert 'action="/console/audiences/new"' in start
+    assert 'name="r0.kind" value="event"' in start and 'name="r1.kind" value="spent"' in start
+    # Nested groups have no form: the shipped page offers no builder.
+    assert "/edit" not in http.get("/console/audiences/dormant_30d").text
+    assert http.get("/console/audiences/dormant_30d/edit").status_code == 404
+    assert http.get("/console/audiences/nobody/edit").status_code == 404
