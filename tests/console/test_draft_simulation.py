@@ -38,9 +38,9 @@ def client_with_jobs(db, **jobs: Any) -> tuple[TestClient, str]:
 def when_ended(http: TestClient, timeout: float = 5) -> str:
     """The simulation page once its job is no longer running."""
 
-    def ended() -> str | None:
+    def ended() -> str:
         page = http.get(SIMULATION).text
-        return page if 'data-status="running"' not in page else None
+        return "" if 'data-status="running"' in page else page
 
     return html.unescape(assert_eventually(ended, timeout=timeout, interval=0.2))
 
