@@ -202,14 +202,18 @@ def send_form(http, csrf: str, **fields: str):
     )
 
 
-def test_a_test_send_reaches_the_provider_and_is_one_ledger_row_marked_test(db, twilio_server):
-    twilio = {
+def through_twilio(server) -> dict[str, str]:
+    return {
         "sms_provider": "twilio",
         "twilio_account_sid": TWILIO_SID,
         "twilio_auth_token": TWILIO_TOKEN,
         "twilio_from_number": "+15005550006",
-        "twilio_base_url": twilio_server.url,
+        "twilio_base_url": server.url,
     }
+
+
+def test_a_test_send_reaches_the_provider_and_is_one_ledger_row_marked_test(db, twilio_server):
+    twilio = through_twilio(twilio_server)
     http = console_client(db, test_send_allowlist="+86 138 0013 8000, qa@example.com", **twilio)
     csrf = log_in(http)
     add_reader(db, "reader-en", name="Alex", locale="en", coupon="ALEX-30")
@@ -248,6 +252,24 @@ def test_a_test_send_reaches_the_provider_and_is_one_ledger_row_marked_test(db, 
         )
         assert journey_report(session, journey_id="new_user_coupon").steps == []
         assert all(entry.kind != "message" for entry in user_timeline(session, user_id="reader-en"))
+
+
+def test_a_test_send_the_provider_refuses_says_why(sqlite_db, twilio_server):
+    http = console_client(
+        sqlite_db, test_send_allowlist=ALLOWED_PHONE, **through_twilio(twilio_server)
+    )
+    csrf = log_in(http)
+    twilio_server.fail_next(400, code=21211, message="The 'To' number is not valid.")
+    answer = send_form(http, csrf, to=ALLOWED_PHONE, locale="en")
+    (row,) = ledger(sqlite_db)
+    assert (row.topic, row.status, row.reason, row.provider) == (
+        "test",
+        "failed",
+        "invalid_number",
+        "twilio",
+    )
+    shown = text_of(http.get(answer.headers["location"]).text)
+    assert f"Test message #{row.id}: failed through twilio: invalid_number." in shown
 
 
 def test_a_test_send_through_the_outbox(db):
