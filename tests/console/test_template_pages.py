@@ -195,6 +195,12 @@ def test_a_templates_problems_are_listed_with_their_line(sqlite_db, own_template
     (problem,) = re.findall(r'<tr data-problem="1">(.*?)</tr>', page, re.S)
     assert text_of(problem) == "6 locales.en.body undefined variable 'user.nickname'"
 
+    (own_templates / "unreadable_sms.yaml").write_text("channel: sms\nlocales: [\n")
+    page = http.get("/console/templates/unreadable_sms").text
+    (problem,) = re.findall(r'<tr data-problem="1">(.*?)</tr>', page, re.S)
+    assert text_of(problem).startswith("3 not valid YAML")
+    assert "This template cannot be read: fix the problems above first." in text_of(page)
+
 
 def send_form(http, csrf: str, **fields: str):
     return http.post(
