@@ -17,6 +17,9 @@ from audiences.rules import AudienceError, Rule, parse_rule
 from store.models import SavedAudience
 from store.saved_audiences import add_version, latest_of_each, latest_saved
 
+# "adhoc" is what an unnamed rule is called; "new" is the console's builder (/audiences/new).
+RESERVED = frozenset({"adhoc", "new"})
+
 
 def rule_yaml(data: object) -> str:
     """A rule as YAML text that ``lifecycle audiences validate`` accepts as written."""
@@ -61,6 +64,8 @@ def check_name(name: str) -> None:
         raise AudienceError("name", "lower-case letters, digits and '_', e.g. vip_shanghai")
     if name in shipped_audiences():
         raise AudienceError("name", f"{name!r} is a shipped audience; choose another name")
+    if name in RESERVED:
+        raise AudienceError("name", f"{name!r} is reserved; choose another name")
 
 
 def save_audience(

@@ -50,6 +50,7 @@ def test_saving_twice_makes_versions_one_and_two_and_the_latest_is_the_audience(
     [
         ("dormant_30d", "tag: x\n", "name"),
         ("Bad Name", "tag: x\n", "name"),
+        ("new", "tag: x\n", "name"),
         ("fine", "tag: [x]\n", "rule.tag"),
         ("fine", "tag: x: y\n", "rule"),
     ],
