@@ -39,6 +39,7 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     from triggers.broadcasts import BroadcastError, follow, plan_broadcast, start_broadcast
 
     now = datetime.now(UTC)
+    factory = session_factory(settings)
     try:
         plan = plan_broadcast(
             renderer(settings),
@@ -51,10 +52,10 @@ def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
             topic=args.topic,
             now=now,
             holdout=args.holdout,
+            sessions=factory,
         )
     except BroadcastError as exc:
         raise CliError(str(exc)) from None
-    factory = session_factory(settings)
     with factory() as session:
         total = plan.audience.count(session, now=now)
 
@@ -199,7 +200,9 @@ def register(sub: Commands) -> None:
         "lifecycle broadcast start --audience high_value --template sale_preheat_sms "
         "--channel sms --at 2026-06-15T20:00+08:00",
     )
-    bs.add_argument("--audience", required=True, help="an audience file (or a shipped id)")
+    bs.add_argument(
+        "--audience", required=True, help="a file, or a shipped or saved audience's name"
+    )
     bs.add_argument("--template", required=True, help="a template written for --channel")
     bs.add_argument("--channel", required=True, help=kinds.one_of())
     bs.add_argument("--at", help="ISO-8601 instant with offset (default: now)")

@@ -27,6 +27,7 @@ from message_templates.sample import sample_context
 from store.broadcasts import FINAL_STATUSES, create_broadcast
 from store.db import SessionFactory, transaction
 from store.models import Broadcast
+from store.saved_audiences import latest_saved
 from workflows.broadcast import BroadcastWorkflow
 from workflows.broadcast_contracts import (
     BROADCAST_BATCH,
@@ -102,15 +103,22 @@ def parse_at(text: str, *, now: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def load_audience_file(spec: str) -> tuple[Audience, Any, str]:
-    """An audience file (or a shipped audience's id): the audience, its data as stored in
-    the ``broadcasts`` row, and its source."""
+def load_audience_file(
+    spec: str, *, sessions: SessionFactory | None = None
+) -> tuple[Audience, Any, str]:
+    """An audience file (or a shipped audience's id, or with ``sessions`` a saved audience's
+    name): the audience, its data as stored in the ``broadcasts`` row, and its source."""
     path = Path(spec)
     if not path.is_file():
+        named = re.fullmatch(r"[a-z][a-z0-9_]*", spec) is not None
         shipped = SHIPPED / f"{spec}.yaml"
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", spec) or not shipped.is_file():
-            raise BroadcastError(f"--audience {spec}: no such file (nor a shipped audience)")
-        path = shipped
+        if named and shipped.is_file():
+            path = shipped
+        elif named and sessions is not None and (saved := _saved(sessions, spec)) is not None:
+            return saved
+        else:
+            known = "a shipped or saved audience" if sessions is not None else "a shipped audience"
+            raise BroadcastError(f"--audience {spec}: no such file (nor {known})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         audience = audience_from_data(data, source=str(path))
@@ -122,6 +130,22 @@ def load_audience_file(spec: str) -> tuple[Audience, Any, str]:
         raise BroadcastError(str(exc)) from None
     # Stored as JSON: dates YAML may have read as objects become their text.
     return audience, json.loads(json.dumps(data, default=str)), str(path)
+
+
+def _saved(sessions: SessionFactory, name: str) -> tuple[Audience, Any, str] | None:
+    """The latest saved version of the audience ``name``, frozen as a file's data is."""
+    with sessions() as session:
+        row = latest_saved(session, name=name)
+    if row is None:
+        return None
+    source = f"saved audience {row.name} v{row.version}"
+    try:
+        rule = yaml.safe_load(row.source)
+        data = {"id": row.name, "name": row.name, "description": row.note, "rule": rule}
+        audience = audience_from_data(data, source=source)
+    except (yaml.YAMLError, AudienceError) as exc:
+        raise BroadcastError(f"--audience {name}: {source}: {exc}".splitlines()[0]) from None
+    return audience, json.loads(json.dumps(data, default=str)), source
 
 
 def broadcast_context() -> dict[str, Any]:
@@ -155,11 +179,13 @@ def plan_broadcast(
     topic: str,
     now: datetime,
     holdout: str | None = None,
+    sessions: SessionFactory | None = None,
 ) -> BroadcastPlan:
-    """Check everything a broadcast needs before anything is stored or started."""
+    """Check everything a broadcast needs before anything is stored or started; with
+    ``sessions``, ``audience`` may name a saved audience (its latest version)."""
     if channel not in CHANNEL_KINDS:
         raise BroadcastError(f"--channel {channel!r}: one of {', '.join(CHANNEL_KINDS)}")
-    loaded, data, source = load_audience_file(audience)
+    loaded, data, source = load_audience_file(audience, sessions=sessions)
     check_template(renderer, template, channel)
     return BroadcastPlan(
         name=name or f"{template} to {loaded.id}",

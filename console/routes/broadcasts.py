@@ -19,7 +19,8 @@ from temporalio.service import RPCError
 
 import compose
 import kinds
-from audiences.audience import shipped_audiences
+from audiences.audience import Audience
+from audiences.saved import named_audiences
 from console.deps import Console, ConsoleDep, base
 from devstack.broadcast_view import ledger_line, review_text
 from store.broadcast_money import broadcast_money
@@ -93,8 +94,9 @@ def broadcasts(request: Request, console: ConsoleDep, sessions: SessionsDep) -> 
     return console.show(request, "broadcasts.html.j2", "broadcasts", load)
 
 
-def _choices(console: Console) -> dict[str, Any]:
-    """The form's choices: shipped audiences, templates by channel, channels, zones."""
+def _choices(console: Console, sessions: SessionFactory) -> dict[str, Any]:
+    """The form's choices: the shipped and saved audiences, templates with their channel,
+    channels."""
     renderer = compose.renderer(console.settings)
     templates = []
     for name in renderer.names():
@@ -103,17 +105,24 @@ def _choices(console: Console) -> dict[str, Any]:
         except Exception:  # noqa: S112  a malformed template is the template page's to show
             continue
     return {
-        "audiences": [(a.id, a.name) for a in shipped_audiences().values()],
+        "audiences": [(a.id, a.name) for a in _audiences(sessions).values()],
         "templates": templates,
         "channels": kinds.names(),
     }
 
 
-def _plan(console: Console, form: dict[str, str]) -> BroadcastPlan:
-    """The form checked as ``broadcast start`` checks its flags (a shipped audience only:
-    the console reads no file a form names)."""
-    if form.get("audience", "") not in shipped_audiences():
-        raise BroadcastError(f"audience {form.get('audience', '')!r}: choose a shipped audience")
+def _audiences(sessions: SessionFactory) -> dict[str, Audience]:
+    with sessions() as session:
+        return named_audiences(session)
+
+
+def _plan(console: Console, sessions: SessionFactory, form: dict[str, str]) -> BroadcastPlan:
+    """The form checked as ``broadcast start`` checks its flags (a shipped or saved
+    audience's name only: the console reads no file a form names)."""
+    if form.get("audience", "") not in _audiences(sessions):
+        raise BroadcastError(
+            f"audience {form.get('audience', '')!r}: choose a shipped or saved audience"
+        )
     zone = form.get("timezone") or console.settings.default_timezone
     try:
         return plan_broadcast(
@@ -127,6 +136,7 @@ def _plan(console: Console, form: dict[str, str]) -> BroadcastPlan:
             topic=form.get("topic") or "marketing",
             now=console.now(),
             holdout=form.get("holdout") or None,
+            sessions=sessions,
         )
     except BroadcastError as exc:  # the CLI's words, named as the form's fields
         said = str(exc).removeprefix("--")
@@ -141,11 +151,11 @@ def _new_page(
     form["timezone"] = form["timezone"] or console.settings.default_timezone
     form["topic"] = form["topic"] or "marketing"
     page: dict[str, Any] = {"title": "New broadcast", "form": form, "error": "", "shown": None}
-    page |= _choices(console)
+    page |= _choices(console, sessions)
     if not asked:
         return page
     try:
-        plan = _plan(console, form)
+        plan = _plan(console, sessions, form)
     except BroadcastError as exc:
         page["error"] = str(exc)
         return page
@@ -212,7 +222,7 @@ async def _client(console: Console) -> Client:
 async def schedule(request: Request, console: ConsoleDep, sessions: SessionsDep) -> Response:
     form = await console.checked_form(request)
     try:
-        plan = await run_in_threadpool(_plan, console, form)
+        plan = await run_in_threadpool(_plan, console, sessions, form)
     except BroadcastError as exc:
         page = await run_in_threadpool(_new_page, console, sessions, form, asked=False)
         page["error"] = str(exc)

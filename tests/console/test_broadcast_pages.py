@@ -14,6 +14,7 @@ from console_support import NOW, console_client, log_in
 from sqlalchemy import func, select, update
 
 from audiences.audience import shipped_audiences
+from audiences.saved import save_audience
 from config import Settings
 from journey_support import add_user
 from message_templates.render import TemplateRenderer
@@ -122,7 +123,7 @@ def test_the_preview_counts_what_the_policy_decides_at_the_send_time(
     [
         ({"rate": "fast"}, "rate &#39;fast&#39;: give messages per second, e.g. 50/s"),
         ({"holdout": "80"}, "holdout &#39;80&#39;: a percent of the audience from 0 to 50"),
-        ({"audience": "../../etc/passwd"}, "choose a shipped audience"),
+        ({"audience": "../../etc/passwd"}, "choose a shipped or saved audience"),
         ({"template": "dormancy_offer_push"}, "template dormancy_offer_push:"),
         (
             {"send_at": "2026-06-17T10:00"},
@@ -140,6 +141,38 @@ def test_a_mistake_is_named_and_nothing_is_previewed(shop, change, said):
     assert page.status_code == 400
     assert said in page.text
     assert 'id="preview"' not in page.text
+
+
+def test_a_saved_audience_is_offered_previewed_and_frozen_in_the_plan(shop, db):
+    http, _ = shop
+    with transaction(db.factory) as session:
+        save_audience(
+            session, name="mums", source=f"tag: {TAG}\n", saved_by="test", note="mums", now=NOW
+        )
+    assert '<option value="mums">mums (mums)</option>' in http.get("/console/broadcasts/new").text
+    asked = FORM | {"preview": "1", "send_at": "2026-06-18T15:00", "audience": "mums"}
+    page = http.get("/console/broadcasts/new", params=asked)
+    assert page.status_code == 200, page.text
+    assert outcomes(page.text) == {"ready": 3, "unsubscribed": 1, "unreachable": 1}
+    plan = plan_broadcast(
+        TemplateRenderer(),
+        audience="mums",
+        template="sale_preheat_sms",
+        channel="sms",
+        at=None,
+        rate=None,
+        name=None,
+        topic="marketing",
+        now=NOW,
+        sessions=db.factory,
+    )
+    assert plan.audience_source == "saved audience mums v1"
+    assert plan.audience_data == {
+        "id": "mums",
+        "name": "mums",
+        "description": "mums",
+        "rule": {"tag": TAG},
+    }
 
 
 def test_forged_posts_are_refused_and_nothing_is_stored(shop, db):
@@ -199,7 +232,7 @@ def test_names_are_escaped_on_every_page(shop, db, monkeypatch):
     real = shipped_audiences()
     fake = replace(real["mother_and_baby"], name=evil)
     monkeypatch.setattr(
-        "console.routes.broadcasts.shipped_audiences", lambda: real | {"mother_and_baby": fake}
+        "console.routes.broadcasts._audiences", lambda _: real | {"mother_and_baby": fake}
     )
     form = http.get("/console/broadcasts/new", params=FORM | {"preview": "1", "name": evil}).text
     for page in (listing, detail, form):
