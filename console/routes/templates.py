@@ -22,17 +22,17 @@ from console.template_sends import (
 from message_templates.errors import TemplateError, UnknownTemplateError
 from message_templates.preview import summarize
 from message_templates.sample import sample_context
+from store.db import SessionFactory
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
 
-def _workbench(console: Console) -> TemplateWorkbench:
+def _workbench(console: Console, request: Request) -> TemplateWorkbench:
     """Built per request: template files edited on disk show at the next page load."""
     settings = console.settings
-    # The console's own sessions: the page loaders hold them for every page.
-    factory = console.pages._factory
+    factory: SessionFactory = request.app.state.sessions
     return TemplateWorkbench(
         factory,
         compose.renderer(settings),
@@ -46,7 +46,7 @@ def _workbench(console: Console) -> TemplateWorkbench:
 @router.get("/templates")
 def templates(request: Request, console: ConsoleDep) -> Response:
     def load() -> dict[str, Any]:
-        workbench = _workbench(console)
+        workbench = _workbench(console, request)
         names = workbench.templates.names()
         return {
             "title": "Templates",
@@ -57,10 +57,16 @@ def templates(request: Request, console: ConsoleDep) -> Response:
 
 
 def _page(
-    console: Console, name: str, *, user: str, sent: int | None = None, refused: str = ""
+    console: Console,
+    request: Request,
+    name: str,
+    *,
+    user: str,
+    sent: int | None = None,
+    refused: str = "",
 ) -> dict[str, Any] | None:
     """What the template page shows, or None when there is no such template."""
-    workbench = _workbench(console)
+    workbench = _workbench(console, request)
     if name not in workbench.templates.names():
         return None
     user = user.strip()
@@ -95,7 +101,7 @@ def template(
         request,
         "template.html.j2",
         "templates",
-        lambda: _page(console, name, user=user, sent=sent),
+        lambda: _page(console, request, name, user=user, sent=sent),
         f"No template {name!r}.",
     )
 
@@ -104,7 +110,7 @@ def template(
 async def send_test(request: Request, console: ConsoleDep, name: str) -> Response:
     fields = await console.checked_form(request)
     user = fields.get("user", "").strip()
-    workbench = _workbench(console)
+    workbench = _workbench(console, request)
 
     def send() -> int:
         context = workbench.context(user or None)
@@ -121,7 +127,7 @@ async def send_test(request: Request, console: ConsoleDep, name: str) -> Respons
         raise StarletteHTTPException(404, f"No template {name!r}.") from None
     except (SendTestRefused, TemplateError) as exc:
         log.info("console: test send of %s refused: %s", name, exc)
-        page = await run_in_threadpool(_page, console, name, user=user, refused=str(exc))
+        page = await run_in_threadpool(_page, console, request, name, user=user, refused=str(exc))
         return console.html(
             request,
             "template.html.j2",
