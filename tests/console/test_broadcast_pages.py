@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.models import Broadcast, Consent, User
 from triggers.broadcast_preview import delivery_rules, preview
-from triggers.broadcasts import plan_broadcast, store_plan
+from triggers.broadcasts import BroadcastPlan, plan_broadcast, store_plan
 from workflows.ids import broadcast_workflow_id
 
 TAG = "母婴人群"  # the shipped mother_and_baby audience takes users with this tag
@@ -55,6 +56,13 @@ def shop(db):
         )
     http = console_client(db, quiet_hours="21:00-08:00")
     return http, log_in(http)
+
+
+def cli_plan(**changes: Any) -> BroadcastPlan:
+    """The plan ``lifecycle broadcast start`` makes of the form's defaults and ``changes``."""
+    flags: dict[str, Any] = {"at": None, "rate": None, "name": None, "now": NOW}
+    flags |= {k: v for k, v in FORM.items() if k in ("audience", "template", "channel", "topic")}
+    return plan_broadcast(TemplateRenderer(), **(flags | changes))
 
 
 def outcomes(page: str) -> dict[str, int]:
@@ -97,16 +105,8 @@ def test_the_preview_counts_what_the_policy_decides_at_the_send_time(
     assert shown == expected | {"unsubscribed": 1, "unreachable": 1}
     assert "<b>5</b> member(s)" in page.text
     # The same numbers as the preview service for the plan the CLI would make.
-    plan = plan_broadcast(
-        TemplateRenderer(),
-        audience="mother_and_baby",
-        template="sale_preheat_sms",
-        channel="sms",
-        at=datetime.fromisoformat(send_at).replace(tzinfo=ZoneInfo(zone)).isoformat(),
-        rate="1/s",
-        name=None,
-        topic="marketing",
-        now=NOW,
+    plan = cli_plan(
+        at=datetime.fromisoformat(send_at).replace(tzinfo=ZoneInfo(zone)).isoformat(), rate="1/s"
     )
     rules = delivery_rules(Settings(environment="development", quiet_hours="21:00-08:00"))
     service = preview(db.factory, plan, at=plan.send_at, rules=rules)
@@ -154,18 +154,7 @@ def test_a_saved_audience_is_offered_previewed_and_frozen_in_the_plan(shop, db):
     page = http.get("/console/broadcasts/new", params=asked)
     assert page.status_code == 200, page.text
     assert outcomes(page.text) == {"ready": 3, "unsubscribed": 1, "unreachable": 1}
-    plan = plan_broadcast(
-        TemplateRenderer(),
-        audience="mums",
-        template="sale_preheat_sms",
-        channel="sms",
-        at=None,
-        rate=None,
-        name=None,
-        topic="marketing",
-        now=NOW,
-        sessions=db.factory,
-    )
+    plan = cli_plan(audience="mums", sessions=db.factory)
     assert plan.audience_source == "saved audience mums v1"
     assert plan.audience_data == {
         "id": "mums",
@@ -205,18 +194,7 @@ def test_a_broken_schedule_form_says_why(shop, db):
 
 
 def stored_broadcast(db, name: str = "VIP 618", status: str = "scheduled") -> int:
-    plan = plan_broadcast(
-        TemplateRenderer(),
-        audience="mother_and_baby",
-        template="sale_preheat_sms",
-        channel="sms",
-        at=None,
-        rate="50/s",
-        name=name,
-        topic="marketing",
-        now=NOW,
-        holdout="5",
-    )
+    plan = cli_plan(rate="50/s", name=name, holdout="5")
     with transaction(db.factory) as session:
         row = store_plan(session, plan, now=NOW)
         row.status = status
