@@ -480,6 +480,7 @@ def test_the_catalogue_describes_what_the_templates_read(catalogue: dict[str, An
         "total_fen",
         "category",
         "coupon_code",
+        "discount_fen",
     }
     assert types("product_viewed") == {
         "product_id": "string",
