@@ -31,3 +31,14 @@ def test_a_held_send_shows_its_reason_and_next_try(db, admin):
     assert "pending held: frequency cap reached; tried again" in found[ids[1]]
     assert "skipped unsubscribed" in found[ids[2]]
     assert "held" not in found[ids[2]]
+
+
+def test_a_test_send_is_not_shown_as_an_erased_user(db, admin):
+    http, _ = admin
+    row = message_row("ignored", "test_send", "sent")
+    row.user_id, row.journey_id, row.topic = None, None, "test"
+    with transaction(db.factory) as session:
+        session.add(row)
+    page = http.get("/console/messages").text
+    (cells,) = rows(page, "message").values()
+    assert "test send" in cells and "erased" not in cells
