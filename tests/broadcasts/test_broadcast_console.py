@@ -82,7 +82,7 @@ def form_at(send_at: datetime) -> dict[str, str]:
 
 
 async def test_schedule_stores_the_clis_row_starts_it_and_the_buttons_signal_it(
-    console, dev_env, db
+    console, dev_env, db, task_queue
 ):
     http, csrf = console
     now = await dev_env.get_current_time()
@@ -126,19 +126,27 @@ async def test_schedule_stores_the_clis_row_starts_it_and_the_buttons_signal_it(
     assert f'action="/console/broadcasts/{broadcast_id}/pause"' in page
     assert f'action="/console/broadcasts/{broadcast_id}/cancel"' in page
 
-    for signal in ("pause", "resume", "cancel"):
-        steered = await http.post(
-            f"/console/broadcasts/{broadcast_id}/{signal}", data={"csrf": csrf}
-        )
-        assert steered.status_code == 303
-        assert steered.headers["location"] == f"/console/broadcasts/{broadcast_id}?did={signal}"
+    async with running_worker(
+        dev_env.client, settings_for(task_queue, db.url), db.factory, task_queue=task_queue
+    ):
+        page = (await http.get(f"/console/broadcasts/{broadcast_id}")).text
+        assert "scheduled · 0 paged · 0 sent" in page  # the progress query's words
+        assert 'http-equiv="refresh"' in page
+        for signal in ("pause", "resume", "cancel"):
+            path = f"/console/broadcasts/{broadcast_id}/{signal}"
+            steered = await http.post(path, data={"csrf": csrf})
+            assert steered.status_code == 303
+            assert steered.headers["location"] == f"/console/broadcasts/{broadcast_id}?did={signal}"
+        assert (await handle.result()).status == "cancelled"
     signalled = [
         event.workflow_execution_signaled_event_attributes.signal_name
         async for event in handle.fetch_history_events()
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signalled == ["pause", "resume", "cancel"]
-    await handle.terminate(reason="test over")
+    page = (await http.get(f"/console/broadcasts/{broadcast_id}?did=cancel")).text
+    assert "Cancel sent" in page and "cancelled: 0 recipient(s); ledger: nothing yet" in page
+    assert 'id="progress"' not in page
 
 
 async def test_a_running_broadcast_shows_its_progress_until_it_completes(
