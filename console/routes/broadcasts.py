@@ -23,6 +23,7 @@ from audiences.audience import Audience
 from audiences.saved import named_audiences
 from console.deps import Console, ConsoleDep, base
 from devstack.broadcast_view import ledger_line, review_text
+from message_templates.errors import TemplateError
 from store.broadcast_money import broadcast_money
 from store.broadcasts import FINAL_STATUSES, held_sends, list_broadcasts, message_counts
 from store.db import SessionFactory
@@ -102,7 +103,7 @@ def _choices(console: Console, sessions: SessionFactory) -> dict[str, Any]:
     for name in renderer.names():
         try:
             templates.append((name, renderer.channel_of(name)))
-        except Exception:  # noqa: S112  a malformed template is the template page's to show
+        except TemplateError:  # a malformed template is the Templates page's to show
             continue
     return {
         "audiences": [(a.id, a.name) for a in _audiences(sessions).values()],
