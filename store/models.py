@@ -353,6 +353,9 @@ class Message(Base):
         ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True
     )
     deferred_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SMS segments the send was billed as (the rendered body's count, or the provider's
+    # own report); None for a kind not sent in segments, and for rows older than the count.
+    segments: Mapped[int | None] = mapped_column(Integer)
 
 
 class ProviderEvent(Base):
