@@ -25,7 +25,7 @@ from activities.broadcast import BroadcastActivities
 from activities.coupons import CouponActivities
 from activities.delivery import DeliveryActivities, DeliveryDeps
 from activities.enrollments import EnrollmentActivities
-from activities.policy import DeliveryRules, FrequencyCap, QuietHours
+from activities.policy import DeliveryRules
 from activities.profiles import ProfileActivities
 from activities.sweeps import SweepActivities
 from channels.base import Channel, HoldsEarlyStatuses
@@ -78,16 +78,6 @@ def batches_per_second(rate: float) -> float:
     return rate / broadcast_batch_size(rate)
 
 
-def frequency_caps(settings: Settings) -> list[FrequencyCap]:
-    """The caps settings ask for (a limit of 0 means no cap)."""
-    caps = []
-    if settings.cap_sms_per_day:
-        caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), kinds.SMS.name))
-    if settings.cap_marketing_per_week:
-        caps.append(FrequencyCap(settings.cap_marketing_per_week, timedelta(days=7)))
-    return caps
-
-
 def build_delivery(
     settings: Settings,
     factory: SessionFactory,
@@ -98,20 +88,13 @@ def build_delivery(
     """The delivery activities (policy and provider calls), bound to their dependencies:
     ``channels`` and ``renderer`` as given, else as settings say (the shipped templates)."""
     renderer = renderer or compose.renderer(settings)
-    quiet = QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None
     return DeliveryActivities(
         DeliveryDeps(
             factory=factory,
             renderer=renderer,
             channels=channels if channels is not None else compose.channels(settings, factory),
             unsubscribe_links=UnsubscribeLinks.from_settings(settings),
-            rules=DeliveryRules(
-                quiet_hours=quiet,
-                caps=tuple(frequency_caps(settings)),
-                default_timezone=settings.default_timezone,
-                global_control_percent=settings.global_control_percent,
-                global_control_salt=settings.global_control_salt,
-            ),
+            rules=DeliveryRules.from_settings(settings),
             default_locale=settings.default_locale,
             bulk_rates={kind: settings.broadcast_rate_for(kind) for kind in kinds.names()},
         )

@@ -15,7 +15,9 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import kinds
 from activities.profiles import next_local_time
+from config import Settings
 from store.ledger import MARKETING, RecentSend
 from store.program import in_global_control
 
@@ -76,6 +78,23 @@ class DeliveryRules:
     # The global control group (store.program): this percent of users gets no marketing.
     global_control_percent: float = 0.0
     global_control_salt: str = "global-control"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryRules:
+        """The rules settings ask for: their quiet hours, their caps (a limit of 0 is no
+        cap), the default zone and the global control group."""
+        caps = []
+        if settings.cap_sms_per_day:
+            caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), kinds.SMS.name))
+        if settings.cap_marketing_per_week:
+            caps.append(FrequencyCap(settings.cap_marketing_per_week, timedelta(days=7)))
+        return cls(
+            quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
+            caps=tuple(caps),
+            default_timezone=settings.default_timezone,
+            global_control_percent=settings.global_control_percent,
+            global_control_salt=settings.global_control_salt,
+        )
 
     def in_global_control(self, user_id: str) -> bool:
         return in_global_control(

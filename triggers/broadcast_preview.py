@@ -15,11 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 
-import kinds
 from activities.orders import BroadcastRecipient, SendOrder
-from activities.policy import DeliveryRules, FrequencyCap, QuietHours, decide
+from activities.policy import DeliveryRules, decide
 from activities.policy_reads import ChunkReads
-from config import Settings
 from enrollment.entries import holdout_group
 from store.broadcasts import HELD_OUT
 from store.db import SessionFactory
@@ -75,22 +73,6 @@ class BroadcastPreview:
         if not self.rate_per_second:
             return None
         return timedelta(seconds=math.ceil(self.estimate_ready / self.rate_per_second))
-
-
-def delivery_rules(settings: Settings) -> DeliveryRules:
-    """The delivery policy's rules as settings say (the worker's, for the same settings)."""
-    caps = []
-    if settings.cap_sms_per_day:
-        caps.append(FrequencyCap(settings.cap_sms_per_day, timedelta(days=1), kinds.SMS.name))
-    if settings.cap_marketing_per_week:
-        caps.append(FrequencyCap(settings.cap_marketing_per_week, timedelta(days=7)))
-    return DeliveryRules(
-        quiet_hours=QuietHours.parse(settings.quiet_hours) if settings.quiet_hours else None,
-        caps=tuple(caps),
-        default_timezone=settings.default_timezone,
-        global_control_percent=settings.global_control_percent,
-        global_control_salt=settings.global_control_salt,
-    )
 
 
 def local_instant(text: str, zone: str) -> str:

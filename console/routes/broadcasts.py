@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 import compose
 import kinds
+from activities.policy import DeliveryRules
 from audiences.audience import Audience
 from audiences.saved import named_audiences
 from console.deps import Console, ConsoleDep, base
@@ -28,7 +29,7 @@ from store.broadcast_money import broadcast_money
 from store.broadcasts import FINAL_STATUSES, held_sends, list_broadcasts, message_counts
 from store.db import SessionFactory
 from store.money import Costs
-from triggers.broadcast_preview import delivery_rules, local_instant, preview
+from triggers.broadcast_preview import local_instant, preview
 from triggers.broadcasts import (
     SIGNALS,
     BroadcastError,
@@ -165,7 +166,7 @@ def _new_page(
         sessions,
         plan,
         at=max(plan.send_at, console.now()),
-        rules=delivery_rules(console.settings),
+        rules=DeliveryRules.from_settings(console.settings),
         channel_rate=console.settings.broadcast_rate_for(plan.channel),
     )
     page["outcomes"] = [

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from broadcast_support import TEMPLATE, add_members, audience_file, worker_settings
 from sqlalchemy import func, select
 
-from activities.policy import decide
+from activities.policy import DeliveryRules, decide
 from activities.policy_reads import PolicyReads
 from enrollment.entries import holdout_group
 from message_templates.render import TemplateRenderer
@@ -22,7 +22,6 @@ from store.models import Consent, Message
 from store.program import in_global_control
 from triggers.broadcast_preview import (
     PREVIEW_SALT,
-    delivery_rules,
     local_instant,
     preview,
 )
@@ -113,7 +112,7 @@ def as_counter(shown) -> Counter:
 def test_night_in_shanghai_holds_shanghai_and_sends_new_york(db, tmp_path):
     members = population(db)
     checked = plan(tmp_path)
-    rules = delivery_rules(SETTINGS)
+    rules = DeliveryRules.from_settings(SETTINGS)
     shown = preview(db.factory, checked, at=NIGHT_IN_SHANGHAI, rules=rules)
     assert (shown.members, shown.asked, shown.sampled) == (13, 13, False)
     assert shown.skipped == {"unsubscribed": 2, "unreachable": 1}
@@ -127,7 +126,7 @@ def test_night_in_shanghai_holds_shanghai_and_sends_new_york(db, tmp_path):
 def test_daytime_in_shanghai_caps_and_holds_new_york(db, tmp_path):
     members = population(db)
     checked = plan(tmp_path)
-    rules = delivery_rules(SETTINGS)
+    rules = DeliveryRules.from_settings(SETTINGS)
     at = DAY_IN_SHANGHAI
     with transaction(db.factory) as session:  # the earlier send: an hour before this time
         row = session.scalars(select(Message)).one()
@@ -143,7 +142,7 @@ def test_holdout_and_global_control_as_the_policy_draws_them(db, tmp_path):
     members = population(db)
     checked = plan(tmp_path, holdout="50")
     rules = replace(
-        delivery_rules(SETTINGS.model_copy(update={"quiet_hours": None})),
+        DeliveryRules.from_settings(SETTINGS.model_copy(update={"quiet_hours": None})),
         global_control_percent=20,
         global_control_salt="preview-test",
     )
@@ -162,7 +161,7 @@ def test_holdout_and_global_control_as_the_policy_draws_them(db, tmp_path):
 def test_a_large_audience_is_sampled_and_scaled_and_nothing_is_written(db, tmp_path):
     add_members(db.factory, "pv", 300, NOW)
     checked = plan(tmp_path, rate="100/s")
-    rules = delivery_rules(SETTINGS)
+    rules = DeliveryRules.from_settings(SETTINGS)
     shown = preview(db.factory, checked, at=DAY_IN_SHANGHAI, rules=rules, sample=50)
     assert (shown.members, shown.asked, shown.sampled) == (300, 50, True)
     assert shown.ready == 50 and shown.estimate_ready == 300
@@ -175,7 +174,7 @@ def test_a_large_audience_is_sampled_and_scaled_and_nothing_is_written(db, tmp_p
 
 
 def test_rules_are_the_workers(db):
-    assert delivery_rules(SETTINGS) == build_delivery(SETTINGS, db.factory).rules
+    assert DeliveryRules.from_settings(SETTINGS) == build_delivery(SETTINGS, db.factory).rules
 
 
 def test_local_instant_in_a_chosen_zone():

@@ -14,6 +14,7 @@ import pytest
 from console_support import NOW, console_client, log_in
 from sqlalchemy import func, select, update
 
+from activities.policy import DeliveryRules
 from audiences.audience import shipped_audiences
 from audiences.saved import save_audience
 from config import Settings
@@ -21,7 +22,7 @@ from journey_support import add_user
 from message_templates.render import TemplateRenderer
 from store.db import transaction
 from store.models import Broadcast, Consent, User
-from triggers.broadcast_preview import delivery_rules, preview
+from triggers.broadcast_preview import preview
 from triggers.broadcasts import BroadcastPlan, plan_broadcast, store_plan
 from workflows.ids import broadcast_workflow_id
 
@@ -108,7 +109,9 @@ def test_the_preview_counts_what_the_policy_decides_at_the_send_time(
     plan = cli_plan(
         at=datetime.fromisoformat(send_at).replace(tzinfo=ZoneInfo(zone)).isoformat(), rate="1/s"
     )
-    rules = delivery_rules(Settings(environment="development", quiet_hours="21:00-08:00"))
+    rules = DeliveryRules.from_settings(
+        Settings(environment="development", quiet_hours="21:00-08:00")
+    )
     service = preview(db.factory, plan, at=plan.send_at, rules=rules)
     assert shown["ready"] == service.ready
     assert {k: v for k, v in shown.items() if k != "ready"} == service.skipped | service.deferred
