@@ -31,7 +31,11 @@ def build_app(settings: Settings) -> FastAPI:
         # Events no journey acts on are stored routed: no router, no Temporal call.
         acted_on=ActedOnEvents(factory),
     )
-    app.mount("/console", console_app(settings, session_factory=factory, clock=compose.clock))
+    # The console asks Temporal (who is where, broadcasts) through the API's own connection.
+    console = console_app(
+        settings, session_factory=factory, clock=compose.clock, temporal=router.client
+    )
+    app.mount("/console", console)
     app.add_middleware(BrowserHostCheck, hosts=allowed_hosts(settings))
     return app
 
