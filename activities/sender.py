@@ -241,6 +241,7 @@ class Sender:
                 now=order.now,
                 provider=result.provider,
                 provider_message_id=result.provider_message_id,
+                segments=rendered.segments,
             )
         metrics().sent(order.channel, result.provider)
         if result.provider_message_id and isinstance(channel, HoldsEarlyStatuses):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from journeys.durations import format_duration
 from store import stats
 from store.broadcasts import FINAL_STATUSES, HELD_OUT
-from store.models import Broadcast, Event, Message, OutboxMessage, User
+from store.models import Broadcast, Event, Message, User
 from store.money import (
     BILLED,
     DEFAULT_WINDOW,
@@ -40,6 +40,7 @@ from store.money import (
     coupon_amounts,
     engine_discount_fen,
     order_value_fen,
+    with_outbox_body,
 )
 from store.uplift import Entrant, compare
 
@@ -83,27 +84,28 @@ def broadcast_money(
     holdout, over ``window`` from the instant each was reached."""
     row = session.get_one(Broadcast, broadcast_id)
     reached = session.execute(
-        select(
-            Message.user_id,
-            Message.created_at,
-            Message.status,
-            Message.reason,
-            Message.channel,
-            OutboxMessage.body,
-            User.phone,
+        with_outbox_body(
+            select(
+                Message.user_id,
+                Message.created_at,
+                Message.status,
+                Message.reason,
+                Message.channel,
+                Message.segments,
+                User.phone,
+            )
         )
-        .outerjoin(OutboxMessage, OutboxMessage.message_key == Message.idempotency_key)
         .outerjoin(User, User.id == Message.user_id)
         .where(Message.broadcast_id == broadcast_id, Message.user_id.is_not(None))
     ).all()
     entrants: dict[str, Entrant] = {}
     since: dict[str, datetime] = {}
-    for user_id, created_at, status, reason, channel, body, phone in reached:
+    for user_id, created_at, status, reason, channel, segments, phone, body in reached:
         assert user_id is not None  # selected so
         held = status == "skipped" and reason == HELD_OUT
         entrant = Entrant("holdout" if held else "treatment", user_id, converted=False)
         if status in BILLED:
-            entrant.message_fen = costs.message(channel, phone=phone, body=body)
+            entrant.message_fen = costs.message(channel, phone=phone, segments=segments, body=body)
         entrants[user_id], since[user_id] = entrant, created_at
     if since:
         _attribute_orders(session, broadcast_id, entrants, since, window)

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, case, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Message, User
@@ -202,8 +202,10 @@ def record_sent(
     now: datetime,
     provider: str,
     provider_message_id: str | None,
+    segments: int | None = None,
 ) -> None:
-    """The provider took the message: ``sent``, unless a webhook already moved it on."""
+    """The provider took the message: ``sent``, unless a webhook already moved it on.
+    ``segments``: the SMS segments it is billed as (None for a kind not sent in segments)."""
     ledger = _LEDGER.c
     # A Core statement on the session's connection: no ORM synchronisation of a session
     # that holds no row.
@@ -217,5 +219,7 @@ def record_sent(
             sent_at=now,
             provider=provider,
             provider_message_id=provider_message_id,
+            # A count the provider reported first (a status callback) is its own billing.
+            segments=func.coalesce(ledger.segments, segments),
         )
     )

@@ -13,8 +13,10 @@ counts use. Within it:
 - **coupon cost** is the discount of every coupon this journey issued to the entrant that
   was redeemed (any time: a cost is a cost);
 - **message cost** is every message of the run a provider accepted, priced per channel from
-  settings: an SMS per segment (counted from the body the outbox recorded, 1 when no body
-  is kept), at its destination country's price when one is set.
+  settings: an SMS per segment, at its destination country's price when one is set. The
+  segments are those the ledger row was billed as (the sender records the rendered body's
+  count); a row written before the ledger kept them is counted from the body the outbox
+  recorded, else as 1 segment.
 
 The comparison of treatment with holdout, its intervals and ROI are :mod:`store.uplift`'s.
 The journey's spend is the treatment's coupon cost plus its message cost; the holdout's
@@ -29,9 +31,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 
 from journeys.durations import format_duration
@@ -50,6 +52,7 @@ DEFAULT_WINDOW = timedelta(days=7)
 # Messages a provider accepted, and so billed (an undelivered SMS and a bounced email too).
 BILLED = (*COUNTED_STATUSES, SendStatus.UNDELIVERED, SendStatus.BOUNCED)
 GROUPS = ("treatment", "holdout")
+_Columns = TypeVarTuple("_Columns")
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,30 @@ class Costs:
                 price, best = fen, len(prefix)
         return price * segments
 
-    def message(self, channel: str, *, phone: str | None, body: str | None) -> float:
-        """What one accepted message costs: per segment for a kind sent as SMS segments,
-        else the kind's price per message (nothing for a kind without one)."""
+    def message(
+        self, channel: str, *, phone: str | None, segments: int | None, body: str | None
+    ) -> float:
+        """What one accepted message (a ledger row) costs: per segment for a kind sent as
+        SMS segments (:func:`billed_segments`), else the kind's price per message (nothing
+        for a kind without one)."""
         if kind(channel).template.segmented:
-            return self.sms(phone, sms_segments(body) if body else 1)
+            return self.sms(phone, billed_segments(segments, body))
         return {"email": self.email_fen, "push": self.push_fen}.get(channel, 0.0)
+
+
+def billed_segments(segments: int | None, body: str | None) -> int:
+    """The SMS segments a ledger row is billed as: those its send recorded, else counted
+    from the body the outbox kept, else 1 (a row from before the ledger kept the count)."""
+    if segments is not None:
+        return segments
+    return sms_segments(body) if body else 1
+
+
+def with_outbox_body(stmt: Select[*_Columns]) -> Select[*_Columns, str | None]:
+    """``stmt`` over the ledger, with the body the outbox kept of each send (or None)."""
+    return stmt.add_columns(OutboxMessage.body).outerjoin(
+        OutboxMessage, OutboxMessage.message_key == Message.idempotency_key
+    )
 
 
 @dataclass(frozen=True)
@@ -197,17 +218,18 @@ def money_report(
             entrants[entry.id].coupon_fen += amount
     reached: dict[tuple[str, str | None], set[int]] = defaultdict(set)
     step_cost: dict[tuple[str, str | None], float] = defaultdict(float)
-    for enrollment_id, step, variant, channel, status, body, phone in session.execute(
-        select(
-            Message.enrollment_id,
-            Message.step_id,
-            Message.variant,
-            Message.channel,
-            Message.status,
-            OutboxMessage.body,
-            User.phone,
+    for enrollment_id, step, variant, channel, status, segments, phone, body in session.execute(
+        with_outbox_body(
+            select(
+                Message.enrollment_id,
+                Message.step_id,
+                Message.variant,
+                Message.channel,
+                Message.status,
+                Message.segments,
+                User.phone,
+            )
         )
-        .outerjoin(OutboxMessage, OutboxMessage.message_key == Message.idempotency_key)
         .outerjoin(User, User.id == Message.user_id)
         .where(
             Message.journey_id == journey_id,
@@ -222,7 +244,7 @@ def money_report(
         key = ((step or "").split(".")[0], variant)
         reached[key].add(enrollment_id)
         if status in BILLED:
-            fen = costs.message(channel, phone=phone, body=body)
+            fen = costs.message(channel, phone=phone, segments=segments, body=body)
             entrant.message_fen += fen
             if entrant.group == "treatment":
                 step_cost[key] += fen

@@ -36,7 +36,7 @@ from store import stats
 from store.kpi_queries import orders_by_user_query, retained_signups_query
 from store.ledger import MARKETING
 from store.models import Coupon, Message, User
-from store.money import BILLED, Costs
+from store.money import BILLED, Costs, with_outbox_body
 from store.uplift import Entrant, Estimate, Money, compare
 
 DEFAULT_WINDOW = timedelta(days=90)
@@ -128,7 +128,7 @@ def program_report(
         if user_id in entrants:
             entrants[user_id].coupon_fen += amount
     sends = (
-        select(Message.user_id, Message.channel, User.phone)
+        with_outbox_body(select(Message.user_id, Message.channel, Message.segments, User.phone))
         .join(User, User.id == Message.user_id)
         .where(
             Message.topic == MARKETING,
@@ -137,9 +137,11 @@ def program_report(
             Message.sent_at < until,
         )
     )
-    for user_id, channel, phone in session.execute(sends):
+    for user_id, channel, segments, phone, body in session.execute(sends):
         if user_id is not None:
-            entrants[user_id].message_fen += costs.message(channel, phone=phone, body=None)
+            entrants[user_id].message_fen += costs.message(
+                channel, phone=phone, segments=segments, body=body
+            )
     money = compare("program", list(entrants.values()), margin_rate=costs.margin_rate)
 
     retained: dict[str, list[int]] = defaultdict(lambda: [0, 0])
