@@ -12,8 +12,6 @@ from urllib.parse import urlencode
 
 from temporalio.client import Client
 
-from audiences.audience import Audience, shipped_audiences
-from audiences.describe import describe
 from console.intervals import error_bar
 from console.queries import (
     conversions_over_time,
@@ -47,9 +45,10 @@ from journeys.validate import (
 from message_templates.render import TemplateRenderer
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, live_journeys, publish, set_status, spec_of
-from store.money import Costs
+from store.money import Costs, MoneyReport, money_report
 from store.rejected import list_rejected, pending_counts
 from store.reports import JourneyReport, journey_report, user_timeline
+from store.uplift import Money
 from store.users import find_users
 from store.variants import variant_tests
 from triggers.profiles import normalize_phone
@@ -80,18 +79,24 @@ def _with_money(report: JourneyReport) -> dict[str, Any]:
             "roi": roi_line(j),
             "split": split_line(money),
             "mismatch": bool(money.sample_ratio and money.sample_ratio.mismatch),
-            "steps": [
-                (
-                    s,
-                    f"{points(s.conversion.value)} {interval(s.conversion, points)}".strip(),
-                    f"{signed_yuan(s.gmv_per_entrant_fen.value)} "
-                    f"{interval(s.gmv_per_entrant_fen, signed_yuan)}".strip(),
-                    yuan(s.spend_fen),
-                )
-                for s in money.steps
-            ],
+            "steps": step_money(money),
         },
     }
+
+
+def step_money(money: MoneyReport) -> list[tuple[Money, str, str, str]]:
+    """Per send step (and A/B variant): the step's money, its conversion lift in points and
+    its GMV per entrant against the holdout, each with its interval, and what it cost."""
+    return [
+        (
+            s,
+            f"{points(s.conversion.value)} {interval(s.conversion, points)}".strip(),
+            f"{signed_yuan(s.gmv_per_entrant_fen.value)} "
+            f"{interval(s.gmv_per_entrant_fen, signed_yuan)}".strip(),
+            yuan(s.spend_fen),
+        )
+        for s in money.steps
+    ]
 
 
 PASTED = "<pasted YAML>"
@@ -194,6 +199,11 @@ class ConsolePages:
             counts = step_counts(session, journey_id=journey_id)
             totals = journey_totals(session, journey_id=journey_id)
             variants = variant_tests(session, journey_id=journey_id)
+            money = (
+                money_report(session, journey_id=journey_id, costs=self._costs)
+                if row is not None
+                else None
+            )
         return {
             "title": spec.name,
             "journey": spec,
@@ -205,6 +215,8 @@ class ConsolePages:
             "shipped": journey_id in self._shipped_files(),
             "diagram": journey_diagram(spec, counts, totals),
             "variant_tests": variants,
+            "step_money": step_money(money) if money is not None else [],
+            "money_window": money.window if money is not None else "",
         }
 
     def runs(self, client: Client) -> RunsAdmin:
@@ -238,39 +250,11 @@ class ConsolePages:
             return PublishOutcome(journey.id, errors=errors)
         with transaction(self._factory) as session:
             before = latest_version(session, journey_id=journey.id)
-            row = publish(session, journey=journey, source=text, now=self._now())
+            row = publish(
+                session, journey=journey, source=text, now=self._now(), published_by="console"
+            )
             did = "unchanged" if before is not None and before.id == row.id else "published"
             return PublishOutcome(journey.id, row.version, did)
-
-    def audiences(self) -> list[dict[str, Any]]:
-        with self._factory() as session:
-            return [
-                {
-                    "id": a.id,
-                    "name": a.name,
-                    "description": a.description,
-                    "rule": describe(a.rule),
-                    "count": a.count(session, now=self._now()),
-                }
-                for a in shipped_audiences().values()
-            ]
-
-    def audience(self, audience_id: str) -> dict[str, Any] | None:
-        found: Audience | None = shipped_audiences().get(audience_id)
-        if found is None:
-            return None
-        now = self._now()
-        with self._factory() as session:
-            count = found.count(session, now=now)
-            members = found.members(session, now=now, limit=SAMPLE_SIZE)
-            why = found.explain(session, user_ids=members, now=now) if members else {}
-        return {
-            "title": found.name,
-            "audience": found,
-            "rule": describe(found.rule),
-            "count": count,
-            "sample": [{"id": m, "why": why.get(m, [])} for m in members],
-        }
 
     def messages(self, filters: dict[str, str], before: int | None) -> dict[str, Any]:
         with self._factory() as session:

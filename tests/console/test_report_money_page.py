@@ -80,3 +80,12 @@ def test_reports_list_has_the_money_columns(priced):
     assert listed == {
         "new_user_coupon": "new_user_coupon 10 33.3% 25.0% +8.3% +¥360.00 +416.0% not yet"
     }
+
+
+def test_the_journey_page_shows_revenue_per_send_step_as_the_report_does(priced):
+    report = rows(priced.get("/console/reports/new_user_coupon").text, "money-step")
+    journey = priced.get("/console/journeys/new_user_coupon").text
+    assert rows(journey, "step-money") == report
+    assert report["welcome_sms"].startswith("welcome_sms 6 4 +8.3 [-")
+    assert 'href="/console/journeys/new_user_coupon/versions"' in journey
+    assert 'href="/console/journeys/new_user_coupon/draft"' in journey
