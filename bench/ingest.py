@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                     took, cpu, lat = api_round(api, batches, args.clients)
                     cpu_per_event.append(cpu / args.events)
                     latencies.extend(lat)
-                    extra = f"  API CPU {cpu / args.events * 1000:.2f} ms/event"
+                    extra = f"  API CPU {cpu / args.events * 1000:.3f} ms/event"
                 rate = args.events / took
                 rates[side].append(rate)
                 print(f"round {number} {side:8} {took:7.2f}s  {rate:8.0f} events/s{extra}")
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"baseline {base:.0f} events/s, api {ours:.0f} events/s, ratio api/baseline "
         f"{ours / base:.3f} (goal >= {0.8 if args.signups else 0.5}); API CPU "
-        f"{statistics.mean(cpu_per_event) * 1000:.2f} ms/event; batch of {BATCH} p50 "
+        f"{statistics.mean(cpu_per_event) * 1000:.3f} ms/event; batch of {BATCH} p50 "
         f"{p50:.2f}s p99 {p99:.2f}s"
     )
     return 0
