@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
@@ -256,18 +257,40 @@ class ConsolePages:
             did = "unchanged" if before is not None and before.id == row.id else "published"
             return PublishOutcome(journey.id, row.version, did)
 
-    def messages(self, filters: dict[str, str], before: int | None) -> dict[str, Any]:
+    def messages(
+        self, filters: dict[str, str], before: int | None, *, days: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """The ledger page; ``days`` ``from`` and ``to`` (``YYYY-MM-DD`` in the default zone,
+        both inclusive) bound when the rows were created; None when one is not a date."""
+        days = days or {}
+        try:
+            low = self._day_start(days.get("from", ""))
+            high = self._day_start(days.get("to", ""), after=True)
+        except ValueError:
+            return None
         with self._factory() as session:
-            page = messages_page(session, filters=filters, before=before)
+            page = messages_page(session, filters=filters, before=before, created=(low, high))
             choices = filter_choices(session)
-        kept = {k: v for k, v in filters.items() if v}
+        kept = {k: v for k, v in {**filters, **days}.items() if v}
         return {
             "title": "Messages",
             "page": page,
             "choices": choices,
             "filters": filters,
+            "days": days,
             "next_query": urlencode({**kept, "before": page.next_before or ""}),
         }
+
+    def _day_start(self, day: str, *, after: bool = False) -> datetime | None:
+        """The instant ``day`` (``YYYY-MM-DD``) begins in the default zone, or the next day
+        begins when ``after``; None for no day. Raises ValueError for anything else."""
+        if not day:
+            return None
+        start = date.fromisoformat(day.strip())
+        if after:
+            start += timedelta(days=1)
+        zone = ZoneInfo(self._default_timezone or "UTC")
+        return datetime.combine(start, time(), tzinfo=zone)
 
     def rejected(self, *, stage: str, pending: bool, did: str) -> dict[str, Any]:
         """The dead-letter table, newest first: refused calls and parked events."""
@@ -320,15 +343,23 @@ class ConsolePages:
                 for row in live_journeys(session)
             ]
 
-    def report(self, journey_id: str) -> dict[str, Any] | None:
+    def report(self, journey_id: str, *, since: str = "") -> dict[str, Any] | None:
+        """A journey's report, for the entries since ``since`` (``YYYY-MM-DD`` in the default
+        zone) or all of them; None for an unpublished journey or a ``since`` not a date."""
+        try:
+            start = self._day_start(since)
+        except ValueError:
+            return None
         with self._factory() as session:
             if latest_version(session, journey_id=journey_id) is None:
                 return None
-            report = journey_report(session, journey_id=journey_id, costs=self._costs)
-            points = conversions_over_time(session, journey_id=journey_id)
+            report = journey_report(session, journey_id=journey_id, since=start, costs=self._costs)
+            points = conversions_over_time(session, journey_id=journey_id, since=start)
         return {
             "title": f"Report {journey_id}",
             "report": report,
             "money": _with_money(report)["money"],
             "chart": conversion_chart(points),
+            "since": since,
+            "timezone": self._default_timezone or "UTC",
         }

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 import kinds
@@ -84,13 +84,24 @@ class MessagePage:
 
 
 def messages_page(
-    session: Session, *, filters: dict[str, str], before: int | None, limit: int = PAGE_SIZE
+    session: Session,
+    *,
+    filters: dict[str, str],
+    before: int | None,
+    created: tuple[datetime | None, datetime | None] = (None, None),
+    limit: int = PAGE_SIZE,
 ) -> MessagePage:
-    """Newest ledger rows first, filtered by exact values, one keyset page before ``before``."""
+    """Newest ledger rows first, filtered by exact values and by when they were created
+    (``created``: from, inclusive, and to, exclusive), one keyset page before ``before``."""
     stmt = select(Message)
     for name, value in filters.items():
         if value:
             stmt = stmt.where(MESSAGE_FILTERS[name] == value)
+    low, high = created
+    if low is not None:
+        stmt = stmt.where(Message.created_at >= low)
+    if high is not None:
+        stmt = stmt.where(Message.created_at < high)
     if before is not None:
         stmt = stmt.where(Message.id < before)
     rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
@@ -158,15 +169,22 @@ def _day(session: Session, column: Any) -> ColumnElement[str]:
     return func.date(column)  # SQLite stores naive UTC text
 
 
-def conversions_over_time(session: Session, *, journey_id: str) -> list[ConversionPoint]:
-    """Day by day, how many of each group had entered and converted so far."""
+def conversions_over_time(
+    session: Session, *, journey_id: str, since: datetime | None = None
+) -> list[ConversionPoint]:
+    """Day by day, how many of each group (entered since ``since``) had entered and
+    converted so far."""
     entered: Counter[tuple[str, str]] = Counter()
     converted: Counter[tuple[str, str]] = Counter()
     for target, column in ((entered, Enrollment.entered_at), (converted, Enrollment.converted_at)):
         day = _day(session, column)
         rows = session.execute(
             select(Enrollment.group, day, func.count())
-            .where(Enrollment.journey_id == journey_id, column.is_not(None))
+            .where(
+                Enrollment.journey_id == journey_id,
+                column.is_not(None),
+                true() if since is None else Enrollment.entered_at >= since,
+            )
             .group_by(Enrollment.group, day)
         )
         for group, when, n in rows:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,6 +41,8 @@ def messages(
     reason: str = "",
     user: str = "",
     before: int | None = None,
+    from_: Annotated[str, Query(alias="from")] = "",
+    to: str = "",
 ) -> Response:
     filters = {
         "journey": journey,
@@ -49,8 +52,13 @@ def messages(
         "reason": reason,
         "user": user,
     }
+    days = {"from": from_, "to": to}
     return console.show(
-        request, "messages.html.j2", "messages", lambda: console.pages.messages(filters, before)
+        request,
+        "messages.html.j2",
+        "messages",
+        lambda: console.pages.messages(filters, before, days=days),
+        "from and to are days, YYYY-MM-DD.",
     )
 
 
@@ -127,11 +135,21 @@ async def growth_refresh(request: Request, console: ConsoleDep) -> Response:
 
 
 @router.get("/reports/{journey_id}")
-def report(request: Request, console: ConsoleDep, journey_id: str) -> Response:
+def report(request: Request, console: ConsoleDep, journey_id: str, since: str = "") -> Response:
     return console.show(
         request,
         "report.html.j2",
         "reports",
-        lambda: console.pages.report(journey_id),
-        f"No journey {journey_id!r} has been published.",
+        lambda: console.pages.report(journey_id, since=since),
+        f"{since!r} is not a day (YYYY-MM-DD)."
+        if since and not _is_day(since)
+        else f"No journey {journey_id!r} has been published.",
     )
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
