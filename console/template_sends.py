@@ -206,6 +206,7 @@ class TemplateWorkbench:
                 now=self._now(),
                 provider=result.provider,
                 provider_message_id=result.provider_message_id,
+                segments=message.segments,
             )
         return SendTestOutcome(message_id, "sent", result.provider, result.provider_message_id)
 
