@@ -375,7 +375,10 @@ def add_step(data: dict[str, Any], where: str, index: int, kind: str) -> str:
     if parent:
         steps, i = _owner(data, parent[0])
         node = steps[i]
-    if not isinstance(node, dict) or key not in (NESTED_KEYS if parent else ("steps",)):
+    if not isinstance(node, dict):
+        raise ValueError(f"no list of steps at {where!r}")
+    lists = _NESTED.get(str(node.get("type")), []) if parent else ["steps"]
+    if key not in lists:
         raise ValueError(f"no list of steps at {where!r}")
     step = new_step(data, kind)
     if not isinstance(node.get(key), list):
