@@ -32,7 +32,16 @@ from console.deps import (
 )
 from console.growth import kpi_cache
 from console.pages import ConsolePages
-from console.routes import audiences, broadcasts, data, journeys, login, templates, versions
+from console.routes import (
+    audiences,
+    broadcasts,
+    builder,
+    data,
+    journeys,
+    login,
+    templates,
+    versions,
+)
 from store.clock import utc_now
 from store.db import SessionFactory
 from store.money import Costs
@@ -123,7 +132,7 @@ def console_app(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for routes in (login, journeys, versions, audiences, data, templates, broadcasts):
+    for routes in (login, journeys, versions, builder, audiences, data, templates, broadcasts):
         app.include_router(routes.router)
     return app
 
