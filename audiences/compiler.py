@@ -52,6 +52,7 @@ from audiences.rules import (
     Tag,
     Trait,
 )
+from audiences.signups import signed_up
 from kinds import Address, DeviceTokens, ProfileColumn, ProfileTrait
 from kinds import kind as channel_kind
 from store.models import Consent, Coupon, Event, PushToken, User
@@ -115,11 +116,8 @@ class Compiler:
                 return self._compare(getattr(User, column), compare)
             case Tag(tag):
                 return self._has_tag(tag)
-            case SignedUp(within, before):
-                if within is not None:
-                    return and_(User.created_at >= self._at(-within), User.created_at <= self._at())
-                assert before is not None
-                return User.created_at < self._at(-before)
+            case SignedUp():
+                return signed_up(rule, self._at, correlated=self.correlated)
             case LastSeen(within, not_within):
                 if within is not None:
                     seen = User.last_seen_at

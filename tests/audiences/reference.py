@@ -16,6 +16,9 @@ Semantics implemented (two-valued throughout):
   ``exists`` without a declared type reads the value as a string.
 - Strings compare by code point; ``contains`` is a substring test, ``starts_with`` a prefix.
 - Events count when ``timestamp <= now`` and, with ``within``, ``timestamp >= now - within``.
+- ``signed_up`` reads the user's first ``user_signed_up`` event at or before now, and
+  ``created_at`` (first seen) for a user without one; ``within`` is inclusive at both ends,
+  ``before`` strict.
 """
 
 from __future__ import annotations
@@ -235,10 +238,10 @@ class _Evaluation:
             case "tag":
                 return any(isinstance(t, str) and t == body for t in self.user.tags)
             case "signed_up":
-                created = self.user.created_at
+                signed = self._signed_up_at()
                 if "within" in body:
-                    return now - parse_duration(body["within"]) <= created <= now
-                return created < now - parse_duration(body["before"])
+                    return now - parse_duration(body["within"]) <= signed <= now
+                return signed < now - parse_duration(body["before"])
             case "last_seen":
                 seen = self.user.last_seen_at
                 if "within" in body:
@@ -267,6 +270,12 @@ class _Evaluation:
                     return bool(self.user.email)
                 return bool(self.push_tokens)
         raise ValueError(f"unknown condition {key!r}")
+
+    def _signed_up_at(self) -> datetime:
+        """The user's first ``user_signed_up`` at or before now; without one, when the
+        profile was first seen."""
+        signups = [e.timestamp for e in self.events if e.event == "user_signed_up"]
+        return min((t for t in signups if t <= self.now), default=self.user.created_at)
 
     def _in_window(self, at: datetime, within: timedelta | None) -> bool:
         return at <= self.now and (within is None or at >= self.now - within)

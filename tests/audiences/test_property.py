@@ -81,7 +81,8 @@ LOCALES = ["zh-CN", "zh-TW", "en-US", "en", "zh"]
 TIMEZONES = ["Asia/Shanghai", "Asia/Hong_Kong", "America/New_York", "UTC"]
 TAGS = ["母婴人群", "母婴", "美妆", "vip", "%", "1"]
 STORED_TAGS = [*TAGS, 1]  # a number in the list is not the tag "1"
-EVENTS = ["order_placed", "cart_updated", "page_viewed"]
+# user_signed_up: the signed_up condition reads a user's first one (else created_at).
+EVENTS = ["order_placed", "cart_updated", "page_viewed", "user_signed_up"]
 PROPERTIES: dict[str, list[Any]] = {
     "category": ["beauty", "mother_baby", "母婴", "food", 3, None],
     "total": [0, 50, 199.5, 200, 1000, 2000, "200", True, False, None, [200]],

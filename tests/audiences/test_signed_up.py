@@ -1,0 +1,78 @@
+"""``signed_up`` reads when a user signed up, their first ``user_signed_up`` event, not when
+the profile was first seen; a profile that never sent one falls back to when it was."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import Database
+from reference import EventRow, Population
+from seed import picks, seed
+from test_rules import NOW, person
+
+from audiences.audience import audience_from_data
+
+D, H = timedelta(days=1), timedelta(hours=1)
+
+
+def signup(user_id: str, ago: timedelta) -> EventRow:
+    return EventRow(user_id, "user_signed_up", NOW - ago, {})
+
+
+def population() -> Population:
+    users = [
+        # First seen viewing a product two days ago, signed up an hour ago.
+        person("visitor_signed_up_today", created_at=NOW - 2 * D),
+        # First seen an hour ago, but the sign-up it sends is ten days old (arrived late).
+        person("late_signup", created_at=NOW - H),
+        # Profiles that never sent a sign-up (imported, legacy): first seen stands in.
+        person("legacy_recent", created_at=NOW - 12 * H),
+        person("legacy_old", created_at=NOW - 40 * D),
+        # Signed up 40 days ago and again an hour ago: the first counts.
+        person("signed_up_twice", created_at=NOW - 50 * D),
+        # An old profile that signed up two days ago.
+        person("old_profile_new_signup", created_at=NOW - 40 * D),
+        # A sign-up stamped after now has not happened yet.
+        person("signup_after_now", created_at=NOW - 2 * D),
+    ]
+    events = [
+        EventRow("visitor_signed_up_today", "product_viewed", NOW - 2 * D, {"product_id": "p1"}),
+        signup("visitor_signed_up_today", H),
+        signup("late_signup", 10 * D),
+        signup("signed_up_twice", 40 * D),
+        signup("signed_up_twice", H),
+        signup("old_profile_new_signup", 2 * D),
+        signup("signup_after_now", -H),
+        # Sign-ups nobody in the users table owns.
+        signup("erased:1", H),
+        EventRow(None, "user_signed_up", NOW - H, {}),
+    ]
+    return Population(users, events)
+
+
+CASES = [
+    ({"within": "1d"}, {"visitor_signed_up_today", "legacy_recent"}),
+    (
+        {"within": "7d"},
+        {"visitor_signed_up_today", "legacy_recent", "old_profile_new_signup", "signup_after_now"},
+    ),
+    ({"before": "7d"}, {"late_signup", "legacy_old", "signed_up_twice"}),
+    ({"before": "30d"}, {"legacy_old", "signed_up_twice"}),
+]
+
+
+@pytest.mark.parametrize(("window", "expected"), CASES, ids=[str(c[0]) for c in CASES])
+def test_signed_up_reads_the_first_sign_up_else_first_seen(
+    db: Database, window: dict[str, str], expected: set[str]
+) -> None:
+    rule = {"signed_up": window}
+    pop = population()
+    assert pop.members(rule, NOW) == expected  # the reference agrees
+    for negated in (False, True):
+        asked = {"not": rule} if negated else rule
+        want = {u.id for u in pop.users} - expected if negated else expected
+        with db.factory() as session:
+            seed(session, pop, at=NOW)
+            picks(session, audience_from_data(asked), pop, want, now=NOW)
+            session.rollback()
