@@ -224,3 +224,15 @@ def test_what_was_typed_comes_back_escaped(db, http) -> None:
 def test_the_builder_needs_a_login(db) -> None:
     client = console_client(db)
     assert client.get(BUILDER).status_code == 303
+
+
+@pytest.mark.parametrize("path", shipped_journey_files(), ids=lambda p: p.stem)
+def test_every_shipped_journey_comes_back_unchanged_from_its_form(db, http, path) -> None:
+    url = f"/console/journeys/{path.stem}/builder"
+    text = path.read_text(encoding="utf-8")
+    expected = dump_journey(yaml.safe_load(text), header=leading_comments(text))
+    page = http.get(url).text
+    for opened in ("apply", "edit:steps[0]", "edit:steps[1]", "edit:steps[3]"):
+        fields = form_of(page) | {"action": opened}
+        page = http.post(url, data=fields).text
+        assert shown_yaml(page) == expected, opened
