@@ -54,6 +54,12 @@ _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "delivery": DeliveryOverrides,
 }
 _STEP_LISTS = {"steps", *NESTED_KEYS}
+
+
+class _Condition(BaseModel):
+    """Stands for a branch's ``if`` mapping (a context or an audience condition)."""
+
+
 _QUOTED = set("*&!|>%@`")
 _RESOLVER = yaml.resolver.Resolver()  # reads a plain scalar as the safe loader would
 _EMITTER = yaml.emitter.Emitter(None, allow_unicode=True)  # type: ignore[arg-type]
@@ -119,10 +125,6 @@ def _mapping(data: dict[Any, Any], model: type[BaseModel] | None, indent: int) -
     return lines
 
 
-class _Condition(BaseModel):
-    """Stands for a branch's ``if`` mapping (context or audience condition)."""
-
-
 def _entry(key: Any, value: Any, parent: type[BaseModel] | None, indent: int) -> list[str]:
     pad = " " * indent
     head = f"{pad}{_scalar(key, False)}:"
@@ -158,7 +160,7 @@ def _sequence(
     for item in items:
         if isinstance(item, dict) and item:
             model = by_type(item) if by_type is not None else element
-            inner = _mapping(item, model or (_Free if by_type is None else None), indent + 2)
+            inner = _mapping(item, model, indent + 2)
             lines.append(f"{pad}- {inner[0].lstrip()}")
             lines += inner[1:]
         elif isinstance(item, list) and item and not _all_scalars(item):
@@ -167,10 +169,6 @@ def _sequence(
         else:
             lines.append(f"{pad}- {flow(item)}")
     return lines
-
-
-class _Free(BaseModel):
-    """Stands for a mapping in a list that is no step or variant (kept in its own order)."""
 
 
 def _fits(head: str, value: dict[Any, Any]) -> bool:

@@ -197,3 +197,23 @@ def test_move_delete_and_nest_in_a_branch() -> None:
         delete_step(data, "steps[40]")
     with pytest.raises(ValueError, match="no list"):
         add_step(data, "steps[0].then", 0, "exit")
+
+
+def test_anything_loaded_is_written_back_as_loaded() -> None:
+    odd: dict[str, Any] = {
+        "id": "x",
+        "entry": {"all": [{"tag": "vip"}, {"not": {"tier": {"in": ["金卡", "银卡"]}}}, [[1]], []]},
+        "steps": [
+            {"id": "b", "type": "branch", "if": {"audience": {"tag": "vip"}}, "then": []},
+            "oops",
+            {"id": "s", "type": "sned", "then": [{"x": {"y": "a: b"}}]},
+            {"text": "line1\nline2", "n": None, "f": 1.5, "d": "2025-01-01", "k": "null"},
+            {"e": "", "q": "it's # x", "date": yaml.safe_load("2025-01-01")},
+        ],
+    }
+    out = dump_journey(odd)
+    expected = {**odd, "steps": [{k: v for k, v in odd["steps"][0].items() if k != "then"}]}
+    expected["steps"] += odd["steps"][1:]
+    assert yaml.safe_load(out) == expected  # only the empty `then` is left out
+    assert dump_journey(yaml.safe_load(out)) == out
+    assert through_rows(expected) == expected
