@@ -117,13 +117,7 @@ def build_workers(
     rate-limited for the whole cluster."""
     queue = task_queue or settings.task_queue
     delivery = build_delivery(settings, factory, channels=channels, renderer=renderer)
-    router = JourneyRouter(
-        factory=factory,
-        client=client,
-        task_queue=queue,
-        max_trigger_age=settings.max_trigger_age,
-        max_attempts=settings.max_route_attempts,
-    )
+    router = JourneyRouter.from_settings(settings, factory=factory, client=client, task_queue=queue)
     sweeps = SweepActivities(factory, router)
     broadcasts = BroadcastActivities(factory, delivery)
     grace = timedelta(seconds=settings.worker_shutdown_grace)
@@ -235,13 +229,7 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker stopped before it started")
         return
     log.info("worker starting: task queue %s on %s", settings.task_queue, settings.temporal_address)
-    router = JourneyRouter(
-        factory=factory,
-        client=client,
-        task_queue=settings.task_queue,
-        max_trigger_age=settings.max_trigger_age,
-        max_attempts=settings.max_route_attempts,
-    )
+    router = JourneyRouter.from_settings(settings, factory=factory, client=client)
     channels = compose.channels(settings, factory)
     # Held reports are purged for the senders that hold them, whichever provider that is.
     holders = {c.name for c in channels.values() if isinstance(c, HoldsEarlyStatuses)}

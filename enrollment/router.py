@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from temporalio.client import Client
 
+from config import Settings
 from enrollment.batch import plan_batch
 from enrollment.entries import Entry, enroll_many, holdout_group, redeem
 from enrollment.judging import (
@@ -78,17 +79,51 @@ class JourneyRouter:
         concurrency: int = 16,
         history_limit: int = JOURNEY_HISTORY_LIMIT,
         max_attempts: int = 5,
+        global_control_percent: float = 0,
+        global_control_salt: str = "global-control",
     ):
+        """``global_control_percent`` and ``global_control_salt`` are the settings'
+        global control group (:mod:`store.program`; 0: none): the runs of its users are
+        told so when they start, and withhold their coupons."""
         self._factory = factory
         self._concurrency = concurrency
         # Published versions never change: parsed specs, the properties their runs get and
         # the events each acts on are cached by (journey, version).
         self._specs = JourneySpecs()
         self._acted_on = ActedOnEvents(factory)
-        self._runs = JourneyRuns(client=client, task_queue=task_queue, history_limit=history_limit)
+        self._runs = JourneyRuns(
+            client=client,
+            task_queue=task_queue,
+            history_limit=history_limit,
+            global_control_percent=global_control_percent,
+            global_control_salt=global_control_salt,
+        )
         self._max_trigger_age = max_trigger_age
         self._clock = clock or utc_now
         self._parking = Parking(factory, max_attempts=max_attempts, clock=self._clock)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        factory: SessionFactory,
+        client: Client,
+        task_queue: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> JourneyRouter:
+        """The router settings ask for: its task queue (unless given), how old a trigger
+        may be, the routing attempts before an event is parked, the global control group."""
+        return cls(
+            factory=factory,
+            client=client,
+            task_queue=task_queue or settings.task_queue,
+            max_trigger_age=settings.max_trigger_age,
+            clock=clock,
+            max_attempts=settings.max_route_attempts,
+            global_control_percent=settings.global_control_percent,
+            global_control_salt=settings.global_control_salt,
+        )
 
     async def route(self, event_ids: list[int]) -> None:
         """Route the given stored events (in id order); mark each routed when done.

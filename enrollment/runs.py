@@ -13,6 +13,7 @@ from enrollment.entries import Entry
 from enrollment.judging import Target
 from journeys.models import Journey
 from journeys.used_properties import UsedProperties
+from store.program import in_global_control
 from workflows.journey import JourneyWorkflow
 from workflows.journey_contracts import EventSignal, JourneyInput
 
@@ -23,10 +24,20 @@ SIGNAL = "event"
 class JourneyRuns:
     """The journey runs on one task queue, reached through one Temporal client."""
 
-    def __init__(self, *, client: Client, task_queue: str, history_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        client: Client,
+        task_queue: str,
+        history_limit: int,
+        global_control_percent: float = 0,
+        global_control_salt: str = "global-control",
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._history_limit = history_limit
+        self._global_control_percent = global_control_percent
+        self._global_control_salt = global_control_salt
 
     async def start(
         self,
@@ -38,7 +49,8 @@ class JourneyRuns:
         uses: UsedProperties,
     ) -> None:
         """Start the run of ``entry`` (signal-with-start for an event-triggered journey);
-        a run of the same id already going is kept and hears the trigger."""
+        a run of the same id already going is kept and hears the trigger. The run is told
+        whether its user is in the global control group (its coupons are withheld)."""
         # Only what the journey uses enters the run's history; the rest stays in the events
         # table, which erasure reaches.
         signal = replace(signal, properties=uses.of_trigger(signal.properties))
@@ -52,6 +64,9 @@ class JourneyRuns:
             entry_key=entry.key,
             entry_number=entry.number,
             history_limit=self._history_limit,
+            global_control=in_global_control(
+                user_id, percent=self._global_control_percent, salt=self._global_control_salt
+            ),
         )
         try:
             await self._client.start_workflow(

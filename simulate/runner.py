@@ -202,11 +202,11 @@ class _Simulation:
         with transaction(self.factory) as session:
             for journey, source in self.journeys:
                 publish(session, journey=journey, source=source, now=t0)
-        router = JourneyRouter(
+        router = JourneyRouter.from_settings(
+            self.settings,
             factory=self.factory,
             client=self.env.client,
             task_queue=self.task_queue,
-            max_trigger_age=self.settings.max_trigger_age,
             clock=clock,
         )
         app = create_app(self.settings, session_factory=self.factory, router=router, clock=clock)

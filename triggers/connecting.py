@@ -43,11 +43,7 @@ class ConnectingRouter:
             async with self._lock:
                 if self._router is None:
                     self._client = await connect(self._settings)
-                    self._router = JourneyRouter(
-                        factory=self._factory,
-                        client=self._client,
-                        task_queue=self._settings.task_queue,
-                        max_trigger_age=self._settings.max_trigger_age,
-                        max_attempts=self._settings.max_route_attempts,
+                    self._router = JourneyRouter.from_settings(
+                        self._settings, factory=self._factory, client=self._client
                     )
         return self._router

@@ -4,8 +4,10 @@ A bounded walk over the journey's steps (``match`` on the step type). Waits race
 timer against the user's events (signals): the goal converts and ends the run, an ``exit_on``
 event ends it, a repeated trigger of a ``restart`` journey starts the steps over; a person can
 end it too (``eject``). Every side effect is an activity that takes ``now`` from
-``workflow.now()``. Where the run is (step, what it waits for, until when) is plain state,
-asked with the ``position`` query; keeping it adds no command, so recorded histories replay.
+``workflow.now()``. A control run (the journey's holdout, the global control group) walks
+the same steps, its coupons withheld and its marketing sends skipped by the policy. Where
+the run is (step, what it waits for, until when) is plain state, asked with the
+``position`` query; keeping it adds no command, so recorded histories replay.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ with workflow.unsafe.imports_passed_through():
         arrival,
         chosen_variant,
         context_value,
+        control_reason,
         meaning,
         wait_target,
+        withheld_coupon,
     )
     from workflows.journey_contracts import (
         AudienceCheckInput,
@@ -75,6 +79,11 @@ ABANDONED = {"converted": "goal_reached", "ejected": "ejected", "exited": "exite
 # row), so a local activity run again after a lost workflow task issues and decides nothing
 # twice. Runs recorded before take the server's queues as they did (replay).
 LOCAL_ACTIVITIES = "local-coupon-and-policy"
+# A control run (the journey's holdout, the global control group) is given no coupon: one
+# found in the app's wallet without any message would make the control convert more than it
+# would have. A held-out run that issued its coupon before replays as recorded; a run
+# already going that reaches a coupon step now withholds it.
+WITHHOLD_CONTROL_COUPONS = "withhold-control-coupons"
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -93,12 +102,14 @@ class JourneyWorkflow:
         self._restart: EventSignal | None = None
         self._coupon: CouponRef | None = None
         self._steps_run: list[str] = []
+        self._withheld: dict[str, str] = {}
         self._occurrences: dict[str, int] = {}
         self._deadline = self._goal_deadline()
         if inp.carry is not None:  # continued as new after a restart
             self._seen = set(inp.carry.seen)
             self._occurrences = dict(inp.carry.occurrences)
             self._steps_run = list(inp.carry.steps_run)
+            self._withheld = dict(inp.carry.withheld)
             self._coupon = inp.carry.coupon
             self._deadline = inp.carry.deadline
 
@@ -188,7 +199,10 @@ class JourneyWorkflow:
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return JourneyResult(
-            exit_reason=reason, converted=self._goal is not None, steps=list(self._steps_run)
+            exit_reason=reason,
+            converted=self._goal is not None,
+            steps=list(self._steps_run),
+            withheld=dict(self._withheld),
         )
 
     async def _continue_as_new(self, inp: JourneyInput) -> None:
@@ -207,6 +221,7 @@ class JourneyWorkflow:
                     steps_run=list(self._steps_run),
                     coupon=self._coupon,
                     deadline=self._deadline,
+                    withheld=dict(self._withheld),
                 ),
             )
         )
@@ -296,19 +311,22 @@ class JourneyWorkflow:
         )
 
     async def _issue_coupon(self, step: IssueCouponStep) -> None:
-        self._coupon = await self._activity(
-            JourneyCalls.issue_coupon,
-            IssueCouponInput(
-                issue_key=self._key(step.id),
-                user_id=self._inp.user_id,
-                journey_id=self._inp.journey.id,
-                amount_fen=int(step.amount * 100),
-                min_spend_fen=int(step.min_spend * 100),
-                valid_for=step.valid_for,
-                now=workflow.now(),
-            ),
-            local=True,
+        issue = IssueCouponInput(
+            issue_key=self._key(step.id),
+            user_id=self._inp.user_id,
+            journey_id=self._inp.journey.id,
+            amount_fen=int(step.amount * 100),
+            min_spend_fen=int(step.min_spend * 100),
+            valid_for=step.valid_for,
+            now=workflow.now(),
         )
+        why = control_reason(self._inp)
+        # Asked only of control runs, so an exposed run's history stays as it was.
+        if why and workflow.patched(WITHHOLD_CONTROL_COUPONS):
+            self._withheld[step.id] = why
+            self._coupon = withheld_coupon(issue, why)
+            return
+        self._coupon = await self._activity(JourneyCalls.issue_coupon, issue, local=True)
 
     async def _send(self, step: SendStep) -> DeliverResult:
         template, variant = chosen_variant(self._inp.journey.id, self._inp.user_id, step)
@@ -339,7 +357,7 @@ class JourneyWorkflow:
             group=inp.group,
             now=workflow.now(),
             trigger=self._trigger,
-            coupon_id=self._coupon.coupon_id if self._coupon else None,
+            coupon_id=self._coupon.issued_id if self._coupon else None,
             variant=variant,
             quiet_hours=inp.journey.delivery.quiet_hours,
             on_frequency_cap=inp.journey.delivery.on_frequency_cap,

@@ -1,6 +1,6 @@
 """What a journey run reads from its own context, as pure functions of it: what an event means
-to the run, the A/B variant a user gets, the value a context reference names, and a
-``wait_until`` step's instant."""
+to the run, the A/B variant a user gets, the value a context reference names, a
+``wait_until`` step's instant, and the coupon a control run is not given."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from journeys.conditions import matches
 from journeys.models import Journey, SendStep, WaitForStep, WaitUntilStep
-from workflows.journey_contracts import CouponRef, EventSignal
+from workflows.journey_contracts import CouponRef, EventSignal, IssueCouponInput, JourneyInput
 
 # The furthest a wait_until waits for an instant it read from an event (ten years); beyond it
 # the step does not wait, as for a value that is not an instant.
@@ -85,6 +85,28 @@ def chosen_variant(journey_id: str, user_id: str, step: SendStep) -> tuple[str, 
             return variant.template, variant.id
         point -= variant.weight
     raise AssertionError("unreachable")
+
+
+def control_reason(inp: JourneyInput) -> str:
+    """Why the run's user is a control, in the words the ledger uses for their skipped sends:
+    ``held_out`` (the journey's holdout), ``global_control``; "" for an exposed user."""
+    if inp.group == "holdout":
+        return "held_out"
+    return "global_control" if inp.global_control else ""
+
+
+def withheld_coupon(issue: IssueCouponInput, why: str) -> CouponRef:
+    """The coupon ``issue`` would have issued, not issued (``why``: held_out,
+    global_control): no id or code, the same amount and expiry, so a later branch or wait on
+    ``coupon.*`` goes the way an exposed run's does."""
+    return CouponRef(
+        coupon_id=0,
+        code="",
+        amount_fen=issue.amount_fen,
+        min_spend_fen=issue.min_spend_fen,
+        expires_at=issue.now + issue.valid_for,
+        withheld=why,
+    )
 
 
 def context_value(path: str, trigger: EventSignal, coupon: CouponRef | None) -> Any:

@@ -68,11 +68,22 @@ class RunPosition:
 
 @dataclass
 class CouponRef:
+    """The coupon a run issued. A control run (its holdout, the global control group) issues
+    none: its ref has no id or code, says why in ``withheld`` (``held_out``,
+    ``global_control``, as the ledger says of its skipped sends) and keeps the amount and
+    expiry the coupon would have had, so the run reads the same context as an exposed one."""
+
     coupon_id: int
     code: str
     amount_fen: int
     min_spend_fen: int
     expires_at: datetime
+    withheld: str = ""
+
+    @property
+    def issued_id(self) -> int | None:
+        """The coupon's id; None if it was withheld."""
+        return None if self.withheld else self.coupon_id
 
 
 @dataclass
@@ -85,6 +96,7 @@ class JourneyCarry:
     steps_run: list[str]
     coupon: CouponRef | None
     deadline: datetime  # the goal window of the current pass
+    withheld: dict[str, str] = field(default_factory=dict)  # JourneyResult.withheld
 
 
 # A run restarted by its trigger (a cart changed again) continues as new once its history
@@ -104,6 +116,9 @@ class JourneyInput:
     entry_number: int = 1
     history_limit: int = JOURNEY_HISTORY_LIMIT
     carry: JourneyCarry | None = None
+    # The user is in the global control group (store.program), decided when the run starts:
+    # it gets no marketing, so its coupons are withheld as a holdout's are.
+    global_control: bool = False
 
 
 @dataclass
@@ -111,6 +126,8 @@ class JourneyResult:
     exit_reason: str  # converted | exited | ejected | exit_step | completed
     converted: bool
     steps: list[str] = field(default_factory=list)
+    # Coupon steps that issued nothing, and why: held_out | global_control.
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,6 +2,11 @@
 
 Run it when the interpreter changes on purpose; after a release the recorded files are kept
 and incompatible changes go behind ``workflow.patched``. ``test_replay.py`` replays them.
+Named scenarios (``record_histories.py new_user_coupon_holdout``) re-record only those.
+
+A history recorded before a change it must survive is kept under a name no scenario writes:
+``new_user_coupon_holdout_issued_coupon`` is a held-out run from before control runs
+withheld their coupons (it issued one).
 """
 
 from __future__ import annotations
@@ -118,7 +123,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-async def record() -> None:
+async def record(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(package_binary("temporal-test-server")),
@@ -144,6 +149,8 @@ async def record() -> None:
             ):
                 publish_shipped(factory, journey, now)
             for name, scenario in SCENARIOS.items():
+                if names and name not in names:
+                    continue
                 handle = env.client.get_workflow_handle(await scenario(env, factory, router, name))
                 await handle.result()
                 history = await handle.fetch_history()
@@ -154,4 +161,7 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    unknown = set(sys.argv[1:]) - set(SCENARIOS)
+    if unknown:
+        sys.exit(f"no scenario {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
+    asyncio.run(record(sys.argv[1:]))
