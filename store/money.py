@@ -19,8 +19,12 @@ counts use. Within it:
   recorded, else as 1 segment.
 
 The comparison of treatment with holdout, its intervals and ROI are :mod:`store.uplift`'s.
-The journey's spend is the treatment's coupon cost plus its message cost; the holdout's
-coupons (issued but never announced) are not the journey's doing.
+The journey's spend is the treatment's coupon cost plus its message cost. The holdout is
+given no coupon (the interpreter withholds a control run's coupons, as it does the global
+control group's), so it converts as it would have without the journey. A held-out run that
+issued its coupon before coupons were withheld keeps it (its history replays as recorded):
+such coupons were never announced, are not the journey's spend, and can lift that
+holdout's conversion, so the lift of entries from before then is understated.
 """
 
 from __future__ import annotations
