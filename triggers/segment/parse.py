@@ -29,11 +29,14 @@ from triggers.segment.calls import (
 )
 from triggers.segment.shape import (
     UNSTORABLE,
+    all_numbers_finite,
     check_shape,
+    compact_json,
     decode_json,
     encoded_size,
     may_hold_unstorable,
     raw_json,
+    shape_is_clear,
     shape_problem_at,
 )
 from triggers.segment.timing import checked_time
@@ -115,8 +118,10 @@ def _parse_item(
     base_context: Mapping[str, Any] | None = None,
     base_sent_at: datetime | None = None,
     text: bool = True,
+    shape_clear: bool = False,
 ) -> Message:
-    check_shape(data, prefix, limits, text)
+    if not shape_clear:
+        check_shape(data, prefix, limits, text)
     call = validate(MODELS[kind], data, prefix)
     return _normalise(
         kind,
@@ -175,12 +180,15 @@ def parse_batch(
     limits: Limits = DEFAULT_LIMITS,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     check_text: bool = True,
+    numbers_finite: bool = False,
 ) -> Parsed:
     """Judge every call of a ``/v1/batch`` body on its own.
 
     The top-level ``context`` is merged under each message's own (the message wins) and the
     top-level ``sentAt`` applies to messages without their own. ``check_text=False`` skips
-    the search for NUL and lone surrogates, for a body :func:`may_hold_unstorable` cleared.
+    the search for NUL and lone surrogates, for a body :func:`may_hold_unstorable` cleared;
+    ``numbers_finite=True``, for a body :func:`all_numbers_finite` cleared, lets a call whose
+    JSON shows it shallow and storable skip the walk through its values.
 
     Raises:
         PayloadError: only when the body itself is wrong (no ``batch`` array, a top-level
@@ -196,7 +204,9 @@ def parse_batch(
     for i, item in enumerate(envelope.batch):
         try:
             out.messages.append(
-                _batch_item(i, item, envelope, received_at, limits, new_id, check_text)
+                _batch_item(
+                    i, item, envelope, received_at, limits, new_id, check_text, numbers_finite
+                )
             )
         except PayloadError as exc:
             out.refused.append(refusal(_with_envelope(item, data), exc, index=i))
@@ -225,12 +235,14 @@ def _batch_item(
     limits: Limits,
     new_id: Callable[[], str],
     text: bool,
+    numbers_finite: bool,
 ) -> Message:
     prefix = f"batch[{i}]"
     if not isinstance(item, dict):
         raise PayloadError(f"{prefix} must be a JSON object.", field=prefix)
+    encoded = compact_json(item)
     limit = limits.max_message_bytes
-    if limit is not None and encoded_size(item) > limit:
+    if limit is not None and encoded_size(item, encoded) > limit:
         raise PayloadError(
             f"{prefix} is larger than the {limit // 1024} KB allowed per message.", field=prefix
         )
@@ -251,6 +263,9 @@ def _batch_item(
         base_sent_at=envelope.sent_at,
         new_id=new_id,
         text=text,
+        shape_clear=(
+            numbers_finite and encoded is not None and shape_is_clear(encoded, limits, text=text)
+        ),
     )
 
 
@@ -288,4 +303,5 @@ def parse_batch_body(
         received_at=received_at,
         limits=limits,
         check_text=may_hold_unstorable(body),
+        numbers_finite=all_numbers_finite(body),
     )
