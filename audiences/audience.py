@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, null, select
 from sqlalchemy.orm import Session
 
 from audiences.compiler import Compiler, instants
-from audiences.describe import describe
-from audiences.rules import All, AnyOf, AudienceError, Rule, parse_rule
+from audiences.describe import describe, describe_signed_up
+from audiences.rules import All, AnyOf, AudienceError, Rule, SignedUp, parse_rule
+from audiences.signups import first_signup
 from store.models import User
+from store.types import UTCDateTime
 
 SHIPPED = Path(__file__).parent
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -68,13 +70,35 @@ class Audience:
     def explain(
         self, session: Session, *, user_ids: list[str], now: datetime
     ) -> dict[str, list[tuple[str, bool]]]:
-        """For each user, each top-level part of the rule and whether it holds."""
+        """For each user, each top-level part of the rule and whether it holds. A
+        ``signed_up`` part also says which instant it read for that user (their first
+        ``user_signed_up``, or when they were first seen)."""
         parts = self.rule.rules if isinstance(self.rule, All | AnyOf) else (self.rule,)
         compiler = Compiler(session.get_bind().dialect.name, now, correlated=True)
         columns = [compiler.compile(p).label(f"p{i}") for i, p in enumerate(parts)]
-        rows = session.execute(select(User.id, *columns).where(User.id.in_(user_ids)))
+        signups = (
+            first_signup(bindparam("explain_now", now, type_=UTCDateTime()))
+            if any(isinstance(p, SignedUp) for p in parts)
+            else null()
+        )
+        rows = session.execute(
+            select(User.id, User.created_at, signups, *columns).where(User.id.in_(user_ids))
+        )
         texts = [describe(p) for p in parts]
-        return {row[0]: [(t, bool(v)) for t, v in zip(texts, row[1:], strict=True)] for row in rows}
+        why: dict[str, list[tuple[str, bool]]] = {}
+        for user_id, first_seen, signed_up_at, *held in rows:
+            why[user_id] = [
+                (
+                    describe_signed_up(
+                        part, signed_up_at=signed_up_at, first_seen=first_seen, now=now
+                    )
+                    if isinstance(part, SignedUp)
+                    else text,
+                    bool(value),
+                )
+                for part, text, value in zip(parts, texts, held, strict=True)
+            ]
+        return why
 
 
 def _connection(session: Session) -> Connection:

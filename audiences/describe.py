@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from audiences.rules import (
     All,
@@ -33,6 +33,27 @@ def _cmp(subject: str, c: Compare) -> str:
         return f"{subject} {'is set' if c.operand else 'is not set'}"
     operand = list(c.operand) if c.op == "in" else c.operand
     return f"{subject} {c.op} {operand!r}"
+
+
+def describe_signed_up(
+    rule: SignedUp, *, signed_up_at: datetime | None, first_seen: datetime, now: datetime
+) -> str:
+    """``rule`` and the instant it read for one user: their first ``user_signed_up``
+    (``signed_up_at``), or when the profile was first seen if they never sent one."""
+    if signed_up_at is not None:
+        return f"{describe(rule)}: signed up {_ago(signed_up_at, now)} (first user_signed_up)"
+    return f"{describe(rule)}: no user_signed_up, first seen {_ago(first_seen, now)}"
+
+
+def _ago(at: datetime, now: datetime) -> str:
+    """``3d ago``, ``5h ago``, ``12m ago`` (whole units, the largest that fits)."""
+    if at > now:
+        return "after now"
+    elapsed = now - at
+    for unit, size in (("d", timedelta(days=1)), ("h", timedelta(hours=1))):
+        if elapsed >= size:
+            return f"{elapsed // size}{unit} ago"
+    return f"{elapsed // timedelta(minutes=1)}m ago"
 
 
 def describe(rule: Rule) -> str:

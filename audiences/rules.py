@@ -13,7 +13,10 @@ A rule is a mapping with exactly one key naming the condition::
     tier: 金卡  |  tier: {in: [金卡, 钻石]}   member tier (eq, ne, in, exists)
     locale: {starts_with: zh}                 locale (string ops)
     timezone: {eq: Asia/Shanghai}             IANA timezone (string ops)
-    signed_up: {within: 7d} | {before: 7d}    signed up in the last 7 days / longer ago
+    signed_up: {within: 7d} | {before: 7d}    signed up in the last 7 days / longer ago: the
+                                              first user_signed_up event at or before now;
+                                              a profile that never sent one (imported,
+                                              legacy) counts from when it was first seen
     last_seen: {within: 30d} | {not_within: 30d}   never seen counts as not within
     event: {name: order_placed, within: 30d, at_least: 3,
             where: {category: {eq: beauty}, total: {gte: 200}}}

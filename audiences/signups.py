@@ -49,6 +49,15 @@ def signed_up(rule: SignedUp, at: At, *, correlated: bool) -> ColumnElement[bool
     return or_(signed, and_(never, first_seen))
 
 
+def first_signup(now: Any) -> Any:
+    """The first sign-up at or before ``now`` of the user of the outer query (NULL without
+    one), as :func:`signed_up` reads it: for saying which instant a user was judged by."""
+    signups = select(sa.func.min(Event.timestamp)).where(
+        Event.user_id == User.id, Event.event == SIGNUP, Event.timestamp <= now
+    )
+    return signups.scalar_subquery()
+
+
 def _ids(rule: SignedUp, at: At) -> Any:
     """The users ``rule`` holds for: those whose first sign-up is in the span (read from
     the sign-ups in it), and those without a sign-up first seen in it."""

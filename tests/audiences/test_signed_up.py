@@ -76,3 +76,22 @@ def test_signed_up_reads_the_first_sign_up_else_first_seen(
             seed(session, pop, at=NOW)
             picks(session, audience_from_data(asked), pop, want, now=NOW)
             session.rollback()
+
+
+def test_explain_says_which_instant_it_read(db: Database) -> None:
+    rule = {"all": [{"signed_up": {"within": "1d"}}, {"tag": "vip"}]}
+    users = ["visitor_signed_up_today", "late_signup", "legacy_recent", "signup_after_now"]
+    with db.factory() as session:
+        seed(session, population(), at=NOW)
+        why = audience_from_data(rule).explain(session, user_ids=users, now=NOW)
+        session.rollback()
+    assert {user: parts[0] for user, parts in why.items()} == {
+        "visitor_signed_up_today": (
+            "signed up within 1d: signed up 1h ago (first user_signed_up)",
+            True,
+        ),
+        "late_signup": ("signed up within 1d: signed up 10d ago (first user_signed_up)", False),
+        "legacy_recent": ("signed up within 1d: no user_signed_up, first seen 12h ago", True),
+        "signup_after_now": ("signed up within 1d: no user_signed_up, first seen 2d ago", False),
+    }
+    assert why["late_signup"][1] == ("tagged vip", False)
