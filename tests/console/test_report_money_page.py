@@ -89,3 +89,4 @@ def test_the_journey_page_shows_revenue_per_send_step_as_the_report_does(priced)
     assert report["welcome_sms"].startswith("welcome_sms 6 4 +8.3 [-")
     assert 'href="/console/journeys/new_user_coupon/versions"' in journey
     assert 'href="/console/journeys/new_user_coupon/draft"' in journey
+    assert 'href="/console/journeys/new_user_coupon/builder"' in journey
