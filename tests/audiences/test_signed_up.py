@@ -3,15 +3,21 @@ the profile was first seen; a profile that never sent one falls back to when it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from conftest import Database
 from reference import EventRow, Population
 from seed import picks, seed
 from test_rules import NOW, person
 
-from audiences.audience import audience_from_data
+from audiences.audience import _statements, audience_from_data
+from audiences.compiler import instants
+from audiences.rules import parse_rule
 
 D, H = timedelta(days=1), timedelta(hours=1)
 
@@ -95,3 +101,43 @@ def test_explain_says_which_instant_it_read(db: Database) -> None:
         "signup_after_now": ("signed up within 1d: no user_signed_up, first seen 2d ago", False),
     }
     assert why["late_signup"][1] == ("tagged vip", False)
+
+
+@contextmanager
+def plans(engine: sa.Engine) -> Iterator[None]:
+    """Statements run inside the block are explained instead (parameters bound as usual)."""
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+
+    def explain(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> Any:
+        return prefix + statement, parameters
+
+    sa.event.listen(engine, "before_cursor_execute", explain, retval=True)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", explain)
+
+
+@pytest.mark.parametrize("window", [{"within": "7d"}, {"before": "30d"}])
+def test_signed_up_reads_sign_ups_through_the_events_indexes(
+    db: Database, window: dict[str, str]
+) -> None:
+    """One user's sign-ups by (user_id, event, timestamp); the population's from the
+    sign-ups in the span, by (event, timestamp, user_id): never a pass over all events."""
+    asked = _statements(parse_rule({"signed_up": window}), db.dialect)
+    at = instants(asked.offsets, NOW)
+    with db.engine.connect() as conn:
+        if db.dialect == "postgresql":
+            # Empty tables are read sequentially anyway; forbid it to see the indexes usable.
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        with plans(db.engine):
+            one, everyone = (
+                " ".join(str(row[-1]) for row in conn.execute(stmt, params))
+                for stmt, params in ((asked.contains, at | {"user_id": "u"}), (asked.count, at))
+            )
+    if db.dialect == "sqlite":
+        assert "ix_events_user_event_ts" in one
+        assert "ix_events_event_ts_user" in everyone
+    # PostgreSQL picks among the indexes by the tables' statistics, which empty tables lack.
+    for plan in (one, everyone):
+        assert "SCAN events" not in plan and "Seq Scan on events" not in plan, plan
