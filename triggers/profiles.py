@@ -15,7 +15,7 @@ the newer call did not mention is still set by the older one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -247,10 +247,6 @@ def upsert_profiles(session: Session, *, messages_by_user: Mapping[str, Sequence
         _merge_profiles(session, {u: ordered[u] for u in identified})
 
 
-def _first(values: Iterator[Any]) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
 def _touch_profiles(session: Session, users: Sequence[tuple[str, Sequence[Message]]]) -> None:
     """Upsert the profiles of users whose calls carry no traits, in id order (two requests
     lock shared rows in the same order): a new row starts at the first call; a stored one
@@ -259,18 +255,7 @@ def _touch_profiles(session: Session, users: Sequence[tuple[str, Sequence[Messag
     ``apply_context``)."""
     if not users:
         return
-    rows = [
-        {
-            "id": user_id,
-            "anonymous_id": _first(m.anonymous_id for m in messages),
-            "locale": _first(_COLUMNS["locale"](m.context.get("locale")) for m in messages),
-            "timezone": _first(_COLUMNS["timezone"](m.context.get("timezone")) for m in messages),
-            "created_at": messages[0].timestamp,
-            "last_seen_at": max(m.timestamp for m in messages),
-            "updated_at": messages[-1].received_at,
-        }
-        for user_id, messages in users
-    ]
+    rows = [_touched(user_id, messages) for user_id, messages in users]
     if session.get_bind().dialect.name == "postgresql":
         connection = session.connection().connection.driver_connection
         assert connection is not None
@@ -278,6 +263,29 @@ def _touch_profiles(session: Session, users: Sequence[tuple[str, Sequence[Messag
             cursor.execute(_TOUCH_PG, [[row[c] for row in rows] for c in _TOUCHED])
     else:
         session.execute(_TOUCH, rows)
+
+
+def _touched(user_id: str, messages: Sequence[Message]) -> dict[str, Any]:
+    """The row :func:`_touch_profiles` upserts for a user's calls in event-time order: each
+    of ``anonymous_id``, ``locale`` and ``timezone`` from the first call with a usable one
+    (one pass over the calls, each parser run only until its field is found)."""
+    anonymous_id = locale = timezone = None
+    for message in messages:
+        if anonymous_id is None:
+            anonymous_id = message.anonymous_id
+        if locale is None:
+            locale = _COLUMNS["locale"](message.context.get("locale"))
+        if timezone is None:
+            timezone = _COLUMNS["timezone"](message.context.get("timezone"))
+    return {
+        "id": user_id,
+        "anonymous_id": anonymous_id,
+        "locale": locale,
+        "timezone": timezone,
+        "created_at": messages[0].timestamp,
+        "last_seen_at": max(m.timestamp for m in messages),
+        "updated_at": messages[-1].received_at,
+    }
 
 
 _TOUCHED = ("id", "anonymous_id", "locale", "timezone", "created_at", "last_seen_at", "updated_at")
