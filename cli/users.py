@@ -67,7 +67,7 @@ def cmd_find(settings: Settings, args: argparse.Namespace) -> int:
         seen = f"{u.last_seen_at:%Y-%m-%d %H:%M} UTC" if u.last_seen_at else "never"
         print(
             f"{u.id}  email {u.email or '-'}  phone {u.phone or '-'}  "
-            f"signed up {u.created_at:%Y-%m-%d %H:%M} UTC  last seen {seen}"
+            f"first seen {u.created_at:%Y-%m-%d %H:%M} UTC  last seen {seen}"
         )
     return 0
 

@@ -61,7 +61,7 @@ def test_find_a_user_by_email_or_phone_as_typed(capsys: pytest.CaptureFixture[st
     capsys.readouterr()
     expected = (
         "alice-1  email Alice@Example.com  phone +8613900139000  "
-        "signed up 2026-02-27 13:30 UTC  last seen 2026-03-01 13:30 UTC"
+        "first seen 2026-02-27 13:30 UTC  last seen 2026-03-01 13:30 UTC"
     )
     for typed in ("alice-1", "alice@example.com", "+86 139-0013-9000", "139 0013 9000"):
         code, out, err = run(capsys, "users", "find", typed)
