@@ -31,7 +31,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.server import build_app
+    from api.server import build_app, freeze_startup_heap
 
     # log_config=None: uvicorn's loggers use the handler (and format) set up in main().
     if settings.api_workers > 1:
@@ -45,9 +45,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,
         )
         return 0
-    uvicorn.run(
-        build_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
-    )
+    app = build_app(settings)
+    freeze_startup_heap()
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)
     return 0
 
 
