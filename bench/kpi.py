@@ -79,12 +79,13 @@ def _conversion(week: str) -> str:
 
 
 def _gmv(week: str, field: str, code: str) -> str:
-    """GMV and orders per week: the amount paid plus the discount of an issued coupon."""
+    """GMV and orders per week: the amount paid plus the order's discount_fen, else the
+    discount of an issued coupon."""
     return f"""
         SELECT {week},
                sum(round(coalesce({field.format(key="total_fen")},
                                   {field.format(key="total")} * 100, 0))
-                   + coalesce(c.amount_fen, 0)),
+                   + coalesce(round({field.format(key="discount_fen")}), c.amount_fen, 0)),
                count(*)
         FROM events e LEFT JOIN coupons c ON c.code = {code}
         WHERE e.event = 'order_placed' AND e.user_id IS NOT NULL
