@@ -22,7 +22,7 @@ def test_a_held_send_shows_its_reason_and_next_try(db, admin):
     with transaction(db.factory) as session:
         session.add_all([held, capped, skipped])
     with db.factory() as session:
-        by_user = dict(session.execute(select(Message.user_id, Message.id)).tuples().all())
+        by_user = {user: id_ for user, id_ in session.execute(select(Message.user_id, Message.id))}
     ids = [str(by_user[u]) for u in ("u-1", "u-2", "u-3")]
 
     found = rows(http.get("/console/messages").text, "message")
