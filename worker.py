@@ -60,6 +60,7 @@ PASSTHROUGH = (
     "workflows.broadcast_contracts",
     "workflows.ids",
     "workflows.journey_context",
+    "workflows.history",
     "pydantic",
     "pydantic_core",
     "annotated_types",

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         broadcast_delivery,
         bulk_task_queue,
     )
-    from workflows.journey import ACTIVITY_TIMEOUT, RETRY, SEND_TIMEOUT
+    from workflows.history import ACTIVITY_TIMEOUT, BATCHES, RETRY, SEND_TIMEOUT, WIDER_WINDOW
     from workflows.journey_contracts import DeliverResult, JourneyCalls, channel_task_queue
 
 # A page's policy work: ~1,000 recipients, a few queries each.
@@ -47,13 +47,7 @@ WINDOW = 200
 # Batches in flight at once, at least: a worker's activity slots (16) each sending one, so
 # the sends are not held to ten streams (200 sends in batches of 20), each waiting on its own
 # database round trips and provider calls; a pause takes effect within that many batches.
-# Runs begun before kept ``WINDOW`` sends in flight, and do so after an upgrade; once none
-# can be in flight, ``workflow.deprecate_patch(WIDER_WINDOW)`` replaces the check.
 BATCHES_IN_FLIGHT = 16
-WIDER_WINDOW = "broadcast-batches-in-flight"
-# Broadcasts started before batches sent one ``send_message`` per recipient; a page such a run
-# had begun that way finishes that way after an upgrade (its next page uses batches).
-BATCHES = "broadcast-send-batches"
 SENT = ("sent", "delivered", "opened", "clicked")
 
 

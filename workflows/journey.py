@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar, assert_never
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -33,6 +32,13 @@ with workflow.unsafe.imports_passed_through():
         WaitForStep,
         WaitStep,
         WaitUntilStep,
+    )
+    from workflows.history import (
+        ACTIVITY_TIMEOUT,
+        LOCAL_ACTIVITIES,
+        RETRY,
+        SEND_TIMEOUT,
+        WITHHOLD_CONTROL_COUPONS,
     )
     from workflows.journey_context import (
         Meaning,
@@ -65,25 +71,9 @@ with workflow.unsafe.imports_passed_through():
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# A provider call: the provider's own timeout (10 s) plus a margin. Short, so an attempt lost
-# with a killed worker is retried soon.
-SEND_TIMEOUT = timedelta(seconds=20)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 RESTART = "restart"
 # A held send given up because the run ended: the ledger's reason, by why the run ended.
 ABANDONED = {"converted": "goal_reached", "ejected": "ejected", "exited": "exited"}
-# Runs started by this interpreter issue coupons and decide sends (the policy) as local
-# activities: run by the worker inside the workflow task that asks for them, with no round
-# trip through the server's queues. Both are idempotent (the coupon's issue key, the ledger
-# row), so a local activity run again after a lost workflow task issues and decides nothing
-# twice. Runs recorded before take the server's queues as they did (replay).
-LOCAL_ACTIVITIES = "local-coupon-and-policy"
-# A control run (the journey's holdout, the global control group) is given no coupon: one
-# found in the app's wallet without any message would make the control convert more than it
-# would have. A held-out run that issued its coupon before replays as recorded; a run
-# already going that reaches a coupon step now withholds it.
-WITHHOLD_CONTROL_COUPONS = "withhold-control-coupons"
 
 
 @workflow.defn(name="JourneyWorkflow")
