@@ -17,7 +17,7 @@ from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
 from store.models import Broadcast, Message, OutboxMessage, User
 from support import assert_eventually_async
-from triggers.broadcasts import plan_broadcast, start_broadcast, store_plan
+from triggers.broadcasts import BroadcastPlan, plan_broadcast, start_broadcast, store_plan
 from workflows.contracts import broadcast_workflow_id
 
 TEMPLATE = "sale_preheat_sms"
@@ -94,11 +94,10 @@ def fresh_ids(factory: SessionFactory, now: datetime) -> None:
         )
 
 
-def stored_broadcast(factory: SessionFactory, audience: Path, now: datetime) -> int:
-    """A broadcast of ``TEMPLATE`` by SMS to ``audience``, checked and stored as the CLI
-    does, its workflow not started (tests run its activities by hand); its id."""
-    fresh_ids(factory, now)
-    plan = plan_broadcast(
+def sms_plan(audience: Path, now: datetime, holdout: str | None = None) -> BroadcastPlan:
+    """A marketing broadcast of ``TEMPLATE`` by SMS to ``audience``, checked as the CLI
+    checks one (``holdout`` as typed after ``--holdout``)."""
+    return plan_broadcast(
         TemplateRenderer(),
         audience=str(audience),
         template=TEMPLATE,
@@ -108,9 +107,16 @@ def stored_broadcast(factory: SessionFactory, audience: Path, now: datetime) -> 
         name=None,
         topic="marketing",
         now=now,
+        holdout=holdout,
     )
+
+
+def stored_broadcast(factory: SessionFactory, audience: Path, now: datetime) -> int:
+    """A broadcast of ``TEMPLATE`` by SMS to ``audience``, checked and stored as the CLI
+    does, its workflow not started (tests run its activities by hand); its id."""
+    fresh_ids(factory, now)
     with factory.begin() as session:
-        return store_plan(session, plan, now=now).id
+        return store_plan(session, sms_plan(audience, now), now=now).id
 
 
 async def start(

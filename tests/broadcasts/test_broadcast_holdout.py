@@ -16,6 +16,7 @@ from broadcast_support import (
     fresh_ids,
     outbox_keys,
     sends,
+    sms_plan,
     worker_settings,
 )
 from conftest import Database
@@ -25,12 +26,9 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.broadcast import BroadcastActivities
 from cli import main
 from enrollment.entries import holdout_group
-from message_templates.render import TemplateRenderer
 from store.db import SessionFactory
 from triggers.broadcasts import (
     BroadcastError,
-    BroadcastPlan,
-    plan_broadcast,
     start_broadcast,
     store_plan,
 )
@@ -44,21 +42,6 @@ NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # noon in Shanghai
 def held_out(broadcast_id: int, user_ids: list[str], percent: float) -> list[str]:
     salt = broadcast_workflow_id(broadcast_id)
     return [u for u in user_ids if holdout_group(salt, u, percent) == "holdout"]
-
-
-def plan(audience: Path, now: datetime, holdout: str | None) -> BroadcastPlan:
-    return plan_broadcast(
-        TemplateRenderer(),
-        audience=str(audience),
-        template=TEMPLATE,
-        channel="sms",
-        at=None,
-        rate=None,
-        name=None,
-        topic="marketing",
-        now=now,
-        holdout=holdout,
-    )
 
 
 def test_the_holdout_is_close_to_its_share_and_the_same_every_time():
@@ -79,14 +62,14 @@ def test_the_holdout_is_close_to_its_share_and_the_same_every_time():
 @pytest.mark.parametrize("text", ["5", "2.5", "0", "50"])
 def test_holdout_takes_a_percent_up_to_50(tmp_path, text):
     path = audience_file(tmp_path, "gold")
-    assert plan(path, NOW, text).holdout == float(text)
+    assert sms_plan(path, NOW, text).holdout == float(text)
 
 
 @pytest.mark.parametrize("text", ["51", "-1", "five", "nan", "inf"])
 def test_holdout_outside_0_to_50_is_refused_naming_the_flag(tmp_path, text):
     path = audience_file(tmp_path, "gold")
     with pytest.raises(BroadcastError, match=r"^--holdout .*a percent of the audience from 0"):
-        plan(path, NOW, text)
+        sms_plan(path, NOW, text)
 
 
 def test_a_retried_page_holds_out_the_same_members(sqlite_db, tmp_path):
@@ -96,7 +79,7 @@ def test_a_retried_page_holds_out_the_same_members(sqlite_db, tmp_path):
     with factory.begin() as session:
         broadcast_id = store_plan(
             session,
-            plan(audience_file(tmp_path, "gold"), NOW, "20"),
+            sms_plan(audience_file(tmp_path, "gold"), NOW, "20"),
             now=NOW,
         ).id
     activities = BroadcastActivities(
@@ -129,7 +112,7 @@ async def start_with_holdout(
     return await start_broadcast(
         client,
         factory,
-        plan(audience, now, "10"),
+        sms_plan(audience, now, "10"),
         task_queue=task_queue,
         now=now,
     )
