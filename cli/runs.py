@@ -168,7 +168,11 @@ def cmd_eject(settings: Settings, args: argparse.Namespace) -> int:
         done = asyncio.run(go())
     except (UnknownJourney, UnknownStep) as exc:
         raise CliError(str(exc)) from None
+    for run, why in done.failed:
+        print(f"lifecycle: {run.user_id}'s run was not ejected ({why})", file=sys.stderr)
     if not done.runs:
+        if done.failed:
+            raise CliError(f"nothing ejected: Temporal refused every run of {args.journey}")
         whom = f"at {args.step}" if args.step else "for " + ", ".join(done.not_open)
         raise CliError(f"nothing ejected: no open run of {args.journey} {whom}")
     for user in done.not_open:

@@ -117,10 +117,12 @@ class Whereabouts:
 
 @dataclass
 class Ejection:
-    """The runs ejected, and the users named who had no open run in the journey."""
+    """The runs ejected, the users named who had no open run in the journey, and the runs
+    Temporal would not take the signal for (each with why; the others are ejected anyway)."""
 
     runs: list[Run]
     not_open: list[str] = field(default_factory=list)
+    failed: list[tuple[Run, str]] = field(default_factory=list)
 
 
 def journey_steps(factory: SessionFactory, journey_id: str) -> list[str]:
@@ -193,6 +195,7 @@ class RunsAdmin:
         located = await self._locate(runs)
         chosen = [r for r in located if step is None or r.step == step]
         ejected: list[Run] = []
+        failed: list[tuple[Run, str]] = []
         signal = EjectSignal(actor=actor, reason=reason)
         for start in range(0, len(chosen), CONCURRENCY):
             batch = chosen[start : start + CONCURRENCY]
@@ -204,15 +207,17 @@ class RunsAdmin:
                     await handle.signal(JourneyWorkflow.eject, signal)
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
-                        raise
-                    return  # closed meanwhile: it ended on its own
+                        # One run Temporal refuses never keeps the others from their ejection.
+                        failed.append((run, f"{exc.status.name}: {exc.message}"))
+                    return  # NOT_FOUND: closed meanwhile, it ended on its own
                 done.append(run)
 
             await _bounded(batch, eject_one)
             await asyncio.to_thread(self._record, journey_id, done, signal, now)
             ejected += done
         found = {r.user_id for r in runs}
-        return Ejection(ejected, [u for u in dict.fromkeys(user_ids or []) if u not in found])
+        not_open = [u for u in dict.fromkeys(user_ids or []) if u not in found]
+        return Ejection(ejected, not_open, failed)
 
     def _open_runs(
         self, journey_id: str, user_ids: list[str] | None, sample: int | None

@@ -163,6 +163,8 @@ async def eject(request: Request, console: ConsoleDep, journey_id: str, step: st
     except LookupError as exc:
         raise StarletteHTTPException(503, f"Nobody was ejected: {exc}.") from None
     log.info("console: ejected %d run(s) of %s at %s", len(done.runs), journey_id, step)
+    for run, why in done.failed:
+        log.warning("console: %s's run of %s was not ejected (%s)", run.user_id, journey_id, why)
     target = f"{quote(journey_id, safe='')}/runs/{quote(step, safe='')}"
     return RedirectResponse(
         f"{base(request)}/journeys/{target}?ejected={len(done.runs)}", status_code=303

@@ -9,10 +9,13 @@ from datetime import timedelta
 
 import pytest
 from runs_support import JOURNEY_ID, ejections, exited, journey_running, settled_where
+from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWorkflowInput
+from temporalio.service import RPCError, RPCStatusCode
 
 from enrollment.runs_admin import NO_ANSWER, RunsAdmin, UnknownJourney, UnknownStep
 from journey_support import add_enrollment, enrollments, ledger, outbox
 from store.reports import user_timeline
+from workflows.ids import journey_workflow_id
 
 USERS = {"w1": "wechat", "w2": "wechat", "n1": "email", "n2": "email", "p1": "phone"}
 
@@ -124,3 +127,42 @@ async def test_a_large_journey_is_sampled_and_scaled(time_env, sqlite_db):
     assert (where.open, where.asked, where.sampled) == (30, 10, True)
     gone = where.at(NO_ANSWER)
     assert (gone.count, gone.estimate) == (10, 30)
+
+
+class RefuseSignalsTo(Interceptor):
+    """The real client, except that Temporal is made to refuse a signal to one workflow id
+    (as a permission or rate-limit error would): the SDK's own extension point."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        refused = self.workflow_id
+
+        class Refusing(OutboundInterceptor):
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                if input.id == refused:
+                    raise RPCError("refused", RPCStatusCode.PERMISSION_DENIED, b"")
+                await super().signal_workflow(input)
+
+        return Refusing(next)
+
+
+async def test_a_run_temporal_refuses_never_keeps_the_others_from_ejection(
+    time_env, sqlite_db, task_queue
+):
+    users = {f"{u}-{task_queue}": method for u, method in (("n1", "email"), ("n2", "email"))}
+    n1, n2 = users
+    async with journey_running(time_env, sqlite_db, task_queue, users) as t0:
+        client = Client(
+            **{
+                **time_env.client.config(),
+                "interceptors": [RefuseSignalsTo(journey_workflow_id(JOURNEY_ID, n2))],
+            }
+        )
+        admin = RunsAdmin(factory=sqlite_db.factory, client=client)
+        done = await admin.eject(JOURNEY_ID, user_ids=[n1, n2], actor="ops", reason="asked", now=t0)
+        assert [r.user_id for r in done.runs] == [n1]
+        assert [(r.user_id, why) for r, why in done.failed] == [(n2, "PERMISSION_DENIED: refused")]
+        await exited(sqlite_db.factory, {n1: "ejected", n2: None})
+    assert set(ejections(sqlite_db.factory)) == {n1}
