@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from activities.policy import QuietHours
@@ -19,6 +18,7 @@ from journey_support import (
 )
 from store.db import transaction
 from store.models import Consent
+from support import assert_eventually_async
 from worker import running_worker
 from workflows.ids import journey_workflow_id
 
@@ -80,16 +80,29 @@ async def signup_at_night(
         publish_shipped(db.factory, "new_user_coupon", t0)
         add_user(db.factory, user, t0, timezone=zone)
         await router.route([store_event(db.factory, user, "user_signed_up", t0)])
-        await asyncio.sleep(1)
-        assert ledger(db.factory, user)[0].status == "pending"  # held overnight
-        if overnight is not None:
-            overnight(t0)
-        await env.sleep(timedelta(hours=12))
-        await settled(db, user, 1)
-        # Let the run finish while its worker is up (no orphaned timers on the test server).
-        await env.sleep(timedelta(days=8))
-        await env.client.get_workflow_handle(journey_workflow_id("new_user_coupon", user)).result()
+        handle = env.client.get_workflow_handle(journey_workflow_id("new_user_coupon", user))
+        try:
+            # Time stands still here: the test server skips only while someone sleeps or
+            # waits on a result, so the welcome SMS can only be held, never yet sent.
+            await assert_eventually_async(lambda: held_overnight(db, user), timeout=30)
+            if overnight is not None:
+                overnight(t0)
+            await env.sleep(timedelta(hours=12))
+            await settled(db, user, 1)
+            # Let the run finish while its worker is up (no orphaned timers on the test server).
+            await env.sleep(timedelta(days=8))
+            await handle.result()
+        except BaseException:
+            # A run left behind with its timers would stall the next test's time skipping.
+            await handle.terminate("test failed")
+            raise
     return t0
+
+
+def held_overnight(db, user: str) -> bool:
+    rows = ledger(db.factory, user)
+    assert rows and rows[0].status == "pending", f"the welcome SMS held overnight, ledger: {rows}"
+    return True
 
 
 async def test_signup_at_night_gets_its_sms_in_the_morning(time_env, sqlite_db, task_queue):
