@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from audiences.audience import ID_PATTERN, Audience, shipped_audiences
 from audiences.rules import AudienceError, Rule, parse_rule
 from store.models import SavedAudience
-from store.saved_audiences import add_version, latest_of_each, latest_saved
+from store.saved_audiences import add_version, latest_of_each, latest_saved, saved_version
 
 # "adhoc" is what an unnamed rule is called; "new" is the console's builder (/audiences/new).
 RESERVED = frozenset({"adhoc", "new"})
@@ -43,11 +43,24 @@ def saved_audience(row: SavedAudience) -> Audience:
 
 def named_audience(session: Session, name: str) -> Audience | None:
     """The shipped audience ``name``, else the latest saved version of it, else None."""
+    found = named_version(session, name)
+    return None if found is None else found[0]
+
+
+def named_version(
+    session: Session, name: str, *, version: int | None = None
+) -> tuple[Audience, int | None] | None:
+    """The shipped audience ``name`` (its version None), else the saved one with its version:
+    the latest, or ``version`` when given (a sweep keeps the version its tick began with).
+    None when no such audience (or version) exists."""
     shipped = shipped_audiences().get(name)
     if shipped is not None:
-        return shipped
-    row = latest_saved(session, name=name)
-    return None if row is None else saved_audience(row)
+        return shipped, None
+    if version is None:
+        row = latest_saved(session, name=name)
+    else:
+        row = saved_version(session, name=name, version=version)
+    return None if row is None else (saved_audience(row), row.version)
 
 
 def named_audiences(session: Session) -> dict[str, Audience]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +18,12 @@ if TYPE_CHECKING:
     from journeys.models import Journey
 
 
-def load_journeys(paths: list[str]) -> list[tuple[Path, Journey]]:
+def load_journeys(
+    paths: list[str], *, saved_audiences: Collection[str] | None = None
+) -> list[tuple[Path, Journey]]:
     """The journey files (default: the shipped ones), validated; warnings go to stderr and
-    every file's errors come back together as one :class:`CliError`."""
+    every file's errors come back together as one :class:`CliError`. ``saved_audiences``:
+    the audiences saved in the database, which a schedule may name (publishing passes them)."""
     from journeys.validate import JourneyError, Problem, load_journey, shipped_journey_files
     from message_templates.render import TemplateRenderer
 
@@ -29,7 +33,10 @@ def load_journeys(paths: list[str]) -> list[tuple[Path, Journey]]:
     warnings: list[Problem] = []
     for path in files:
         try:
-            loaded.append((path, load_journey(path, renderer, warnings=warnings)))
+            journey = load_journey(
+                path, renderer, warnings=warnings, saved_audiences=saved_audiences
+            )
+            loaded.append((path, journey))
         except JourneyError as exc:
             errors.append(str(exc))
     for warning in warnings:
@@ -48,10 +55,11 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from store.db import transaction
     from store.journeys import publish
+    from store.saved_audiences import saved_names
 
-    loaded = load_journeys(args.files)
     author = journey_versions.author_of(args)
     with transaction(session_factory(settings)) as session:
+        loaded = load_journeys(args.files, saved_audiences=saved_names(session))
         for path, journey in loaded:
             row = publish(
                 session,

@@ -49,6 +49,7 @@ from store.journeys import latest_version, live_journeys, publish, set_status, s
 from store.money import Costs, MoneyReport, money_report
 from store.rejected import list_rejected, pending_counts
 from store.reports import JourneyReport, journey_report, user_timeline
+from store.saved_audiences import saved_names
 from store.uplift import Money
 from store.users import find_users
 from store.variants import variant_tests
@@ -244,12 +245,14 @@ class ConsolePages:
         except JourneyError as exc:
             return PublishOutcome(None, errors=[str(p) for p in exc.problems])
         catalog = load_catalog()
-        problems = check_events(journey, catalog, file=file)
-        problems += check_templates(journey, self._renderer, file=file, catalog=catalog)
-        errors = [str(p) for p in problems if p.severity == "error"]
-        if errors:
-            return PublishOutcome(journey.id, errors=errors)
         with transaction(self._factory) as session:
+            problems = check_events(
+                journey, catalog, file=file, saved_audiences=saved_names(session)
+            )
+            problems += check_templates(journey, self._renderer, file=file, catalog=catalog)
+            errors = [str(p) for p in problems if p.severity == "error"]
+            if errors:
+                return PublishOutcome(journey.id, errors=errors)
             before = latest_version(session, journey_id=journey.id)
             row = publish(
                 session, journey=journey, source=text, now=self._now(), published_by="console"

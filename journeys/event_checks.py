@@ -4,7 +4,7 @@ exit, the waits fit in the goal window."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, assert_never
@@ -59,10 +59,20 @@ class _Findings:
 
 
 def check_events(
-    journey: Journey, catalog: dict[str, EventSpec], *, file: str, lines: Lines | None = None
+    journey: Journey,
+    catalog: dict[str, EventSpec],
+    *,
+    file: str,
+    lines: Lines | None = None,
+    saved_audiences: Collection[str] | None = None,
 ) -> list[Problem]:
     """Events and event properties the journey names exist in the catalogue; audience rules
-    parse; ``wait_until`` does not land after the coupon it nudges has expired."""
+    parse; ``wait_until`` does not land after the coupon it nudges has expired.
+
+    ``saved_audiences`` names the audiences saved in the database (publishing passes them):
+    a schedule may name one of those too. Without them (no database at hand), a name that is
+    not shipped is a warning that publishing will check it.
+    """
     found = _Findings(file, lines or {}, catalog)
     trigger_spec = _check_trigger(journey, found)
     _check_goal_events(journey, found)
@@ -74,7 +84,7 @@ def check_events(
     _check_unreachable(journey, found)
     _check_rules(rules, found)
     if journey.trigger.schedule is not None:
-        _check_schedule(journey.trigger.schedule, found.add)
+        _check_schedule(journey.trigger.schedule, found.add, saved_audiences)
     _check_goal_window(journey, found)
     return found.problems
 
@@ -169,21 +179,38 @@ def _check_goal_window(journey: Journey, found: _Findings) -> None:
         )
 
 
-def _check_schedule(schedule: Schedule, problem: Callable[..., None]) -> None:
-    """The cron parses, the timezone exists, the audience is shipped or a valid rule."""
+def _check_schedule(
+    schedule: Schedule, problem: Callable[..., None], saved: Collection[str] | None
+) -> None:
+    """The cron parses, the timezone exists, the audience is shipped, saved (when ``saved``
+    is known) or a valid rule."""
+    from audiences.audience import ID_PATTERN
     from audiences.rules import AudienceError
-    from journeys.schedule import ScheduleError, cron_trigger, schedule_audience
+    from journeys.schedule import ScheduleError, UnknownAudience, cron_trigger, schedule_audience
 
     try:
         cron_trigger(schedule)
     except ScheduleError as exc:
         field = "timezone" if "timezone" in str(exc) else "cron"
         problem(("trigger", "schedule", field), str(exc))
+    where = ("trigger", "schedule", "audience")
     try:
         schedule_audience(schedule)
+    except UnknownAudience as exc:
+        if saved is not None:
+            if exc.name not in saved:
+                problem(where, UnknownAudience(exc.name, saved).message)
+        elif ID_PATTERN.match(exc.name):
+            problem(
+                where,
+                f"{exc.message}; publishing checks that an audience is saved as {exc.name!r}",
+                "warning",
+            )
+        else:
+            problem(where, exc.message)
     except AudienceError as exc:
         inline = exc.path != "trigger.schedule.audience"
-        problem(("trigger", "schedule", "audience"), str(exc) if inline else exc.message)
+        problem(where, str(exc) if inline else exc.message)
 
 
 def _step_lists(

@@ -15,6 +15,7 @@ and they all get the same answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +40,24 @@ _LOOKBACK = (
 
 class ScheduleError(ValueError):
     """A cron line or timezone that cannot be used."""
+
+
+AUDIENCE_FIELD = "trigger.schedule.audience"
+
+
+class UnknownAudience(AudienceError):
+    """A schedule's audience name that is not shipped: a saved audience's, or nobody's.
+
+    ``saved`` lists the saved audiences' names when they were looked up (the message then
+    names every audience the field may name); None when no database was consulted.
+    """
+
+    def __init__(self, name: str, saved: Collection[str] | None = None):
+        self.name = name
+        known = f"shipped: {', '.join(sorted(shipped_audiences()))}"
+        if saved is not None:
+            known += f"; saved: {', '.join(sorted(saved)) or 'none'}"
+        super().__init__(AUDIENCE_FIELD, f"unknown audience {name!r}; {known}")
 
 
 def _day_names(field: str) -> str:
@@ -114,16 +133,17 @@ def tick_label(tick: datetime) -> str:
 
 
 def schedule_audience(schedule: Schedule) -> Audience:
-    """The audience a schedule sweeps: a shipped audience by id, or a rule written inline.
+    """The audience a schedule sweeps, as far as it is known without a database: a shipped
+    audience by id, or a rule written inline (a saved audience's name needs
+    :func:`journeys.saved_schedule.swept_audience`).
 
-    Raises :class:`audiences.rules.AudienceError` naming the field when it is unusable.
+    Raises:
+        UnknownAudience: the name is not a shipped audience's.
+        audiences.rules.AudienceError: the inline rule is unusable (the path names where).
     """
     if isinstance(schedule.audience, str):
         shipped = shipped_audiences()
         if schedule.audience not in shipped:
-            raise AudienceError(
-                "trigger.schedule.audience",
-                f"unknown audience {schedule.audience!r}; shipped: {', '.join(sorted(shipped))}",
-            )
+            raise UnknownAudience(schedule.audience)
         return shipped[schedule.audience]
-    return audience_from_data(schedule.audience, source="trigger.schedule.audience")
+    return audience_from_data(schedule.audience, source=AUDIENCE_FIELD)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -181,10 +181,12 @@ def load_journey(
     templates: TemplateCatalog | None = None,
     *,
     warnings: list[Problem] | None = None,
+    saved_audiences: Collection[str] | None = None,
 ) -> Journey:
     """Read and validate one journey file; with ``templates``, check it against the event
     catalogue and render its templates too (warnings, if wanted, are appended to
-    ``warnings``)."""
+    ``warnings``). ``saved_audiences``: the names a schedule may name besides the shipped
+    audiences (see :func:`check_events`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -193,7 +195,9 @@ def load_journey(
     journey, lines = _parse(text, file=str(path))
     if templates is not None:
         catalog = load_catalog()
-        problems = check_events(journey, catalog, file=str(path), lines=lines)
+        problems = check_events(
+            journey, catalog, file=str(path), lines=lines, saved_audiences=saved_audiences
+        )
         problems += check_templates(
             journey, templates, file=str(path), lines=lines, catalog=catalog
         )

@@ -34,6 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import compose
 from api.app import create_app
+from audiences.audience import Audience
 from config import Settings, package_binary
 from enrollment.router import JourneyRouter
 from journeys.models import Journey
@@ -49,6 +50,7 @@ from simulate.ticks import (
     open_runs,
     open_workflow_ids,
     plans_of_day,
+    saved_schedule_audiences,
     signups,
     sweep,
     sweeps_of,
@@ -113,6 +115,7 @@ async def run_simulation(
         SimulationError: when the simulation cannot go on; the message names the simulated
             time and the step (skipping time, posting calls, routing, a sweep).
     """
+    saved = saved_schedule_audiences(settings, [j for j, _ in journeys])
     with _database_file(database) as path:
         private = simulation_settings(settings, f"sqlite:///{path}")
         engine = compose.engine(private)
@@ -135,6 +138,7 @@ async def run_simulation(
                     seed=seed,
                     behaviour=behaviour,
                     progress=progress,
+                    saved=saved,
                 )
                 return await sim.run()
             finally:
@@ -179,8 +183,10 @@ class _Simulation:
         seed: int,
         behaviour: Behaviour,
         progress: Progress | None,
+        saved: dict[str, Audience] | None = None,
     ):
         self.settings, self.env, self.factory = settings, env, factory
+        self.saved = saved or {}  # the saved audiences schedules name, by journey id
         self.journeys, self.users, self.days, self.seed = journeys, users, days, seed
         self.behaviour, self.progress = behaviour, progress
         self.task_queue = f"simulate-{uuid.uuid4().hex[:8]}"
@@ -249,7 +255,7 @@ class _Simulation:
         simulated period is over and every run has ended."""
         t0 = tick = clock.at
         end = t0 + timedelta(days=self.days)
-        sweeps = sweeps_of([j for j, _ in self.journeys], t0)
+        sweeps = sweeps_of([j for j, _ in self.journeys], t0, self.saved)
         plans: dict[datetime, list[DayPlan]] = {}
         while True:
             entering = tick < end

@@ -4,18 +4,23 @@ engine did to them (a message that reached them, the coupons they hold) from the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from audiences.audience import Audience
+import compose
+from audiences.audience import Audience, shipped_audiences
+from config import Settings
 from enrollment.router import JourneyRouter
 from journeys.models import Journey
-from journeys.schedule import cron_trigger, next_tick, schedule_audience
+from journeys.saved_schedule import swept_audience
+from journeys.schedule import UnknownAudience, cron_trigger, next_tick, schedule_audience
 from simulate.behaviour import Behaviour
 from simulate.population import DayPlan, HeldCoupon, Person, act, identify, plan_day, track
+from simulate.server import SimulationError
 from store.db import SessionFactory
 from store.models import Coupon, Enrollment, Message
 from store.reports import SENT
@@ -45,14 +50,51 @@ class Sweep:
     next_fire: datetime | None
 
 
-def sweeps_of(journeys: list[Journey], start: datetime) -> list[Sweep]:
+def saved_schedule_audiences(settings: Settings, journeys: list[Journey]) -> dict[str, Audience]:
+    """The audiences saved in ``settings``' database (where the journeys would be published)
+    that schedules name, by journey id: the latest version, as the sweep at a tick finds it.
+    The database is read only when a schedule names an audience that is not shipped.
+
+    Raises:
+        SimulationError: a schedule names an audience nobody has; the message names the
+            journey and the audiences there are.
+    """
+    shipped = shipped_audiences()
+    named = [
+        (j.id, j.trigger.schedule)
+        for j in journeys
+        if j.trigger.schedule is not None
+        and isinstance(j.trigger.schedule.audience, str)
+        and j.trigger.schedule.audience not in shipped
+    ]
+    if not named:
+        return {}
+    engine = compose.engine(settings)
+    try:
+        with compose.session_factory(settings, on=engine)() as session:
+            found = {}
+            for journey_id, schedule in named:
+                try:
+                    found[journey_id] = swept_audience(session, schedule).audience
+                except UnknownAudience as exc:
+                    raise SimulationError(f"journey {journey_id}: {exc}") from None
+            return found
+    finally:
+        engine.dispose()
+
+
+def sweeps_of(
+    journeys: list[Journey], start: datetime, saved: Mapping[str, Audience] | None = None
+) -> list[Sweep]:
     """The schedule-triggered journeys among ``journeys``, each due first at or after
-    ``start``'s hour."""
+    ``start``'s hour; ``saved`` holds the saved audiences schedules name, by journey id
+    (:func:`saved_schedule_audiences`)."""
+    saved = saved or {}
     return [
         Sweep(
             j,
             trig := cron_trigger(j.trigger.schedule),
-            schedule_audience(j.trigger.schedule),
+            saved.get(j.id) or schedule_audience(j.trigger.schedule),
             next_tick(trig, start - HOUR),
         )
         for j in journeys

@@ -10,6 +10,7 @@ when it fails those checks; it is published only when it passes.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from journeys.problems import JourneyError, Lines, Problem, line_for, line_index
 from journeys.validate import TemplateCatalog, check_events, check_templates, parse_journey
 from store.journeys import latest_version, publish, source_diff, version_of
 from store.models import JourneyDraft, JourneyVersion
+from store.saved_audiences import saved_names
 
 __all__ = [
     "Checked",
@@ -60,11 +62,18 @@ class Published:
 
 
 def check_source(
-    text: str, *, file: str, templates: TemplateCatalog, journey_id: str | None = None
+    text: str,
+    *,
+    file: str,
+    templates: TemplateCatalog,
+    journey_id: str | None = None,
+    saved_audiences: Collection[str] | None = None,
 ) -> Checked:
     """Check a journey YAML as publishing does, naming the line and field of each problem.
 
     With ``journey_id``, the YAML must keep that id (a draft belongs to its journey).
+    ``saved_audiences`` are the names a schedule may name besides the shipped audiences;
+    publishing passes the database's (without them, an unknown name is only a warning).
     """
     try:
         journey = parse_journey(text, file=file)
@@ -86,7 +95,9 @@ def check_source(
             )
         )
     catalog = load_catalog()
-    problems += check_events(journey, catalog, file=file, lines=lines)
+    problems += check_events(
+        journey, catalog, file=file, lines=lines, saved_audiences=saved_audiences
+    )
     problems += check_templates(journey, templates, file=file, lines=lines, catalog=catalog)
     return Checked(journey, problems)
 
@@ -107,7 +118,13 @@ def publish_checked(
     Raises:
         JourneyError: the YAML has errors (warnings do not stop it).
     """
-    checked = check_source(source, file=file, templates=templates, journey_id=journey_id)
+    checked = check_source(
+        source,
+        file=file,
+        templates=templates,
+        journey_id=journey_id,
+        saved_audiences=saved_names(session),
+    )
     if checked.journey is None or checked.errors:
         raise JourneyError(checked.errors)
     before = latest_version(session, journey_id=checked.journey.id)

@@ -22,6 +22,18 @@ def latest_saved(session: Session, *, name: str) -> SavedAudience | None:
     ).first()
 
 
+def saved_version(session: Session, *, name: str, version: int) -> SavedAudience | None:
+    """One version saved under ``name``, if it is still there."""
+    return session.scalars(
+        select(SavedAudience).where(SavedAudience.name == name, SavedAudience.version == version)
+    ).first()
+
+
+def saved_names(session: Session) -> list[str]:
+    """The name of every saved audience, sorted."""
+    return list(session.scalars(select(SavedAudience.name).distinct().order_by(SavedAudience.name)))
+
+
 def saved_versions(session: Session, *, name: str) -> list[SavedAudience]:
     """Every version saved under ``name``, newest first."""
     return list(
