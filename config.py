@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     # finish for up to this long, then exits. With a provider call's own timeout
     # (``provider_timeout``) on top, the default stays inside Kubernetes' 30 s grace period.
     worker_shutdown_grace: float = Field(default=15.0, ge=0)
+    # Worker tuning, per process (bench/worker_tuning.py measures them; figures in
+    # bench/README.md): activities run at once (a thread and a pooled database connection
+    # each), workflow tasks worked at once, runs kept in memory between tasks (the sticky
+    # cache: a run evicted from it replays its history on its next task), and long polls
+    # held open per task queue.
+    worker_activity_threads: int = Field(default=16, ge=1, le=512)
+    worker_workflow_tasks: int = Field(default=100, ge=2, le=10_000)
+    worker_cached_workflows: int = Field(default=1000, ge=0, le=1_000_000)
+    worker_workflow_pollers: int = Field(default=5, ge=2, le=100)
+    worker_activity_pollers: int = Field(default=5, ge=1, le=100)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -46,8 +46,6 @@ from workflows.sweep import SweepWorkflow
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [JourneyWorkflow, BroadcastWorkflow, SweepWorkflow]
-# Activities run at once per worker process (they share one thread pool).
-ACTIVITY_THREADS = 16
 
 # Imported once, outside the sandbox: re-importing pydantic models per run halves throughput.
 # ``kinds`` too: a kind registered in the worker's process (a test's own) is seen inside.
@@ -125,6 +123,7 @@ def build_workers(
     journeys = Worker(
         client,
         task_queue=queue,
+        **workflow_tuning(settings),
         workflows=WORKFLOWS,
         activities=[
             delivery.prepare_send,
@@ -139,6 +138,7 @@ def build_workers(
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,
+        max_concurrent_activity_task_polls=settings.worker_activity_pollers,
         workflow_runner=sandbox_runner(),
         graceful_shutdown_timeout=grace,
     )
@@ -150,6 +150,7 @@ def build_workers(
             activities=[send],
             activity_executor=executor,
             max_concurrent_activities=executor._max_workers,
+            max_concurrent_activity_task_polls=settings.worker_activity_pollers,
             max_task_queue_activities_per_second=per_second,
             graceful_shutdown_timeout=grace,
         )
@@ -198,9 +199,27 @@ def route_soon(router: JourneyRouter) -> Callable[[int], None]:
     return route
 
 
-def activity_pool() -> ThreadPoolExecutor:
+class WorkflowTuning(TypedDict):
+    """A workflow worker's limits (keyword arguments of temporalio's ``Worker``)."""
+
+    max_concurrent_workflow_tasks: int
+    max_cached_workflows: int
+    max_concurrent_workflow_task_polls: int
+
+
+def workflow_tuning(settings: Settings) -> WorkflowTuning:
+    """The journey worker's workflow-task limits, from ``LIFECYCLE_WORKER_*``."""
+    return WorkflowTuning(
+        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+        max_cached_workflows=settings.worker_cached_workflows,
+        max_concurrent_workflow_task_polls=settings.worker_workflow_pollers,
+    )
+
+
+def activity_pool(settings: Settings) -> ThreadPoolExecutor:
     """The threads every activity of a worker process runs on."""
-    return ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="activity")
+    threads = settings.worker_activity_threads
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity")
 
 
 @asynccontextmanager
@@ -208,7 +227,7 @@ async def running_worker(
     client: Client, settings: Settings, factory: SessionFactory, **kwargs: Any
 ) -> AsyncIterator[list[Worker]]:
     """``async with running_worker(...)``: polling workers with their own thread pool."""
-    with activity_pool() as executor:
+    with activity_pool(settings) as executor:
         async with AsyncExitStack() as stack:
             workers = build_workers(client, settings, factory, executor=executor, **kwargs)
             for worker in workers:
@@ -222,7 +241,8 @@ async def run_worker(settings: Settings) -> None:
     stop = stop_on_signals()  # first: a signal while connecting stops the worker cleanly too
     keep_bytecode(Path(settings.data_dir) / "pycache")
     # A pooled connection per activity thread (and a few for routing), kept open.
-    engine = compose.engine(settings, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
+    pool_size = settings.worker_activity_threads + 4
+    engine = compose.engine(settings, pre_ping=False, pool_size=pool_size)
     factory = compose.session_factory(settings, on=engine)
     runtime = start_metrics_endpoint(settings.worker_metrics_address)  # None: no endpoint
     client = await compose.temporal_client(settings, runtime=runtime)
@@ -234,7 +254,7 @@ async def run_worker(settings: Settings) -> None:
     channels = compose.channels(settings, factory)
     # Held reports are purged for the senders that hold them, whichever provider that is.
     holders = {c.name for c in channels.values() if isinstance(c, HoldsEarlyStatuses)}
-    with activity_pool() as executor:
+    with activity_pool(settings) as executor:
         workers = build_workers(client, settings, factory, executor=executor, channels=channels)
         sweeper = asyncio.create_task(route_pending_forever(router))
         purger = asyncio.create_task(purge_held_statuses_forever(factory, providers=holders))

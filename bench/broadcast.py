@@ -66,7 +66,7 @@ from store.db import SessionFactory, transaction  # noqa: E402
 from store.models import Message, User  # noqa: E402
 from triggers.broadcasts import plan_broadcast, start_broadcast  # noqa: E402
 from triggers.temporal_client import data_converter  # noqa: E402
-from worker import ACTIVITY_THREADS, running_worker  # noqa: E402
+from worker import running_worker  # noqa: E402
 from workflows.broadcast import BATCHES_IN_FLIGHT, WINDOW, BroadcastWorkflow  # noqa: E402
 from workflows.contracts import (  # noqa: E402
     BROADCAST_BATCH,
@@ -250,14 +250,15 @@ def populate(factory: SessionFactory, users: int, now: datetime, tier: str) -> N
 
 
 async def baseline(client: Client, count: int, queue: str, meter: CpuMeter) -> Round:
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+    threads = worker_settings().worker_activity_threads  # as many as the broadcast's worker
+    with ThreadPoolExecutor(max_workers=threads) as executor:
         async with Worker(
             client,
             task_queue=queue,
             workflows=[BaselineWorkflow],
             activities=[noop],
             activity_executor=executor,
-            max_concurrent_activities=ACTIVITY_THREADS,
+            max_concurrent_activities=threads,
             # Defined in this script (whose imports the sandbox refuses); no sandbox makes
             # the baseline a little faster, so the ratio errs against the broadcast.
             workflow_runner=UnsandboxedWorkflowRunner(),

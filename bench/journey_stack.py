@@ -10,11 +10,13 @@ and the bench and test folders last.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ import chaos_parts  # noqa: E402, F401 - first: it takes bench/ off the path aga
 if str(_HERE) not in sys.path:
     sys.path.append(str(_HERE))
 
+import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from chaos_kill_worker import WorkerProcess, free_port  # noqa: E402
 from ingest import ROOT, cpu_seconds, database  # noqa: E402
@@ -146,3 +149,54 @@ def welcome_decided(prefix: str) -> sa.TextClause:
         "SELECT count(*) FROM messages WHERE step_id = 'welcome_sms' "
         "AND status NOT IN ('pending', 'sending') AND user_id LIKE :prefix"
     ).bindparams(prefix=f"{prefix}%")
+
+
+async def until_count(engine: sa.Engine, query: sa.TextClause, want: int, timeout: float) -> None:
+    """Poll ``query`` (a count) until it reaches ``want``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            got = conn.execute(query).scalar_one()
+        if got >= want:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{got} of {want} after {timeout:.0f}s")
+        await asyncio.sleep(0.2)
+
+
+async def bounded(clients: int, jobs: list[Callable[[], Awaitable[object]]]) -> None:
+    """Run ``jobs``, ``clients`` at a time, in order."""
+    todo = list(reversed(jobs))
+
+    async def lane() -> None:
+        while todo:
+            await todo.pop()()
+
+    await asyncio.gather(*(lane() for _ in range(clients)))
+
+
+async def journey_round(api_url: str, users: list[str], clients: int) -> None:
+    async with httpx.AsyncClient(base_url=api_url, auth=(WRITE_KEY, ""), timeout=60) as http:
+
+        async def post(user: str) -> None:
+            resp = await http.post("/v1/track", json=signup(user, f"signup-{user}"))
+            if resp.status_code != 200:
+                raise RuntimeError(f"the API answered {resp.status_code}: {resp.text[:300]}")
+
+        await bounded(clients, [lambda u=u: post(u) for u in users])  # type: ignore[misc]
+
+
+def rounds_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The options of a script that runs rounds of sign-ups: the database, users per round,
+    concurrent clients and a round's timeout (its help from the script's docstring)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=doc.split("\n\n")[0] if doc else None,
+        epilog=doc.split("\n\n")[-1] if doc else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--users", type=int, default=300, help="per round (default 300)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds a round may take")
+    return parser

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,7 +44,6 @@ import journey_stack  # first: puts the project's packages ahead of bench/ on sy
 ROOT = journey_stack.ROOT
 
 import chaos_parts  # noqa: E402
-import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from bare_journey import (  # noqa: E402
     BARE_EXPIRY,
@@ -56,15 +55,17 @@ from bare_journey import (  # noqa: E402
     BareStep,
 )
 from journey_stack import (  # noqa: E402
-    WRITE_KEY,
     WorkerProcess,
     add_users,
+    bounded,
     cpu_seconds,
     database,
+    journey_round,
     process_env,
     publish_shipped,
-    signup,
+    rounds_parser,
     temporal_on_disk,
+    until_count,
     wait_ready,
     welcome_decided,
 )
@@ -108,11 +109,12 @@ async def run_bare_worker() -> None:
     from config import load_settings
     from observability.health import log_when_polling
     from observability.logs import configure_logging
-    from worker import ACTIVITY_THREADS, sandbox_runner
+    from worker import sandbox_runner, workflow_tuning
 
     settings = load_settings()
     configure_logging("text")
-    engine = make_engine(settings.database_url, pre_ping=False, pool_size=ACTIVITY_THREADS + 4)
+    pool_size = settings.worker_activity_threads + 4
+    engine = make_engine(settings.database_url, pre_ping=False, pool_size=pool_size)
     insert = sa.text(f"INSERT INTO {BARE_TABLE} (user_id, step, final) VALUES (:u, :s, :f)")
 
     client = await connect(settings)
@@ -138,54 +140,21 @@ async def run_bare_worker() -> None:
         return step
 
     activities = [one_insert(name) for name in STEPS]
-    with ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
+    with ThreadPoolExecutor(settings.worker_activity_threads) as pool:
         worker = Worker(
             client,
             task_queue=BARE_QUEUE,
+            **workflow_tuning(settings),  # the journey worker's, from the same environment
             workflows=[BareSignupWorkflow, BareExpiryWorkflow],
             activities=activities,
             activity_executor=pool,
-            max_concurrent_activities=ACTIVITY_THREADS,
+            max_concurrent_activities=settings.worker_activity_threads,
+            max_concurrent_activity_task_polls=settings.worker_activity_pollers,
             workflow_runner=sandbox_runner(),
         )
         async with worker:
             await log_when_polling(client, [worker], component="worker")
             await asyncio.Event().wait()
-
-
-async def until_count(engine: sa.Engine, query: sa.TextClause, want: int, timeout: float) -> None:
-    """Poll ``query`` (a count) until it reaches ``want``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with engine.connect() as conn:
-            got = conn.execute(query).scalar_one()
-        if got >= want:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{got} of {want} after {timeout:.0f}s")
-        await asyncio.sleep(0.2)
-
-
-async def bounded(clients: int, jobs: list[Callable[[], Awaitable[object]]]) -> None:
-    """Run ``jobs``, ``clients`` at a time, in order."""
-    todo = list(reversed(jobs))
-
-    async def lane() -> None:
-        while todo:
-            await todo.pop()()
-
-    await asyncio.gather(*(lane() for _ in range(clients)))
-
-
-async def journey_round(api_url: str, users: list[str], clients: int) -> None:
-    async with httpx.AsyncClient(base_url=api_url, auth=(WRITE_KEY, ""), timeout=60) as http:
-
-        async def post(user: str) -> None:
-            resp = await http.post("/v1/track", json=signup(user, f"signup-{user}"))
-            if resp.status_code != 200:
-                raise RuntimeError(f"the API answered {resp.status_code}: {resp.text[:300]}")
-
-        await bounded(clients, [lambda u=u: post(u) for u in users])  # type: ignore[misc]
 
 
 async def bare_round(client: object, users: list[str], clients: int) -> None:
@@ -292,16 +261,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="journeys.py",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog=__doc__.split("\n\n")[-1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--users", type=int, default=300, help="per round (default 300)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds a round may take")
+    parser = rounds_parser("journeys.py", __doc__)
     parser.add_argument(
         "--profile", metavar="FILE", help="py-spy the journey worker into FILE.<round>"
     )
