@@ -13,12 +13,15 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from audiences.rules import AudienceError
 from enrollment.router import JourneyRouter
-from journeys.schedule import schedule_audience
+from journeys.models import Schedule
+from journeys.saved_schedule import SweptAudience, swept_audience
+from journeys.schedule import UnknownAudience
 from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, spec_of
@@ -35,6 +38,27 @@ async def _heartbeat_every(seconds: float) -> None:
     while True:
         activity.heartbeat()
         await asyncio.sleep(seconds)
+
+
+def _swept(session: Session, inp: SweepPageInput, schedule: Schedule) -> SweptAudience:
+    """The audience this sweep pages through: the saved version its first page found, else
+    the name's audience now. A name nobody has any more (a saved audience deleted since
+    publishing) or a rule that cannot be used fails this tick for good, naming the journey:
+    retrying would find the same, and the other journeys' sweeps are their own runs."""
+    try:
+        return swept_audience(session, schedule, version=inp.audience_version)
+    except UnknownAudience as exc:
+        pinned = inp.audience_version
+        pinned_text = f" (version {pinned} was swept first)" if pinned else ""
+        raise ApplicationError(
+            f"journey {inp.journey_id}: {exc}{pinned_text}; the sweep of this tick stops",
+            type="UnknownAudience",
+            non_retryable=True,
+        ) from exc
+    except AudienceError as exc:  # validation refuses these at publish: do not retry
+        raise ApplicationError(
+            f"journey {inp.journey_id}: {exc}", type="BadAudienceRule", non_retryable=True
+        ) from exc
 
 
 class SweepActivities:
@@ -60,14 +84,15 @@ class SweepActivities:
         died) does the page again: rows that exist are found, not written twice, and runs
         that exist are not started twice.
         """
-        page = await asyncio.to_thread(self._page, inp)
-        if page is None:
+        found = await asyncio.to_thread(self._page, inp)
+        if found is None:
             log.info("sweep %s stops: %s is not published", inp.sweep_id, inp.journey_id)
             await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
             return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published")
+        page, version = found
         if not page:
             await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
-            return SweepPageResult(inp.cursor, 0, 0, True)
+            return SweepPageResult(inp.cursor, 0, 0, True, audience_version=version)
         signal = EventSignal(message_id=inp.sweep_id, event=SWEEP_EVENT, timestamp=inp.tick)
         beating = asyncio.create_task(_heartbeat_every(1.0))
         try:
@@ -76,17 +101,19 @@ class SweepActivities:
             )
         except LookupError:  # paused or archived meanwhile: stop where the last page ended
             await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
-            return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published")
+            return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published", version)
         finally:
             beating.cancel()
         # Counted from the rows, not from this attempt's starts: exact across retries.
         entered = await asyncio.to_thread(self._entered, inp, inp.cursor, page[-1])
         done = len(page) < inp.limit
         await asyncio.to_thread(self._record, inp, page[-1], len(page), entered, done=done)
-        return SweepPageResult(page[-1], len(page), entered, done)
+        return SweepPageResult(page[-1], len(page), entered, done, audience_version=version)
 
-    def _page(self, inp: SweepPageInput) -> list[str] | None:
-        """The next member ids, or None if the journey is not published (or has no schedule)."""
+    def _page(self, inp: SweepPageInput) -> tuple[list[str], int | None] | None:
+        """The next member ids and the saved audience version they are from (None when the
+        audience is shipped or inline); None if the journey is not published (or has no
+        schedule)."""
         with transaction(self._factory) as session:
             row = latest_version(session, journey_id=inp.journey_id)
             if row is None or row.status != "published":
@@ -94,13 +121,13 @@ class SweepActivities:
             schedule = spec_of(row).trigger.schedule
             if schedule is None:
                 return None
-            try:
-                audience = schedule_audience(schedule)
-            except AudienceError as exc:  # validation refuses these at publish: do not retry
-                raise ApplicationError(
-                    str(exc), type="BadAudienceRule", non_retryable=True
-                ) from exc
-            return audience.members(session, now=inp.tick, after=inp.cursor, limit=inp.limit)
+            swept = _swept(session, inp, schedule)
+            if inp.cursor is None:
+                log.info("sweep %s: audience %s", inp.sweep_id, swept.label)
+            members = swept.audience.members(
+                session, now=inp.tick, after=inp.cursor, limit=inp.limit
+            )
+            return members, swept.version
 
     def _entered(self, inp: SweepPageInput, after: str | None, upto: str) -> int:
         """Enrollments this sweep created for users in (after, upto]."""

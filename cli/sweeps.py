@@ -47,7 +47,9 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     import compose
-    from journeys.schedule import schedule_audience, tick_label
+    from audiences.rules import AudienceError
+    from journeys.saved_schedule import swept_audience
+    from journeys.schedule import tick_label
     from triggers.scheduler import SweepScheduler
     from triggers.sweep_by_hand import SweepError, due_sweep, follow_sweep
     from workflows.ids import sweep_workflow_id
@@ -72,7 +74,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{wid}: {'started' if started else 'already started'} (tick {tick_label(due.tick)})")
         if args.wait:
             with factory() as session:
-                total = schedule_audience(due.schedule).count(session, now=due.tick)
+                try:
+                    swept = swept_audience(session, due.schedule)
+                except AudienceError as exc:  # the sweep itself fails on it too
+                    raise CliError(f"{args.journey}: {exc}") from None
+                total = swept.audience.count(session, now=due.tick)
             await follow_sweep(client, wid, total=total)
 
     asyncio.run(start())

@@ -63,6 +63,7 @@ class SweepWorkflow:
                     limit=state.page_size,
                     members_before=state.members,
                     entered_before=state.entered,
+                    audience_version=state.audience_version,
                 ),
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=state.heartbeat_seconds),
@@ -71,9 +72,16 @@ class SweepWorkflow:
             state.cursor = page.cursor
             state.members += page.members
             state.entered += page.entered
+            if state.audience_version is None:
+                state.audience_version = page.audience_version
             if page.done:
                 return SweepResult(
-                    state.journey_id, state.tick, state.members, state.entered, page.stopped
+                    state.journey_id,
+                    state.tick,
+                    state.members,
+                    state.entered,
+                    page.stopped,
+                    state.audience_version,
                 )
             pages += 1
             if pages >= state.pages_per_run or workflow.info().is_continue_as_new_suggested():

@@ -25,6 +25,8 @@ class SweepInput:
     pages_per_run: int = PAGES_PER_RUN
     # A page attempt lost with its worker is retried after this much silence.
     heartbeat_seconds: float = 60.0
+    # The saved audience version the first page swept, kept for the tick's other pages.
+    audience_version: int | None = None
 
 
 @dataclass
@@ -36,6 +38,8 @@ class SweepPageInput:
     limit: int
     members_before: int = 0
     entered_before: int = 0
+    # A saved audience's version to sweep; None on the first page (the latest then).
+    audience_version: int | None = None
 
 
 @dataclass
@@ -45,6 +49,7 @@ class SweepPageResult:
     entered: int  # runs started (the rest were in the journey already or may not re-enter)
     done: bool  # the audience is exhausted, or the journey stopped being published
     stopped: str = ""  # why it ended early, e.g. "journey_not_published"
+    audience_version: int | None = None  # the saved audience version swept, if saved
 
 
 @dataclass
@@ -54,6 +59,7 @@ class SweepResult:
     members: int
     entered: int
     stopped: str = ""
+    audience_version: int | None = None  # the saved audience version swept, if saved
 
 
 @dataclass
