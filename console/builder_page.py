@@ -7,6 +7,7 @@ button posts every field, the page is built again from them, the button's action
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,17 +18,22 @@ from console.svg import journey_diagram
 from journeys.models import CONTEXT_OPS, STEP_TYPES
 from journeys.problems import Lines, Problem, field_name, line_index
 from journeys.validate import TemplateCatalog
+from journeys.yaml_edits import (
+    add_step,
+    add_variant,
+    delete_step,
+    move_step,
+    remove_variant,
+    retype_step,
+    steps_of,
+)
 from journeys.yaml_form import (
     SETTINGS,
     STEP_FIELDS,
     FormError,
     Row,
-    add_step,
-    delete_step,
     from_form,
-    move_step,
     settings_of,
-    steps_of,
     to_rows,
 )
 from journeys.yaml_write import dump_journey, leading_comments
@@ -81,6 +87,11 @@ def rows_from_fields(fields: dict[str, str]) -> tuple[dict[str, str], list[Row]]
         kind = fields.get(f"r{n}.type", "")
         names = ["id", "more", *(name for name, _ in STEP_FIELDS.get(kind, ()))]
         values = {name: fields.get(f"r{n}.{name}", "") for name in names}
+        values |= {
+            key.removeprefix(f"r{n}."): text
+            for key, text in fields.items()
+            if key.startswith(f"r{n}.variants.")
+        }
         rows.append(Row(fields[f"r{n}.path"], kind, values))
     return settings, rows
 
@@ -93,7 +104,7 @@ def apply(data: dict[str, Any], action: str, fields: dict[str, str], opened: str
     """
     verb, _, target = action.partition(":")
     match verb:
-        case "edit":
+        case "edit" | "retype":  # a changed type is applied by retype(), before the action
             return target
         case "up" | "down":
             moved = move_step(data, target, -1 if verb == "up" else 1)
@@ -105,8 +116,31 @@ def apply(data: dict[str, Any], action: str, fields: dict[str, str], opened: str
             where, _, index = target.rpartition(":")
             kind = fields.get(f"add_type:{target}", "")
             return add_step(data, where, int(index) if index.isdigit() else 0, kind)
+        case "add_variant":
+            add_variant(data, target)
+            return target
+        case "remove_variant":
+            path, _, index = target.rpartition(":")
+            remove_variant(data, path, int(index) if index.isdigit() else -1)
+            return path
         case _:
-            return ""
+            return opened
+
+
+def retype(data: dict[str, Any], rows: list[Row], fields: dict[str, str]) -> str:
+    """Give each step whose type selector (``type:PATH``) was changed its new type; the path
+    of the last one changed ("" if none)."""
+    changed = ""
+    for row in rows:
+        kind = fields.get(f"type:{row.path}", row.type)
+        if kind == row.type or kind not in STEP_TYPES:
+            continue
+        try:
+            retype_step(data, row.path, kind)
+        except ValueError:
+            continue  # nested in a step whose new type holds no such list: gone with it
+        changed = row.path
+    return changed
 
 
 def _slots(steps: list[Any], rows: dict[str, Row], where: str, depth: int) -> list[Slot]:
@@ -146,7 +180,23 @@ def _row_field(row: Row, rest: str) -> str:
             inner, "value" if inner in CONTEXT_OPS else "condition"
         )
     known = {"id", "type", *(n for n, _ in STEP_FIELDS.get(row.type, ()))}
+    if name == "variants" and name in known and rest[len(name) :].startswith("["):
+        return rest.split("]")[0] + "]"  # "variants[1]": beside that variant's row
     return name if name in known else ""
+
+
+def _variant_named(row: Row, problem: Problem, found: dict[str, list[Problem]]) -> str:
+    """The variant (``variants[N]``) whose template a send step's template problem is about:
+    validation names the step's ``template`` for each template it sends, and its message names
+    the template. Of variants sending the same template, the first not yet given the message.
+    """
+    for i, variant in enumerate(row.variants()):
+        name = variant.get("template", "")
+        said = [p.message for p in found.get(f"variants[{i}]", [])]
+        mentioned = name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", problem.message)
+        if mentioned and problem.message not in said:
+            return f"variants[{i}]"
+    return ""
 
 
 def place(problems: list[Problem], text: str, rows: list[Row]) -> Placed:
@@ -160,7 +210,10 @@ def place(problems: list[Problem], text: str, rows: list[Row]) -> Placed:
         row = next((p for p in paths if where == p or where.startswith((p + ".", p + "["))), None)
         if row is not None:
             name = _row_field(by_path[row], where[len(row) + 1 :])
-            placed.rows.setdefault(row, {}).setdefault(name, []).append(problem)
+            found = placed.rows.setdefault(row, {})
+            if name == "template" and not by_path[row].get("template"):
+                name = _variant_named(by_path[row], problem, found) or name
+            found.setdefault(name, []).append(problem)
             continue
         setting = next(
             (
@@ -252,7 +305,8 @@ class Builder:
         """
         settings, rows = rows_from_fields(fields)
         data = from_form(settings, rows)
-        opened = apply(data, fields.get("action", ""), fields, fields.get("open", ""))
+        opened = retype(data, rows, fields) or fields.get("open", "")
+        opened = apply(data, fields.get("action", ""), fields, opened)
         return dump_journey(data, header=fields.get("header", "")), opened
 
 

@@ -1,26 +1,37 @@
 """A journey as form fields, and back: its settings as one set of fields, its steps as a
 flat list of rows (one per step, nested ones included, each with its path such as
-``steps[2].then[0]``), and the builder's edits on them (add, move, delete a step).
+``steps[2].then[0]``); the builder's edits on them are in :mod:`journeys.yaml_edits`.
 
 Pure: no database, no HTTP. A journey is handled as ``yaml.safe_load`` gives it, valid or
 not, so a draft with problems goes through unchanged and validation names them. Each field
 is text as a form shows it: a "text" field holds a string as typed (empty: the key is left
 out); a "yaml" field holds a value written on one line (``[a, b]``, ``{total: {gte: 50}}``,
-``10``). Whatever a form has no field for (a typo, a string where a mapping belongs) is kept
-in the row's ``more`` field, as YAML, so ``rows -> journey`` gives back what it was given.
-"""
+``10``). A send step's A/B variants are rows of their own (``variants.0.id``,
+``variants.0.template``, ``variants.0.weight``; a row left blank is dropped). Whatever a
+form has no field for (a typo, a string where a mapping belongs, variants the rows cannot
+hold as written) is kept in the row's ``more`` field, as YAML, so ``rows -> journey`` gives
+back what it was given."""
 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from journeys.models import CONTEXT_OPS, STEP_MODELS, STEP_TYPES
-from journeys.yaml_write import NESTED_KEYS, flow
+from journeys.models import CONTEXT_OPS
+from journeys.yaml_edits import (
+    NESTED,
+    add_step,
+    delete_step,
+    list_at,
+    move_step,
+    new_step,
+    parse_path,
+    steps_of,
+)
+from journeys.yaml_write import flow
 
 __all__ = [
     "SETTINGS",
@@ -66,7 +77,7 @@ STEP_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "send": (
         ("channel", "text"),
         ("template", "text"),
-        ("variants", "yaml"),
+        ("variants", "rows"),
         ("fallback", "text"),
         ("fallback_template", "text"),
         ("topic", "text"),
@@ -84,18 +95,12 @@ STEP_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "issue_coupon": (("amount", "yaml"), ("min_spend", "yaml"), ("valid_for", "text")),
     "exit": (),
 }
-_NESTED = {t: [key for key, _ in m.NESTED] for t, m in zip(STEP_TYPES, STEP_MODELS, strict=True)}
-# What a new step of each type starts with (its id is made unique when it is added).
-_NEW: dict[str, dict[str, Any]] = {
-    "send": {"channel": "sms"},
-    "wait": {"duration": "1d"},
-    "wait_until": {"local_time": "10:00"},
-    "wait_for": {"timeout": "1d"},
-    "branch": {},
-    "issue_coupon": {"amount": 10, "valid_for": "7d"},
-    "exit": {},
-}
-_PART = re.compile(r"([a-z_]+)\[(\d+)\]")
+# An A/B variant's fields, each a row's ``variants.N.NAME``.
+VARIANT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "text"),
+    ("template", "text"),
+    ("weight", "yaml"),
+)
 _MISSING = object()
 
 
@@ -122,18 +127,14 @@ class Row:
     def get(self, name: str) -> str:
         return self.fields.get(name, "")
 
-
-def parse_path(path: str) -> list[tuple[str, int]]:
-    """``"steps[2].then[0]"`` -> ``[("steps", 2), ("then", 0)]``.
-
-    Raises:
-        ValueError: not a step's path.
-    """
-    parts = path.split(".")
-    found = [_PART.fullmatch(p) for p in parts]
-    if not parts or parts[0].split("[")[0] != "steps" or not all(found):
-        raise ValueError(f"not a step's path: {path!r}")
-    return [(m[1], int(m[2])) for m in found if m]
+    def variants(self) -> list[dict[str, str]]:
+        """The step's A/B variants as form rows (``id``, ``template``, ``weight``), in order."""
+        found: dict[int, dict[str, str]] = {}
+        for key, text in self.fields.items():
+            head, index, name = (key.split(".", 2) + ["", ""])[:3]
+            if head == "variants" and index.isdigit() and name:
+                found.setdefault(int(index), {})[name] = text
+        return [found[i] for i in sorted(found)]
 
 
 def _text(value: Any, kind: str) -> str | None:
@@ -221,6 +222,38 @@ def _condition(step: dict[str, Any], fields: dict[str, str]) -> None:
     del step["if"]
 
 
+def _variant_fields(step: dict[str, Any]) -> dict[str, str]:
+    """The step's variants as ``variants.N.NAME`` fields, taken from ``step``; none (and
+    the variants left for ``more``) when the rows cannot hold them as written."""
+    variants = step.get("variants")
+    names = dict(VARIANT_FIELDS)
+    if not isinstance(variants, list) or not variants:
+        return {}
+    fields: dict[str, str] = {}
+    for i, variant in enumerate(variants):
+        if not isinstance(variant, dict) or not variant or not set(variant) <= set(names):
+            return {}
+        for name, value in variant.items():
+            text = _text(value, names[name])
+            if not text:  # not a string, or an empty one, in a text field
+                return {}
+            fields[f"variants.{i}.{name}"] = text
+    del step["variants"]
+    return fields
+
+
+def _variants_from(row: Row) -> list[dict[str, Any]]:
+    found = []
+    for i, typed in enumerate(row.variants()):
+        variant = {}
+        for name, kind in VARIANT_FIELDS:
+            if typed.get(name):
+                variant[name] = _read(typed[name], kind, f"{row.path}.variants[{i}].{name}")
+        if variant:  # a row left blank is no variant
+            found.append(variant)
+    return found
+
+
 def to_rows(steps: list[Any], prefix: str = "steps") -> list[Row]:
     """Every step, nested ones after their parent, as rows in document order."""
     rows: list[Row] = []
@@ -235,11 +268,14 @@ def to_rows(steps: list[Any], prefix: str = "steps") -> list[Row]:
         if kind == "branch":
             _condition(step, row.fields)
         for name, field_kind in STEP_FIELDS.get(kind, ()):
+            if field_kind == "rows":
+                row.fields |= _variant_fields(step)
+                continue
             text = _take(step, name, field_kind) if name not in row.fields else None
             if text is not None:
                 row.fields[name] = text
         children: list[Row] = []
-        for key in _NESTED.get(kind, []):
+        for key in NESTED.get(kind, []):
             nested = step.get(key)
             if isinstance(nested, list) and all(isinstance(s, dict) for s in nested):
                 children += to_rows(nested, f"{path}.{key}")
@@ -249,11 +285,6 @@ def to_rows(steps: list[Any], prefix: str = "steps") -> list[Row]:
         row.fields["more"] = _more(step)
         rows += [row, *children]
     return rows
-
-
-def steps_of(data: dict[str, Any]) -> list[Any]:
-    steps = data.get("steps")
-    return steps if isinstance(steps, list) else []
 
 
 def _step_from(row: Row) -> Any:
@@ -270,6 +301,11 @@ def _step_from(row: Row) -> Any:
     kinds = dict(STEP_FIELDS.get(row.type, ()))
     for name, kind in kinds.items():
         if name in ("condition", "context", "op", "value", "audience"):
+            continue
+        if kind == "rows":
+            variants = _variants_from(row)
+            if variants:
+                step[name] = variants
             continue
         if row.get(name):
             step[name] = _read(row.get(name), kind, f"{row.path}.{name}")
@@ -305,7 +341,7 @@ def from_form(settings: dict[str, str], rows: list[Row]) -> dict[str, Any]:
     for row in rows:
         try:
             parts = parse_path(row.path)
-            steps = _list_at(data, parts[:-1], parts[-1][0])
+            steps = list_at(data, parts[:-1], parts[-1][0])
         except (ValueError, LookupError, TypeError, AttributeError):
             raise FormError(f"{row.path}.id", f"no place for a step at {row.path!r}") from None
         steps.append(_step_from(row))
@@ -319,84 +355,3 @@ def _merge(data: dict[str, Any], more: dict[Any, Any]) -> None:
             _merge(data[key], value)
         else:
             data.setdefault(key, value)
-
-
-def _list_at(data: dict[str, Any], parents: list[tuple[str, int]], key: str) -> list[Any]:
-    node: Any = data
-    for name, index in parents:
-        node = node[name][index]
-    if not isinstance(node.get(key), list):
-        node[key] = []
-    steps: list[Any] = node[key]
-    return steps
-
-
-def _owner(data: dict[str, Any], path: str) -> tuple[list[Any], int]:
-    """The list holding the step at ``path``, and its index there."""
-    parts = parse_path(path)
-    node: Any = data
-    for name, index in parts[:-1]:
-        node = node[name][index]
-    steps, index = node.get(parts[-1][0]), parts[-1][1]
-    if not isinstance(steps, list) or not 0 <= index < len(steps):
-        raise ValueError(f"no step at {path!r}")
-    return steps, index
-
-
-def _ids(steps: list[Any]) -> set[str]:
-    found: set[str] = set()
-    for step in steps:
-        if isinstance(step, dict):
-            found.add(str(step.get("id")))
-            for key in NESTED_KEYS:
-                if isinstance(step.get(key), list):
-                    found |= _ids(step[key])
-    return found
-
-
-def new_step(data: dict[str, Any], kind: str) -> dict[str, Any]:
-    """A step of type ``kind`` with an id no other step has (``wait_2`` ...)."""
-    if kind not in _NEW:
-        raise ValueError(f"no step type {kind!r}; expected one of {', '.join(STEP_TYPES)}")
-    taken = _ids(steps_of(data))
-    number = next(n for n in range(1, len(taken) + 2) if f"{kind}_{n}" not in taken)
-    return {"id": f"{kind}_{number}", "type": kind, **copy.deepcopy(_NEW[kind])}
-
-
-def add_step(data: dict[str, Any], where: str, index: int, kind: str) -> str:
-    """Insert a new ``kind`` step into the list at ``where`` (``steps``,
-    ``steps[3].then``) before ``index``; the new step's path.
-
-    Raises:
-        ValueError: no such list, or no such step type.
-    """
-    *parent, key = where.rsplit(".", 1) if "." in where else [where]
-    node: Any = data
-    if parent:
-        steps, i = _owner(data, parent[0])
-        node = steps[i]
-    if not isinstance(node, dict):
-        raise ValueError(f"no list of steps at {where!r}")
-    lists = _NESTED.get(str(node.get("type")), []) if parent else ["steps"]
-    if key not in lists:
-        raise ValueError(f"no list of steps at {where!r}")
-    step = new_step(data, kind)
-    if not isinstance(node.get(key), list):
-        node[key] = []
-    index = max(0, min(index, len(node[key])))
-    node[key].insert(index, step)
-    return f"{where}[{index}]"
-
-
-def move_step(data: dict[str, Any], path: str, by: int) -> str:
-    """Move the step at ``path`` up (-1) or down (+1) in its list; its new path."""
-    steps, index = _owner(data, path)
-    to = max(0, min(index + by, len(steps) - 1))
-    steps.insert(to, steps.pop(index))
-    return f"{path.rsplit('[', 1)[0]}[{to}]"
-
-
-def delete_step(data: dict[str, Any], path: str) -> None:
-    """Remove the step at ``path`` (and the steps nested in it)."""
-    steps, index = _owner(data, path)
-    del steps[index]

@@ -15,7 +15,7 @@ import yaml
 from console_support import NOW, console_client, log_in
 from fastapi.testclient import TestClient
 
-from journey_support import publish_shipped
+from journey_support import publish_shipped, publish_text
 from journeys.validate import parse_journey, shipped_journey_files
 from journeys.yaml_write import dump_journey, leading_comments
 from store.models import JourneyDraft
@@ -72,10 +72,10 @@ def form_of(page: str) -> dict[str, str]:
     return reader.fields
 
 
-def press(http: TestClient, page: str, action: str, **changes: str) -> Any:
+def press(http: TestClient, page: str, action: str, *, url: str = BUILDER, **changes: str) -> Any:
     """Post the page's form as a browser would, with ``changes`` typed and ``action``."""
     fields = form_of(page) | changes | {"action": action}
-    return http.post(BUILDER, data=fields)
+    return http.post(url, data=fields)
 
 
 def shown_yaml(page: str) -> str:
@@ -236,3 +236,162 @@ def test_every_shipped_journey_comes_back_unchanged_from_its_form(db, http, path
         fields = form_of(page) | {"action": opened}
         page = http.post(url, data=fields).text
         assert shown_yaml(page) == expected, opened
+
+
+def card(page: str, path: str) -> str:
+    """The HTML of the step at ``path`` (its own card, nested steps' cards aside)."""
+    start = rf'<div class="card" data-row="{re.escape(path)}">'
+    found = re.search(rf'{start}.*?(?=<div class="card"|value="save")', page, re.S)
+    assert found, page
+    return found[0]
+
+
+def beside(page: str, path: str, where: str) -> str:
+    """The table row ``where`` (``data-field="timeout"``, ``data-variant="1"``) of a step."""
+    found = re.search(rf"<tr {where}>.*?</tr>", card(page, path), re.S)
+    assert found, card(page, path)
+    return found[0]
+
+
+def test_a_step_type_changes_in_place_keeping_its_id_and_position(db, http) -> None:
+    page = http.get(BUILDER).text
+    # The 23h wait becomes a wait for an event: same id, same place, its duration gone, and
+    # the new type's fields shown open with what they lack beside them.
+    changed = press(http, page, "retype:steps[2]", **{"type:steps[2]": "wait_for"})
+    assert changed.status_code == 200
+    data = yaml.safe_load(shown_yaml(changed.text))
+    assert data["steps"][2] == {"id": "wait_24h", "type": "wait_for"}
+    assert [s["id"] for s in data["steps"]] == ["wait_1h", "reminder_push", "wait_24h", "low_stock"]
+    for name in ("event", "timeout"):
+        row = beside(changed.text, "steps[2]", f'data-field="{name}"')
+        assert f'data-problem-field="steps[2].{name}"' in row and f"needs `{name}:`" in row
+    assert 'data-field="duration"' not in card(changed.text, "steps[2]")
+    event = row_field(changed.text, "steps[2]", "event")
+    filled = press(
+        http, changed.text, "apply", **{event: "order_placed", event[:-5] + "timeout": "1d"}
+    )
+    assert 'data-problems="0"' in filled.text
+    assert parse_journey(shown_yaml(filled.text)).steps[2].type == "wait_for"
+    # The branch becomes an exit: its `if` and the steps nested in then/else cannot stay.
+    # A type picked and the form applied with any button changes it too.
+    exited = press(http, filled.text, "apply", **{"type:steps[3]": "exit"})
+    data = yaml.safe_load(shown_yaml(exited.text))
+    assert data["steps"][3] == {"id": "low_stock", "type": "exit"}
+    assert 'data-row="steps[3].then[0]"' not in exited.text
+    # A send becomes a wait: channel and template go, the id stays.
+    waited = press(http, exited.text, "retype:steps[1]", **{"type:steps[1]": "wait"})
+    step = yaml.safe_load(shown_yaml(waited.text))["steps"][1]
+    assert step == {"id": "reminder_push", "type": "wait"}
+    assert 'data-problem-field="steps[1].duration"' in beside(
+        waited.text, "steps[1]", 'data-field="duration"'
+    )
+
+
+AB_URL = "/console/journeys/ab_check/builder"
+AB = """\
+# An A/B test of two SMS wordings.
+id: ab_check
+name: A/B check
+trigger: {event: product_viewed}
+goal: {event: order_placed, within: 3d}
+steps:
+  - id: nudge
+    type: send
+    channel: sms
+    variants:
+      - {id: plain, template: cart_low_stock_sms}
+      - {id: urgent, template: sale_preheat_sms, weight: 3}
+  - {id: pause, type: wait, duration: 1h}
+"""
+
+
+@pytest.fixture
+def ab(db, http) -> TestClient:
+    publish_text(db.factory, AB, NOW)
+    return http
+
+
+def variants_of(page: str) -> list[dict[str, Any]]:
+    variants: list[dict[str, Any]] = yaml.safe_load(shown_yaml(page))["steps"][0]["variants"]
+    return variants
+
+
+def test_a_journey_with_variants_comes_back_unchanged_from_its_form(db, ab) -> None:
+    expected = dump_journey(yaml.safe_load(AB), header=leading_comments(AB))
+    page = ab.get(AB_URL).text
+    assert shown_yaml(page) == expected
+    for action in ("apply", "edit:steps[0]", "apply", "edit:steps[1]"):
+        page = press(ab, page, action, url=AB_URL).text
+        assert shown_yaml(page) == expected, action
+    # Opened, each variant is a row of its own.
+    page = press(ab, page, "edit:steps[0]", url=AB_URL).text
+    urgent = beside(page, "steps[0]", 'data-variant="1"')
+    assert 'value="urgent"' in urgent and 'value="sale_preheat_sms"' in urgent
+    assert 'value="3"' in urgent
+    saved = press(ab, page, "save", url=AB_URL)
+    assert saved.status_code == 303
+    with db.factory() as session:
+        assert session.query(JourneyDraft).one().source == expected
+
+
+def test_variants_are_added_edited_and_removed_as_rows(db, ab) -> None:
+    page = press(ab, ab.get(AB_URL).text, "edit:steps[0]", url=AB_URL).text
+    added = press(ab, page, "add_variant:steps[0]", url=AB_URL)
+    assert variants_of(added.text)[2] == {"id": "a", "template": "sale_preheat_sms"}
+    name = row_field(added.text, "steps[0]", "variants.2.id")
+    edited = press(
+        ab,
+        added.text,
+        "apply",
+        url=AB_URL,
+        **{name: "bold", name[:-2] + "weight": "2", name[:-2] + "template": "cart_low_stock_sms"},
+    )
+    assert variants_of(edited.text) == [
+        {"id": "plain", "template": "cart_low_stock_sms"},
+        {"id": "urgent", "template": "sale_preheat_sms", "weight": 3},
+        {"id": "bold", "template": "cart_low_stock_sms", "weight": 2},
+    ]
+    assert 'data-problems="0"' in edited.text
+    removed = press(ab, edited.text, "remove_variant:steps[0]:0", url=AB_URL)
+    assert [v["id"] for v in variants_of(removed.text)] == ["urgent", "bold"]
+    assert "weight: 2" in shown_yaml(removed.text)
+    # With the last one removed, the step needs its one template again, and says so.
+    once = press(ab, removed.text, "remove_variant:steps[0]:0", url=AB_URL)
+    none = press(ab, once.text, "remove_variant:steps[0]:0", url=AB_URL)
+    assert "variants" not in yaml.safe_load(shown_yaml(none.text))["steps"][0]
+    assert 'data-problem-field="steps[0].template"' in none.text
+
+
+def test_a_plain_send_becomes_an_ab_test_of_its_template(db, http) -> None:
+    page = http.get(BUILDER).text
+    split = press(http, page, "add_variant:steps[1]")
+    step = yaml.safe_load(shown_yaml(split.text))["steps"][1]
+    assert "template" not in step
+    assert step["variants"] == [
+        {"id": "a", "template": "cart_reminder_push"},
+        {"id": "b", "template": "cart_reminder_push"},
+    ]
+    assert 'data-problems="0"' in split.text
+
+
+def test_a_variants_problem_shows_beside_its_row(db, ab) -> None:
+    page = press(ab, ab.get(AB_URL).text, "edit:steps[0]", url=AB_URL).text
+    weight = row_field(page, "steps[0]", "variants.1.weight")
+    template = row_field(page, "steps[0]", "variants.0.template")
+    unknown = press(ab, page, "apply", url=AB_URL, **{template: "no_such_sms"})
+    first = beside(unknown.text, "steps[0]", 'data-variant="0"')
+    assert "unknown template &#39;no_such_sms&#39;" in first
+    assert "no_such_sms&#39;" not in beside(unknown.text, "steps[0]", 'data-variant="1"')
+    wrong = press(
+        ab, unknown.text, "apply", url=AB_URL, **{template: "cart_low_stock_sms", weight: "0"}
+    )
+    assert wrong.status_code == 200
+    first = beside(wrong.text, "steps[0]", 'data-variant="0"')
+    second = beside(wrong.text, "steps[0]", 'data-variant="1"')
+    assert 'data-problem-field="steps[0].variants[1].weight"' in second
+    assert "greater than or equal to 1" in second and "data-problem-field" not in first
+    # A weight that is not YAML is refused beside its row, as typed.
+    broken = press(ab, wrong.text, "apply", url=AB_URL, **{weight: "[2"})
+    assert broken.status_code == 400
+    second = beside(broken.text, "steps[0]", 'data-variant="1"')
+    assert "not valid YAML" in second and 'value="[2"' in second
