@@ -58,30 +58,30 @@ def add_tagged(db: Database, tags: dict[str, list[str]]) -> None:
         session.execute(insert(User), rows)
 
 
+async def sweep_at(env, journey: str, tick: datetime, task_queue: str):
+    """Run the journey's sweep of ``tick`` in pages of two, one page per run."""
+    return await env.client.execute_workflow(
+        SweepWorkflow.run,
+        SweepInput(journey, tick, page_size=2, pages_per_run=1),
+        id=sweep_workflow_id(journey, tick),
+        task_queue=task_queue,
+    )
+
+
 async def test_each_tick_sweeps_the_latest_saved_version(dev_env, db, task_queue):
     journey = f"club_{task_queue[3:]}"
     add_tagged(db, {"u-1": ["vip"], "u-2": ["vip"], "u-3": ["vip", "svip"], "u-4": ["svip"]})
     save(db, "tag: vip\n")
     publish_text(db.factory, CLUB.format(journey_id=journey), DAILY_TICK - timedelta(days=3))
     async with sweep_worker(dev_env, db, task_queue):
-        first = await dev_env.client.execute_workflow(
-            SweepWorkflow.run,
-            SweepInput(journey, DAILY_TICK, page_size=2, pages_per_run=1),
-            id=sweep_workflow_id(journey, DAILY_TICK),
-            task_queue=task_queue,
-        )
+        first = await sweep_at(dev_env, journey, DAILY_TICK, task_queue)
         assert (first.members, first.entered, first.audience_version) == (3, 3, 1)
         assert entered_users(db.factory, journey) == ["u-1", "u-2", "u-3"]
 
         # The marketer narrows the audience: the next tick reaches the new version's members.
         save(db, "tag: svip\n")
         tomorrow = DAILY_TICK + timedelta(days=1)
-        second = await dev_env.client.execute_workflow(
-            SweepWorkflow.run,
-            SweepInput(journey, tomorrow, page_size=2, pages_per_run=1),
-            id=sweep_workflow_id(journey, tomorrow),
-            task_queue=task_queue,
-        )
+        second = await sweep_at(dev_env, journey, tomorrow, task_queue)
     assert (second.members, second.entered, second.audience_version) == (2, 1, 2)
     assert entered_users(db.factory, journey) == ["u-1", "u-2", "u-3", "u-4"]
 
