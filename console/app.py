@@ -132,7 +132,8 @@ def console_app(
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for routes in (login, journeys, versions, builder, audiences, data, templates, broadcasts):
+    # The builder before the journeys: its /journeys/new is not the page of a journey "new".
+    for routes in (login, builder, journeys, versions, audiences, data, templates, broadcasts):
         app.include_router(routes.router)
     return app
 

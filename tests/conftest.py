@@ -55,6 +55,7 @@ SLOW_FILES = frozenset(
         "broadcasts/test_broadcast_scale.py",
         "console/test_browser.py",
         "console/test_audience_builder_browser.py",
+        "console/test_marketer_path_browser.py",
         "console/test_draft_simulation.py",
         "console/test_who_is_where.py",
         "triggers/test_segment_fast_path.py",

@@ -1,7 +1,8 @@
 """The journey builder at ``/journeys/{id}/builder``: the journey's settings and steps as
 forms (add, edit, move and delete steps), its problems beside their fields and its diagram
 redrawn on every change; "Save as draft" keeps the YAML as the journey's draft, which the
-draft page compares with live and publishes.
+draft page compares with live and publishes. ``/journeys/new?id=...`` opens it on a journey
+that does not exist yet: nothing is stored until its draft is saved.
 
 No script: each button posts the whole form (with the session's CSRF token and the YAML the
 page was drawn from) and the page comes back with the change made.
@@ -13,7 +14,7 @@ import logging
 from functools import cached_property, partial
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,7 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from console.builder_page import Builder, normalised
 from console.deps import Console, ConsoleDep, base
 from console.routes.versions import DraftsDep
+from journeys.models import SLUG
 from journeys.yaml_form import FormError
+from journeys.yaml_write import dump_journey
 from message_templates.render import TemplateRenderer
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,30 @@ def _show(
         notice=notice,
         **page,
     )
+
+
+@router.get("/journeys/new")
+async def new_journey(
+    request: Request,
+    console: ConsoleDep,
+    drafts: DraftsDep,
+    journey_id: str = Query("", alias="id"),
+) -> Response:
+    """The builder on a journey of that id with nothing in it yet."""
+    console.logged_in(request)
+    journey_id = journey_id.strip()
+    if not SLUG.match(journey_id) or journey_id == "new":
+        raise StarletteHTTPException(
+            400, "A journey id is lower-case letters, digits and '_', e.g. welcome_sms."
+        )
+    if await run_in_threadpool(drafts.editing, journey_id) is not None:
+        raise StarletteHTTPException(
+            400, f"A journey {journey_id!r} exists already: open it from the journeys list."
+        )
+    name = journey_id.replace("_", " ").capitalize()
+    text = dump_journey({"id": journey_id, "name": name, "steps": []})
+    page = await run_in_threadpool(_builder(request, journey_id).page, text)
+    return _show(console, request, page)
 
 
 @router.get("/journeys/{journey_id}/builder")
