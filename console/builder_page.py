@@ -7,7 +7,6 @@ button posts every field, the page is built again from them, the button's action
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,20 +184,6 @@ def _row_field(row: Row, rest: str) -> str:
     return name if name in known else ""
 
 
-def _variant_named(row: Row, problem: Problem, found: dict[str, list[Problem]]) -> str:
-    """The variant (``variants[N]``) whose template a send step's template problem is about:
-    validation names the step's ``template`` for each template it sends, and its message names
-    the template. Of variants sending the same template, the first not yet given the message.
-    """
-    for i, variant in enumerate(row.variants()):
-        name = variant.get("template", "")
-        said = [p.message for p in found.get(f"variants[{i}]", [])]
-        mentioned = name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", problem.message)
-        if mentioned and problem.message not in said:
-            return f"variants[{i}]"
-    return ""
-
-
 def place(problems: list[Problem], text: str, rows: list[Row]) -> Placed:
     """Put each problem beside the field it names (by its field, else by its line)."""
     placed = Placed()
@@ -210,10 +195,7 @@ def place(problems: list[Problem], text: str, rows: list[Row]) -> Placed:
         row = next((p for p in paths if where == p or where.startswith((p + ".", p + "["))), None)
         if row is not None:
             name = _row_field(by_path[row], where[len(row) + 1 :])
-            found = placed.rows.setdefault(row, {})
-            if name == "template" and not by_path[row].get("template"):
-                name = _variant_named(by_path[row], problem, found) or name
-            found.setdefault(name, []).append(problem)
+            placed.rows.setdefault(row, {}).setdefault(name, []).append(problem)
             continue
         setting = next(
             (

@@ -148,9 +148,11 @@ def check_templates(
     for step, path in steps_with_paths(journey.steps):
         if not isinstance(step, SendStep):
             continue
-        where = field_name((*path, "template"))
-        line = line_for(lines, (*path, "template")) or line_for(lines, path)
-        for name, channel in step.templates():
+        for i, (name, channel) in enumerate(step.templates()):
+            # A variant's template is named at that variant, as a form shows it.
+            at = (*path, "variants", i, "template") if i < len(step.variants or ()) else ()
+            where = field_name(at or (*path, "template"))
+            line = line_for(lines, at or (*path, "template"))
             if name not in known:
                 problems.append(Problem(file, line, where, f"unknown template {name!r}"))
                 continue

@@ -381,6 +381,7 @@ def test_a_variants_problem_shows_beside_its_row(db, ab) -> None:
     unknown = press(ab, page, "apply", url=AB_URL, **{template: "no_such_sms"})
     first = beside(unknown.text, "steps[0]", 'data-variant="0"')
     assert "unknown template &#39;no_such_sms&#39;" in first
+    assert 'data-problem-field="steps[0].variants[0].template"' in first
     assert "no_such_sms&#39;" not in beside(unknown.text, "steps[0]", 'data-variant="1"')
     wrong = press(
         ab, unknown.text, "apply", url=AB_URL, **{template: "cart_low_stock_sms", weight: "0"}
