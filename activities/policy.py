@@ -117,6 +117,7 @@ class Snapshot:
     now: datetime
     topic: str
     user_id: str = ""
+    channel: str | None = None  # the channel this send goes out on: a channel's cap holds it
     group: str = "treatment"
     abandon: str | None = None  # the run gave the send up (goal reached, exited, restarted)
     paused_all: bool = False
@@ -174,7 +175,7 @@ def decide(snapshot: Snapshot, rules: DeliveryRules) -> Decision:
         later = quiet.defer_until(s.now, valid_zone(s.timezone, rules.default_timezone))
         if later is not None:
             return Decision("deferred", "quiet_hours", later)
-    room_at = room_again_at(s.recent, rules.caps, now=s.now)
+    room_at = room_again_at(s.recent, rules.caps, now=s.now, channel=s.channel)
     if room_at is not None:
         if s.on_frequency_cap == "defer":
             return Decision("deferred", "frequency_cap", room_at)
@@ -183,15 +184,22 @@ def decide(snapshot: Snapshot, rules: DeliveryRules) -> Decision:
 
 
 def room_again_at(
-    recent: tuple[RecentSend, ...], caps: tuple[FrequencyCap, ...], *, now: datetime
+    recent: tuple[RecentSend, ...],
+    caps: tuple[FrequencyCap, ...],
+    *,
+    now: datetime,
+    channel: str | None = None,
 ) -> datetime | None:
-    """If a cap is reached, when there is room again (the first such cap decides); None
-    if there is room now.
+    """If a cap on a send on ``channel`` is reached, when there is room again (the first
+    such cap decides); None if there is room now.
 
-    A cap on one channel counts that channel's sends, and holds a send on any channel
-    once reached.
+    A cap on one channel (one marketing SMS a day) counts that channel's sends and holds
+    only sends on it: the day's SMS leaves room for a push. A cap without a channel counts
+    and holds every channel. A send whose channel is not known is held by every cap.
     """
     for cap in caps:
+        if cap.channel is not None and channel is not None and cap.channel != channel:
+            continue
         counted = sorted(
             (
                 sent.sent_at

@@ -40,7 +40,11 @@ class PolicyReads:
     def snapshot(self, order: SendOrder, row: Message) -> Snapshot:
         """What the policy needs to decide ``order``, whose ledger row is ``row``."""
         asked = Snapshot(
-            now=order.now, topic=order.topic, user_id=order.user_id, paused_all=self.paused_all()
+            now=order.now,
+            topic=order.topic,
+            user_id=order.user_id,
+            channel=order.channel,
+            paused_all=self.paused_all(),
         )
         match order.asked_by:
             case JourneyStep() as step:

@@ -36,7 +36,7 @@ WEEKLY = FrequencyCap(3, timedelta(days=7))
 RULES = DeliveryRules(quiet_hours=QuietHours.parse("21:00-08:00"), caps=(SMS_DAILY, WEEKLY))
 
 # A marketing SMS to a known, subscribed, reachable user by day, with nothing sent lately.
-PLAIN = Snapshot(now=DAY, topic="marketing", timezone="Asia/Shanghai")
+PLAIN = Snapshot(now=DAY, topic="marketing", channel="sms", timezone="Asia/Shanghai")
 AT_NIGHT = replace(PLAIN, now=NIGHT)
 # An SMS three hours ago: the daily SMS cap is reached until it is a day old.
 SMS_EARLIER = (RecentSend("sms", DAY - timedelta(hours=3)),)
@@ -83,6 +83,11 @@ CASES: dict[str, tuple[Snapshot, Decision]] = {
         replace(OVER_CAP, on_frequency_cap="defer"),
         # Room again when the earlier SMS is a day old.
         deferred("frequency_cap", DAY - timedelta(hours=3) + timedelta(days=1)),
+    ),
+    "the daily SMS cap leaves room for a push": (replace(OVER_CAP, channel="push"), READY),
+    "weekly cap holds a push too": (
+        replace(PLAIN, channel="push", recent=THREE_PUSHES),
+        skipped("frequency_cap"),
     ),
     "weekly cap counts every channel": (
         replace(PLAIN, recent=THREE_PUSHES),

@@ -57,6 +57,21 @@ def test_two_journeys_at_the_same_moment_pass_the_sms_cap_once(db):
     assert [m.channel for m in outbox(db.factory)] == ["sms"]
 
 
+def test_the_daily_sms_cap_holds_sms_only(db):
+    add_user(db.factory, "capped", NOW)
+    activities = delivery(db)
+    assert deliver(activities, request("a", "sms1", "sms", NOW)).status == "sent"
+    later = NOW + timedelta(hours=1)
+    second_sms = deliver(activities, request("b", "sms2", "sms", later))
+    assert (second_sms.status, second_sms.reason) == ("skipped", "frequency_cap")
+    # The day's SMS leaves room on the other channels, up to the weekly cap on all of them.
+    assert deliver(activities, request("b", "push1", "push", later)).status == "sent"
+    assert deliver(activities, request("c", "push2", "push", later)).status == "sent"
+    over_week = deliver(activities, request("d", "push3", "push", later))
+    assert (over_week.status, over_week.reason) == ("skipped", "frequency_cap")
+    assert sorted(m.channel for m in outbox(db.factory)) == ["push", "push", "sms"]
+
+
 def test_weekly_cap_counts_every_channel_and_transactional_is_exempt(db):
     add_user(db.factory, "capped", NOW)
     activities = delivery(db)
