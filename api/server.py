@@ -31,7 +31,7 @@ def build_app(settings: Settings) -> FastAPI:
         clock=compose.clock,
         readiness={"temporal": temporal_check(router.client)},
         # Events no journey acts on are stored routed: no router, no Temporal call.
-        acted_on=ActedOnEvents(factory),
+        acted_on=ActedOnEvents(),
     )
     # The console asks Temporal (who is where, broadcasts) through the API's own connection.
     console = console_app(

@@ -90,7 +90,7 @@ class JourneyRouter:
         # Published versions never change: parsed specs, the properties their runs get and
         # the events each acts on are cached by (journey, version).
         self._specs = JourneySpecs()
-        self._acted_on = ActedOnEvents(factory)
+        self._acted_on = ActedOnEvents()
         self._runs = JourneyRuns(
             client=client,
             task_queue=task_queue,
@@ -195,7 +195,7 @@ class JourneyRouter:
                 stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
                 events = list(session.scalars(stmt))
             journeys = self._specs.published(session)
-            acted_on = self._acted_on.read(session)
+            acted_on = self._acted_on(session)
         return events, journeys, acted_on
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:

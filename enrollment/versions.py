@@ -4,14 +4,12 @@ parsed spec and the properties its runs get, cached (published versions never ch
 from __future__ import annotations
 
 import threading
-import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from journeys.models import Journey
 from journeys.used_properties import UsedProperties, used_properties
-from store.db import SessionFactory, transaction
 from store.journeys import live_versions, spec_of
 from store.models import JourneyVersion
 
@@ -24,25 +22,24 @@ class ActedOnEvents:
     start (its trigger) and what running enrollments of any version listen for (goal, exits,
     waits, restarts), plus the coupon redemptions. Any other event is only stored.
 
-    Calling it re-reads the versions at most every ``ttl`` seconds (a journey published a
-    moment ago acts on its events after that); :meth:`read` always reads them. Versions
-    never change, so each is parsed once.
+    Calling it in a transaction answers as the versions stand there: one look at the newest
+    version's id (the primary key's index) tells whether anything was published since the
+    last call, and only then are the versions re-read, so an event received after a
+    publish is judged by it. Versions never change, so each is parsed once.
     """
 
-    def __init__(self, factory: SessionFactory, *, ttl: float = 5.0) -> None:
-        self._factory = factory
-        self._ttl = ttl
+    def __init__(self) -> None:
         self._by_version: dict[tuple[str, int], frozenset[str]] = {}
         self._names: frozenset[str] | None = None
-        self._read_at = 0.0
+        self._newest: int | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> frozenset[str]:
+    def __call__(self, session: Session) -> frozenset[str]:
+        newest = session.scalar(select(func.max(JourneyVersion.id)))
         with self._lock:
-            if self._names is None or time.monotonic() - self._read_at > self._ttl:
-                with transaction(self._factory) as session:
-                    self._names = self.read(session)
-                self._read_at = time.monotonic()
+            if self._names is not None and newest == self._newest:
+                return self._names
+            self._names, self._newest = self.read(session), newest
             return self._names
 
     def read(self, session: Session) -> frozenset[str]:

@@ -77,7 +77,8 @@ class NullRouter:
             mark_routed(session, event_ids=event_ids, at=self._clock())
 
 
-ActedOn = Callable[[], frozenset[str]]
+# The events some journey acts on, as the versions stand in the session's transaction.
+ActedOn = Callable[[Session], frozenset[str]]
 
 
 def needs_routing(message: Message, acted_on: frozenset[str] | None = None) -> bool:
@@ -281,9 +282,9 @@ class Ingestor:
     ) -> list[int]:
         """Commit the calls, and the refused ones to the dead-letter table; returns ids of
         this request's events that still need routing."""
-        acted_on = self._acted_on() if self._acted_on is not None else None
-        routable = [m.message_id for m in messages if needs_routing(m, acted_on)]
         with transaction(self._factory) as session:
+            acted_on = self._acted_on(session) if self._acted_on is not None else None
+            routable = [m.message_id for m in messages if needs_routing(m, acted_on)]
             inserted = store_messages(session, messages=messages, acted_on=acted_on)
             parked = 0
             if refused:

@@ -35,7 +35,7 @@ def client_with(factory: SessionFactory, router: RecordingRouter, clock: Clock) 
         session_factory=factory,
         router=router,
         clock=clock,
-        acted_on=ActedOnEvents(factory, ttl=0),
+        acted_on=ActedOnEvents(),
     )
     return TestClient(app)
 
