@@ -113,6 +113,8 @@ class Coupon(Base):
             postgresql_where="redeemed_at IS NULL",
             sqlite_where="redeemed_at IS NULL",
         ),
+        # A journey's coupons, issued since a day: its report (migration 0016).
+        Index("ix_coupons_journey_issued", "journey_id", "issued_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
