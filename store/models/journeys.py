@@ -83,6 +83,8 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("journey_id", "user_id", "entry_key", "entry_number"),
         Index("ix_enrollments_user_open", "user_id", "exited_at"),
+        # A journey's runs entered since a day: its report and chart (migration 0017).
+        Index("ix_enrollments_journey_entered", "journey_id", "entered_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
