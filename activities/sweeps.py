@@ -25,7 +25,7 @@ from journeys.schedule import UnknownAudience
 from store.clock import utc_now
 from store.db import SessionFactory, transaction
 from store.journeys import latest_version, spec_of
-from store.sweeps import count_entered, record_progress
+from store.sweeps import count_entered, record_failure, record_progress
 from workflows.journey_contracts import EventSignal
 from workflows.sweep_contracts import SWEEP_PAGE, SweepPageInput, SweepPageResult
 
@@ -84,14 +84,19 @@ class SweepActivities:
         died) does the page again: rows that exist are found, not written twice, and runs
         that exist are not started twice.
         """
-        found = await asyncio.to_thread(self._page, inp)
+        try:
+            found = await asyncio.to_thread(self._page, inp)
+        except ApplicationError as exc:
+            if exc.non_retryable:  # the tick stops for good: its row says why
+                await asyncio.to_thread(self._fail, inp, str(exc))
+            raise
         if found is None:
             log.info("sweep %s stops: %s is not published", inp.sweep_id, inp.journey_id)
             await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
             return SweepPageResult(inp.cursor, 0, 0, True, "journey_not_published")
         page, version = found
         if not page:
-            await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True)
+            await asyncio.to_thread(self._record, inp, inp.cursor, 0, 0, done=True, version=version)
             return SweepPageResult(inp.cursor, 0, 0, True, audience_version=version)
         signal = EventSignal(message_id=inp.sweep_id, event=SWEEP_EVENT, timestamp=inp.tick)
         beating = asyncio.create_task(_heartbeat_every(1.0))
@@ -107,7 +112,9 @@ class SweepActivities:
         # Counted from the rows, not from this attempt's starts: exact across retries.
         entered = await asyncio.to_thread(self._entered, inp, inp.cursor, page[-1])
         done = len(page) < inp.limit
-        await asyncio.to_thread(self._record, inp, page[-1], len(page), entered, done=done)
+        await asyncio.to_thread(
+            self._record, inp, page[-1], len(page), entered, done=done, version=version
+        )
         return SweepPageResult(page[-1], len(page), entered, done, audience_version=version)
 
     def _page(self, inp: SweepPageInput) -> tuple[list[str], int | None] | None:
@@ -144,6 +151,7 @@ class SweepActivities:
         entered: int,
         *,
         done: bool,
+        version: int | None = None,
     ) -> None:
         with transaction(self._factory) as session:
             record_progress(
@@ -153,4 +161,9 @@ class SweepActivities:
                 members=inp.members_before + members,
                 entered=inp.entered_before + entered,
                 finished_at=self._clock() if done else None,
+                audience_version=version,
             )
+
+    def _fail(self, inp: SweepPageInput, error: str) -> None:
+        with transaction(self._factory) as session:
+            record_failure(session, workflow_id=inp.sweep_id, error=error, now=self._clock())

@@ -38,9 +38,14 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"{'sweep':<48} {'members':>8} {'entered':>8}  state")
     for t in ticks:
-        state = (
-            "finished" if t.finished_at else "running" if t.started_at else "claimed, not started"
-        )
+        if t.error:
+            state = f"failed: {t.error}"
+        elif t.finished_at:
+            state = "finished"
+        else:
+            state = "running" if t.started_at else "claimed, not started"
+        if t.audience_version is not None:
+            state += f" (saved audience v{t.audience_version})"
         print(f"{t.workflow_id:<48} {t.members:>8} {t.entered:>8}  {state}")
     return 0
 

@@ -53,12 +53,25 @@ def record_progress(
     members: int,
     entered: int,
     finished_at: datetime | None = None,
+    audience_version: int | None = None,
 ) -> None:
-    """How far the sweep has got: its cursor and running totals (and when it finished)."""
+    """How far the sweep has got: its cursor and running totals (and when it finished, and
+    the saved audience version it reached)."""
     values: dict[str, object] = {"cursor": cursor, "members": members, "entered": entered}
     if finished_at is not None:
         values["finished_at"] = finished_at
+    if audience_version is not None:
+        values["audience_version"] = audience_version
     session.execute(update(SweepTick).where(SweepTick.workflow_id == workflow_id).values(values))
+
+
+def record_failure(session: Session, *, workflow_id: str, error: str, now: datetime) -> None:
+    """The sweep stopped for good: why, and when."""
+    session.execute(
+        update(SweepTick)
+        .where(SweepTick.workflow_id == workflow_id)
+        .values(error=error[:2000], finished_at=now)
+    )
 
 
 def count_entered(

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Float,
+    Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +52,10 @@ class SweepTick(Base):
     cursor: Mapped[str | None] = mapped_column(String(255))
     members: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     entered: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The saved audience version the sweep reached (None: a shipped or inline audience), and
+    # why it stopped for good, if it failed (``finished_at`` is then when it failed).
+    audience_version: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Broadcast(Base):

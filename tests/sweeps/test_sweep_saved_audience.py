@@ -13,6 +13,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from audiences.saved import save_audience
+from cli import main
 from journey_support import publish_text
 from store.db import transaction
 from store.models import SavedAudience, SweepTick, User
@@ -87,7 +88,7 @@ async def test_each_tick_sweeps_the_latest_saved_version(dev_env, db, task_queue
 
 
 async def test_a_deleted_saved_audience_fails_its_tick_and_the_other_journeys_sweep(
-    dev_env, db, task_queue
+    dev_env, db, task_queue, monkeypatch, capsys
 ):
     club = f"club_{task_queue[3:]}"
     winback = f"winback_{task_queue[3:]}"
@@ -129,5 +130,11 @@ async def test_a_deleted_saved_audience_fails_its_tick_and_the_other_journeys_sw
     assert entered_users(db.factory, winback) == dormant
     with transaction(db.factory) as session:
         rows = {r.journey_id: r for r in session.query(SweepTick)}
-    assert rows[club].started_at is not None and rows[club].finished_at is None
-    assert rows[winback].finished_at is not None
+    # The failed tick says so (not "running" forever), and why.
+    assert rows[club].started_at is not None and rows[club].finished_at is not None
+    assert "unknown audience 'vip_club'" in (rows[club].error or "")
+    assert rows[winback].finished_at is not None and rows[winback].error is None
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    assert main(["sweeps", "list", "--journey", club]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[1].split()[1:4] == ["0", "0", "failed:"], listed
