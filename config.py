@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     # Worker tuning, per process (bench/worker_tuning.py measures them; figures in
     # bench/README.md): activities run at once (a thread and a pooled database connection
     # each), workflow tasks worked at once, runs kept in memory between tasks (the sticky
-    # cache: a run evicted from it replays its history on its next task), and long polls
-    # held open per task queue.
+    # cache: a run evicted from it replays its history on its next task; 0 makes journeys
+    # about ten times slower), and long polls held open per task queue.
     worker_activity_threads: int = Field(default=16, ge=1, le=512)
     worker_workflow_tasks: int = Field(default=100, ge=2, le=10_000)
     worker_cached_workflows: int = Field(default=1000, ge=0, le=1_000_000)

@@ -250,6 +250,11 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker stopped before it started")
         return
     log.info("worker starting: task queue %s on %s", settings.task_queue, settings.temporal_address)
+    if settings.worker_cached_workflows == 0:
+        log.warning(
+            "LIFECYCLE_WORKER_CACHED_WORKFLOWS=0: every workflow task replays its run's history "
+            "and re-runs its local activities; journeys go about ten times slower"
+        )
     router = JourneyRouter.from_settings(settings, factory=factory, client=client)
     channels = compose.channels(settings, factory)
     # Held reports are purged for the senders that hold them, whichever provider that is.
