@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 import kinds
 from store.ledger import SendStatus
 from store.models import Consent, Enrollment, JourneyVersion, Message, PushToken, User
-from store.reports import FAILED, SENT
+from store.models.journeys import ARMS, SET_ASIDE
+from store.reports import FAILED, SENT, set_aside_line
 
 PAGE_SIZE = 50
 # The ledger columns the messages page filters on, by query parameter.
@@ -42,6 +43,11 @@ class JourneyTotals:
     entered: int = 0
     converted: int = 0
     running: int = 0
+    set_aside: int = 0  # of those entered, the global control's (in neither arm)
+
+    @property
+    def set_aside_line(self) -> str:
+        return set_aside_line(self.set_aside)
 
 
 def step_counts(session: Session, *, journey_id: str) -> dict[str, StepCounts]:
@@ -66,21 +72,27 @@ def step_counts(session: Session, *, journey_id: str) -> dict[str, StepCounts]:
 
 
 def journey_totals(session: Session, *, journey_id: str) -> JourneyTotals:
-    """Entered, converted and still running enrollments of a journey."""
-    entered, converted, running = session.execute(
+    """Entered, converted and still running enrollments of a journey, and how many of them
+    the global control's (set aside from both arms)."""
+    entered, converted, running, set_aside = session.execute(
         select(
             func.count(),
             func.count(Enrollment.converted_at),
             func.count().filter(Enrollment.exited_at.is_(None)),
+            func.count().filter(Enrollment.group == SET_ASIDE),
         ).where(Enrollment.journey_id == journey_id)
     ).one()
-    return JourneyTotals(entered, converted, running)
+    return JourneyTotals(entered, converted, running, set_aside)
 
 
 @dataclass
 class MessagePage:
     rows: list[Message]
-    next_before: int | None  # the cursor of the next (older) page, if any
+    next_before: int | None  # the cursor of the next (older) page, if any: its last row's id
+
+
+class UnknownCursor(LookupError):
+    """A page was asked for older than a ledger row that does not exist."""
 
 
 def messages_page(
@@ -92,7 +104,19 @@ def messages_page(
     limit: int = PAGE_SIZE,
 ) -> MessagePage:
     """Newest ledger rows first, filtered by exact values and by when they were created
-    (``created``: from, inclusive, and to, exclusive), one keyset page before ``before``."""
+    (``created``: from, inclusive, and to, exclusive), one keyset page after the row
+    ``before``.
+
+    Rows are ordered by ``(created_at, id)``, both descending: ids are not in creation order
+    (``created_at`` is the instant the writer gives, not when the row reached the store),
+    and this order is the one the ledger's indexes keep, alone or after the column of any
+    one filter, so a page reads about a page of rows wherever it starts. The cursor is a
+    row id, the last row of the page before (links saved from id-ordered pages keep
+    working); its ``created_at`` is read from that row.
+
+    Raises:
+        UnknownCursor: no ledger row has the id ``before``.
+    """
     stmt = select(Message)
     for name, value in filters.items():
         if value:
@@ -103,8 +127,12 @@ def messages_page(
     if high is not None:
         stmt = stmt.where(Message.created_at < high)
     if before is not None:
-        stmt = stmt.where(Message.id < before)
-    rows = list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit + 1)))
+        at = session.scalar(select(Message.created_at).where(Message.id == before))
+        if at is None:
+            raise UnknownCursor(before)
+        stmt = stmt.where(tuple_(Message.created_at, Message.id) < tuple_(at, before))
+    stmt = stmt.order_by(Message.created_at.desc(), Message.id.desc())
+    rows = list(session.scalars(stmt.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return MessagePage(rows, rows[-1].id if more and rows else None)
@@ -172,8 +200,8 @@ def _day(session: Session, column: Any) -> ColumnElement[str]:
 def conversions_over_time(
     session: Session, *, journey_id: str, since: datetime | None = None
 ) -> list[ConversionPoint]:
-    """Day by day, how many of each group (entered since ``since``) had entered and
-    converted so far."""
+    """Day by day, how many of each arm (entered since ``since``) had entered and
+    converted so far; the global control's entrants, in neither arm, are left out."""
     entered: Counter[tuple[str, str]] = Counter()
     converted: Counter[tuple[str, str]] = Counter()
     for target, column in ((entered, Enrollment.entered_at), (converted, Enrollment.converted_at)):
@@ -182,6 +210,7 @@ def conversions_over_time(
             select(Enrollment.group, day, func.count())
             .where(
                 Enrollment.journey_id == journey_id,
+                Enrollment.group.in_(ARMS),
                 column.is_not(None),
                 true() if since is None else Enrollment.entered_at >= since,
             )
@@ -194,7 +223,7 @@ def conversions_over_time(
     running_entered: Counter[str] = Counter()
     running_converted: Counter[str] = Counter()
     for d in days:
-        for group in ("treatment", "holdout"):
+        for group in ARMS:
             running_entered[group] += entered[(group, d)]
             running_converted[group] += converted[(group, d)]
         points.append(

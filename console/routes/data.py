@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.deps import ConsoleDep, base
 from console.growth import growth_page, window_start
+from console.queries import UnknownCursor
 from triggers.segment import limits_of
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,17 @@ def messages(
         "user": user,
     }
     days = {"from": from_, "to": to}
+
+    def load() -> dict[str, Any] | None:
+        try:
+            return console.pages.messages(filters, before, days=days)
+        except UnknownCursor:
+            raise StarletteHTTPException(
+                400, f"No message #{before} to page from: open the first page again."
+            ) from None
+
     return console.show(
-        request,
-        "messages.html.j2",
-        "messages",
-        lambda: console.pages.messages(filters, before, days=days),
-        "from and to are days, YYYY-MM-DD.",
+        request, "messages.html.j2", "messages", load, "from and to are days, YYYY-MM-DD."
     )
 
 

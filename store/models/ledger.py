@@ -39,7 +39,14 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_journey_step", "journey_id", "step_id"),
+        # The console's Messages page: newest first by (created_at, id), alone or after one
+        # of its filters, so a page reads one page of rows (migration 0019).
+        Index("ix_messages_created", "created_at", "id"),
+        Index("ix_messages_channel_created", "channel", "created_at", "id"),
+        Index("ix_messages_status_created", "status", "created_at", "id"),
+        Index("ix_messages_reason_created", "reason", "created_at", "id"),
+        Index("ix_messages_journey_created", "journey_id", "created_at", "id"),
+        Index("ix_messages_journey_step_created", "journey_id", "step_id", "created_at", "id"),
         # Frequency caps count a user's recent sends.
         Index("ix_messages_user_sent", "user_id", "sent_at"),
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import random
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html import unescape
 
 from console_support import NOW, enroll, message_row, record_send, seed_journey
@@ -75,7 +76,32 @@ def seed_ledger(db, count: int = 160) -> None:
             )
 
 
-def expected_ids(db, **where: str) -> list[int]:
+def seed_shuffled_ledger(db, count: int = 140) -> None:
+    """Ledger rows an hour apart back from ``NOW``, two per instant, written in a shuffled
+    order: their ids are not in ``created_at`` order. A third are skipped (half of those for
+    quiet hours); every fifth is an email."""
+    with transaction(db.factory) as session:
+        for i in random.Random(7).sample(range(count), count):
+            session.add(
+                message_row(
+                    f"s-{i}",
+                    "welcome_sms",
+                    "skipped" if i % 3 == 0 else "sent",
+                    channel="email" if i % 5 == 0 else "sms",
+                    reason=("quiet_hours" if i % 2 else "frequency_cap") if i % 3 == 0 else None,
+                    at=NOW - timedelta(hours=i // 2),
+                )
+            )
+    with db.factory() as session:
+        ids = list(session.scalars(select(Message.id).order_by(Message.created_at, Message.id)))
+    assert ids != sorted(ids)
+
+
+def expected_ids(
+    db, created: tuple[datetime | None, datetime | None] = (None, None), **where: str
+) -> list[int]:
+    """The ledger's ids newest first, as the Messages page orders them: by ``created_at``,
+    then id; only the rows created in ``[from, to)`` and with the values ``where`` names."""
     columns = {
         "channel": Message.channel,
         "status": Message.status,
@@ -83,9 +109,14 @@ def expected_ids(db, **where: str) -> list[int]:
         "user": Message.user_id,
         "step": Message.step_id,
     }
-    stmt = select(Message.id).order_by(Message.id.desc())
+    stmt = select(Message.id).order_by(Message.created_at.desc(), Message.id.desc())
     for name, value in where.items():
         stmt = stmt.where(columns[name] == value)
+    low, high = created
+    if low is not None:
+        stmt = stmt.where(Message.created_at >= low)
+    if high is not None:
+        stmt = stmt.where(Message.created_at < high)
     with db.factory() as session:
         return list(session.scalars(stmt))
 
@@ -124,17 +155,43 @@ def test_messages_filter_by_each_column_and_keep_filters_across_pages(db, admin)
     assert [i for p in by_user for i in p] == expected_ids(db, user="u-3", step="welcome_sms")
     assert by_user[0]
     journey = rows(http.get("/console/messages?journey=cart_abandonment").text, "message")
-    assert list(journey) == [str(expected_ids(db)[0])]
-    assert " other " in journey[str(expected_ids(db)[0])]
+    other = str(max(expected_ids(db)))  # written last, created before the rest
+    assert list(journey) == [other]
+    assert " other " in journey[other]
     page = http.get("/console/messages").text
     assert '<option value="undelivered">undelivered</option>' in page
     assert '<option value="cart_abandonment">cart_abandonment</option>' not in page  # unpublished
 
 
-def test_a_bad_cursor_is_a_clear_error(admin):
+def test_filtered_pages_list_each_row_once_in_creation_order(db, admin):
+    http, _ = admin
+    seed_shuffled_ledger(db)
+    for query, where in (
+        ("status=skipped", {"status": "skipped"}),
+        ("reason=quiet_hours", {"reason": "quiet_hours"}),
+        ("channel=sms", {"channel": "sms"}),
+        ("journey=new_user_coupon&step=welcome_sms", {}),
+        ("", {}),
+    ):
+        pages = walk_pages(http, f"/console/messages?{query}")
+        expected = expected_ids(db, **where)
+        assert [i for p in pages for i in p] == expected, query
+        assert [len(p) for p in pages[:-1]] == [50] * (len(pages) - 1)
+    assert len(expected_ids(db, channel="sms")) > 100  # the filter spans pages
+
+
+def test_a_bad_cursor_is_a_clear_error(db, admin):
     http, _ = admin
     answer = http.get("/console/messages?before=yesterday")
     assert answer.status_code == 422
+    # A saved link of an older page: the messages older than that row, in the page's order.
+    seed_shuffled_ledger(db)
+    newest = expected_ids(db)
+    saved = walk_pages(http, f"/console/messages?before={newest[9]}")
+    assert [i for p in saved for i in p] == newest[10:]
+    missing = http.get(f"/console/messages?before={max(newest) + 1}")
+    assert missing.status_code == 400
+    assert f"No message #{max(newest) + 1} to page from" in unescape(missing.text)
 
 
 def test_the_user_page_shows_profile_consent_enrollments_and_timeline(db, admin):

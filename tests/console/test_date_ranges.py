@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 from console_support import NOW, enroll, record_send, seed_journey
-from test_data_pages import rows
+from test_data_pages import expected_ids, rows, seed_shuffled_ledger, walk_pages
 
 SHANGHAI_MIDNIGHT = datetime(2026, 6, 16, 16, 0, tzinfo=UTC)  # 17 June 00:00 in Shanghai
 
@@ -41,6 +41,22 @@ def test_messages_pages_keep_their_days(db, admin):
     page = http.get("/console/messages?from=2026-06-18").text
     link = re.search(r'<a rel="next" href="([^"]+)"', page)
     assert link and "from=2026-06-18" in link.group(1)
+
+
+def test_paging_through_days_lists_each_row_once_in_creation_order(db, admin):
+    http, _ = admin
+    seed_shuffled_ledger(db)  # two rows an hour from NOW (18 June, 10:00 in Shanghai) back
+    pages = walk_pages(http, "/console/messages?from=2026-06-16&to=2026-06-17")
+    days = (SHANGHAI_MIDNIGHT - timedelta(days=1), SHANGHAI_MIDNIGHT + timedelta(days=1))
+    assert [len(p) for p in pages] == [50, 46]
+    assert [i for p in pages for i in p] == expected_ids(db, created=days)
+    # Only an upper bound, the rows before it spanning pages; and those of one status.
+    walked = []
+    for query, where in (("", {}), ("&status=sent", {"status": "sent"})):
+        walked.append(walk_pages(http, f"/console/messages?to=2026-06-16{query}"))
+        expected = expected_ids(db, created=(None, SHANGHAI_MIDNIGHT), **where)
+        assert [i for p in walked[-1] for i in p] == expected, query
+    assert [len(pages) for pages in walked] == [2, 1]
 
 
 def test_a_report_from_a_day_on(db, admin):
