@@ -40,6 +40,8 @@ def print_report(report: JourneyReport, console: Console, *, goal: str = "") -> 
             f"{report.rate(group):.1%}",
         )
     console.print(groups)
+    if report.set_aside:
+        console.print(report.set_aside_line)
     if report.credited or report.credited_elsewhere:
         console.print(
             f"credit (first touch): {report.credited} of the treatment's conversions here, "
@@ -58,6 +60,6 @@ def print_report(report: JourneyReport, console: Console, *, goal: str = "") -> 
             f"({rate:.1%})"
         )
     exits = ", ".join(f"{k} {v}" for k, v in sorted(report.exits.items())) or "none"
-    console.print(f"entered {sum(report.entered.values())} · exits: {exits}")
+    console.print(f"entered {sum(report.entered.values()) + report.set_aside} · exits: {exits}")
     if report.money is not None:
         print_money(report.money, console)

@@ -20,6 +20,8 @@ from enrollment.judging import may_reenter
 from journeys.models import Journey
 from observability.metrics import metrics
 from store.models import Coupon, Enrollment, User
+from store.models.journeys import SET_ASIDE
+from store.program import in_global_control
 from store.upsert import insert_ignore_many
 from workflows.ids import journey_workflow_id
 from workflows.journey_contracts import EventSignal
@@ -37,7 +39,9 @@ def holdout_group(journey_id: str, user_id: str, percent: float) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """An enrollment whose run should be started."""
+    """An enrollment whose run should be started: ``group`` is the run's arm of the
+    journey's holdout (treatment | holdout) and ``global_control`` whether its user was in
+    the global control group at entry (its row's group then says ``global_control``)."""
 
     user_id: str
     enrollment_id: int
@@ -45,6 +49,16 @@ class Entry:
     group: str
     key: str = ""
     number: int = 1
+    global_control: bool = False
+
+
+def _entry(journey: Journey, row: Enrollment, key: str) -> Entry:
+    """The entry a row records; a set-aside row's run keeps its arm of the journey."""
+    control = row.group == SET_ASIDE
+    group = holdout_group(journey.id, row.user_id, journey.holdout) if control else row.group
+    return Entry(
+        row.user_id, row.id, row.workflow_id, group, key, row.entry_number, global_control=control
+    )
 
 
 def enroll_many(
@@ -56,6 +70,8 @@ def enroll_many(
     key: str,
     *,
     now: datetime,
+    global_control_percent: float = 0,
+    global_control_salt: str = "global-control",
 ) -> list[Entry]:
     """Write (or find) the enrollment rows of many users; the entries whose runs should be
     started, in ``user_ids`` order. ``signals`` is the trigger of all of them (a sweep's tick)
@@ -66,6 +82,11 @@ def enroll_many(
     ``re_entry`` says. Only the event that created a row may start its run, so a retried
     duplicate (or a retried sweep page) starts nothing new. Re-entry windows are judged
     at ``now``.
+
+    A new row records whether its user is in the global control group
+    (``global_control_percent`` of users by ``global_control_salt``, :mod:`store.program`)
+    as its group, ``global_control``, so the journey's report sets it aside however the
+    share or salt change later; its run still gets its arm of the journey's holdout.
     """
     signal_of: Mapping[str, EventSignal] = (
         dict.fromkeys(user_ids, signals) if isinstance(signals, EventSignal) else signals
@@ -89,9 +110,7 @@ def enroll_many(
         if last is not None:
             if last.trigger_message_id == signal_of[user_id].message_id:
                 if last.exited_at is None:
-                    entries[user_id] = Entry(
-                        user_id, last.id, last.workflow_id, last.group, key, last.entry_number
-                    )
+                    entries[user_id] = _entry(journey, last, key)
                 continue
             if last.exited_at is None or not may_reenter(journey, last.exited_at, now):
                 continue
@@ -119,7 +138,11 @@ def enroll_many(
                 "user_id": user_id,
                 "entry_key": key,
                 "entry_number": number,
-                "group": holdout_group(journey.id, user_id, journey.holdout),
+                "group": SET_ASIDE
+                if in_global_control(
+                    user_id, percent=global_control_percent, salt=global_control_salt
+                )
+                else holdout_group(journey.id, user_id, journey.holdout),
                 "workflow_id": wid,
                 "trigger_message_id": signal_of[user_id].message_id,
                 # business time: when it happened
@@ -134,9 +157,7 @@ def enroll_many(
             # Not a concurrent entry:
             if row.trigger_message_id == signal_of[row.user_id].message_id:
                 metrics().enrollment_started(journey.id, row.group)
-                entries[row.user_id] = Entry(
-                    row.user_id, row.id, row.workflow_id, row.group, key, row.entry_number
-                )
+                entries[row.user_id] = _entry(journey, row, key)
     return [entries[u] for u in dict.fromkeys(user_ids) if u in entries]
 
 

@@ -83,8 +83,9 @@ class JourneyRouter:
         global_control_salt: str = "global-control",
     ):
         """``global_control_percent`` and ``global_control_salt`` are the settings'
-        global control group (:mod:`store.program`; 0: none): the runs of its users are
-        told so when they start, and withhold their coupons."""
+        global control group (:mod:`store.program`; 0: none): the enrollments of its users
+        record it (journey reports set them aside), and their runs are told so when they
+        start, and withhold their coupons."""
         self._factory = factory
         self._concurrency = concurrency
         # Published versions never change: parsed specs, the properties their runs get and
@@ -95,9 +96,9 @@ class JourneyRouter:
             client=client,
             task_queue=task_queue,
             history_limit=history_limit,
-            global_control_percent=global_control_percent,
-            global_control_salt=global_control_salt,
         )
+        self._global_control_percent = global_control_percent
+        self._global_control_salt = global_control_salt
         self._max_trigger_age = max_trigger_age
         self._clock = clock or utc_now
         self._parking = Parking(factory, max_attempts=max_attempts, clock=self._clock)
@@ -380,7 +381,15 @@ class JourneyRouter:
         (default: the clock)."""
         with transaction(self._factory) as session:
             return enroll_many(
-                session, journey, version, user_ids, signals, key, now=now or self._clock()
+                session,
+                journey,
+                version,
+                user_ids,
+                signals,
+                key,
+                now=now or self._clock(),
+                global_control_percent=self._global_control_percent,
+                global_control_salt=self._global_control_salt,
             )
 
     async def _start(

@@ -13,7 +13,6 @@ from enrollment.entries import Entry
 from enrollment.judging import Target
 from journeys.models import Journey
 from journeys.used_properties import UsedProperties
-from store.program import in_global_control
 from workflows.journey import JourneyWorkflow
 from workflows.journey_contracts import EventSignal, JourneyInput
 
@@ -30,14 +29,10 @@ class JourneyRuns:
         client: Client,
         task_queue: str,
         history_limit: int,
-        global_control_percent: float = 0,
-        global_control_salt: str = "global-control",
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._history_limit = history_limit
-        self._global_control_percent = global_control_percent
-        self._global_control_salt = global_control_salt
 
     async def start(
         self,
@@ -50,7 +45,8 @@ class JourneyRuns:
     ) -> None:
         """Start the run of ``entry`` (signal-with-start for an event-triggered journey);
         a run of the same id already going is kept and hears the trigger. The run is told
-        whether its user is in the global control group (its coupons are withheld)."""
+        whether its user was in the global control group when the entry was recorded (its
+        coupons are withheld)."""
         # Only what the journey uses enters the run's history; the rest stays in the events
         # table, which erasure reaches.
         signal = replace(signal, properties=uses.of_trigger(signal.properties))
@@ -64,9 +60,7 @@ class JourneyRuns:
             entry_key=entry.key,
             entry_number=entry.number,
             history_limit=self._history_limit,
-            global_control=in_global_control(
-                user_id, percent=self._global_control_percent, salt=self._global_control_salt
-            ),
+            global_control=entry.global_control,
         )
         try:
             await self._client.start_workflow(

@@ -158,7 +158,8 @@ class Metrics:
             self._add(EVENTS_REJECTED, {"stage": stage}, count)
 
     def enrollment_started(self, journey: str, group: str) -> None:
-        """A user entered ``journey`` (in the ``treatment`` or ``holdout`` group)."""
+        """A user entered ``journey`` (in the ``treatment`` or ``holdout`` group, or
+        ``global_control``: set aside from both)."""
         self._add(ENROLLMENTS_STARTED, {"journey": journey, "group": group})
 
     def sent(self, channel: str, provider: str) -> None:

@@ -25,6 +25,11 @@ control group's), so it converts as it would have without the journey. A held-ou
 issued its coupon before coupons were withheld keeps it (its history replays as recorded):
 such coupons were never announced, are not the journey's spend, and can lift that
 holdout's conversion, so the lift of entries from before then is understated.
+
+Entrants of the global control group (set aside at entry: their group is
+``global_control``) were sent nothing in either arm: both arms and the sample-ratio check
+leave them out, and the report counts them (``set_aside``). Their orders still count for
+their own entry, not an earlier one of the same user.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from store import stats
 from store.journeys import spec_of
 from store.ledger import COUNTED_STATUSES, SendStatus
 from store.models import Coupon, Enrollment, Event, JourneyVersion, Message, OutboxMessage, User
+from store.models.journeys import ARMS, SET_ASIDE
 from store.uplift import Entrant, Money, compare
 
 if TYPE_CHECKING:
@@ -55,7 +61,7 @@ if TYPE_CHECKING:
 DEFAULT_WINDOW = timedelta(days=7)
 # Messages a provider accepted, and so billed (an undelivered SMS and a bounced email too).
 BILLED = (*COUNTED_STATUSES, SendStatus.UNDELIVERED, SendStatus.BOUNCED)
-GROUPS = ("treatment", "holdout")
+GROUPS = ARMS
 _Columns = TypeVarTuple("_Columns")
 
 
@@ -125,11 +131,13 @@ class MoneyReport:
     journey: Money
     steps: list[Money]
     sample_ratio: stats.SampleRatio | None  # the split of users against the configured one
+    set_aside: int = 0  # entrants of the global control group, in neither arm
 
     def as_dict(self) -> dict[str, Any]:
         ratio = self.sample_ratio
         return {
             "journey_id": self.journey_id,
+            "set_aside": self.set_aside,
             "window": self.window,
             "costs": asdict(self.costs),
             "journey": self.journey.as_dict(),
@@ -267,12 +275,16 @@ def money_report(
         journey=compare(journey_id, list(entrants.values()), margin_rate=costs.margin_rate),
         steps=by_step,
         sample_ratio=_sample_ratio(rows, versions),
+        set_aside=sum(r.group == SET_ASIDE for r in rows),
     )
 
 
 def _sample_ratio(rows: Iterable[Any], versions: dict[int, Any]) -> stats.SampleRatio | None:
-    """Users per group against each version's holdout share (the split is by user)."""
-    seen: set[tuple[int, str, str]] = {(r.journey_version, r.user_id, r.group) for r in rows}
+    """Users per group against each version's holdout share (the split is by user); the
+    global control's entrants, in neither arm, are left out."""
+    seen: set[tuple[int, str, str]] = {
+        (r.journey_version, r.user_id, r.group) for r in rows if r.group in ARMS
+    }
     holdout, shares = 0, []
     for version, _user, group in seen:
         spec = versions.get(version)

@@ -11,7 +11,9 @@ nothing to be credited for.
 The lift compares treatment with holdout on the goal itself (every conversion, credited
 here or not), so a journey that shares its users with others is not made to look worse
 than its control; the credited count is the journey's share of the orders, which adds up
-across journeys without counting an order twice.
+across journeys without counting an order twice. Entrants of the global control group were
+sent nothing in either arm: they are set aside from both (``set_aside``) and credited
+nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from store.ledger import COUNTED_STATUSES, SendStatus
 from store.lift import Lift, lift
 from store.models import Coupon, Enrollment, Event, Message, User
+from store.models.journeys import SET_ASIDE
 from store.money import Costs, MoneyReport, money_report
 
 
@@ -148,8 +151,8 @@ class JourneyReport:
 
     journey_id: str
     since: datetime | None
-    entered: dict[str, int]  # by group
-    converted: dict[str, int]  # by group: reached the goal in the window (the lift's numbers)
+    entered: dict[str, int]  # by arm (treatment, holdout)
+    converted: dict[str, int]  # by arm: reached the goal in the window (the lift's numbers)
     exits: dict[str, int]
     steps: list[StepOutcome]
     lift: Lift
@@ -161,6 +164,8 @@ class JourneyReport:
     credited_elsewhere: int = 0
     # Orders, GMV, costs and ROI against the holdout (:mod:`store.money`), when priced.
     money: MoneyReport | None = None
+    # Entrants of the global control group, in neither arm (they were sent nothing).
+    set_aside: int = 0
 
     def rate(self, group: str) -> float:
         """Conversion rate of ``group`` (treatment or holdout); 0 when nobody entered."""
@@ -168,11 +173,23 @@ class JourneyReport:
             self.converted.get(group, 0) / self.entered[group] if self.entered.get(group) else 0.0
         )
 
+    @property
+    def set_aside_line(self) -> str:
+        """``global control: N set aside ...`` when any were; "" otherwise."""
+        return set_aside_line(self.set_aside)
+
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["since"] = self.since.isoformat() if self.since else None
         data["money"] = self.money.as_dict() if self.money else None
         return data
+
+
+def set_aside_line(count: int) -> str:
+    """What the reports say of ``count`` entrants of the global control group; "" for 0."""
+    if not count:
+        return ""
+    return f"global control: {count} set aside (sent no marketing; in neither arm's numbers)"
 
 
 # Handed to the provider (the ledger's counted statuses), reported delivered, failed.
@@ -199,13 +216,17 @@ def journey_report(
     entered: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     exits: Counter[str] = Counter()
+    set_aside = 0
     for group, reason, count, conv in session.execute(
         select(
             sub.c.group, sub.c.exit_reason, func.count(), func.count(sub.c.converted_at)
         ).group_by(sub.c.group, sub.c.exit_reason)
     ):
-        entered[group] += count
-        converted[group] += conv
+        if group == SET_ASIDE:
+            set_aside += count
+        else:
+            entered[group] += count
+            converted[group] += conv
         exits[reason or "running"] += count
     steps: dict[tuple[str, str], StepOutcome] = {}
     for step, channel, status, reason, count in session.execute(
@@ -257,6 +278,7 @@ def journey_report(
         else money_report(
             session, journey_id=journey_id, costs=costs, since=since, steps=money_steps
         ),
+        set_aside=set_aside,
     )
 
 

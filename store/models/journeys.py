@@ -19,6 +19,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from store.models.base import Base, BigId
 from store.types import JSONType, UTCDateTime
 
+# An enrollment's group: the journey's own arms, which its report compares, or SET_ASIDE
+# for a user of the global control group (store.program), decided at entry. Such a run is
+# sent no marketing message in either arm, so both arms leave it out (the assignments are
+# independent: the comparison stays unbiased) and the report counts it apart.
+ARMS = ("treatment", "holdout")
+SET_ASIDE = "global_control"
+
 
 class JourneyVersion(Base):
     """One published version of a journey: the YAML as written, the parsed spec, and who
@@ -93,7 +100,7 @@ class Enrollment(Base):
     user_id: Mapped[str] = mapped_column(String(255))
     entry_key: Mapped[str] = mapped_column(String(255), default="")
     entry_number: Mapped[int] = mapped_column(Integer, default=1)
-    group: Mapped[str] = mapped_column(String(16))  # treatment | holdout
+    group: Mapped[str] = mapped_column(String(16))  # treatment | holdout | global_control
     workflow_id: Mapped[str] = mapped_column(String(1024), unique=True)
     trigger_message_id: Mapped[str | None] = mapped_column(String(255))
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)

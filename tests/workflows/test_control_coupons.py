@@ -31,6 +31,7 @@ from journey_support import (
 from journeys.validate import parse_journey
 from store.models import Coupon, Event
 from store.program import in_global_control
+from store.reports import journey_report
 from worker import WORKFLOWS, running_worker, sandbox_runner
 from workflows.ids import journey_workflow_id
 from workflows.journey import JourneyWorkflow
@@ -189,11 +190,21 @@ async def test_a_global_control_user_gets_no_coupon(time_env, sqlite_db, task_qu
 
     assert coupons_and_announcements(db, user) == ([], [])
     assert result.withheld == {"welcome_coupon": "global_control"}
-    # Entered as treatment (the journey's own split), held out of everything by the program.
-    assert enrollments(db.factory, user)[0].group == "treatment"
+    # The run walked the journey's treatment (its own split); the program held it out of
+    # everything, as its enrollment records: the journey's report sets it aside.
+    assert enrollments(db.factory, user)[0].group == "global_control"
+    history = await time_env.client.get_workflow_handle(
+        journey_workflow_id(JOURNEY, user)
+    ).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    run_input = json.loads(started.input.payloads[0].data)
+    assert (run_input["group"], run_input["global_control"]) == ("treatment", True)
     assert {(r.status, r.reason) for r in ledger(db.factory, user)} == {
         ("skipped", "global_control")
     }
+    with db.factory() as session:
+        report = journey_report(session, journey_id=JOURNEY)
+    assert (report.entered, report.set_aside) == ({}, 1)
 
 
 def events_of(history: WorkflowHistory) -> list[str]:
