@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from store.db import SessionFactory, transaction
+from store.journey_runs import EjectedRun, record_ejections
 from store.models import Enrollment
 from workflows.journey_contracts import FINISH_ENROLLMENT, FinishEnrollmentInput
 
@@ -24,3 +25,12 @@ class EnrollmentActivities:
             row.exit_reason = inp.reason
             if inp.converted_at is not None:
                 row.converted_at = inp.converted_at
+            if inp.ejected is not None:
+                record_ejections(
+                    session,
+                    journey_id=row.journey_id,
+                    runs=[EjectedRun(row.id, row.user_id, inp.ejected_at_step or None)],
+                    actor=inp.ejected.actor,
+                    reason=inp.ejected.reason,
+                    now=inp.now,
+                )

@@ -25,10 +25,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from journeys.models import walk
 from journeys.validate import parse_journey, shipped_journey_files
 from store.db import SessionFactory, transaction
+from store.journey_runs import EjectedRun, record_ejections
 from store.journeys import spec_of
-from store.models import Enrollment, Event, JourneyVersion
-from store.reports import EJECTED
-from store.upsert import insert_ignore
+from store.models import Enrollment, JourneyVersion
 from workflows.journey import JourneyWorkflow
 from workflows.journey_contracts import EjectSignal, RunPosition, Waiting
 
@@ -258,30 +257,16 @@ class RunsAdmin:
         return [located[r.enrollment_id] for r in runs]
 
     def _record(self, journey_id: str, runs: list[Run], signal: EjectSignal, now: datetime) -> None:
-        """The ejections as facts: one ``journey_ejected`` event per run, stored once (a run
-        ejected twice keeps the first), routed already so no journey acts on it."""
+        """The ejections as facts (each run also records its own as it exits)."""
         with transaction(self._factory) as session:
-            for run in runs:
-                insert_ignore(
-                    session,
-                    Event,
-                    values={
-                        "message_id": f"journey-ejected:{run.enrollment_id}",
-                        "type": "track",
-                        "user_id": run.user_id,
-                        "event": EJECTED,
-                        "properties": {
-                            "journey_id": journey_id,
-                            "step": run.step,
-                            "actor": signal.actor,
-                            "reason": signal.reason,
-                        },
-                        "context": {},
-                        "timestamp": now,
-                        "received_at": now,
-                        "routed_at": now,
-                    },
-                )
+            record_ejections(
+                session,
+                journey_id=journey_id,
+                runs=[EjectedRun(r.enrollment_id, r.user_id, r.step) for r in runs],
+                actor=signal.actor,
+                reason=signal.reason,
+                now=now,
+            )
 
 
 def _until_key(run: Run) -> tuple[bool, datetime | None]:

@@ -1,13 +1,62 @@
-"""How a journey's runs stand: how many are running, how many ended and why."""
+"""How a journey's runs stand: how many are running, how many ended and why; and the facts
+that record a person ejecting runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import Enrollment
+from store.models import Enrollment, Event
+from store.reports import EJECTED
+from store.upsert import insert_ignore
+
+
+@dataclass(frozen=True)
+class EjectedRun:
+    """One ejected run: its enrollment, its user, and the step it was at."""
+
+    enrollment_id: int
+    user_id: str
+    step: str | None
+
+
+def record_ejections(
+    session: Session,
+    *,
+    journey_id: str,
+    runs: Iterable[EjectedRun],
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """One ``journey_ejected`` event per run, stored once whoever writes it first (the
+    person's command right after the signal, or the run as it exits), routed already so no
+    journey acts on it."""
+    for run in runs:
+        insert_ignore(
+            session,
+            Event,
+            values={
+                "message_id": f"journey-ejected:{run.enrollment_id}",
+                "type": "track",
+                "user_id": run.user_id,
+                "event": EJECTED,
+                "properties": {
+                    "journey_id": journey_id,
+                    "step": run.step,
+                    "actor": actor,
+                    "reason": reason,
+                },
+                "context": {},
+                "timestamp": now,
+                "received_at": now,
+                "routed_at": now,
+            },
+        )
 
 
 @dataclass(frozen=True)

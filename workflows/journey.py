@@ -88,6 +88,7 @@ class JourneyWorkflow:
         self._goal: EventSignal | None = None
         self._exit: EventSignal | None = None
         self._ejected: EjectSignal | None = None
+        self._ejected_at_step = ""
         self._position = RunPosition()
         self._restart: EventSignal | None = None
         self._coupon: CouponRef | None = None
@@ -134,7 +135,8 @@ class JourneyWorkflow:
     def eject(self, sig: EjectSignal) -> None:
         """A person ends the run: it leaves at once, as for an exit event, sending nothing
         more (a held send is given up); the finishing activity records ``ejected``."""
-        self._ejected = self._ejected or sig
+        if self._ejected is None:
+            self._ejected, self._ejected_at_step = sig, self._position.step
 
     @workflow.query
     def progress(self) -> list[str]:
@@ -185,6 +187,8 @@ class JourneyWorkflow:
                 reason=reason,
                 now=workflow.now(),
                 converted_at=self._goal.timestamp if self._goal else None,
+                ejected=self._ejected if reason == "ejected" else None,
+                ejected_at_step=self._ejected_at_step,
             ),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)

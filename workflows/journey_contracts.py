@@ -180,6 +180,10 @@ class FinishEnrollmentInput:
     reason: str
     now: datetime
     converted_at: datetime | None = None
+    # An ejected run: who ejected it and why, and the step it was at (the fact is written
+    # with the exit, so a crash of whoever ejected it cannot lose it).
+    ejected: EjectSignal | None = None
+    ejected_at_step: str = ""
 
 
 @dataclass

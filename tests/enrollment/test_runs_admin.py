@@ -16,6 +16,8 @@ from enrollment.runs_admin import NO_ANSWER, RunsAdmin, UnknownJourney, UnknownS
 from journey_support import add_enrollment, enrollments, ledger, outbox
 from store.reports import user_timeline
 from workflows.ids import journey_workflow_id
+from workflows.journey import JourneyWorkflow
+from workflows.journey_contracts import EjectSignal
 
 USERS = {"w1": "wechat", "w2": "wechat", "n1": "email", "n2": "email", "p1": "phone"}
 
@@ -166,3 +168,21 @@ async def test_a_run_temporal_refuses_never_keeps_the_others_from_ejection(
         assert [(r.user_id, why) for r, why in done.failed] == [(n2, "PERMISSION_DENIED: refused")]
         await exited(sqlite_db.factory, {n1: "ejected", n2: None})
     assert set(ejections(sqlite_db.factory)) == {n1}
+
+
+async def test_an_ejection_whose_sender_died_before_recording_it_is_recorded_by_the_run(
+    time_env, sqlite_db, task_queue
+):
+    """The signal got through but the process that sent it died before writing the fact:
+    the run writes it as it exits, with the step it was at, once."""
+    users = {f"n1-{task_queue}": "email"}
+    [n1] = users
+    async with journey_running(time_env, sqlite_db, task_queue, users):
+        handle = time_env.client.get_workflow_handle_for(
+            JourneyWorkflow.run, journey_workflow_id(JOURNEY_ID, n1)
+        )
+        await handle.signal(JourneyWorkflow.eject, EjectSignal(actor="ops-bob", reason="crash"))
+        await exited(sqlite_db.factory, {n1: "ejected"})
+    assert ejections(sqlite_db.factory) == {
+        n1: {"journey_id": JOURNEY_ID, "step": "nap", "actor": "ops-bob", "reason": "crash"}
+    }
