@@ -22,9 +22,10 @@ from kinds import all_kinds
 from store.db import SessionFactory
 from store.lift import Lift, lift
 from store.models import Coupon, Enrollment, Message, User
+from store.models.journeys import ARMS
 from store.reports import SENT, user_timeline
 
-GROUPS = ("treatment", "holdout")
+GROUPS = ARMS
 FAILED = ("failed", "bounced", "undelivered")
 _COUPON_CODE = re.compile(r"^coupon \S+ issued")
 
@@ -62,6 +63,8 @@ class JourneyFunnel:
     exits: dict[str, int]
     coupons_issued: int
     coupons_redeemed: int
+    # Entrants of the global control group: sent no marketing, in neither group's numbers.
+    set_aside: int = 0
 
 
 @dataclass
@@ -145,6 +148,7 @@ def _funnel(session: Session, journey: Journey) -> JourneyFunnel:
     entered: Counter[str] = Counter({g: 0 for g in GROUPS})
     converted: Counter[str] = Counter({g: 0 for g in GROUPS})
     exits: Counter[str] = Counter()
+    set_aside = 0
     for group, reason, count, conv in session.execute(
         select(
             Enrollment.group,
@@ -155,9 +159,12 @@ def _funnel(session: Session, journey: Journey) -> JourneyFunnel:
         .where(Enrollment.journey_id == journey.id)
         .group_by(Enrollment.group, Enrollment.exit_reason)
     ):
+        exits[reason or "running"] += count
+        if group not in GROUPS:  # the global control's (store.models.journeys.SET_ASIDE)
+            set_aside += count
+            continue
         entered[group] += count
         converted[group] += conv
-        exits[reason or "running"] += count
     order = {s.id: i for i, s in enumerate(walk(journey.steps)) if isinstance(s, SendStep)}
     steps: dict[tuple[str, str], StepFunnel] = {}
     for step, channel, group, status, reason, count in session.execute(
@@ -170,7 +177,7 @@ def _funnel(session: Session, journey: Journey) -> JourneyFunnel:
             func.count(),
         )
         .join(Enrollment, Enrollment.id == Message.enrollment_id)
-        .where(Message.journey_id == journey.id)
+        .where(Message.journey_id == journey.id, Enrollment.group.in_(GROUPS))
         .group_by(
             Message.step_id, Message.channel, Enrollment.group, Message.status, Message.reason
         )
@@ -208,6 +215,7 @@ def _funnel(session: Session, journey: Journey) -> JourneyFunnel:
         exits=dict(sorted(exits.items())),
         coupons_issued=issued,
         coupons_redeemed=redeemed,
+        set_aside=set_aside,
     )
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from activities.policy import QuietHours
 from simulate.results import JourneyFunnel, SendHours, SimulationResult, StepCounts
 from simulate.runner import Progress
+from store.reports import set_aside_line
 
 BAR = 40
 
@@ -60,6 +61,8 @@ def print_funnel(funnel: JourneyFunnel, console: Console) -> None:
             else ""
         )
     )
+    if funnel.set_aside:
+        console.print(set_aside_line(funnel.set_aside), highlight=False)
 
 
 def print_send_hours(hours: SendHours, console: Console) -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from rich.console import Console
 from sqlalchemy import func, select
 
 from cli import main
@@ -15,6 +16,7 @@ from journeys.validate import load_journey, shipped_journey_files
 from simulate.behaviour import parse_behaviour
 from simulate.results import SimulationResult
 from simulate.runner import run_simulation
+from simulate.view import print_funnel
 from store.db import make_engine, make_session_factory
 from store.models import Enrollment, Event
 
@@ -196,3 +198,29 @@ def test_a_journey_the_population_never_triggers_says_why(tmp_path, capsys):
     assert (
         "nobody entered: it starts on product_viewed, which the simulated users never send" in out
     )
+
+
+async def test_the_global_control_is_set_aside_from_both_groups():
+    result = await run_simulation(
+        Settings(environment="development", quiet_hours=QUIET, global_control_percent=30),
+        shipped("new_user_coupon"),
+        users=40,
+        days=3,
+        seed=5,
+        behaviour=parse_behaviour(STRONG_LIFT),
+    )
+    (funnel,) = result.journeys
+
+    assert funnel.set_aside > 0
+    arms = funnel.entered["treatment"] + funnel.entered["holdout"]
+    assert arms + funnel.set_aside == result.events["user_signed_up"] == 40
+    # The control's runs are in neither group's steps: no send there was skipped for it.
+    welcome = funnel.steps[0]
+    assert (welcome.treatment.reached, welcome.holdout.reached) == (
+        funnel.entered["treatment"],
+        funnel.entered["holdout"],
+    )
+    assert not any("global_control" in s.treatment.skipped for s in funnel.steps)
+    console = Console(record=True, width=120)
+    print_funnel(funnel, console)
+    assert f"global control: {funnel.set_aside} set aside" in console.export_text()
