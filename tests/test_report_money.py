@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import Database, make_database
 from money_support import seed
+from set_aside_support import JOURNEY, USERS
+from set_aside_support import seed as set_aside_seed
 
 from cli import main
 
@@ -62,4 +64,27 @@ def test_report_on_the_terminal_says_not_significant_yet(
     assert "not significant yet (2 buyers treated, 1 held out" in roi
     assert "would detect the observed effect" in roi
     assert "split: 4 of 10 users held out (40.0%) against 10% configured" in out
+    assert "SAMPLE RATIO MISMATCH" not in out
+
+
+def test_report_sets_the_global_control_aside_from_both_arms(
+    db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    population = set_aside_seed(db)
+    monkeypatch.setenv("LIFECYCLE_DATABASE_URL", db.url)
+    arms = {"treatment": len(population.treatment), "holdout": len(population.holdout)}
+
+    assert main(["report", JOURNEY, "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["entered"] == arms
+    assert report["set_aside"] == report["money"]["set_aside"] == len(population.control)
+    money = report["money"]["journey"]
+    assert (money["treatment"]["entrants"], money["holdout"]["entrants"]) == tuple(arms.values())
+    assert report["money"]["sample_ratio"]["total"] == sum(arms.values())
+    assert report["money"]["sample_ratio"]["mismatch"] is False
+
+    assert main(["report", JOURNEY]) == 0
+    out = capsys.readouterr().out
+    assert f"global control: {len(population.control)} set aside" in out
+    assert f"entered {len(USERS)} · exits" in out
     assert "SAMPLE RATIO MISMATCH" not in out

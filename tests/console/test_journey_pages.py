@@ -7,6 +7,9 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 from console_support import NOW, seed_journey
+from set_aside_support import JOURNEY as SET_ASIDE_JOURNEY
+from set_aside_support import USERS
+from set_aside_support import seed as set_aside_seed
 
 from journey_support import publish_shipped, publish_text
 from journeys.validate import shipped_journey_files
@@ -238,3 +241,31 @@ def test_a_shipped_journey_not_yet_published_is_shown_with_its_schedule(admin):
     start = node_text(diagram(page), **{"class": "node node-start"})
     assert start == ["schedule 0 10 * * * · dormant_30d", "entered 0"]
     assert http.get("/console/journeys/not_a_journey").status_code == 404
+
+
+def test_the_journey_and_its_report_say_how_many_of_the_global_control_were_set_aside(db, admin):
+    http, _ = admin
+    population = set_aside_seed(db)
+    said = f"global control: {len(population.control)} set aside"
+
+    journey = http.get(f"/console/journeys/{SET_ASIDE_JOURNEY}").text
+    assert re.search(r'<p id="set-aside"[^>]*>' + said, journey)
+    report = http.get(f"/console/reports/{SET_ASIDE_JOURNEY}").text
+    assert re.search(r'<p id="set-aside"[^>]*>' + said, report)
+    rows = dict(
+        re.findall(r'<tr data-group="(\w+)"><td>\w+</td><td class="num">(\d+)</td>', report)
+    )
+    assert rows == {
+        "treatment": str(len(population.treatment)),
+        "holdout": str(len(population.holdout)),
+    }
+    assert f"entered {len(USERS)} ·" in report
+    assert 'id="split" class="error"' not in report  # the split checked is the arms' own
+
+
+def test_a_journey_without_global_control_entrants_says_nothing_of_them(db, admin):
+    http, _ = admin
+    publish_shipped(db.factory, "new_user_coupon", NOW)
+
+    assert 'id="set-aside"' not in http.get("/console/journeys/new_user_coupon").text
+    assert 'id="set-aside"' not in http.get("/console/reports/new_user_coupon").text
