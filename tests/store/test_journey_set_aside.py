@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from conftest import Database
 from set_aside_support import JOURNEY, USERS, seed, signal
+from sqlalchemy import select
 
 from console.queries import conversions_over_time, journey_totals
 from enrollment.entries import enroll_many, holdout_group
 from journeys.validate import load_journey, shipped_journey_files
 from store import stats
 from store.db import transaction
+from store.models import Enrollment, Message
 from store.money import Costs, money_report
 from store.reports import journey_report
+from store.variants import variant_tests
 
 
 def test_the_report_sets_the_control_aside_from_both_arms(db: Database) -> None:
@@ -93,3 +96,32 @@ def test_a_retried_entry_keeps_the_decision_made_at_entry(db: Database) -> None:
     assert entry.group == holdout_group(JOURNEY, someone, journey.holdout)  # and keeps its arm
     with db.factory() as session:
         assert journey_report(session, journey_id=JOURNEY).set_aside == len(population.control)
+
+
+def test_the_a_b_results_count_only_the_treatment_s_own(db: Database) -> None:
+    population = seed(db)
+    with transaction(db.factory) as session:
+        for row in session.scalars(select(Enrollment).where(Enrollment.journey_id == JOURNEY)):
+            session.add(
+                Message(
+                    idempotency_key=f"{row.user_id}/welcome_sms",
+                    enrollment_id=row.id,
+                    journey_id=JOURNEY,
+                    step_id="welcome_sms",
+                    variant="a" if int(row.user_id[2:]) % 2 else "b",
+                    user_id=row.user_id,
+                    channel="sms",
+                    template="welcome_sms",
+                    status="skipped" if row.group == "global_control" else "sent",
+                    reason="global_control" if row.group == "global_control" else None,
+                    created_at=row.entered_at,
+                )
+            )
+
+    with db.factory() as session:
+        (test,) = variant_tests(session, journey_id=JOURNEY)
+
+    assert sum(r.entrants for r in test.variants) == len(population.treatment)
+    odd = [u for u in population.treatment if int(u[2:]) % 2]
+    by_name = {r.variant: r for r in test.variants}
+    assert (by_name["a"].entrants, by_name["a"].converted) == (len(odd), 0)
