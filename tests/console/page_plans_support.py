@@ -60,7 +60,7 @@ SEED = [
           FROM generate_series(1, {OTHER_EVENTS}) AS i) AS s
     """,
     # new_user_coupon for 80% of the users (a tenth held out, a fifth converted, most
-    # finished), cart_abandonment for another 20%.
+    # finished), cart_abandonment for another 20%, both entered on every day.
     f"""
     INSERT INTO enrollments (journey_id, journey_version, user_id, entry_key, entry_number,
                              "group", workflow_id, entered_at, exited_at, exit_reason,
@@ -70,12 +70,15 @@ SEED = [
            CASE WHEN i % 50 <> 1 THEN t + interval '7 days' END,
            CASE WHEN i % 5 = 2 THEN 'converted' WHEN i % 50 <> 1 THEN 'completed' END,
            CASE WHEN i % 5 = 2 THEN t + interval '2 days' END
-    FROM (SELECT i, CASE WHEN i % 5 = 0 THEN 'cart_abandonment' ELSE 'new_user_coupon' END AS j,
+    FROM (SELECT i, CASE WHEN i / 7 % 5 = 0 THEN 'cart_abandonment' ELSE 'new_user_coupon' END AS j,
                  :now - (i % 365) * interval '1 day' AS t
           FROM generate_series(1, {USERS}) AS i) AS s
     """,
     # A ledger row per treatment run, a second for a third of them: sent, delivered, skipped
-    # or failed, on three channels.
+    # or failed (in every day's runs alike: ``e.id / 365`` counts a day's runs), on three
+    # channels, created over the year and the minutes of its days, and written day by day
+    # (ids are in creation order by the day only). A few are rare: one in 10,000 skipped
+    # for quiet hours, one bounced.
     """
     INSERT INTO messages (idempotency_key, enrollment_id, journey_id, step_id, user_id, channel,
                           template, topic, status, reason, provider, provider_message_id,
@@ -83,15 +86,22 @@ SEED = [
     SELECT 'k' || e.id || ':' || s.n, e.id, e.journey_id,
            (ARRAY['welcome_sms', 'day2_push', 'day6_email'])[s.n], e.user_id,
            (ARRAY['sms', 'push', 'email'])[s.n], 'template_' || s.n, 'marketing',
-           (ARRAY['sent', 'delivered', 'delivered', 'skipped', 'failed'])[1 + e.id % 5],
-           CASE e.id % 5 WHEN 3 THEN 'frequency_cap' WHEN 4 THEN 'invalid_number' END,
-           'outbox', CASE WHEN e.id % 5 < 3 THEN 'pm' || e.id || '.' || s.n END,
-           e.entered_at + s.n * interval '1 hour',
-           CASE WHEN e.id % 5 < 3 THEN e.entered_at + s.n * interval '1 hour' END,
-           CASE WHEN e.id % 5 IN (1, 2) THEN e.entered_at + s.n * interval '2 hours' END,
+           CASE e.id % 10000 WHEN 3 THEN 'skipped' WHEN 4 THEN 'bounced'
+                ELSE (ARRAY['sent', 'delivered', 'delivered', 'skipped', 'failed'])[1 + o]
+           END,
+           CASE e.id % 10000 WHEN 3 THEN 'quiet_hours' WHEN 4 THEN 'mailbox_full'
+                ELSE CASE o WHEN 3 THEN 'frequency_cap' WHEN 4 THEN 'invalid_number' END
+           END,
+           'outbox', CASE WHEN o < 3 THEN 'pm' || e.id || '.' || s.n END,
+           t, CASE WHEN o < 3 THEN t END, CASE WHEN o IN (1, 2) THEN t + interval '1 hour' END,
            CASE WHEN s.n = 1 THEN 1 END
     FROM enrollments AS e CROSS JOIN generate_series(1, 2) AS s(n)
+         CROSS JOIN LATERAL (
+             SELECT (e.id / 365) % 5 AS o,
+                    e.entered_at + s.n * interval '1 hour' + e.id % 1440 * interval '1 minute' AS t
+         ) AS x
     WHERE e."group" = 'treatment' AND (s.n = 1 OR e.id % 3 = 0)
+    ORDER BY date_trunc('day', t), e.id, s.n
     """,
     # A coupon for every second new_user_coupon run, a third of them redeemed.
     """
@@ -177,6 +187,8 @@ class Captured:
     sql: str
     parameters: Any
     plan: dict[str, Any] = field(default_factory=dict)
+    # The plan as run (``EXPLAIN ANALYZE``), for the statements whose reads are measured.
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
@@ -194,10 +206,12 @@ def capturing(engine: Engine) -> Iterator[list[Captured]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def explain(engine: Engine, captured: Captured) -> dict[str, Any]:
-    """The planner's plan (``EXPLAIN (FORMAT JSON)``, not run) of a captured statement."""
+def explain(engine: Engine, captured: Captured, *, run: bool = False) -> dict[str, Any]:
+    """The planner's plan (``EXPLAIN (FORMAT JSON)``) of a captured statement; when ``run``,
+    the statement is run and the plan has each node's actual rows (``EXPLAIN ANALYZE``)."""
+    options = "ANALYZE, FORMAT JSON" if run else "FORMAT JSON"
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {captured.sql}", captured.parameters)
+        raw = conn.exec_driver_sql(f"EXPLAIN ({options}) {captured.sql}", captured.parameters)
         document = raw.scalar_one()
     plans = json.loads(document) if isinstance(document, str) else document
     return dict(plans[0]["Plan"])
@@ -226,3 +240,18 @@ def scans(plan: dict[str, Any]) -> list[str]:
 def seq_scanned(plan: dict[str, Any]) -> set[str]:
     """The tables the plan reads whole."""
     return {n["Relation Name"] for n in nodes(plan) if n["Node Type"] == "Seq Scan"}
+
+
+def rows_read(plan: dict[str, Any], table: str) -> int:
+    """How many rows of ``table`` a plan that was run read: what each of its scans of the
+    table returned and what it threw away (filtered out, or rechecked), over all its loops."""
+    return sum(
+        (
+            node["Actual Rows"]
+            + node.get("Rows Removed by Filter", 0)
+            + node.get("Rows Removed by Index Recheck", 0)
+        )
+        * node["Actual Loops"]
+        for node in nodes(plan)
+        if node.get("Relation Name") == table
+    )

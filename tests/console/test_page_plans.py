@@ -7,6 +7,9 @@ their ledger rows and coupons; every statement it runs is captured and explained
 whole listing (page, statements, how each table is read) is written to
 ``$LIFECYCLE_TEST_ARTIFACTS/page-plans.txt`` (default ``test-artifacts/``) for review.
 
+The Messages pages are also run (``EXPLAIN ANALYZE``): a page of the ledger reads about a
+page of its rows, however far back it starts and however rare the value it filters on.
+
 A few pages are aggregates: what they show is a count or a sum over everything they
 concern, so reading those tables whole is the plan (each says why in ``AGGREGATES``).
 """
@@ -25,7 +28,15 @@ import pytest
 from conftest import Database, make_database
 from console_support import NOW, console_client, log_in
 from fastapi.testclient import TestClient
-from page_plans_support import Captured, capturing, explain, scans, seed, seq_scanned
+from page_plans_support import (
+    Captured,
+    capturing,
+    explain,
+    rows_read,
+    scans,
+    seed,
+    seq_scanned,
+)
 
 from journey_support import publish_shipped
 from support import assert_eventually
@@ -38,6 +49,9 @@ BIG = {"users", "events", "enrollments", "messages", "coupons", "consents", "pus
 # A page runs a handful of statements; a list page's count must not grow with its rows (the
 # reports page runs a report per journey: about ten statements each, for a handful).
 MAX_STATEMENTS = 40
+# A page of the ledger (50 rows) reads about that many rows wherever it starts: through an
+# index in the page's order, not by walking the ledger newest first until rows match.
+LEDGER_PAGE_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class Page:
     reads_whole: frozenset[str] = frozenset()
     why: str = ""
     status: int = 200
+    # The most ledger rows its statements may read, counted by running them (0: not run).
+    ledger_rows: int = 0
 
 
 USER = "u123457"
@@ -101,19 +117,26 @@ PAGES = [
     ),
     Page("audiences list", "/console/audiences", frozenset(BIG), AUDIENCE_COUNTS),
     Page("an audience", "/console/audiences/mother_and_baby", frozenset(BIG), AUDIENCE_COUNTS),
-    Page("messages", "/console/messages"),
-    Page("messages, older page", "/console/messages?before=1000000"),
-    Page(
-        "messages of a journey's skips", "/console/messages?journey=new_user_coupon&status=skipped"
+    *(
+        Page(name, f"/console/messages{query}", ledger_rows=LEDGER_PAGE_ROWS)
+        for name, query in (
+            ("messages", ""),
+            ("messages, older page", "?before=1000000"),
+            ("messages of a journey's skips", "?journey=new_user_coupon&status=skipped"),
+            ("messages of a step", "?journey=new_user_coupon&step=day2_push"),
+            ("messages by reason", "?reason=invalid_number"),
+            ("messages of a user", f"?user={USER}"),
+            ("messages on a channel in days", "?channel=sms&from=2026-06-01&to=2026-06-10"),
+            ("messages in days", "?from=2025-07-01&to=2025-07-02"),
+            # A page far back, or of a value one row in 10,000 has: walking the ledger newest
+            # first to find such rows would read every row newer than them.
+            ("messages to a month back", "?to=2026-05-18"),
+            ("messages of a rare reason", "?reason=quiet_hours"),
+            ("messages of a rare status", "?status=bounced"),
+            ("messages of a rare status, a month back", "?status=bounced&to=2026-05-18"),
+            ("messages of a journey, a month back", "?journey=cart_abandonment&to=2026-05-18"),
+        )
     ),
-    Page("messages of a step", "/console/messages?journey=new_user_coupon&step=day2_push"),
-    Page("messages by reason", "/console/messages?reason=invalid_number"),
-    Page("messages of a user", f"/console/messages?user={USER}"),
-    Page(
-        "messages on a channel in days",
-        "/console/messages?channel=sms&from=2026-06-01&to=2026-06-10",
-    ),
-    Page("messages in days", "/console/messages?from=2025-07-01&to=2025-07-02"),
     Page("user search by id", f"/console/users?q={USER}", status=303),
     Page("user search by email", "/console/users?q=User123457@Example.com", status=303),
     Page("user search by phone", "/console/users?q=%2B8613800123457", status=303),
@@ -161,9 +184,11 @@ def visits(big: Database) -> dict[str, list[Captured]]:
             answer = visit(http, page)
         assert answer.status_code == page.status, f"{page.name}: {answer.text[:500]}"
         seen[page.name] = list(statements)
-    for statements in seen.values():
-        for captured in statements:
+    for page in PAGES:
+        for captured in seen[page.name]:
             captured.plan = explain(big.engine, captured)
+            if page.ledger_rows:
+                captured.run = explain(big.engine, captured, run=True)
     write_listing(seen)
     return seen
 
@@ -198,6 +223,8 @@ def write_listing(seen: dict[str, list[Captured]]) -> None:
             lines.append(f"-- {n}. cost {plan['Total Cost']:.0f}, rows {plan['Plan Rows']}")
             lines.append(textwrap.indent(" ".join(captured.sql.split()), "   "))
             lines += [f"     {scan}" for scan in scans(plan)] or ["     (no table)"]
+            if captured.run:
+                lines.append(f"     run: {rows_read(captured.run, 'messages')} ledger rows read")
         lines.append("")
     (folder / "page-plans.txt").write_text("\n".join(lines), encoding="utf-8")
 
@@ -218,3 +245,14 @@ def test_page_runs_a_bounded_number_of_statements(
     visits: dict[str, list[Captured]], page: Page
 ) -> None:
     assert len(visits[page.name]) <= MAX_STATEMENTS, [c.sql for c in visits[page.name]]
+
+
+MEASURED = [p for p in PAGES if p.ledger_rows]
+
+
+@pytest.mark.parametrize("page", MEASURED, ids=[p.name for p in MEASURED])
+def test_a_ledger_page_reads_about_a_page_of_rows(
+    visits: dict[str, list[Captured]], page: Page
+) -> None:
+    read = {" ".join(c.sql.split())[:300]: rows_read(c.run, "messages") for c in visits[page.name]}
+    assert sum(read.values()) <= page.ledger_rows, f"{page.name} reads: {read}"
