@@ -18,9 +18,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from audiences.rules import AudienceError
+from audiences.swept import SweptAudience, swept_audience
 from enrollment.router import JourneyRouter
 from journeys.models import Schedule
-from journeys.saved_schedule import SweptAudience, swept_audience
 from journeys.schedule import UnknownAudience
 from store.clock import utc_now
 from store.db import SessionFactory, transaction

@@ -53,7 +53,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     import compose
     from audiences.rules import AudienceError
-    from journeys.saved_schedule import swept_audience
+    from audiences.swept import swept_audience
     from journeys.schedule import tick_label
     from triggers.scheduler import SweepScheduler
     from triggers.sweep_by_hand import SweepError, due_sweep, follow_sweep

@@ -135,7 +135,7 @@ def tick_label(tick: datetime) -> str:
 def schedule_audience(schedule: Schedule) -> Audience:
     """The audience a schedule sweeps, as far as it is known without a database: a shipped
     audience by id, or a rule written inline (a saved audience's name needs
-    :func:`journeys.saved_schedule.swept_audience`).
+    :func:`audiences.swept.swept_audience`).
 
     Raises:
         UnknownAudience: the name is not a shipped audience's.

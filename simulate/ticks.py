@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 import compose
 from audiences.audience import Audience, shipped_audiences
+from audiences.swept import swept_audience
 from config import Settings
 from enrollment.router import JourneyRouter
 from journeys.models import Journey
-from journeys.saved_schedule import swept_audience
 from journeys.schedule import UnknownAudience, cron_trigger, next_tick, schedule_audience
 from simulate.behaviour import Behaviour
 from simulate.population import DayPlan, HeldCoupon, Person, act, identify, plan_day, track

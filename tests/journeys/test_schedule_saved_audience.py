@@ -12,10 +12,10 @@ from conftest import Database
 from sqlalchemy import delete
 
 from audiences.saved import save_audience
+from audiences.swept import swept_audience
 from cli import main
 from journeys.models import Schedule
 from journeys.problems import JourneyError
-from journeys.saved_schedule import swept_audience
 from journeys.schedule import UnknownAudience
 from journeys.validate import load_journey, parse_journey
 from message_templates.render import TemplateRenderer
