@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def postgres_ok() -> bool:
     return ok
 
 
-def make_database(kind: str, tmp_path: Path, postgres_ok: bool) -> Iterator[Database]:
+def make_database(kind: str, tmp_path: Path, postgres_ok: bool) -> Generator[Database]:
     """A fresh migrated database: a SQLite file, or a private PostgreSQL schema."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
