@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from store.models import Enrollment, Event
 from store.reports import EJECTED
-from store.upsert import insert_ignore
+from store.upsert import insert_ignore_many
 
 
 @dataclass(frozen=True)
@@ -36,27 +36,26 @@ def record_ejections(
     """One ``journey_ejected`` event per run, stored once whoever writes it first (the
     person's command right after the signal, or the run as it exits), routed already so no
     journey acts on it."""
-    for run in runs:
-        insert_ignore(
-            session,
-            Event,
-            values={
-                "message_id": f"journey-ejected:{run.enrollment_id}",
-                "type": "track",
-                "user_id": run.user_id,
-                "event": EJECTED,
-                "properties": {
-                    "journey_id": journey_id,
-                    "step": run.step,
-                    "actor": actor,
-                    "reason": reason,
-                },
-                "context": {},
-                "timestamp": now,
-                "received_at": now,
-                "routed_at": now,
+    rows = [
+        {
+            "message_id": f"journey-ejected:{run.enrollment_id}",
+            "type": "track",
+            "user_id": run.user_id,
+            "event": EJECTED,
+            "properties": {
+                "journey_id": journey_id,
+                "step": run.step,
+                "actor": actor,
+                "reason": reason,
             },
-        )
+            "context": {},
+            "timestamp": now,
+            "received_at": now,
+            "routed_at": now,
+        }
+        for run in runs
+    ]
+    insert_ignore_many(session, Event, rows=rows)  # one statement for the lot
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,17 @@ async def test_a_worker_without_a_sticky_cache_runs_a_journey_to_its_end(
     )
     db, user = sqlite_db, user_in("treatment", f"tuned-{task_queue}")
     router = router_for(time_env, db, task_queue)
-    async with running_worker(time_env.client, settings, db.factory, task_queue=task_queue):
+    async with running_worker(
+        time_env.client, settings, db.factory, task_queue=task_queue
+    ) as workers:
+        journeys, *channels = (worker.config() for worker in workers)
+        assert (
+            journeys["max_cached_workflows"],
+            journeys["max_concurrent_workflow_tasks"],
+            journeys["max_concurrent_workflow_task_polls"],
+            journeys["max_concurrent_activities"],
+        ) == (0, 2, 2, 2)
+        assert {c["max_concurrent_activity_task_polls"] for c in [journeys, *channels]} == {1}
         t0 = await time_env.get_current_time()
         publish_shipped(db.factory, "new_user_coupon", t0 - timedelta(minutes=1))
         add_user(db.factory, user, t0)
