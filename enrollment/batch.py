@@ -1,12 +1,13 @@
-"""Routing many users' events together: the database work of a batch done at once (one
-transaction redeems coupons and reads the open runs; one per journey and entry key writes
-the entries), so that a stream of events costs a few statements rather than a few each."""
+"""Routing many users' events together: the database work of a batch done at once, in the
+caller's transaction (the coupons redeemed and the open runs read for all events at once,
+then one write of the entries per journey and entry key), so that a stream of events costs a
+few statements rather than a few each."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -14,14 +15,26 @@ from enrollment.entries import Entry, redeem
 from enrollment.judging import Target, open_runs_stmt, reached, signal_of
 from enrollment.versions import REDEEMING_EVENTS, JourneySpecs
 from journeys.models import Journey
-from store.db import SessionFactory, transaction
 from store.models import Enrollment, Event
 from workflows.journey_contracts import EventSignal
 
 # The journeys an event enters its user into: (version, journey, entry key) each.
 Triggered = Callable[[Event, EventSignal], list[tuple[int, Journey, str]]]
-# Writes the entries of users into a journey version under a key, in its own transaction.
-Enroll = Callable[[Journey, int, list[str], Mapping[str, EventSignal], str], list[Entry]]
+
+
+class Enroll(Protocol):
+    """Writes the entries of users into a journey version under a key, in ``session``."""
+
+    def __call__(
+        self,
+        journey: Journey,
+        version: int,
+        user_ids: list[str],
+        signals: Mapping[str, EventSignal],
+        key: str,
+        *,
+        session: Session,
+    ) -> list[Entry]: ...
 
 
 @dataclass
@@ -35,8 +48,19 @@ class Batch:
     entries: dict[int, list[tuple[Journey, int, Entry]]]
 
 
+@dataclass
+class Prepared:
+    """A batch of stored events, read and sorted in one transaction (``_prepare``)."""
+
+    journeys: list[tuple[int, Journey]]
+    quiet: list[int]  # ids of events no journey acts on: only marked routed
+    alone: list[Event]  # the only event of its user in the batch
+    several: dict[str | None, list[Event]]  # users with more than one, in order
+    batch: Batch | None  # the database work of ``alone`` (None: route them one by one)
+
+
 def plan_batch(
-    factory: SessionFactory,
+    session: Session,
     specs: JourneySpecs,
     events: list[Event],
     *,
@@ -44,10 +68,9 @@ def plan_batch(
     enroll: Enroll,
 ) -> Batch:
     """Redeem, read the open runs and write the entries of ``events`` (different users'),
-    as routing each on its own would."""
+    as routing each on its own would, in ``session`` (the caller commits)."""
     signals = {e.id: signal_of(e) for e in events}
-    with transaction(factory) as session:
-        targets = _redeem_and_reach(session, specs, events, signals)
+    targets = _redeem_and_reach(session, specs, events, signals)
     entries: dict[int, list[tuple[Journey, int, Entry]]] = {e.id: [] for e in events}
     wanted: dict[tuple[str, int, str], tuple[Journey, list[Event]]] = {}
     for event in events:
@@ -56,7 +79,12 @@ def plan_batch(
     for (_, version, key), (journey, entering) in wanted.items():
         by_user = {e.user_id: e for e in entering if e.user_id}
         made = enroll(
-            journey, version, list(by_user), {u: signals[e.id] for u, e in by_user.items()}, key
+            journey,
+            version,
+            list(by_user),
+            {u: signals[e.id] for u, e in by_user.items()},
+            key,
+            session=session,
         )
         for entry in made:
             entries[by_user[entry.user_id].id].append((journey, version, entry))

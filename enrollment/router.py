@@ -30,10 +30,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from config import Settings
-from enrollment.batch import plan_batch
+from enrollment.batch import Batch, Prepared, plan_batch
 from enrollment.entries import Entry, enroll_many, holdout_group, redeem
 from enrollment.judging import (
     Target,
@@ -139,20 +140,9 @@ class JourneyRouter:
         """
         if not event_ids:
             return
-        events, journeys, acted_on = await asyncio.to_thread(self._load, event_ids)
-        # Most events (page views, product views) start and advance nothing: they are only
-        # marked routed, together, with no query or Temporal call of their own.
-        busy: list[Event] = []
-        done: list[int] = []
-        for event in events:
-            if may_act(event, acted_on):
-                busy.append(event)
-            else:
-                done.append(event.id)
-        # One user's events keep their order; different users are routed side by side.
-        by_user: dict[str | None, list[Event]] = {}
-        for event in busy:
-            by_user.setdefault(event.user_id, []).append(event)
+        plan = await asyncio.to_thread(self._prepare, event_ids)
+        done = list(plan.quiet)
+        by_user = plan.several
         limit = asyncio.Semaphore(self._concurrency)
         failed: list[tuple[Event, Exception]] = []
 
@@ -160,20 +150,16 @@ class JourneyRouter:
             async with limit:
                 for event in user_events:
                     try:
-                        await self._route_one(event, journeys)
+                        await self._route_one(event, plan.journeys)
                         done.append(event.id)
                     except Exception as exc:  # one event never stops the others
                         failed.append((event, exc))
 
-        # A user with one event in the batch (most of a stream) needs nothing of the others':
-        # those events are read and written together, a few statements for all of them.
-        alone = [evs[0] for evs in by_user.values() if len(evs) == 1]
         try:
-            if alone:
-                retry = await self._route_together(alone, journeys, limit, done, failed)
-                by_user = {e.user_id: [e] for e in retry} | {
-                    u: evs for u, evs in by_user.items() if len(evs) > 1
-                }
+            if plan.batch is not None:
+                await self._act_together(plan.alone, plan.batch, limit, done, failed)
+            else:  # the shared step failed: each is routed on its own
+                by_user = {e.user_id: [e] for e in plan.alone} | by_user
             async with asyncio.TaskGroup() as group:
                 for user_events in by_user.values():
                     group.create_task(route_user(user_events))
@@ -185,19 +171,50 @@ class JourneyRouter:
             if transient:
                 raise RoutingIncomplete(sorted(transient)) from failed[0][1]
 
+    def _prepare(self, event_ids: list[int]) -> Prepared:
+        """One transaction: the events and journeys (:meth:`_load`), which events concern
+        no journey, and the database work of the events of users with one event in the
+        batch (most of a stream), done for all of them at once
+        (:func:`enrollment.batch.plan_batch`). If that shared step fails it is undone, and
+        those events are routed one by one, so that only a poisoned event counts an
+        attempt."""
+        with transaction(self._factory) as session:
+            events, journeys, acted_on = self._load(session, event_ids)
+            # Most events (page views, product views) start and advance nothing: they are
+            # only marked routed, together, with no query or Temporal call of their own.
+            quiet = [e.id for e in events if not may_act(e, acted_on)]
+            # One user's events keep their order; different users are routed side by side.
+            by_user: dict[str | None, list[Event]] = {}
+            for event in events:
+                if may_act(event, acted_on):
+                    by_user.setdefault(event.user_id, []).append(event)
+            alone = [evs[0] for evs in by_user.values() if len(evs) == 1]
+            several = {u: evs for u, evs in by_user.items() if len(evs) > 1}
+            batch = None
+            if alone:
+                try:
+                    with session.begin_nested():
+                        batch = plan_batch(
+                            session,
+                            self._specs,
+                            alone,
+                            triggered=lambda event, sig: self._triggered(event, sig, journeys),
+                            enroll=self._enroll_many,
+                        )
+                except Exception:
+                    log.debug("routing %d events together failed; one by one", len(alone))
+        return Prepared(journeys, quiet, alone, several, batch)
+
     def _load(
-        self, event_ids: list[int]
+        self, session: Session, event_ids: list[int]
     ) -> tuple[list[Event], list[tuple[int, Journey]], frozenset[str]]:
         """The events, the published journeys, and the names of the events any journey
         version (published or not: older versions still have running enrollments) acts on."""
-        with transaction(self._factory) as session:
-            events: list[Event] = []
-            if event_ids:
-                stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
-                events = list(session.scalars(stmt))
-            journeys = self._specs.published(session)
-            acted_on = self._acted_on(session)
-        return events, journeys, acted_on
+        events: list[Event] = []
+        if event_ids:
+            stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
+            events = list(session.scalars(stmt))
+        return events, self._specs.published(session), self._acted_on(session)
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         with transaction(self._factory) as session:
@@ -233,31 +250,16 @@ class JourneyRouter:
             event, signal, journeys, now=self._clock(), max_trigger_age=self._max_trigger_age
         )
 
-    async def _route_together(
+    async def _act_together(
         self,
         events: list[Event],
-        journeys: list[tuple[int, Journey]],
+        batch: Batch,
         limit: asyncio.Semaphore,
         done: list[int],
         failed: list[tuple[Event, Exception]],
-    ) -> list[Event]:
-        """Route events of different users as :meth:`_route_one` would, with the database
-        work done for all of them at once (:func:`enrollment.batch.plan_batch`); then each
-        event's signals and starts go to Temporal side by side. Returns the events to route
-        again one by one: all of them if a shared step failed (so that only a poisoned event
-        counts an attempt)."""
-        try:
-            batch = await asyncio.to_thread(
-                plan_batch,
-                self._factory,
-                self._specs,
-                events,
-                triggered=lambda event, signal: self._triggered(event, signal, journeys),
-                enroll=self._enroll_many,
-            )
-        except Exception:
-            log.debug("routing %d events together failed; routing them one by one", len(events))
-            return events
+    ) -> None:
+        """What :meth:`_route_one` would do in Temporal for each of ``events``, whose
+        database work ``batch`` holds: its signals and starts, side by side."""
 
         async def act(event: Event) -> None:
             assert event.user_id is not None
@@ -274,7 +276,6 @@ class JourneyRouter:
         async with asyncio.TaskGroup() as group:
             for event in events:
                 group.create_task(act(event))
-        return []
 
     async def _enter(
         self, journey: Journey, version: int, user_id: str, signal: EventSignal, key: str = ""
@@ -302,7 +303,7 @@ class JourneyRouter:
 
         Raises :class:`LookupError` if the journey is not published (unknown or paused).
         """
-        _, journeys, _ = await asyncio.to_thread(self._load, [])
+        journeys = await asyncio.to_thread(self._published)
         found = [(v, j) for v, j in journeys if j.id == journey_id]
         if not found:
             raise LookupError(f"no published journey {journey_id!r}")
@@ -375,22 +376,31 @@ class JourneyRouter:
         key: str = "",
         *,
         now: datetime | None = None,
+        session: Session | None = None,
     ) -> list[Entry]:
-        """Write (or find) the enrollment rows of many users in one transaction
-        (:func:`enrollment.entries.enroll_many`); re-entry windows are judged at ``now``
-        (default: the clock)."""
+        """Write (or find) the enrollment rows of many users, in ``session`` or a
+        transaction of their own (:func:`enrollment.entries.enroll_many`); re-entry windows
+        are judged at ``now`` (default: the clock)."""
+        if session is None:
+            with transaction(self._factory) as own:
+                return self._enroll_many(
+                    journey, version, user_ids, signals, key, now=now, session=own
+                )
+        return enroll_many(
+            session,
+            journey,
+            version,
+            user_ids,
+            signals,
+            key,
+            now=now or self._clock(),
+            global_control_percent=self._global_control_percent,
+            global_control_salt=self._global_control_salt,
+        )
+
+    def _published(self) -> list[tuple[int, Journey]]:
         with transaction(self._factory) as session:
-            return enroll_many(
-                session,
-                journey,
-                version,
-                user_ids,
-                signals,
-                key,
-                now=now or self._clock(),
-                global_control_percent=self._global_control_percent,
-                global_control_salt=self._global_control_salt,
-            )
+            return self._specs.published(session)
 
     async def _start(
         self, journey: Journey, version: int, user_id: str, entry: Entry, signal: EventSignal

@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from journey_support import add_user, enrollments, publish_shipped, router_for, store_event
 from store.models import Event, RejectedEvent
@@ -112,3 +112,30 @@ async def test_a_run_that_cannot_start_does_not_stop_a_sweep_page(time_env, db, 
     for user in (users[0], users[2]):
         handle = env.client.get_workflow_handle(journey_workflow_id("dormancy_wakeup", user))
         assert (await handle.describe()).status is not None
+
+
+async def test_an_event_the_batch_cannot_plan_is_routed_apart(time_env, db, task_queue) -> None:
+    """The database work of a batch's events is done together, in the transaction that read
+    them; one that breaks it (a row whose properties are no object, as a hand-written row
+    could be) undoes only that shared step: the others enter once, each on its own."""
+    env = time_env
+    t0 = await env.get_current_time()
+    publish_shipped(db.factory, "new_user_coupon", t0)
+    users = [f"{task_queue}-{name}" for name in ("first", "broken", "last")]
+    for user in users:
+        add_user(db.factory, user, t0)
+    ids = [store_event(db.factory, user, "user_signed_up", t0) for user in users]
+    with db.factory.begin() as session:
+        session.execute(update(Event).where(Event.id == ids[1]).values(properties=[1, 2]))
+    router = router_for(env, db, task_queue, max_attempts=3)
+
+    await router.route(ids)
+
+    for user, event_id in ((users[0], ids[0]), (users[2], ids[2])):
+        [entry] = enrollments(db.factory, user)
+        handle = env.client.get_workflow_handle(entry.workflow_id)
+        assert (await handle.describe()).id == entry.workflow_id
+        assert event_row(db, event_id).routed_at is not None
+    broken = event_row(db, ids[1])
+    assert broken.routed_at is None and broken.route_attempts == 1
+    assert enrollments(db.factory, users[1]) == []
