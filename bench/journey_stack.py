@@ -36,7 +36,7 @@ if str(_HERE) not in sys.path:
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from chaos_kill_worker import WorkerProcess, free_port  # noqa: E402
-from ingest import ROOT, cpu_seconds, database  # noqa: E402
+from ingest import ROOT, cpu_seconds, database, machine_busy_seconds  # noqa: E402
 from ingest import process_env as ingest_env  # noqa: E402
 
 from config import Settings, package_binary  # noqa: E402
@@ -44,7 +44,7 @@ from devstack.stack import _wait_for_port, prepare_database  # noqa: E402
 from store.db import make_engine  # noqa: E402
 from store.models import User  # noqa: E402
 
-__all__ = ["ROOT", "WorkerProcess", "cpu_seconds", "database"]
+__all__ = ["ROOT", "WorkerProcess", "cpu_seconds", "database", "machine_busy_seconds"]
 
 WRITE_KEY = "dev-write-key"
 

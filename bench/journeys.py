@@ -16,8 +16,9 @@ journeys published, quiet hours and frequency caps off, one worker process, in o
 
 Rounds alternate A B B A, each with users of its own; the side's worker runs during its
 rounds only. Prints both rates per round, the ratio journey / bare (goal ≥ 0.8) and CPU
-milliseconds per user of each process: the Temporal server, the worker, the API, and this
-script (the driver).
+milliseconds per user of each process: the Temporal server, the worker, the API, this
+script (the driver), and the rest of the machine's busy time (other: PostgreSQL's backends,
+the kernel).
 
     .venv/bin/python bench/journeys.py                       # PostgreSQL, 300 users/round
     .venv/bin/python bench/journeys.py --database sqlite
@@ -61,6 +62,7 @@ from journey_stack import (  # noqa: E402
     cpu_seconds,
     database,
     journey_round,
+    machine_busy_seconds,
     process_env,
     publish_shipped,
     rounds_parser,
@@ -219,6 +221,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
                 if side == "journey":
                     pids["api"] = api.proc.pid if api.proc else 0
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                machine0 = machine_busy_seconds()
                 driver0 = time.process_time()
                 started = time.perf_counter()
                 if side == "journey":
@@ -229,6 +232,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
                 took = time.perf_counter() - started
                 used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
                 used["driver"] = time.process_time() - driver0
+                # The rest of the machine's busy time: PostgreSQL's backends, the kernel.
+                used["other"] = machine_busy_seconds() - machine0 - sum(used.values())
                 if profiler is not None:
                     profiler.send_signal(2)
                     profiler.wait(timeout=30)
