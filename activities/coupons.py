@@ -12,7 +12,7 @@ from temporalio import activity
 
 from store.db import SessionFactory, transaction
 from store.models import Coupon, Event
-from store.upsert import insert_ignore
+from store.upsert import insert_new
 from workflows.journey_contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class CouponActivities:
         with transaction(self._factory) as session:
             coupon = None
             for _ in range(5):  # a fresh code on the (astronomically rare) code collision
-                insert_ignore(
+                coupon = insert_new(
                     session,
                     Coupon,
                     values={
@@ -64,7 +64,10 @@ class CouponActivities:
                         "expires_at": inp.now + inp.valid_for,
                     },
                 )
-                coupon = session.scalar(select(Coupon).where(Coupon.issue_key == inp.issue_key))
+                # Not inserted: issued by an earlier attempt, or (rarely) the code was taken.
+                coupon = coupon or session.scalar(
+                    select(Coupon).where(Coupon.issue_key == inp.issue_key)
+                )
                 if coupon is not None:
                     break
             if coupon is None:
@@ -72,7 +75,7 @@ class CouponActivities:
             # Announce it like the platform would, so coupon journeys (expiry nudges) start:
             # routed once committed (``announce``), or by the worker's pending-event loop.
             message_id = f"coupon-issued:{coupon.id}"
-            insert_ignore(
+            announced = insert_new(
                 session,
                 Event,
                 values={
@@ -93,8 +96,14 @@ class CouponActivities:
                     "received_at": datetime.now(UTC),
                 },
             )
-            unrouted = session.scalar(
-                select(Event.id).where(Event.message_id == message_id, Event.routed_at.is_(None))
+            unrouted = (
+                announced.id
+                if announced is not None
+                else session.scalar(
+                    select(Event.id).where(
+                        Event.message_id == message_id, Event.routed_at.is_(None)
+                    )
+                )
             )
             ref = CouponRef(
                 coupon_id=coupon.id,

@@ -22,7 +22,7 @@ from observability.metrics import metrics
 from store.models import Coupon, Enrollment, User
 from store.models.journeys import SET_ASIDE
 from store.program import in_global_control
-from store.upsert import insert_ignore_many
+from store.upsert import insert_returning_many
 from workflows.ids import journey_workflow_id
 from workflows.journey_contracts import EventSignal
 
@@ -52,7 +52,18 @@ class Entry:
     global_control: bool = False
 
 
-def _entry(journey: Journey, row: Enrollment, key: str) -> Entry:
+# What an entry is made of, read or written without loading whole rows.
+_ENTRY_COLUMNS = (
+    Enrollment.id,
+    Enrollment.user_id,
+    Enrollment.workflow_id,
+    Enrollment.group,
+    Enrollment.entry_number,
+    Enrollment.trigger_message_id,
+)
+
+
+def _entry(journey: Journey, row: Any, key: str) -> Entry:
     """The entry a row records; a set-aside row's run keeps its arm of the journey."""
     control = row.group == SET_ASIDE
     group = holdout_group(journey.id, row.user_id, journey.holdout) if control else row.group
@@ -92,9 +103,9 @@ def enroll_many(
         dict.fromkeys(user_ids, signals) if isinstance(signals, EventSignal) else signals
     )
     entries: dict[str, Entry] = {}
-    latest: dict[str, Enrollment] = {}
-    rows = session.scalars(
-        select(Enrollment).where(
+    latest: dict[str, Any] = {}
+    rows = session.execute(
+        select(*_ENTRY_COLUMNS, Enrollment.exited_at).where(
             Enrollment.journey_id == journey.id,
             Enrollment.user_id.in_(user_ids),
             Enrollment.entry_key == key,
@@ -149,15 +160,22 @@ def enroll_many(
                 "entered_at": signal_of[user_id].timestamp,
             }
         )
+    written: list[Any] = []
     for start in range(0, len(new_rows), 500):  # within every database's parameter limit
-        insert_ignore_many(session, Enrollment, rows=new_rows[start : start + 500])
-    if wanted:
-        stmt = select(Enrollment).where(Enrollment.workflow_id.in_(list(wanted)))
-        for row in session.scalars(stmt):
-            # Not a concurrent entry:
-            if row.trigger_message_id == signal_of[row.user_id].message_id:
-                metrics().enrollment_started(journey.id, row.group)
-                entries[row.user_id] = _entry(journey, row, key)
+        written += insert_returning_many(
+            session, Enrollment, rows=new_rows[start : start + 500], columns=_ENTRY_COLUMNS
+        )
+    # A row not written was written meanwhile by a concurrent entry (or a retry): read it.
+    taken = [wid for wid in wanted if wid not in {row.workflow_id for row in written}]
+    if taken:
+        written += session.execute(
+            select(*_ENTRY_COLUMNS).where(Enrollment.workflow_id.in_(taken))
+        ).all()
+    for row in written:
+        # Not a concurrent entry:
+        if row.trigger_message_id == signal_of[row.user_id].message_id:
+            metrics().enrollment_started(journey.id, row.group)
+            entries[row.user_id] = _entry(journey, row, key)
     return [entries[u] for u in dict.fromkeys(user_ids) if u in entries]
 
 

@@ -214,7 +214,8 @@ class JourneyRouter:
         if event_ids:
             stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
             events = list(session.scalars(stmt))
-        return events, self._specs.published(session), self._acted_on(session)
+        journeys, newest = self._specs.published_and_newest(session)
+        return events, journeys, self._acted_on(session, newest=newest)
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         with transaction(self._factory) as session:
@@ -224,7 +225,7 @@ class JourneyRouter:
         at = self._clock()
         with transaction(self._factory) as session:
             for start in range(0, len(event_ids), 500):
-                session.execute(
+                session.connection().execute(  # Core: no loaded event to bring up to date
                     update(Event)
                     .where(Event.id.in_(event_ids[start : start + 500]), Event.routed_at.is_(None))
                     .values(routed_at=at)

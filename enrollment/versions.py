@@ -4,6 +4,7 @@ parsed spec and the properties its runs get, cached (published versions never ch
 from __future__ import annotations
 
 import threading
+from enum import Enum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,14 @@ from journeys.models import Journey
 from journeys.used_properties import UsedProperties, used_properties
 from store.journeys import live_versions, spec_of
 from store.models import JourneyVersion
+
+
+class Ask(Enum):
+    ASK = "ask"
+
+
+# ``ActedOnEvents``: the newest version's id is to be read.
+ASK = Ask.ASK
 
 # Events the router acts on whatever the journeys say: a coupon of ours was used.
 REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
@@ -34,8 +43,10 @@ class ActedOnEvents:
         self._newest: int | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, session: Session) -> frozenset[str]:
-        newest = session.scalar(select(func.max(JourneyVersion.id)))
+    def __call__(self, session: Session, *, newest: int | None | Ask = ASK) -> frozenset[str]:
+        """The names; ``newest`` is the newest version's id where the caller read it."""
+        if newest is ASK:
+            newest = session.scalar(select(func.max(JourneyVersion.id)))
         with self._lock:
             if self._names is not None and newest == self._newest:
                 return self._names
@@ -90,12 +101,21 @@ class JourneySpecs:
 
     def published(self, session: Session) -> list[tuple[int, Journey]]:
         """The published journeys, each with its version."""
+        return self.published_and_newest(session)[0]
+
+    def published_and_newest(
+        self, session: Session
+    ) -> tuple[list[tuple[int, Journey]], int | None]:
+        """The published journeys, each with its version, and the newest version's id (for
+        :class:`ActedOnEvents`), in one statement."""
         # Statuses only: a version's spec is parsed once and cached (versions never change).
-        return [
+        live, newest = live_versions(session)
+        published = [
             (version, self.spec(session, journey_id, version))
-            for journey_id, version, status in live_versions(session)
+            for journey_id, version, status in live
             if status == "published"
         ]
+        return published, newest
 
     def cached_used(self, journey: Journey, version: int) -> UsedProperties | None:
         """The properties runs of this journey version get, if already read."""

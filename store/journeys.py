@@ -7,7 +7,7 @@ import difflib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.orm import Session
 
 from journeys.models import Journey
@@ -83,12 +83,15 @@ def live_journeys(session: Session) -> list[JourneyVersion]:
     return list(session.scalars(stmt))
 
 
-def live_versions(session: Session) -> list[tuple[str, int, str]]:
-    """(journey, version, status) of every journey's latest version, without its source and
-    spec: for callers that keep parsed specs of their own (versions never change)."""
+def _live_versions_stmt() -> Select[str, int, str, int | None]:
     newest = _newest()
-    stmt = (
-        select(JourneyVersion.journey_id, JourneyVersion.version, JourneyVersion.status)
+    return (
+        select(
+            JourneyVersion.journey_id,
+            JourneyVersion.version,
+            JourneyVersion.status,
+            select(func.max(JourneyVersion.id)).scalar_subquery(),
+        )
         .join(
             newest,
             (JourneyVersion.journey_id == newest.c.journey_id)
@@ -96,7 +99,18 @@ def live_versions(session: Session) -> list[tuple[str, int, str]]:
         )
         .order_by(JourneyVersion.journey_id)
     )
-    return [(j, v, status) for j, v, status in session.execute(stmt)]
+
+
+# Built once: the router asks it for every batch it routes.
+_LIVE_VERSIONS = _live_versions_stmt()
+
+
+def live_versions(session: Session) -> tuple[list[tuple[str, int, str]], int | None]:
+    """(journey, version, status) of every journey's latest version, without its source and
+    spec: for callers that keep parsed specs of their own (versions never change); and the
+    id of the newest version row (a publish since changes it), read in the same statement."""
+    rows = session.execute(_LIVE_VERSIONS).all()
+    return [(j, v, status) for j, v, status, _ in rows], (rows[0][3] if rows else None)
 
 
 def spec_of(row: JourneyVersion) -> Journey:

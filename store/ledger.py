@@ -22,7 +22,7 @@ from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Message, User
-from store.upsert import insert_ignore, insert_ignore_many
+from store.upsert import insert_ignore_many, insert_new
 
 
 class SendStatus(StrEnum):
@@ -99,7 +99,9 @@ class RecentSend:
 
 def open_send(session: Session, *, send: NewSend) -> Message:
     """The ledger row of ``send.key``, written ``pending`` if new, and locked."""
-    insert_ignore(session, Message, values=send.values())
+    row = insert_new(session, Message, values=send.values())
+    if row is not None:
+        return row  # inserted by this transaction: nobody else sees it until it ends
     stmt = select(Message).where(Message.idempotency_key == send.key)
     return session.scalars(stmt.with_for_update()).one()
 

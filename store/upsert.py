@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store.models import Base
+
+M = TypeVar("M", bound=Base)
 
 
 def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]) -> bool:
@@ -21,6 +24,16 @@ def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]
     return session.execute(stmt.returning(literal_column("1"))).first() is not None
 
 
+def insert_new(session: Session, model: type[M], *, values: dict[str, Any]) -> M | None:
+    """Insert one row unless a unique constraint already holds it: the new row (in the
+    session, and locked by this transaction until it ends, as any row it inserted), or None
+    on a conflict. One statement where an insert and a read would be two."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing().returning(model)
+    return session.scalars(stmt).first()
+
+
 def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in one statement, skipping those a unique constraint already holds."""
     if not rows:
@@ -29,3 +42,20 @@ def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[s
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Executemany: the statement compiles once and is cached; the driver batches the rows.
     session.execute(insert(model).on_conflict_do_nothing(), rows)
+
+
+def insert_returning_many(
+    session: Session,
+    model: type[Base],
+    *,
+    rows: list[dict[str, Any]],
+    columns: Sequence[Any],
+) -> list[Any]:
+    """Insert many rows in one statement, skipping those a unique constraint already holds;
+    ``columns`` of the rows it wrote (those skipped are not among them)."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).on_conflict_do_nothing().returning(*columns)
+    return list(session.execute(stmt, rows).all())

@@ -21,7 +21,7 @@ from store.journeys import live_journeys, publish, spec_of
 from store.models import Base, Coupon, Enrollment, Event, JourneyVersion, Message, User
 from store.outbox import SqlOutboxSink, list_outbox
 from store.reports import StepOutcome, journey_report, user_timeline
-from store.upsert import insert_ignore
+from store.upsert import insert_ignore, insert_new, insert_returning_many
 from workflows.ids import journey_workflow_id
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -171,6 +171,28 @@ def test_insert_ignore_says_whether_it_inserted(db: Database) -> None:
     with transaction(db.factory) as session:
         assert not insert_ignore(session, Event, values=event_values("m-1", "order_completed"))
     assert count(db, Event) == 1
+
+
+def test_insert_new_gives_the_row_it_wrote_and_none_on_a_conflict(db: Database) -> None:
+    with transaction(db.factory) as session:
+        row = insert_new(session, Event, values=event_values("m-1", "user_signed_up"))
+        assert row is not None and row.id > 0 and row.event == "user_signed_up"
+        assert row.timestamp == T0  # as the column type reads it back
+    with transaction(db.factory) as session:
+        assert insert_new(session, Event, values=event_values("m-1", "order_completed")) is None
+    assert count(db, Event) == 1
+
+
+def test_insert_returning_many_gives_only_the_rows_it_wrote(db: Database) -> None:
+    with transaction(db.factory) as session:
+        insert_ignore(session, Event, values=event_values("m-2", "order_completed"))
+    rows = [event_values(f"m-{i}", "user_signed_up") for i in (1, 2, 3)]
+    with transaction(db.factory) as session:
+        written = insert_returning_many(
+            session, Event, rows=rows, columns=(Event.id, Event.message_id)
+        )
+    assert sorted(r.message_id for r in written) == ["m-1", "m-3"]
+    assert count(db, Event) == 3
 
 
 def test_enrollments_are_unique_per_journey_user_key_and_entry_number(db: Database) -> None:
