@@ -104,7 +104,8 @@ def _redeem_and_reach(
     rows: dict[str, list[Any]] = {}
     for start in range(0, len(users), 500):
         chunk = users[start : start + 500]
-        for row in session.execute(open_runs_stmt().where(Enrollment.user_id.in_(chunk))):
+        stmt = open_runs_stmt().where(Enrollment.user_id.in_(chunk))
+        for row in session.connection().execute(stmt):  # Core: columns, no loaded rows
             rows.setdefault(row.user_id, []).append(row)
     return {
         e.id: reached(session, specs, rows.get(e.user_id or "", []), signals[e.id]) for e in events

@@ -104,7 +104,7 @@ def enroll_many(
     )
     entries: dict[str, Entry] = {}
     latest: dict[str, Any] = {}
-    rows = session.execute(
+    rows = session.connection().execute(  # Core: columns, no loaded rows
         select(*_ENTRY_COLUMNS, Enrollment.exited_at).where(
             Enrollment.journey_id == journey.id,
             Enrollment.user_id.in_(user_ids),
@@ -168,9 +168,11 @@ def enroll_many(
     # A row not written was written meanwhile by a concurrent entry (or a retry): read it.
     taken = [wid for wid in wanted if wid not in {row.workflow_id for row in written}]
     if taken:
-        written += session.execute(
-            select(*_ENTRY_COLUMNS).where(Enrollment.workflow_id.in_(taken))
-        ).all()
+        written += (
+            session.connection()
+            .execute(select(*_ENTRY_COLUMNS).where(Enrollment.workflow_id.in_(taken)))
+            .all()
+        )
     for row in written:
         # Not a concurrent entry:
         if row.trigger_message_id == signal_of[row.user_id].message_id:

@@ -109,7 +109,7 @@ def live_versions(session: Session) -> tuple[list[tuple[str, int, str]], int | N
     """(journey, version, status) of every journey's latest version, without its source and
     spec: for callers that keep parsed specs of their own (versions never change); and the
     id of the newest version row (a publish since changes it), read in the same statement."""
-    rows = session.execute(_LIVE_VERSIONS).all()
+    rows = session.connection().execute(_LIVE_VERSIONS).all()
     return [(j, v, status) for j, v, status, _ in rows], (rows[0][3] if rows else None)
 
 

@@ -41,7 +41,9 @@ def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[s
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Executemany: the statement compiles once and is cached; the driver batches the rows.
-    session.execute(insert(model).on_conflict_do_nothing(), rows)
+    # Core, on the session's connection, after what the session holds is written.
+    session.flush()
+    session.connection().execute(insert(model).on_conflict_do_nothing(), rows)
 
 
 def insert_returning_many(
@@ -58,4 +60,5 @@ def insert_returning_many(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(model).on_conflict_do_nothing().returning(*columns)
-    return list(session.execute(stmt, rows).all())
+    session.flush()  # Core, as above
+    return list(session.connection().execute(stmt, rows).all())
