@@ -26,6 +26,10 @@ ASK = Ask.ASK
 REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
 
 
+# Built once: asked in the transaction of every batch stored.
+_NEWEST = select(func.max(JourneyVersion.id))
+
+
 class ActedOnEvents:
     """The names of the events any journey version acts on: what a published version can
     start (its trigger) and what running enrollments of any version listen for (goal, exits,
@@ -46,7 +50,7 @@ class ActedOnEvents:
     def __call__(self, session: Session, *, newest: int | None | Ask = ASK) -> frozenset[str]:
         """The names; ``newest`` is the newest version's id where the caller read it."""
         if newest is ASK:
-            newest = session.scalar(select(func.max(JourneyVersion.id)))
+            newest = session.connection().execute(_NEWEST).scalar()
         with self._lock:
             if self._names is not None and newest == self._newest:
                 return self._names

@@ -7,7 +7,7 @@ import difflib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, Subquery, func, select
+from sqlalchemy import Select, Subquery, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from journeys.models import Journey
@@ -117,14 +117,18 @@ def spec_of(row: JourneyVersion) -> Journey:
     return Journey.model_validate(row.spec)
 
 
+# Built once: every journey send asks it.
+_LATEST_STATUS = (
+    select(JourneyVersion.status)
+    .where(JourneyVersion.journey_id == bindparam("journey_id"))
+    .order_by(JourneyVersion.version.desc())
+    .limit(1)
+)
+
+
 def journey_paused(session: Session, *, journey_id: str) -> bool:
     """Whether the journey's latest version is paused (its sends are held)."""
-    status = session.scalar(
-        select(JourneyVersion.status)
-        .where(JourneyVersion.journey_id == journey_id)
-        .order_by(JourneyVersion.version.desc())
-        .limit(1)
-    )
+    status = session.connection().execute(_LATEST_STATUS, {"journey_id": journey_id}).scalar()
     return status == "paused"
 
 
