@@ -12,7 +12,7 @@ from temporalio import activity
 
 from store.db import SessionFactory, transaction
 from store.models import Coupon, Event
-from store.upsert import insert_new
+from store.upsert import insert_new_columns
 from workflows.journey_contracts import ISSUE_COUPON, CouponRef, IssueCouponInput
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 def new_code(length: int = 10) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+# What a coupon activity reports of a coupon row.
+_REF_COLUMNS = (Coupon.id, Coupon.code, Coupon.amount_fen, Coupon.min_spend_fen, Coupon.expires_at)
 
 
 class CouponActivities:
@@ -50,7 +54,7 @@ class CouponActivities:
         with transaction(self._factory) as session:
             coupon = None
             for _ in range(5):  # a fresh code on the (astronomically rare) code collision
-                coupon = insert_new(
+                coupon = insert_new_columns(
                     session,
                     Coupon,
                     values={
@@ -63,10 +67,14 @@ class CouponActivities:
                         "issued_at": inp.now,
                         "expires_at": inp.now + inp.valid_for,
                     },
+                    columns=_REF_COLUMNS,
                 )
                 # Not inserted: issued by an earlier attempt, or (rarely) the code was taken.
-                coupon = coupon or session.scalar(
-                    select(Coupon).where(Coupon.issue_key == inp.issue_key)
+                coupon = (
+                    coupon
+                    or session.execute(
+                        select(*_REF_COLUMNS).where(Coupon.issue_key == inp.issue_key)
+                    ).first()
                 )
                 if coupon is not None:
                     break
@@ -75,7 +83,7 @@ class CouponActivities:
             # Announce it like the platform would, so coupon journeys (expiry nudges) start:
             # routed once committed (``announce``), or by the worker's pending-event loop.
             message_id = f"coupon-issued:{coupon.id}"
-            announced = insert_new(
+            announced = insert_new_columns(
                 session,
                 Event,
                 values={
@@ -94,7 +102,9 @@ class CouponActivities:
                     "timestamp": inp.now,
                     # Bookkeeping, not business time: when the row was written.
                     "received_at": datetime.now(UTC),
+                    "route_attempts": 0,
                 },
+                columns=(Event.id,),
             )
             unrouted = (
                 announced.id

@@ -34,6 +34,18 @@ def insert_new(session: Session, model: type[M], *, values: dict[str, Any]) -> M
     return session.scalars(stmt).first()
 
 
+def insert_new_columns(
+    session: Session, model: type[Base], *, values: dict[str, Any], columns: Sequence[Any]
+) -> Any:
+    """As :func:`insert_new`, for a caller that needs only ``columns`` of the new row (its
+    id, what it reports): a Core statement with no loaded object, cheaper than the ORM's.
+    Returns that row, or None on a conflict."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).on_conflict_do_nothing().returning(*columns)
+    return session.connection().execute(stmt, values).first()
+
+
 def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in one statement, skipping those a unique constraint already holds."""
     if not rows:
