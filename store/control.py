@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import ControlFlag
@@ -11,10 +12,14 @@ from store.models import ControlFlag
 SENDS_PAUSED = "sends_paused"
 
 
+# Built once: every send asks it.
+_PAUSED = select(ControlFlag.value).where(ControlFlag.name == SENDS_PAUSED)
+
+
 def sends_paused(session: Session) -> bool:
     """Whether an operator has paused all sends."""
-    flag = session.get(ControlFlag, SENDS_PAUSED)
-    return flag is not None and flag.value == "true"
+    session.flush()  # a switch turned in this session counts (Core reads no pending object)
+    return session.connection().execute(_PAUSED).scalar() == "true"
 
 
 def set_sends_paused(session: Session, *, paused: bool, now: datetime) -> None:

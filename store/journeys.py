@@ -128,6 +128,7 @@ _LATEST_STATUS = (
 
 def journey_paused(session: Session, *, journey_id: str) -> bool:
     """Whether the journey's latest version is paused (its sends are held)."""
+    session.flush()  # a pause in this session counts (Core reads no pending object)
     status = session.connection().execute(_LATEST_STATUS, {"journey_id": journey_id}).scalar()
     return status == "paused"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from delivery_support import deliver, outbox_delivery
 from journey_support import add_user, ledger, outbox
-from store.control import set_sends_paused
+from store.control import sends_paused, set_sends_paused
 from store.db import transaction
 from workflows.contracts import DeliverInput, EventSignal
 
@@ -42,3 +42,12 @@ def test_pause_all_defers_then_resume_all_sends(db):
         set_sends_paused(session, paused=False, now=NOW)
     assert deliver(activities, request).status == "sent"
     assert len(outbox(db.factory)) == 1
+
+
+def test_a_pause_turned_in_a_session_counts_in_that_session(db) -> None:
+    with transaction(db.factory) as session:
+        assert not sends_paused(session)
+        set_sends_paused(session, paused=True, now=NOW)
+        assert sends_paused(session)
+        set_sends_paused(session, paused=False, now=NOW)
+        assert not sends_paused(session)
