@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from enrollment.entries import Entry, redeem
@@ -91,6 +92,12 @@ def plan_batch(
     return Batch(signals=signals, targets=targets, entries=entries)
 
 
+# Built once: every routed batch asks it.
+_OPEN_RUNS_OF = open_runs_stmt().where(
+    Enrollment.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
 def _redeem_and_reach(
     session: Session, specs: JourneySpecs, events: list[Event], signals: dict[int, EventSignal]
 ) -> dict[int, list[Target]]:
@@ -104,8 +111,8 @@ def _redeem_and_reach(
     rows: dict[str, list[Any]] = {}
     for start in range(0, len(users), 500):
         chunk = users[start : start + 500]
-        stmt = open_runs_stmt().where(Enrollment.user_id.in_(chunk))
-        for row in session.connection().execute(stmt):  # Core: columns, no loaded rows
+        # Core: columns, no loaded rows
+        for row in session.connection().execute(_OPEN_RUNS_OF, {"user_ids": chunk}):
             rows.setdefault(row.user_id, []).append(row)
     return {
         e.id: reached(session, specs, rows.get(e.user_id or "", []), signals[e.id]) for e in events

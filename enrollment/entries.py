@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from audiences.audience import audience_from_data
@@ -63,6 +63,14 @@ _ENTRY_COLUMNS = (
 )
 
 
+# Built once: every routed batch asks it.
+_ENTRIES_OF = select(*_ENTRY_COLUMNS, Enrollment.exited_at).where(
+    Enrollment.journey_id == bindparam("journey_id"),
+    Enrollment.user_id.in_(bindparam("user_ids", expanding=True)),
+    Enrollment.entry_key == bindparam("key"),
+)
+
+
 def _entry(journey: Journey, row: Any, key: str) -> Entry:
     """The entry a row records; a set-aside row's run keeps its arm of the journey."""
     control = row.group == SET_ASIDE
@@ -105,11 +113,7 @@ def enroll_many(
     entries: dict[str, Entry] = {}
     latest: dict[str, Any] = {}
     rows = session.connection().execute(  # Core: columns, no loaded rows
-        select(*_ENTRY_COLUMNS, Enrollment.exited_at).where(
-            Enrollment.journey_id == journey.id,
-            Enrollment.user_id.in_(user_ids),
-            Enrollment.entry_key == key,
-        )
+        _ENTRIES_OF, {"journey_id": journey.id, "user_ids": list(user_ids), "key": key}
     )
     for row in rows:
         seen = latest.get(row.user_id)

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
@@ -64,6 +64,14 @@ __all__ = [
     "holdout_group",
     "is_transient",
 ]
+
+
+# Built once: every routed batch runs it.
+_MARK_ROUTED = (
+    update(Event)
+    .where(Event.id.in_(bindparam("ids", expanding=True)), Event.routed_at.is_(None))
+    .values(routed_at=bindparam("at"))
+)
 
 
 class JourneyRouter:
@@ -226,9 +234,7 @@ class JourneyRouter:
         with transaction(self._factory) as session:
             for start in range(0, len(event_ids), 500):
                 session.connection().execute(  # Core: no loaded event to bring up to date
-                    update(Event)
-                    .where(Event.id.in_(event_ids[start : start + 500]), Event.routed_at.is_(None))
-                    .values(routed_at=at)
+                    _MARK_ROUTED, {"ids": event_ids[start : start + 500], "at": at}
                 )
 
     async def _route_one(self, event: Event, journeys: list[tuple[int, Journey]]) -> None:

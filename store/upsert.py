@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -40,9 +41,7 @@ def insert_new_columns(
     """As :func:`insert_new`, for a caller that needs only ``columns`` of the new row (its
     id, what it reports): a Core statement with no loaded object, cheaper than the ORM's.
     Returns that row, or None on a conflict."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).on_conflict_do_nothing().returning(*columns)
+    stmt = _returning(session.get_bind().dialect.name, model, tuple(c.key for c in columns))
     return session.connection().execute(stmt, values).first()
 
 
@@ -69,8 +68,14 @@ def insert_returning_many(
     ``columns`` of the rows it wrote (those skipped are not among them)."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).on_conflict_do_nothing().returning(*columns)
+    stmt = _returning(session.get_bind().dialect.name, model, tuple(c.key for c in columns))
     session.flush()  # Core, as above
     return list(session.connection().execute(stmt, rows).all())
+
+
+@functools.cache
+def _returning(dialect: str, model: type[Base], names: tuple[str, ...]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the model's attributes ``names``,
+    built once per dialect, model and names (a statement built once keeps its cache key)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(model).on_conflict_do_nothing().returning(*(getattr(model, n) for n in names))
