@@ -190,12 +190,14 @@ class JourneyRouter:
             events, journeys, acted_on = self._load(session, event_ids)
             # Most events (page views, product views) start and advance nothing: they are
             # only marked routed, together, with no query or Temporal call of their own.
-            quiet = [e.id for e in events if not may_act(e, acted_on)]
+            quiet: list[int] = []
             # One user's events keep their order; different users are routed side by side.
             by_user: dict[str | None, list[Event]] = {}
             for event in events:
                 if may_act(event, acted_on):
                     by_user.setdefault(event.user_id, []).append(event)
+                else:
+                    quiet.append(event.id)
             alone = [evs[0] for evs in by_user.values() if len(evs) == 1]
             several = {u: evs for u, evs in by_user.items() if len(evs) > 1}
             batch = None
@@ -223,7 +225,7 @@ class JourneyRouter:
             stmt = select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
             events = list(session.scalars(stmt))
         journeys, newest = self._specs.published_and_newest(session)
-        return events, journeys, self._acted_on(session, newest=newest)
+        return events, journeys, self._acted_on.as_of(session, newest)
 
     def _redeem(self, user_id: str, code: str, at: datetime) -> None:
         with transaction(self._factory) as session:

@@ -4,7 +4,6 @@ parsed spec and the properties its runs get, cached (published versions never ch
 from __future__ import annotations
 
 import threading
-from enum import Enum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,14 +12,6 @@ from journeys.models import Journey
 from journeys.used_properties import UsedProperties, used_properties
 from store.journeys import live_versions, spec_of
 from store.models import JourneyVersion
-
-
-class Ask(Enum):
-    ASK = "ask"
-
-
-# ``ActedOnEvents``: the newest version's id is to be read.
-ASK = Ask.ASK
 
 # Events the router acts on whatever the journeys say: a coupon of ours was used.
 REDEEMING_EVENTS = ("coupon_redeemed", "order_placed")
@@ -47,10 +38,11 @@ class ActedOnEvents:
         self._newest: int | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, session: Session, *, newest: int | None | Ask = ASK) -> frozenset[str]:
-        """The names; ``newest`` is the newest version's id where the caller read it."""
-        if newest is ASK:
-            newest = session.connection().execute(_NEWEST).scalar()
+    def __call__(self, session: Session) -> frozenset[str]:
+        return self.as_of(session, session.connection().execute(_NEWEST).scalar())
+
+    def as_of(self, session: Session, newest: int | None) -> frozenset[str]:
+        """The names, where the caller has read the newest version's id (``newest``)."""
         with self._lock:
             if self._names is not None and newest == self._newest:
                 return self._names

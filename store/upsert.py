@@ -17,8 +17,7 @@ M = TypeVar("M", bound=Base)
 
 def insert_ignore(session: Session, model: type[Base], *, values: dict[str, Any]) -> bool:
     """Insert one row unless a unique constraint already holds it; True if inserted."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(session.get_bind().dialect.name)
     # RETURNING, not rowcount: SQLAlchemy adds an implicit RETURNING on PostgreSQL, after
     # which rowcount is -1. A conflict returns no row on both databases.
     stmt = insert(model).values(**values).on_conflict_do_nothing()
@@ -29,8 +28,7 @@ def insert_new(session: Session, model: type[M], *, values: dict[str, Any]) -> M
     """Insert one row unless a unique constraint already holds it: the new row (in the
     session, and locked by this transaction until it ends, as any row it inserted), or None
     on a conflict. One statement where an insert and a read would be two."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(session.get_bind().dialect.name)
     stmt = insert(model).values(**values).on_conflict_do_nothing().returning(model)
     return session.scalars(stmt).first()
 
@@ -41,16 +39,15 @@ def insert_new_columns(
     """As :func:`insert_new`, for a caller that needs only ``columns`` of the new row (its
     id, what it reports): a Core statement with no loaded object, cheaper than the ORM's.
     Returns that row, or None on a conflict."""
-    stmt = _returning(session.get_bind().dialect.name, model, tuple(c.key for c in columns))
-    return session.connection().execute(stmt, values).first()
+    written = insert_returning_many(session, model, rows=[values], columns=columns)
+    return written[0] if written else None
 
 
 def insert_ignore_many(session: Session, model: type[Base], *, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in one statement, skipping those a unique constraint already holds."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(session.get_bind().dialect.name)
     # Executemany: the statement compiles once and is cached; the driver batches the rows.
     # Core, on the session's connection, after what the session holds is written.
     session.flush()
@@ -77,5 +74,10 @@ def insert_returning_many(
 def _returning(dialect: str, model: type[Base], names: tuple[str, ...]) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the model's attributes ``names``,
     built once per dialect, model and names (a statement built once keeps its cache key)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(dialect)
     return insert(model).on_conflict_do_nothing().returning(*(getattr(model, n) for n in names))
+
+
+def _insert(dialect: str) -> Any:
+    """The dialect's ``insert``, the one with ``on_conflict_do_nothing``."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
