@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # API processes serving that port (uvicorn's --workers): one process is bound to one
     # core by Python; a host with several cores serves more events with several.
     api_workers: int = Field(default=1, ge=1, le=64)
+    # Database connections each API process keeps open: requests that store at once up to
+    # this many reuse them; beyond it, up to 10 more are opened and closed per request.
+    api_db_connections: int = Field(default=16, ge=1, le=200)
     # The development values below are refused unless the environment is development and
     # the API and public URL are on loopback (see ``_refuse_dev_secrets``).
     write_key: str = DEV_WRITE_KEY

@@ -22,7 +22,10 @@ def build_app(settings: Settings) -> FastAPI:
     """The ingestion API wired to the database and Temporal named in ``settings``, with the
     web console at ``/console``."""
     redact_access_log()  # also when uvicorn, not ``lifecycle api``, set up the logging
-    factory = compose.session_factory(settings)
+    # A pool as large as the requests that store at once: with the dialect's 5, a few
+    # clients posting batches side by side opened and closed a connection per request.
+    engine = compose.engine(settings, pool_size=settings.api_db_connections)
+    factory = compose.session_factory(settings, on=engine)
     router = ConnectingRouter(settings, factory)
     app = create_app(
         settings,

@@ -89,7 +89,8 @@ def register(sub: Commands) -> None:
         "api",
         cmd_api,
         "run the ingestion API (uvicorn) on LIFECYCLE_API_HOST:LIFECYCLE_API_PORT; "
-        "LIFECYCLE_API_WORKERS processes (one per core serves the most events)",
+        "LIFECYCLE_API_WORKERS processes (one per core serves the most events), each keeping "
+        "LIFECYCLE_API_DB_CONNECTIONS (16) database connections",
         "LIFECYCLE_API_PORT=8080 LIFECYCLE_API_WORKERS=2 lifecycle api",
     )
     worker = command(
