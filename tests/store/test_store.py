@@ -134,6 +134,32 @@ def test_naive_datetime_is_refused_with_a_clear_error(db: Database) -> None:
     assert count(db, User) == 0
 
 
+def test_sqlite_stores_instants_as_the_dialects_own_text() -> None:
+    # The column writes its text itself on SQLite; comparisons and ORDER BY in SQL compare
+    # that text, so it must be the dialect's format to the character (rows written before
+    # and after sort together).
+    from sqlalchemy.dialects import sqlite
+
+    from store.types import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    cases = [
+        datetime(2026, 3, 1, 10, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 3, 1, 10, 30, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2026, 3, 1, 9, 0, tzinfo=SHANGHAI),  # 01:00 UTC
+        datetime(1, 1, 1, 8, 0, 0, 7, tzinfo=SHANGHAI) + timedelta(hours=1),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    assert ours is not None and theirs is not None
+    for value in cases:
+        assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None)), value
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        ours(datetime(2026, 3, 1, 10, 0))
+
+
 # --- uniqueness --------------------------------------------------------------------------
 
 
