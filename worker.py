@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import compose
 import kinds
@@ -41,6 +41,7 @@ from store.webhooks import HELD_STATUS_LIFETIME, purge_unclaimed_statuses
 from workflows.broadcast import BroadcastWorkflow
 from workflows.contracts import broadcast_batch_size, bulk_task_queue, channel_task_queue
 from workflows.journey import JourneyWorkflow
+from workflows.sandbox import sandbox_runner as sandbox_with
 from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,9 @@ PASSTHROUGH = (
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox, with the journey models passed through."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-    )
+    """The workflow sandbox, with the journey models passed through (and its glue compiled
+    once: :mod:`workflows.sandbox`)."""
+    return sandbox_with(PASSTHROUGH)
 
 
 def batches_per_second(rate: float) -> float:

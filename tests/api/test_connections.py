@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from conftest import Database
 from sqlalchemy import event
 from test_end_to_end import free_port
 
@@ -29,7 +30,7 @@ def a_batch() -> dict[str, Any]:
     return {"batch": calls}
 
 
-def test_clients_posting_side_by_side_reuse_the_processes_connections(db):
+def test_clients_posting_side_by_side_reuse_the_processes_connections(db: Database) -> None:
     settings = Settings(
         database_url=db.url,
         temporal_address=f"127.0.0.1:{free_port()}",  # nothing there; nothing is routed
