@@ -5,7 +5,8 @@ Replays the recorded histories of the shipped journeys (``tests/workflows/histor
 with the workers' pass-through modules, or **ours**, ``worker.sandbox_runner()`` (the same,
 with the sandbox's glue code compiled once: ``workflows/sandbox.py``). A replay runs each
 run's workflow code and every activation as a worker does, in the sandbox, without a server
-or activities, so its CPU time is the sandbox's and the workflow's alone.
+or activities, so its CPU time is the sandbox's and the workflow's alone. Bytecode is kept
+as the worker keeps it (``worker.keep_bytecode``), so no run compiles the workflow module.
 
 Rounds alternate A B B A (``--cycles`` times); prints each round's CPU seconds, then per side
 the CPU milliseconds per replayed run and the ratio ours / stock (below 1 is faster).
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,7 +37,7 @@ from temporalio.worker.workflow_sandbox import (  # noqa: E402
     SandboxRestrictions,
 )
 
-from worker import PASSTHROUGH, WORKFLOWS, sandbox_runner  # noqa: E402
+from worker import PASSTHROUGH, WORKFLOWS, keep_bytecode, sandbox_runner  # noqa: E402
 
 HISTORIES = ROOT / "tests" / "workflows" / "histories"
 
@@ -71,6 +73,8 @@ async def replay_round(
 
 
 async def bench(repeat: int, cycles: int) -> int:
+    # As ``lifecycle worker`` does: each run's import of the workflow module reads bytecode.
+    keep_bytecode(Path(tempfile.mkdtemp(prefix="bench-sandbox-pycache-")))
     histories = [
         WorkflowHistory.from_json(path.stem, path.read_text())
         for path in sorted(HISTORIES.glob("*.json"))
