@@ -102,7 +102,6 @@ class CouponActivities:
                     "timestamp": inp.now,
                     # Bookkeeping, not business time: when the row was written.
                     "received_at": datetime.now(UTC),
-                    "route_attempts": 0,
                 },
                 columns=(Event.id,),
             )
